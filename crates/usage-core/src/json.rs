@@ -1,0 +1,493 @@
+//! The one JSON encoding shared by the file, S3, Kafka and HTTP exporters.
+//!
+//! A flat object: `id` (UUID), `ts` (RFC 3339, microseconds, UTC), `kind`, every
+//! field of the kind under its own name (null for an absent optional, an object for
+//! a string map), then `service_name` and `service_instance_id`. See `docs/encoding.md`.
+//!
+//! ```
+//! use usage_core::{json, Event, RelayUsage, Resource, Timestamp};
+//! let ts = Timestamp::parse_rfc3339("2026-11-21T10:00:00Z").unwrap();
+//! let ev = Event::at(ts, RelayUsage { project: "acme".into(), cu: 10, ..Default::default() });
+//! let text = json::to_string(&ev, &Resource::new("relay").with_instance_id("h-1"));
+//! assert!(text.starts_with(&format!("{{\"id\":\"{}\",\"ts\":\"2026-11-21T10:00:00.000000Z\",\"kind\":\"relay_usage\",\"project\":\"acme\"", ev.id())));
+//! assert!(text.ends_with("\"service_name\":\"relay\",\"service_instance_id\":\"h-1\"}"));
+//! let back = json::decode_event(text.as_bytes()).unwrap();
+//! assert_eq!(back.id(), ev.id());
+//! assert_eq!(back.values(), ev.values());
+//! ```
+
+use crate::event::id::EventId;
+use crate::event::kind::kind_schema;
+use crate::event::record::{Record, RecordError};
+use crate::event::schema::{FieldDef, FieldType, Schema};
+use crate::event::time::Timestamp;
+use crate::event::value::{OwnedValue, Text, Value};
+use crate::event::Event;
+use crate::resource::Resource;
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// Appends one event as a JSON object (no trailing newline).
+pub fn write_event(out: &mut Vec<u8>, event: &Event, resource: &Resource) {
+    let resource = event.resource().map_or(resource, |r| r.as_ref());
+    out.extend_from_slice(b"{\"id\":\"");
+    event.id().write_str(out);
+    out.extend_from_slice(b"\",\"ts\":\"");
+    event.ts().write_rfc3339(out);
+    out.extend_from_slice(b"\",\"kind\":");
+    write_str(out, event.kind());
+    let schema = event.schema();
+    let mut fields = schema.fields.iter();
+    event.visit(|v| {
+        if let Some(def) = fields.next() {
+            out.push(b',');
+            write_str(out, &def.name);
+            out.push(b':');
+            write_value(out, v);
+        }
+    });
+    out.extend_from_slice(b",\"service_name\":");
+    write_str(out, &resource.service_name);
+    out.extend_from_slice(b",\"service_instance_id\":");
+    write_str(out, &resource.service_instance_id);
+    out.push(b'}');
+}
+
+/// One event as a JSON string.
+pub fn to_string(event: &Event, resource: &Resource) -> String {
+    let mut out = Vec::with_capacity(512);
+    write_event(&mut out, event, resource);
+    // The encoder only writes valid UTF-8 (escaped strings and ASCII).
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends events as newline-delimited JSON (one object per line).
+pub fn write_ndjson<'a>(
+    out: &mut Vec<u8>,
+    events: impl IntoIterator<Item = &'a Event>,
+    resource: &Resource,
+) {
+    for e in events {
+        write_event(out, e, resource);
+        out.push(b'\n');
+    }
+}
+
+/// Appends one value.
+pub fn write_value(out: &mut Vec<u8>, v: Value<'_>) {
+    match v {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Str(s) => write_str(out, s),
+        Value::I64(i) => out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes()),
+        Value::U64(u) => out.extend_from_slice(itoa::Buffer::new().format(u).as_bytes()),
+        Value::F64(f) if f.is_finite() => {
+            out.extend_from_slice(ryu::Buffer::new().format_finite(f).as_bytes())
+        }
+        Value::F64(_) => out.push(b'0'),
+        Value::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
+        Value::StrMap(m) => {
+            out.push(b'{');
+            for (i, (k, v)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_str(out, k);
+                out.push(b':');
+                write_str(out, v);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+/// Appends a JSON string literal with escaping.
+pub fn write_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if esc.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 15)],
+            ]);
+        } else {
+            out.extend_from_slice(esc);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// Why a JSON event could not be decoded; names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Not a JSON object.
+    #[error("invalid JSON: {0}")]
+    Syntax(String),
+    /// A required envelope field is missing or mistyped.
+    #[error("field `{field}`: {problem}")]
+    Envelope {
+        /// The envelope field (`id`, `ts`, `kind`, ...).
+        field: &'static str,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The kind is not registered in this binary and unknown kinds are not allowed.
+    #[error("unknown event kind `{0}`")]
+    UnknownKind(String),
+    /// A field of the kind is missing, unexpected or mistyped.
+    #[error("{0}")]
+    Field(String),
+}
+
+impl From<RecordError> for DecodeError {
+    fn from(e: RecordError) -> Self {
+        DecodeError::Field(e.to_string())
+    }
+}
+
+/// Decodes one event encoded by [`write_event`]. The kind must be registered in this
+/// binary (built-in or declared with `usage_event!`); see [`Decoder`] for more options.
+pub fn decode_event(bytes: &[u8]) -> Result<Event, DecodeError> {
+    Decoder::default().decode(bytes)
+}
+
+/// Decodes JSON events back into [`Event`]s, checking each field against the kind's schema.
+#[derive(Debug, Clone, Default)]
+pub struct Decoder {
+    allow_unknown_kinds: bool,
+    require_id: bool,
+}
+
+impl Decoder {
+    /// Accept kinds not registered in this binary, inferring a schema from the JSON
+    /// types (integers as i64, or u64 above i64::MAX; objects as string maps; nulls as nullable strings).
+    pub fn allow_unknown_kinds(mut self, yes: bool) -> Self {
+        self.allow_unknown_kinds = yes;
+        self
+    }
+
+    /// Reject events without an `id` instead of assigning a fresh UUIDv7.
+    pub fn require_id(mut self, yes: bool) -> Self {
+        self.require_id = yes;
+        self
+    }
+
+    /// Decodes one JSON object.
+    pub fn decode(&self, bytes: &[u8]) -> Result<Event, DecodeError> {
+        let v: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| DecodeError::Syntax(e.to_string()))?;
+        self.decode_value(v)
+    }
+
+    /// Decodes one already-parsed JSON object.
+    pub fn decode_value(&self, v: serde_json::Value) -> Result<Event, DecodeError> {
+        let serde_json::Value::Object(mut obj) = v else {
+            return Err(DecodeError::Syntax("expected a JSON object".into()));
+        };
+        let kind = match obj.remove("kind") {
+            Some(serde_json::Value::String(k)) => k,
+            Some(_) => return envelope("kind", "must be a string"),
+            None => return envelope("kind", "is missing"),
+        };
+        let ts = match obj.remove("ts") {
+            Some(serde_json::Value::String(s)) => {
+                Timestamp::parse_rfc3339(&s).map_err(|e| DecodeError::Envelope {
+                    field: "ts",
+                    problem: e.to_string(),
+                })?
+            }
+            Some(_) => return envelope("ts", "must be an RFC 3339 string"),
+            None => return envelope("ts", "is missing"),
+        };
+        let id = match obj.remove("id") {
+            Some(serde_json::Value::String(s)) => {
+                Some(s.parse::<EventId>().map_err(|e| DecodeError::Envelope {
+                    field: "id",
+                    problem: format!("not a UUID: {e}"),
+                })?)
+            }
+            Some(_) => return envelope("id", "must be a UUID string"),
+            None if self.require_id => return envelope("id", "is missing"),
+            None => None,
+        };
+        let resource = decode_resource(&mut obj)?;
+        let schema: Arc<Schema> = match kind_schema(&kind) {
+            Some(s) => Arc::new(s.clone()),
+            None if self.allow_unknown_kinds => Arc::new(infer_schema(&kind, &obj)?),
+            None => return Err(DecodeError::UnknownKind(kind)),
+        };
+        let mut values = Vec::with_capacity(schema.fields.len());
+        for def in schema.fields.iter() {
+            let v = obj
+                .remove(def.name.as_ref())
+                .unwrap_or(serde_json::Value::Null);
+            values.push(json_to_value(&schema.kind, def, v)?);
+        }
+        if let Some(extra) = obj.keys().next() {
+            return Err(DecodeError::Field(format!(
+                "kind `{kind}` has no field `{extra}`"
+            )));
+        }
+        let mut event = Event::from_record(Record::new(schema, values)?).with_ts(ts);
+        event = match id {
+            Some(id) => event.with_id(id),
+            None => event.with_id(EventId::new_v7(ts)),
+        };
+        if let Some(r) = resource {
+            event = event.with_resource(Arc::new(r));
+        }
+        Ok(event)
+    }
+}
+
+fn envelope<T>(field: &'static str, problem: &str) -> Result<T, DecodeError> {
+    Err(DecodeError::Envelope {
+        field,
+        problem: problem.to_string(),
+    })
+}
+
+fn decode_resource(
+    obj: &mut serde_json::Map<String, serde_json::Value>,
+) -> Result<Option<Resource>, DecodeError> {
+    let mut take = |field: &'static str| match obj.remove(field) {
+        Some(serde_json::Value::String(s)) => Ok(Some(Text::from(s))),
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(_) => envelope(field, "must be a string"),
+    };
+    let name = take("service_name")?;
+    let instance = take("service_instance_id")?;
+    Ok(match (name, instance) {
+        (None, None) => None,
+        (name, instance) => Some(Resource {
+            service_name: name.unwrap_or_else(|| Text::new_inline("unknown_service")),
+            service_instance_id: instance.unwrap_or_default(),
+        }),
+    })
+}
+
+fn json_to_value(
+    kind: &str,
+    def: &FieldDef,
+    v: serde_json::Value,
+) -> Result<OwnedValue, DecodeError> {
+    use serde_json::Value as J;
+    let bad = |got: &str| {
+        Err(DecodeError::Field(format!(
+            "field `{}` of kind `{kind}` must be {}{}, got {got}",
+            def.name,
+            def.ty,
+            if def.nullable { " or null" } else { "" }
+        )))
+    };
+    Ok(match (def.ty, v) {
+        (_, J::Null) if def.nullable => OwnedValue::Null,
+        (_, J::Null) => return bad("null or nothing"),
+        (FieldType::Str, J::String(s)) => OwnedValue::Str(s.into()),
+        (FieldType::Bool, J::Bool(b)) => OwnedValue::Bool(b),
+        (FieldType::U64, J::Number(n)) => match n.as_u64() {
+            Some(u) => OwnedValue::U64(u),
+            None => return bad(&format!("{n}")),
+        },
+        (FieldType::I64, J::Number(n)) => match n.as_i64() {
+            Some(i) => OwnedValue::I64(i),
+            None => return bad(&format!("{n}")),
+        },
+        (FieldType::F64, J::Number(n)) => OwnedValue::F64(n.as_f64().unwrap_or(0.0)),
+        (FieldType::StrMap, J::Object(m)) => {
+            let mut out = Vec::with_capacity(m.len());
+            for (k, v) in m {
+                match v {
+                    J::String(s) => out.push((Text::from(k), Text::from(s))),
+                    _ => return bad(&format!("a non-string value under `{k}`")),
+                }
+            }
+            OwnedValue::StrMap(out)
+        }
+        (_, other) => return bad(json_type(&other)),
+    })
+}
+
+fn json_type(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a bool",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+fn infer_schema(
+    kind: &str,
+    obj: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Schema, DecodeError> {
+    let mut fields = Vec::with_capacity(obj.len());
+    for (name, v) in obj {
+        let (ty, nullable) = match v {
+            serde_json::Value::Null => (FieldType::Str, true),
+            serde_json::Value::Bool(_) => (FieldType::Bool, false),
+            serde_json::Value::Number(n) if n.is_i64() => (FieldType::I64, false),
+            serde_json::Value::Number(n) if n.is_u64() => (FieldType::U64, false),
+            serde_json::Value::Number(_) => (FieldType::F64, false),
+            serde_json::Value::String(_) => (FieldType::Str, false),
+            serde_json::Value::Object(_) => (FieldType::StrMap, false),
+            serde_json::Value::Array(_) => {
+                return Err(DecodeError::Field(format!(
+                    "field `{name}`: arrays are not a field type"
+                )))
+            }
+        };
+        fields.push(FieldDef {
+            name: Cow::Owned(name.clone()),
+            ty,
+            nullable,
+        });
+    }
+    let schema = Schema {
+        kind: Cow::Owned(kind.to_string()),
+        fields: Cow::Owned(fields),
+    };
+    schema.validate().map_err(DecodeError::Field)?;
+    Ok(schema)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{NetworkEvent, OptimizerQos, RelayUsage};
+
+    fn res() -> Resource {
+        Resource::new("svc").with_instance_id("i-1")
+    }
+
+    #[test]
+    fn escapes_control_and_quote_characters() {
+        let mut out = Vec::new();
+        write_str(&mut out, "a\"b\\c\nd\u{1}é");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\"a\\\"b\\\\c\\nd\\u0001é\""
+        );
+    }
+
+    #[test]
+    fn every_builtin_round_trips_exactly() {
+        let events = vec![
+            Event::new(RelayUsage {
+                project: "p\"1".into(),
+                chain: "ETH1".into(),
+                cu: u64::MAX,
+                latency_ms: 12,
+                success: true,
+                hedge_count: 3,
+                ..Default::default()
+            }),
+            Event::new(OptimizerQos {
+                provider: "prov".into(),
+                selection_latency: 0.123456789,
+                selection_sync: f64::NAN,
+                epoch: 42,
+                ..Default::default()
+            }),
+            Event::new(NetworkEvent {
+                event_type: "stream_started".into(),
+                stream_id: "s1".into(),
+                pipeline: "p".into(),
+                attributes: vec![("codec".into(), "h264".into()), ("k\n".into(), "v".into())],
+            }),
+        ];
+        for ev in &events {
+            let text = to_string(ev, &res());
+            let back = decode_event(text.as_bytes()).unwrap();
+            assert_eq!(back.id(), ev.id());
+            assert_eq!(back.ts(), ev.ts());
+            assert_eq!(back.kind(), ev.kind());
+            assert_eq!(back.values(), ev.values(), "{text}");
+            assert_eq!(back.resource().unwrap().as_ref(), &res());
+            // and re-encoding is byte-identical
+            assert_eq!(to_string(&back, &Resource::default()), text);
+        }
+    }
+
+    #[test]
+    fn decode_errors_name_the_field() {
+        let ev = Event::new(RelayUsage::default());
+        let mut v: serde_json::Value = serde_json::from_str(&to_string(&ev, &res())).unwrap();
+        v["cu"] = serde_json::json!("ten");
+        let e = Decoder::default()
+            .decode_value(v.clone())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "field `cu` of kind `relay_usage` must be u64, got a string"
+        );
+        v["cu"] = serde_json::json!(-1);
+        let e = Decoder::default()
+            .decode_value(v.clone())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("must be u64, got -1"), "{e}");
+        v["cu"] = serde_json::json!(1);
+        v["bogus"] = serde_json::json!(1);
+        let e = Decoder::default()
+            .decode_value(v.clone())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "kind `relay_usage` has no field `bogus`");
+        v["kind"] = serde_json::json!("nope");
+        assert_eq!(
+            Decoder::default().decode_value(v.clone()).unwrap_err(),
+            DecodeError::UnknownKind("nope".into())
+        );
+        let e = Decoder::default()
+            .decode(b"{\"kind\":\"relay_usage\",\"ts\":\"yesterday\"}")
+            .unwrap_err();
+        assert!(
+            e.to_string().starts_with("field `ts`: invalid RFC 3339"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_kinds_are_inferred_when_allowed() {
+        let line = br#"{"id":"0190f0b0-0000-7000-8000-000000000001","ts":"2026-01-01T00:00:00Z","kind":"gpu_seconds","gpu":"a100","seconds":3.5,"n":7,"tags":{"a":"b"}}"#;
+        let ev = Decoder::default()
+            .allow_unknown_kinds(true)
+            .decode(line)
+            .unwrap();
+        assert_eq!(ev.kind(), "gpu_seconds");
+        assert_eq!(ev.schema().field("n").unwrap().ty, FieldType::I64);
+        let seconds = ev.schema().index_of("seconds").unwrap();
+        assert_eq!(ev.values()[seconds], Value::F64(3.5));
+        assert!(decode_event(line).is_err());
+    }
+
+    #[test]
+    fn missing_id_gets_a_fresh_one_unless_required() {
+        let line = br#"{"ts":"2026-01-01T00:00:00Z","kind":"network_event","event_type":"x","stream_id":"s","pipeline":"p","attributes":{}}"#;
+        let ev = decode_event(line).unwrap();
+        assert_eq!(ev.id().uuid().get_version_num(), 7);
+        assert!(Decoder::default().require_id(true).decode(line).is_err());
+    }
+}

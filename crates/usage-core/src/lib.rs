@@ -1,0 +1,78 @@
+//! # usage-core
+//!
+//! Record what users consumed and deliver it without slowing the service down and
+//! without losing a billable event.
+//!
+//! - [`Event`]: an idempotency key ([`EventId`], UUIDv7), the event time
+//!   ([`Timestamp`]) and a typed payload of a kind with a declared [`Schema`]:
+//!   the built-in [`RelayUsage`], [`OptimizerQos`], [`NetworkEvent`], or your own
+//!   declared with [`usage_event!`].
+//! - [`UsageSink`]: `emit` never blocks, never panics, works from any thread.
+//! - [`Pipeline`]: bounded queue, routing by kind, one isolated queue and worker per
+//!   [`Exporter`], retries with backoff, pause on auth failure, dead-letter files,
+//!   [`stats`](Pipeline::stats), and `flush`/`shutdown` that report exactly what
+//!   was delivered.
+//! - [`registry`] and [`UsageConfig`]: exporters chosen in `usage.toml`/env.
+//!
+//! ```
+//! use std::time::Duration;
+//! use usage_core::{async_trait, Batch, ExportError, Exporter, Pipeline, RelayUsage};
+//!
+//! struct Print;
+//! #[async_trait]
+//! impl Exporter for Print {
+//!     async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
+//!         for e in batch.iter() {
+//!             println!("{}", usage_core::json::to_string(e, batch.resource()));
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let pipeline = Pipeline::builder().exporter("print", Print).build()?;
+//! pipeline.sink().emit(RelayUsage { project: "acme".into(), cu: 10, ..Default::default() });
+//! pipeline.shutdown_blocking(Duration::from_secs(5))?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod config;
+mod event;
+mod exporter;
+pub mod json;
+mod pipeline;
+pub mod registry;
+mod resource;
+mod sink;
+
+pub use async_trait::async_trait;
+pub use config::secret::{Secret, SecretError};
+pub use config::{
+    ConfigError, ExporterOptions, ExporterSection, FullPolicy, PipelineConfig, UsageConfig,
+};
+pub use event::builtin::{NetworkEvent, OptimizerQos, RelayUsage};
+pub use event::id::EventId;
+pub use event::kind::{kind_schema, registered_kinds, EventData, EventKind};
+pub use event::record::{Record, RecordError};
+pub use event::schema::{FieldDef, FieldType, Schema, RESERVED_FIELD_NAMES};
+pub use event::time::{CivilTime, Timestamp, TimestampError};
+pub use event::value::{finite_or_zero, FieldValue, OwnedValue, StrMap, Text, Value};
+pub use event::Event;
+pub use exporter::{ExportError, Exporter};
+pub use pipeline::batch::{Batch, BatchId};
+pub use pipeline::report::{DeliveryError, DeliveryReport, ExporterDelivery};
+pub use pipeline::stats::{DropStats, ExporterStats, PipelineStats};
+pub use pipeline::{Pipeline, PipelineBuilder};
+pub use registry::{ExporterContext, ExporterDefaults, ExporterFactory};
+pub use resource::{default_instance_id, Resource};
+pub use sink::UsageSink;
+
+/// Used by the crate's macros; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::event::kind::KindRegistration;
+    pub use crate::event::Payload;
+    pub use crate::registry::ExporterRegistration;
+    pub use inventory;
+}

@@ -1,0 +1,333 @@
+//! Batches handed to exporters: zero-copy views over chunks of events that the
+//! router shares between every exporter subscribed to their kind.
+
+use crate::event::Event;
+use crate::resource::Resource;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Events of one kind, moved out of the ingest queue together. Shared (`Arc`) by
+/// every exporter that subscribes to the kind, so fan-out copies nothing.
+#[derive(Debug)]
+pub(crate) struct Chunk {
+    pub(crate) events: Vec<Event>,
+    pub(crate) bytes: usize,
+    pub(crate) created: Instant,
+}
+
+impl Chunk {
+    pub(crate) fn new(events: Vec<Event>) -> Self {
+        let bytes = events.iter().map(Event::approx_bytes).sum();
+        Chunk {
+            events,
+            bytes,
+            created: Instant::now(),
+        }
+    }
+}
+
+/// A contiguous run of one chunk.
+#[derive(Debug, Clone)]
+pub(crate) struct Slice {
+    pub(crate) chunk: Arc<Chunk>,
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+}
+
+impl Slice {
+    pub(crate) fn whole(chunk: Arc<Chunk>) -> Self {
+        let end = chunk.events.len();
+        Slice {
+            chunk,
+            start: 0,
+            end,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    pub(crate) fn events(&self) -> &[Event] {
+        &self.chunk.events[self.start..self.end]
+    }
+
+    pub(crate) fn bytes(&self) -> usize {
+        if self.start == 0 && self.end == self.chunk.events.len() {
+            self.chunk.bytes
+        } else {
+            self.events().iter().map(Event::approx_bytes).sum()
+        }
+    }
+
+    /// Splits off the first `n` events.
+    pub(crate) fn take_front(&mut self, n: usize) -> Slice {
+        let cut = (self.start + n).min(self.end);
+        let front = Slice {
+            chunk: self.chunk.clone(),
+            start: self.start,
+            end: cut,
+        };
+        self.start = cut;
+        front
+    }
+}
+
+/// The idempotency key of a batch: derived from its events, so the same events
+/// retried give the same id (HTTP `Idempotency-Key`, S3 object names, ClickHouse
+/// insert dedup token).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BatchId(u128);
+
+impl BatchId {
+    fn of(first: &Event, last: &Event, len: usize) -> Self {
+        // Two rounds of splitmix64 over the first and last ids and the length.
+        let a = u128::from_be_bytes(*first.id().as_bytes());
+        let b = u128::from_be_bytes(*last.id().as_bytes());
+        let mut x = (a as u64) ^ ((a >> 64) as u64).rotate_left(17) ^ (len as u64);
+        let mut y = (b as u64) ^ ((b >> 64) as u64).rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15;
+        x = mix(x ^ y.rotate_left(7));
+        y = mix(y ^ x);
+        BatchId((u128::from(x) << 64) | u128::from(y))
+    }
+
+    /// The id as a number.
+    pub fn as_u128(&self) -> u128 {
+        self.0
+    }
+}
+
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl fmt::Display for BatchId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl fmt::Debug for BatchId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BatchId({self})")
+    }
+}
+
+/// A batch of events for one exporter, in emit order, possibly of several kinds.
+///
+/// ```
+/// use std::sync::Arc;
+/// use usage_core::{Batch, Event, RelayUsage, Resource};
+/// let batch = Batch::from_events(
+///     (0..3).map(|cu| Event::new(RelayUsage { cu, ..Default::default() })).collect(),
+///     Arc::new(Resource::default()),
+/// );
+/// assert_eq!(batch.len(), 3);
+/// assert_eq!(batch.slices().count(), 1); // one kind
+/// let total: u64 = batch.iter().map(|e| e.downcast_ref::<RelayUsage>().unwrap().cu).sum();
+/// assert_eq!(total, 3);
+/// ```
+#[derive(Clone)]
+pub struct Batch {
+    id: BatchId,
+    slices: Vec<Slice>,
+    len: usize,
+    resource: Arc<Resource>,
+    attempt: u32,
+}
+
+impl Batch {
+    pub(crate) fn from_slices(slices: Vec<Slice>, resource: Arc<Resource>) -> Option<Self> {
+        let slices: Vec<Slice> = slices.into_iter().filter(|s| s.len() > 0).collect();
+        let first = slices.first()?.events().first()?;
+        let last = slices.last()?.events().last()?;
+        let len = slices.iter().map(Slice::len).sum();
+        Some(Batch {
+            id: BatchId::of(first, last, len),
+            slices,
+            len,
+            resource,
+            attempt: 0,
+        })
+    }
+
+    /// A batch from owned events (for tests, tools and exporters' own tests).
+    /// Events are grouped into runs of the same kind, keeping their order.
+    pub fn from_events(events: Vec<Event>, resource: Arc<Resource>) -> Self {
+        let mut slices = Vec::new();
+        let mut run: Vec<Event> = Vec::new();
+        for e in events {
+            if run.last().is_some_and(|p| p.kind() != e.kind()) {
+                slices.push(Slice::whole(Arc::new(Chunk::new(std::mem::take(&mut run)))));
+            }
+            run.push(e);
+        }
+        if !run.is_empty() {
+            slices.push(Slice::whole(Arc::new(Chunk::new(run))));
+        }
+        Batch::from_slices(slices, resource.clone()).unwrap_or(Batch {
+            id: BatchId(0),
+            slices: Vec::new(),
+            len: 0,
+            resource,
+            attempt: 0,
+        })
+    }
+
+    /// The idempotency key: the same for every attempt of this batch.
+    pub fn id(&self) -> BatchId {
+        self.id
+    }
+
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when there are no events.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Approximate bytes the events hold in memory.
+    pub fn bytes(&self) -> usize {
+        self.slices.iter().map(Slice::bytes).sum()
+    }
+
+    /// The pipeline's resource attributes (an event's own, if set, overrides them).
+    pub fn resource(&self) -> &Resource {
+        &self.resource
+    }
+
+    /// 0 for the first attempt, then 1, 2, ... for retries of this same batch.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    pub(crate) fn set_attempt(&mut self, attempt: u32) {
+        self.attempt = attempt;
+    }
+
+    /// All events, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &Event> + '_ {
+        self.slices.iter().flat_map(|s| s.events().iter())
+    }
+
+    /// Runs of events of a single kind, in order (handy for per-kind tables and topics).
+    pub fn slices(&self) -> impl Iterator<Item = &[Event]> + '_ {
+        self.slices.iter().map(Slice::events)
+    }
+
+    /// Splits into two halves by count (for destinations that said "too large").
+    pub(crate) fn split(&self) -> Option<(Batch, Batch)> {
+        if self.len < 2 {
+            return None;
+        }
+        let mut left_n = self.len / 2;
+        let mut left = Vec::new();
+        let mut right = Vec::new();
+        for s in &self.slices {
+            if left_n == 0 {
+                right.push(s.clone());
+            } else if s.len() <= left_n {
+                left_n -= s.len();
+                left.push(s.clone());
+            } else {
+                let mut rest = s.clone();
+                left.push(rest.take_front(left_n));
+                left_n = 0;
+                right.push(rest);
+            }
+        }
+        Some((
+            Batch::from_slices(left, self.resource.clone())?,
+            Batch::from_slices(right, self.resource.clone())?,
+        ))
+    }
+
+    /// The events at the given positions (in [`iter`](Batch::iter) order).
+    pub(crate) fn select(&self, indices: &[usize]) -> Vec<&Event> {
+        let mut wanted: Vec<usize> = indices.to_vec();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut out = Vec::with_capacity(wanted.len());
+        let mut w = wanted.iter().peekable();
+        for (i, e) in self.iter().enumerate() {
+            if w.peek() == Some(&&i) {
+                out.push(e);
+                w.next();
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Debug for Batch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Batch")
+            .field("id", &self.id)
+            .field("len", &self.len)
+            .field("attempt", &self.attempt)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{NetworkEvent, RelayUsage};
+    use proptest::prelude::*;
+
+    fn mixed(n: usize) -> Vec<Event> {
+        (0..n)
+            .map(|i| {
+                if i % 3 == 0 {
+                    Event::new(NetworkEvent::default())
+                } else {
+                    Event::new(RelayUsage {
+                        cu: i as u64,
+                        ..Default::default()
+                    })
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn batch_id_is_stable_and_content_derived() {
+        let events = mixed(10);
+        let a = Batch::from_events(events.clone(), Arc::default());
+        let b = Batch::from_events(events.clone(), Arc::default());
+        assert_eq!(a.id(), b.id());
+        let c = Batch::from_events(events[..9].to_vec(), Arc::default());
+        assert_ne!(a.id(), c.id());
+        assert_eq!(a.id().to_string().len(), 32);
+    }
+
+    #[test]
+    fn select_picks_positions_in_order() {
+        let events = mixed(7);
+        let b = Batch::from_events(events.clone(), Arc::default());
+        let picked: Vec<_> = b.select(&[5, 1, 5]).into_iter().map(Event::id).collect();
+        assert_eq!(picked, vec![events[1].id(), events[5].id()]);
+    }
+
+    proptest! {
+        #[test]
+        fn split_keeps_every_event_once_in_order(n in 2usize..200) {
+            let events = mixed(n);
+            let b = Batch::from_events(events.clone(), Arc::default());
+            let (l, r) = b.split().unwrap();
+            prop_assert_eq!(l.len() + r.len(), n);
+            prop_assert_eq!(l.len(), n / 2);
+            let ids: Vec<_> = l.iter().chain(r.iter()).map(Event::id).collect();
+            let want: Vec<_> = events.iter().map(Event::id).collect();
+            prop_assert_eq!(ids, want);
+            prop_assert!(l.slices().all(|s| s.iter().all(|e| e.kind() == s[0].kind())));
+        }
+    }
+}

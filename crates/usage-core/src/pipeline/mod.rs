@@ -1,0 +1,756 @@
+//! The pipeline: ingest queue -> router -> one queue and worker per exporter.
+//!
+//! ```text
+//! emit ──► ingest queue ──► router ──► [queue ► worker ► exporter A]
+//!  (lock-free, bounded)      (per kind)  [queue ► worker ► exporter B]
+//! ```
+//!
+//! Each worker owns its batching, retries, pause and dead-letter handling, so a
+//! hung or failing exporter only ever fills its own queue.
+
+pub(crate) mod backoff;
+pub(crate) mod batch;
+pub(crate) mod deadletter;
+pub(crate) mod ingest;
+pub(crate) mod queue;
+pub(crate) mod report;
+pub(crate) mod router;
+pub(crate) mod stats;
+pub(crate) mod worker;
+
+use crate::config::{ConfigError, ExporterOptions, ExporterSection, PipelineConfig, UsageConfig};
+use crate::event::kind::{kind_schema, registered_kinds, validate_registered_kinds};
+use crate::exporter::Exporter;
+use crate::registry::{exporter_factory, unknown_type_error, ExporterContext, ExporterDefaults};
+use crate::resource::Resource;
+use crate::sink::UsageSink;
+use ingest::Ingest;
+use queue::ExporterSlot;
+use report::{DeliveryError, DeliveryReport};
+use router::Router;
+use stats::{ExporterStats, PipelineStats};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+use tokio::runtime::{Handle, Runtime};
+use tokio::sync::{watch, Notify};
+use worker::{Worker, WorkerSettings};
+
+/// Wakes anyone waiting for progress (flush/shutdown), from sync or async code.
+pub(crate) struct Progress {
+    generation: Mutex<u64>,
+    cv: Condvar,
+    notify: Notify,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress {
+            generation: Mutex::new(0),
+            cv: Condvar::new(),
+            notify: Notify::new(),
+        }
+    }
+
+    pub(crate) fn bump(&self) {
+        *self.generation.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.cv.notify_all();
+        self.notify.notify_waiters();
+    }
+
+    /// Blocks until `done()` or the deadline; returns `done()`.
+    fn wait_blocking(&self, deadline: Instant, done: impl Fn() -> bool) -> bool {
+        let mut g = self.generation.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if done() {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            // Bounded waits also cover progress that bumps no one (e.g. a router pass).
+            let step = (deadline - now).min(Duration::from_millis(50));
+            g = self
+                .cv
+                .wait_timeout(g, step)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    async fn wait_async(&self, deadline: Instant, done: impl Fn() -> bool) -> bool {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if done() {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            let step = (deadline - now).min(Duration::from_millis(50));
+            let _ = tokio::time::timeout(step, notified).await;
+        }
+    }
+}
+
+/// Signals shared by the pipeline handle and its tasks.
+pub(crate) struct Control {
+    pub(crate) stopping: AtomicBool,
+    pub(crate) flush_gen: AtomicU64,
+    pub(crate) abort: watch::Sender<bool>,
+    pub(crate) progress: Progress,
+    deadline: Mutex<Option<Instant>>,
+}
+
+impl Control {
+    /// Time left before the shutdown deadline, if one is set.
+    pub(crate) fn remaining(&self) -> Option<Duration> {
+        self.deadline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+}
+
+struct Inner {
+    ingest: Arc<Ingest>,
+    slots: Vec<Arc<ExporterSlot>>,
+    router: Mutex<Router>,
+    control: Arc<Control>,
+    router_tick: Duration,
+    flush_base: Mutex<PipelineStats>,
+}
+
+impl Inner {
+    fn drain(&self) {
+        let mut r = self.router.lock().unwrap_or_else(|p| p.into_inner());
+        if r.drain(&self.ingest, &self.slots) > 0 {
+            self.control.progress.bump();
+        }
+        r.log_drops(self.ingest.drops.snapshot());
+    }
+
+    fn stats(&self) -> PipelineStats {
+        let accepted = self
+            .router
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .accepted;
+        let queued = self.ingest.len() as u64;
+        let dropped = self.ingest.drops.snapshot();
+        let exporters = self
+            .slots
+            .iter()
+            .map(|s| {
+                let (qe, qb) = {
+                    let q = s.lock();
+                    (q.events as u64, q.bytes as u64)
+                };
+                let c = &s.counters;
+                ExporterStats {
+                    name: s.name.clone(),
+                    type_name: s.type_name.clone(),
+                    routed: c.routed.load(Relaxed),
+                    exported: c.exported.load(Relaxed),
+                    retried: c.retried.load(Relaxed),
+                    errors: c.errors.load(Relaxed),
+                    dead_lettered: c.dead_lettered.load(Relaxed),
+                    dropped_queue_full: c.dropped_queue_full.load(Relaxed),
+                    failed: c.failed.load(Relaxed),
+                    queued_events: qe,
+                    queued_bytes: qb,
+                    in_flight: c.in_flight.load(Relaxed),
+                    paused: c.paused.load(Relaxed),
+                    last_error: c
+                        .last_error
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clone(),
+                }
+            })
+            .collect();
+        PipelineStats {
+            emitted: accepted + queued + dropped.total() - dropped.unrouted,
+            accepted: accepted + queued,
+            dropped,
+            queued_events: queued,
+            queued_bytes: self.ingest.bytes() as u64,
+            exporters,
+        }
+    }
+
+    /// Every exporter has finished everything routed to it by the time of `targets`.
+    fn caught_up(&self, targets: &[u64]) -> bool {
+        self.slots
+            .iter()
+            .zip(targets)
+            .all(|(s, t)| s.counters.done() >= *t)
+    }
+
+    fn all_finished(&self) -> bool {
+        self.slots.iter().all(|s| s.finished.load(Relaxed))
+    }
+
+    /// Starts a flush: moves queued events to exporters, asks workers to send now,
+    /// and returns what each exporter must have finished for the flush to be complete.
+    fn begin_flush(&self) -> Vec<u64> {
+        self.drain();
+        let targets = self
+            .slots
+            .iter()
+            .map(|s| s.counters.routed.load(Relaxed))
+            .collect();
+        self.control.flush_gen.fetch_add(1, Relaxed);
+        for s in &self.slots {
+            s.notify.notify_one();
+        }
+        targets
+    }
+
+    fn end_flush(&self) -> Result<DeliveryReport, DeliveryError> {
+        let now = self.stats();
+        let mut base = self.flush_base.lock().unwrap_or_else(|p| p.into_inner());
+        let report = DeliveryReport::between(&base, &now);
+        *base = now;
+        finish(report)
+    }
+
+    /// Starts a shutdown: refuses new events, moves queued ones, tells workers to
+    /// finish their queues and exit.
+    fn begin_shutdown(&self, deadline: Instant) {
+        *self
+            .control
+            .deadline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(deadline);
+        self.ingest.close();
+        self.drain();
+        self.control.stopping.store(true, Relaxed);
+        self.ingest.wake.notify_one();
+        for s in &self.slots {
+            s.notify.notify_one();
+        }
+    }
+
+    fn end_shutdown(&self) -> Result<DeliveryReport, DeliveryError> {
+        let report = DeliveryReport::between(&PipelineStats::default(), &self.stats());
+        if !report.is_complete() {
+            tracing::error!("usage pipeline shut down with undelivered events: {report}");
+        }
+        finish(report)
+    }
+}
+
+fn finish(report: DeliveryReport) -> Result<DeliveryReport, DeliveryError> {
+    if report.is_complete() {
+        Ok(report)
+    } else {
+        Err(DeliveryError(report))
+    }
+}
+
+/// A running pipeline: owns the router and one worker per exporter.
+///
+/// ```
+/// use std::time::Duration;
+/// use usage_core::{async_trait, Batch, ExportError, Exporter, Pipeline, RelayUsage};
+///
+/// struct Discard;
+/// #[async_trait]
+/// impl Exporter for Discard {
+///     async fn export(&self, _batch: &Batch) -> Result<(), ExportError> { Ok(()) }
+/// }
+///
+/// let pipeline = Pipeline::builder().exporter("discard", Discard).build().unwrap();
+/// let sink = pipeline.sink();
+/// sink.emit(RelayUsage { cu: 10, ..Default::default() });
+/// let report = pipeline.shutdown_blocking(Duration::from_secs(5)).unwrap();
+/// assert_eq!(report.exporter("discard").unwrap().delivered, 1);
+/// ```
+pub struct Pipeline {
+    inner: Arc<Inner>,
+    sink: UsageSink,
+    runtime: Mutex<Option<Runtime>>,
+    done: Mutex<Option<Result<DeliveryReport, DeliveryError>>>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field(
+                "exporters",
+                &self.inner.slots.iter().map(|s| &s.name).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pipeline {
+    /// A builder with default settings and no exporters.
+    pub fn builder() -> PipelineBuilder {
+        PipelineBuilder::default()
+    }
+
+    /// Builds from configuration, looking exporter types up in the registry. With
+    /// no `[exporters]`, uses the `file` exporter under `pipeline.data_dir`.
+    pub fn from_config(config: &UsageConfig) -> Result<Pipeline, ConfigError> {
+        PipelineBuilder::from_config(config)?.build()
+    }
+
+    /// A handle for emitting; cheap to clone, usable from any thread.
+    pub fn sink(&self) -> UsageSink {
+        self.sink.clone()
+    }
+
+    /// Counters for the pipeline and each exporter.
+    pub fn stats(&self) -> PipelineStats {
+        self.inner.stats()
+    }
+
+    /// Exporter instance names, in config order.
+    pub fn exporter_names(&self) -> Vec<String> {
+        self.inner.slots.iter().map(|s| s.name.clone()).collect()
+    }
+
+    /// Resumes a paused exporter now (e.g. after rotating its key) instead of
+    /// waiting for the next probe. Returns false if there is no such exporter.
+    pub fn resume(&self, exporter: &str) -> bool {
+        match self.inner.slots.iter().find(|s| s.name == exporter) {
+            Some(s) => {
+                s.resume.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Sends everything emitted so far and waits until every exporter has finished
+    /// it or `timeout` passes. `Ok` only if nothing since the previous flush was
+    /// dropped, dead-lettered or left pending.
+    pub async fn flush(&self, timeout: Duration) -> Result<DeliveryReport, DeliveryError> {
+        let deadline = Instant::now() + timeout;
+        let targets = self.inner.begin_flush();
+        let inner = &self.inner;
+        inner
+            .control
+            .progress
+            .wait_async(deadline, || inner.caught_up(&targets))
+            .await;
+        self.inner.end_flush()
+    }
+
+    /// [`flush`](Pipeline::flush) for code without an async runtime. Do not call it
+    /// from a task on the runtime the pipeline runs on.
+    pub fn flush_blocking(&self, timeout: Duration) -> Result<DeliveryReport, DeliveryError> {
+        let deadline = Instant::now() + timeout;
+        let targets = self.inner.begin_flush();
+        let inner = &self.inner;
+        inner
+            .control
+            .progress
+            .wait_blocking(deadline, || inner.caught_up(&targets));
+        self.inner.end_flush()
+    }
+
+    /// Stops accepting events, delivers everything queued until `timeout`, then
+    /// abandons the rest and reports exactly what each exporter delivered and what
+    /// it did not. `Ok` only if every event emitted was delivered. Idempotent.
+    pub async fn shutdown(&self, timeout: Duration) -> Result<DeliveryReport, DeliveryError> {
+        if let Some(r) = self.done_result() {
+            return r;
+        }
+        let deadline = Instant::now() + timeout;
+        self.inner.begin_shutdown(deadline);
+        let inner = &self.inner;
+        if !inner
+            .control
+            .progress
+            .wait_async(deadline, || inner.all_finished())
+            .await
+        {
+            let _ = inner.control.abort.send(true);
+            let grace = Instant::now() + Duration::from_secs(2);
+            inner
+                .control
+                .progress
+                .wait_async(grace, || inner.all_finished())
+                .await;
+        }
+        self.finish_shutdown()
+    }
+
+    /// [`shutdown`](Pipeline::shutdown) for code without an async runtime. Do not
+    /// call it from a task on the runtime the pipeline runs on.
+    pub fn shutdown_blocking(&self, timeout: Duration) -> Result<DeliveryReport, DeliveryError> {
+        if let Some(r) = self.done_result() {
+            return r;
+        }
+        let deadline = Instant::now() + timeout;
+        self.inner.begin_shutdown(deadline);
+        let inner = &self.inner;
+        if !inner
+            .control
+            .progress
+            .wait_blocking(deadline, || inner.all_finished())
+        {
+            let _ = inner.control.abort.send(true);
+            let grace = Instant::now() + Duration::from_secs(2);
+            inner
+                .control
+                .progress
+                .wait_blocking(grace, || inner.all_finished());
+        }
+        self.finish_shutdown()
+    }
+
+    fn done_result(&self) -> Option<Result<DeliveryReport, DeliveryError>> {
+        self.done.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn finish_shutdown(&self) -> Result<DeliveryReport, DeliveryError> {
+        let result = self.inner.end_shutdown();
+        *self.done.lock().unwrap_or_else(|p| p.into_inner()) = Some(result.clone());
+        if let Some(rt) = self
+            .runtime
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            rt.shutdown_background();
+        }
+        result
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        if self.done_result().is_some() {
+            return;
+        }
+        // Dropped without shutdown: outside async code we can still deliver what is
+        // queued; inside a runtime we must not block, so we say what is lost.
+        if Handle::try_current().is_err() {
+            let _ = self.shutdown_blocking(Duration::from_secs(5));
+        } else {
+            self.inner.begin_shutdown(Instant::now());
+            let _ = self.inner.control.abort.send(true);
+            let pending: u64 = self
+                .inner
+                .stats()
+                .exporters
+                .iter()
+                .map(ExporterStats::pending)
+                .sum();
+            tracing::error!(
+                pending,
+                "usage Pipeline dropped inside an async runtime without shutdown(); call shutdown().await to deliver queued events"
+            );
+            if let Some(rt) = self
+                .runtime
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+            {
+                rt.shutdown_background();
+            }
+        }
+    }
+}
+
+struct ExporterSpec {
+    section: ExporterSection,
+    exporter: Arc<dyn Exporter>,
+    defaults: ExporterDefaults,
+}
+
+/// Builds a [`Pipeline`] in code or from [`UsageConfig`].
+#[derive(Default)]
+pub struct PipelineBuilder {
+    config: PipelineConfig,
+    exporters: Vec<ExporterSpec>,
+    handle: Option<Handle>,
+    disabled: bool,
+}
+
+impl PipelineBuilder {
+    /// Resolves every configured exporter through the registry.
+    pub fn from_config(config: &UsageConfig) -> Result<Self, ConfigError> {
+        let mut b = PipelineBuilder {
+            config: config.pipeline.clone(),
+            disabled: !config.pipeline.enabled,
+            ..Default::default()
+        };
+        if b.disabled {
+            return Ok(b);
+        }
+        let resource = Arc::new(b.resource());
+        let mut sections = config.exporters.clone();
+        if sections.is_empty() {
+            sections.push(ExporterSection::new("file", "file"));
+        }
+        for section in sections {
+            if section.options.enabled == Some(false) {
+                continue;
+            }
+            let factory = match exporter_factory(&section.type_name) {
+                Some(f) => f,
+                None if config.exporters.is_empty() => return Err(ConfigError::msg(
+                    "no [exporters] are configured and the default `file` exporter is not linked: \
+                         add the usage-file crate and `usage_core::link_exporters!(usage_file);`",
+                )),
+                None => return Err(unknown_type_error(&section)),
+            };
+            let ctx = ExporterContext {
+                section: section.clone(),
+                data_dir: b.config.data_dir.clone(),
+                resource: resource.clone(),
+            };
+            let exporter = (factory.build)(&ctx)?;
+            b.exporters.push(ExporterSpec {
+                section,
+                exporter: Arc::from(exporter),
+                defaults: factory.defaults,
+            });
+        }
+        Ok(b)
+    }
+
+    /// Replaces the pipeline settings.
+    pub fn config(mut self, config: PipelineConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Adjusts the pipeline settings in place.
+    pub fn configure(mut self, f: impl FnOnce(&mut PipelineConfig)) -> Self {
+        f(&mut self.config);
+        self
+    }
+
+    /// Adds an exporter instance that receives every kind, with pipeline defaults.
+    pub fn exporter(self, name: impl Into<String>, exporter: impl Exporter) -> Self {
+        let name = name.into();
+        self.exporter_with(ExporterSection::new(name, "custom"), exporter)
+    }
+
+    /// Adds an exporter instance with options (kinds, batching overrides).
+    pub fn exporter_with(mut self, section: ExporterSection, exporter: impl Exporter) -> Self {
+        self.exporters.push(ExporterSpec {
+            section,
+            exporter: Arc::new(exporter),
+            defaults: ExporterDefaults::NONE,
+        });
+        self
+    }
+
+    /// Adds an exporter instance with the given common options.
+    pub fn exporter_options(
+        self,
+        name: impl Into<String>,
+        options: ExporterOptions,
+        exporter: impl Exporter,
+    ) -> Self {
+        let mut section = ExporterSection::new(name, "custom");
+        section.options = options;
+        self.exporter_with(section, exporter)
+    }
+
+    /// Runs the router and workers on the host's runtime instead of an owned one.
+    pub fn runtime(mut self, handle: Handle) -> Self {
+        self.handle = Some(handle);
+        self
+    }
+
+    fn resource(&self) -> Resource {
+        let r = Resource::new(self.config.service_name.as_str());
+        match &self.config.service_instance_id {
+            Some(id) => r.with_instance_id(id.as_str()),
+            None => r,
+        }
+    }
+
+    /// Validates everything and starts the pipeline.
+    pub fn build(self) -> Result<Pipeline, ConfigError> {
+        self.config.validate()?;
+        validate_registered_kinds().map_err(ConfigError::msg)?;
+        if self.disabled {
+            return Ok(Pipeline::disabled());
+        }
+        if self.exporters.is_empty() {
+            return Err(ConfigError::msg("the pipeline has no exporters"));
+        }
+        let mut names: Vec<&str> = Vec::new();
+        for spec in &self.exporters {
+            let name = spec.section.name.as_str();
+            if names.contains(&name) {
+                return Err(ConfigError::key(
+                    format!("exporters.{name}"),
+                    "is defined twice",
+                ));
+            }
+            names.push(name);
+            for kind in spec.section.options.events.iter().flatten() {
+                if kind_schema(kind).is_none() {
+                    let known: Vec<String> = registered_kinds()
+                        .iter()
+                        .map(|s| s.kind.to_string())
+                        .collect();
+                    return Err(ConfigError::key(
+                        format!("exporters.{name}.events"),
+                        format!(
+                            "unknown event kind `{kind}`; known kinds: {}",
+                            known.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        let (runtime, handle) = match self.handle.clone() {
+            Some(h) => (None, h),
+            None => {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("usage-pipeline")
+                    .enable_all()
+                    .build()
+                    .map_err(|e| {
+                        ConfigError::msg(format!("cannot start the pipeline runtime: {e}"))
+                    })?;
+                let h = rt.handle().clone();
+                (Some(rt), h)
+            }
+        };
+        let c = &self.config;
+        // Wake the router about every half batch of bytes (at least 64 KiB).
+        let wake_bytes = (c.batch_max_bytes / 2).clamp(64 << 10, c.queue_max_bytes.max(1));
+        let ingest = Arc::new(Ingest::new(
+            c.queue_capacity,
+            c.queue_max_bytes,
+            wake_bytes,
+            c.full_policy,
+            c.block_timeout,
+        ));
+        let (abort, _) = watch::channel(false);
+        let control = Arc::new(Control {
+            stopping: AtomicBool::new(false),
+            flush_gen: AtomicU64::new(0),
+            abort,
+            progress: Progress::new(),
+            deadline: Mutex::new(None),
+        });
+        let resource = Arc::new(self.resource());
+        let mut slots = Vec::new();
+        let mut workers = Vec::new();
+        for spec in self.exporters {
+            let o = &spec.section.options;
+            let d = spec.defaults;
+            let settings = WorkerSettings {
+                batch_max_events: o
+                    .batch_max_events
+                    .or(d.batch_max_events)
+                    .unwrap_or(c.batch_max_events),
+                batch_max_bytes: o
+                    .batch_max_bytes
+                    .or(d.batch_max_bytes)
+                    .unwrap_or(c.batch_max_bytes),
+                flush_interval: o
+                    .flush_interval
+                    .or(d.flush_interval)
+                    .unwrap_or(c.flush_interval),
+                export_timeout: o.export_timeout.unwrap_or(c.export_timeout),
+                retry_base: o.retry_base.unwrap_or(c.retry_base),
+                retry_max: o.retry_max.unwrap_or(c.retry_max),
+                probe_interval: o.probe_interval.unwrap_or(c.probe_interval),
+            };
+            let max_events = o
+                .queue_max_events
+                .unwrap_or(c.queue_capacity)
+                .max(settings.batch_max_events);
+            let max_bytes = o.queue_max_bytes.unwrap_or_else(|| {
+                c.queue_max_bytes
+                    .max(settings.batch_max_bytes.saturating_mul(2))
+            });
+            let slot = Arc::new(ExporterSlot::new(
+                spec.section.name.clone(),
+                spec.section.type_name.clone(),
+                o.events.clone(),
+                max_events,
+                max_bytes,
+            ));
+            workers.push(Worker {
+                slot: slot.clone(),
+                exporter: spec.exporter,
+                settings,
+                dead_letter: deadletter::DeadLetter::new(&c.data_dir, &spec.section.name),
+                resource: resource.clone(),
+                control: control.clone(),
+            });
+            slots.push(slot);
+        }
+        let inner = Arc::new(Inner {
+            ingest: ingest.clone(),
+            slots,
+            router: Mutex::new(Router::new()),
+            control,
+            router_tick: (c.flush_interval / 4)
+                .clamp(Duration::from_millis(1), Duration::from_millis(100)),
+            flush_base: Mutex::new(PipelineStats::default()),
+        });
+        for w in workers {
+            handle.spawn(w.run());
+        }
+        handle.spawn(run_router(inner.clone()));
+        Ok(Pipeline {
+            sink: UsageSink::from_ingest(ingest),
+            inner,
+            runtime: Mutex::new(runtime),
+            done: Mutex::new(None),
+        })
+    }
+}
+
+impl Pipeline {
+    fn disabled() -> Pipeline {
+        let (abort, _) = watch::channel(false);
+        let inner = Arc::new(Inner {
+            ingest: Arc::new(Ingest::new(1, 1, 1, Default::default(), Duration::ZERO)),
+            slots: Vec::new(),
+            router: Mutex::new(Router::new()),
+            control: Arc::new(Control {
+                stopping: AtomicBool::new(true),
+                flush_gen: AtomicU64::new(0),
+                abort,
+                progress: Progress::new(),
+                deadline: Mutex::new(None),
+            }),
+            router_tick: Duration::from_secs(1),
+            flush_base: Mutex::new(PipelineStats::default()),
+        });
+        Pipeline {
+            inner,
+            sink: UsageSink::noop(),
+            runtime: Mutex::new(None),
+            done: Mutex::new(Some(Ok(DeliveryReport::default()))),
+        }
+    }
+}
+
+async fn run_router(inner: Arc<Inner>) {
+    let mut abort = inner.control.abort.subscribe();
+    loop {
+        tokio::select! {
+            _ = inner.ingest.wake.notified() => {}
+            _ = tokio::time::sleep(inner.router_tick) => {}
+            _ = abort.wait_for(|a| *a) => return,
+        }
+        inner.drain();
+        if inner.control.stopping.load(Relaxed) {
+            inner.drain();
+            return;
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! What `flush` and `shutdown` report: per exporter, exactly what was delivered and what was not.
+
+use super::stats::{DropStats, PipelineStats};
+use std::fmt;
+
+/// One exporter's outcome over the reported window.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExporterDelivery {
+    /// Instance name.
+    pub name: String,
+    /// Events the destination acknowledged.
+    pub delivered: u64,
+    /// Events written to the dead-letter directory instead.
+    pub dead_lettered: u64,
+    /// Events dropped because this exporter's queue was full.
+    pub dropped: u64,
+    /// Events lost because the dead-letter write failed too.
+    pub failed: u64,
+    /// Events still queued or in flight at the deadline.
+    pub pending: u64,
+}
+
+impl ExporterDelivery {
+    /// Events routed to this exporter that were not delivered.
+    pub fn undelivered(&self) -> u64 {
+        self.dead_lettered + self.dropped + self.failed + self.pending
+    }
+}
+
+/// The outcome of a flush or shutdown.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryReport {
+    /// Events dropped before reaching any exporter, by reason.
+    pub dropped_at_ingest: DropStats,
+    /// Per exporter.
+    pub exporters: Vec<ExporterDelivery>,
+}
+
+impl DeliveryReport {
+    pub(crate) fn between(base: &PipelineStats, now: &PipelineStats) -> Self {
+        let exporters = now
+            .exporters
+            .iter()
+            .map(|e| {
+                let b = base.exporter(&e.name).cloned().unwrap_or_default();
+                ExporterDelivery {
+                    name: e.name.clone(),
+                    delivered: e.exported - b.exported,
+                    dead_lettered: e.dead_lettered - b.dead_lettered,
+                    dropped: e.dropped_queue_full - b.dropped_queue_full,
+                    failed: e.failed - b.failed,
+                    pending: e.pending(),
+                }
+            })
+            .collect();
+        DeliveryReport {
+            dropped_at_ingest: now.dropped.minus(&base.dropped),
+            exporters,
+        }
+    }
+
+    /// True when nothing was dropped, dead-lettered, lost or left pending.
+    pub fn is_complete(&self) -> bool {
+        self.dropped_at_ingest.total() == 0 && self.exporters.iter().all(|e| e.undelivered() == 0)
+    }
+
+    /// The named exporter's outcome.
+    pub fn exporter(&self, name: &str) -> Option<&ExporterDelivery> {
+        self.exporters.iter().find(|e| e.name == name)
+    }
+}
+
+impl fmt::Display for DeliveryReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = &self.dropped_at_ingest;
+        write!(f, "dropped at ingest: {}", d.total())?;
+        if d.total() > 0 {
+            write!(
+                f,
+                " (queue_full {}, queue_bytes {}, block_timeout {}, shutdown {}, unrouted {})",
+                d.queue_full, d.queue_bytes, d.block_timeout, d.shutdown, d.unrouted
+            )?;
+        }
+        for e in &self.exporters {
+            write!(
+                f,
+                "; {}: delivered {}, pending {}, dead-lettered {}, dropped {}, failed {}",
+                e.name, e.delivered, e.pending, e.dead_lettered, e.dropped, e.failed
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Flush or shutdown ended with events not delivered; the report says where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not every event was delivered: {0}")]
+pub struct DeliveryError(pub DeliveryReport);
+
+impl DeliveryError {
+    /// The report.
+    pub fn report(&self) -> &DeliveryReport {
+        &self.0
+    }
+}

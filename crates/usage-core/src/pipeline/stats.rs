@@ -1,0 +1,148 @@
+//! Counters and the public stats snapshot.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+/// Why events were dropped at ingest (before any exporter saw them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DropStats {
+    /// The queue held `queue_capacity` events.
+    pub queue_full: u64,
+    /// The queue held `queue_max_bytes`.
+    pub queue_bytes: u64,
+    /// `block_with_timeout` waited `block_timeout` without finding space.
+    pub block_timeout: u64,
+    /// Emitted after shutdown began.
+    pub shutdown: u64,
+    /// No configured exporter subscribes to the event's kind.
+    pub unrouted: u64,
+}
+
+impl DropStats {
+    /// All drops.
+    pub fn total(&self) -> u64 {
+        self.queue_full + self.queue_bytes + self.block_timeout + self.shutdown + self.unrouted
+    }
+
+    pub(crate) fn minus(&self, base: &DropStats) -> DropStats {
+        DropStats {
+            queue_full: self.queue_full - base.queue_full,
+            queue_bytes: self.queue_bytes - base.queue_bytes,
+            block_timeout: self.block_timeout - base.block_timeout,
+            shutdown: self.shutdown - base.shutdown,
+            unrouted: self.unrouted - base.unrouted,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct DropCounters {
+    pub(crate) queue_full: AtomicU64,
+    pub(crate) queue_bytes: AtomicU64,
+    pub(crate) block_timeout: AtomicU64,
+    pub(crate) shutdown: AtomicU64,
+    pub(crate) unrouted: AtomicU64,
+}
+
+impl DropCounters {
+    pub(crate) fn snapshot(&self) -> DropStats {
+        DropStats {
+            queue_full: self.queue_full.load(Relaxed),
+            queue_bytes: self.queue_bytes.load(Relaxed),
+            block_timeout: self.block_timeout.load(Relaxed),
+            shutdown: self.shutdown.load(Relaxed),
+            unrouted: self.unrouted.load(Relaxed),
+        }
+    }
+}
+
+/// One exporter instance's counters (events unless noted).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExporterStats {
+    /// Instance name.
+    pub name: String,
+    /// Exporter type.
+    pub type_name: String,
+    /// Events routed to this exporter's queue.
+    pub routed: u64,
+    /// Events the destination acknowledged.
+    pub exported: u64,
+    /// Export attempts that were retries.
+    pub retried: u64,
+    /// Export attempts that failed (any reason).
+    pub errors: u64,
+    /// Events written to the dead-letter directory.
+    pub dead_lettered: u64,
+    /// Events dropped because this exporter's queue was full (it was too slow or down).
+    pub dropped_queue_full: u64,
+    /// Events lost because even the dead-letter write failed.
+    pub failed: u64,
+    /// Events waiting in this exporter's queue.
+    pub queued_events: u64,
+    /// Bytes waiting in this exporter's queue.
+    pub queued_bytes: u64,
+    /// Events in the batch being exported now.
+    pub in_flight: u64,
+    /// Paused after an authentication failure.
+    pub paused: bool,
+    /// The last export error, if any.
+    pub last_error: Option<String>,
+}
+
+impl ExporterStats {
+    /// Routed events not yet exported, dead-lettered or failed.
+    pub fn pending(&self) -> u64 {
+        self.routed
+            .saturating_sub(self.exported + self.dead_lettered + self.failed)
+    }
+}
+
+/// A snapshot of the whole pipeline.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PipelineStats {
+    /// Events passed to `emit` (accepted + dropped at ingest, except unrouted which
+    /// is part of accepted).
+    pub emitted: u64,
+    /// Events that entered the queue.
+    pub accepted: u64,
+    /// Drops at ingest, by reason.
+    pub dropped: DropStats,
+    /// Events in the ingest queue.
+    pub queued_events: u64,
+    /// Bytes in the ingest queue.
+    pub queued_bytes: u64,
+    /// Per exporter.
+    pub exporters: Vec<ExporterStats>,
+}
+
+impl PipelineStats {
+    /// The named exporter's stats.
+    pub fn exporter(&self, name: &str) -> Option<&ExporterStats> {
+        self.exporters.iter().find(|e| e.name == name)
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct ExporterCounters {
+    pub(crate) routed: AtomicU64,
+    pub(crate) exported: AtomicU64,
+    pub(crate) retried: AtomicU64,
+    pub(crate) errors: AtomicU64,
+    pub(crate) dead_lettered: AtomicU64,
+    pub(crate) dropped_queue_full: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) in_flight: AtomicU64,
+    pub(crate) paused: AtomicBool,
+    pub(crate) last_error: Mutex<Option<String>>,
+}
+
+impl ExporterCounters {
+    pub(crate) fn set_error(&self, e: &str) {
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+    }
+
+    /// Events that reached a final state (delivered, dead-lettered or lost).
+    pub(crate) fn done(&self) -> u64 {
+        self.exported.load(Relaxed) + self.dead_lettered.load(Relaxed) + self.failed.load(Relaxed)
+    }
+}

@@ -1,0 +1,327 @@
+//! One task per exporter instance: takes batches from its own queue, exports them,
+//! and decides what every failure means (retry, pause, split, dead-letter).
+
+use super::backoff::Backoff;
+use super::batch::Batch;
+use super::deadletter::DeadLetter;
+use super::queue::ExporterSlot;
+use super::Control;
+use crate::event::Event;
+use crate::exporter::{ExportError, Exporter};
+use crate::resource::Resource;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::time::{sleep, sleep_until, timeout};
+
+/// Resolved per-instance settings.
+#[derive(Debug, Clone)]
+pub(crate) struct WorkerSettings {
+    pub(crate) batch_max_events: usize,
+    pub(crate) batch_max_bytes: usize,
+    pub(crate) flush_interval: Duration,
+    pub(crate) export_timeout: Duration,
+    pub(crate) retry_base: Duration,
+    pub(crate) retry_max: Duration,
+    pub(crate) probe_interval: Duration,
+}
+
+pub(crate) struct Worker {
+    pub(crate) slot: Arc<ExporterSlot>,
+    pub(crate) exporter: Arc<dyn Exporter>,
+    pub(crate) settings: WorkerSettings,
+    pub(crate) dead_letter: DeadLetter,
+    pub(crate) resource: Arc<Resource>,
+    pub(crate) control: Arc<Control>,
+}
+
+/// Logs a recurring problem at most once per interval, with how many were suppressed.
+struct Throttle {
+    every: Duration,
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl Throttle {
+    fn new(every: Duration) -> Self {
+        Throttle {
+            every,
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    /// `Some(suppressed_count)` when it is time to log.
+    fn ready(&mut self) -> Option<u64> {
+        let now = Instant::now();
+        if self
+            .last
+            .is_none_or(|l| now.duration_since(l) >= self.every)
+        {
+            self.last = Some(now);
+            Some(std::mem::take(&mut self.suppressed))
+        } else {
+            self.suppressed += 1;
+            None
+        }
+    }
+}
+
+impl Worker {
+    pub(crate) async fn run(self) {
+        let mut abort = self.control.abort.subscribe();
+        let name = self.slot.name.clone();
+        tokio::select! {
+            _ = self.drain_queue() => {}
+            _ = abort.wait_for(|a| *a) => {
+                tracing::error!(exporter = %name, "shutdown deadline reached; abandoning in-flight and queued events");
+            }
+        }
+        self.slot.counters.in_flight.store(0, Relaxed);
+        let close_budget = self
+            .control
+            .remaining()
+            .unwrap_or(Duration::from_secs(5))
+            .max(Duration::from_millis(200));
+        match timeout(close_budget, self.exporter.close()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(exporter = %name, error = %e, "exporter close failed"),
+            Err(_) => tracing::error!(exporter = %name, "exporter close timed out"),
+        }
+        self.slot.finished.store(true, Relaxed);
+        self.control.progress.bump();
+    }
+
+    async fn drain_queue(&self) {
+        let mut seen_flush = 0u64;
+        while let Some(batch) = self.next_batch(&mut seen_flush).await {
+            self.slot
+                .counters
+                .in_flight
+                .store(batch.len() as u64, Relaxed);
+            self.deliver(batch).await;
+            self.slot.counters.in_flight.store(0, Relaxed);
+            self.control.progress.bump();
+        }
+    }
+
+    /// Waits until a batch is due: full by count or bytes, its oldest event has waited
+    /// `flush_interval`, a flush was requested, or the pipeline is stopping.
+    /// Returns `None` once stopping with an empty queue.
+    async fn next_batch(&self, seen_flush: &mut u64) -> Option<Batch> {
+        let s = &self.settings;
+        loop {
+            let notified = self.slot.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let deadline = {
+                let mut q = self.slot.lock();
+                let stopping = self.control.stopping.load(Relaxed);
+                let flush_gen = self.control.flush_gen.load(Relaxed);
+                let oldest = q.oldest();
+                let due = oldest.is_some_and(|t| t.elapsed() >= s.flush_interval);
+                if q.events >= s.batch_max_events
+                    || q.bytes >= s.batch_max_bytes
+                    || (q.events > 0 && (due || stopping || flush_gen > *seen_flush))
+                {
+                    return q.take_batch(s.batch_max_events, s.batch_max_bytes, &self.resource);
+                }
+                if q.events == 0 {
+                    *seen_flush = flush_gen;
+                    if stopping {
+                        return None;
+                    }
+                }
+                oldest.map(|t| t + s.flush_interval)
+            };
+            match deadline {
+                Some(d) => {
+                    tokio::select! {
+                        _ = &mut notified => {}
+                        _ = sleep_until(d.into()) => {}
+                    }
+                }
+                None => notified.await,
+            }
+        }
+    }
+
+    /// Exports one batch until it is delivered, dead-lettered or (only at the
+    /// shutdown deadline) abandoned. "Too large" splits it into halves.
+    async fn deliver(&self, batch: Batch) {
+        let c = &self.slot.counters;
+        let mut work = vec![batch];
+        let mut backoff = Backoff::new(self.settings.retry_base, self.settings.retry_max);
+        let mut retry_log = Throttle::new(Duration::from_secs(10));
+        while let Some(mut b) = work.pop() {
+            backoff.reset();
+            let mut attempt = 0u32;
+            loop {
+                b.set_attempt(attempt);
+                if attempt > 0 {
+                    c.retried.fetch_add(1, Relaxed);
+                }
+                let result = self.export_once(&b).await;
+                let err = match result {
+                    Ok(()) => {
+                        c.exported.fetch_add(b.len() as u64, Relaxed);
+                        break;
+                    }
+                    Err(e) => e,
+                };
+                c.errors.fetch_add(1, Relaxed);
+                c.set_error(&err.to_string());
+                match err {
+                    ExportError::Retryable {
+                        message,
+                        retry_after,
+                    } => {
+                        let wait = backoff.next(retry_after);
+                        if let Some(suppressed) = retry_log.ready() {
+                            tracing::warn!(
+                                exporter = %self.slot.name, events = b.len(), attempt, wait_ms = wait.as_millis() as u64,
+                                suppressed, "export failed, will retry: {message}"
+                            );
+                        }
+                        sleep(wait).await;
+                    }
+                    ExportError::Paused { message } => {
+                        self.pause_until_resumed(&message).await;
+                        backoff.reset();
+                    }
+                    ExportError::TooLarge { message } => {
+                        match b.split() {
+                            Some((left, right)) => {
+                                tracing::warn!(exporter = %self.slot.name, events = b.len(), "batch too large, splitting: {message}");
+                                work.push(right);
+                                work.push(left);
+                            }
+                            None => {
+                                let events: Vec<&Event> = b.iter().collect();
+                                self.dead_letter(
+                                    &b,
+                                    &events,
+                                    &format!("too large even alone: {message}"),
+                                )
+                                .await;
+                            }
+                        }
+                        break;
+                    }
+                    ExportError::Rejected { message } => {
+                        let events: Vec<&Event> = b.iter().collect();
+                        self.dead_letter(&b, &events, &message).await;
+                        break;
+                    }
+                    ExportError::PartiallyRejected { indices, message } => {
+                        let rejected = b.select(&indices);
+                        c.exported
+                            .fetch_add((b.len() - rejected.len()) as u64, Relaxed);
+                        self.dead_letter(&b, &rejected, &message).await;
+                        break;
+                    }
+                }
+                attempt = attempt.saturating_add(1);
+            }
+        }
+    }
+
+    /// One attempt, bounded by `export_timeout`, in its own task so a panicking
+    /// exporter costs a retry, not the worker.
+    async fn export_once(&self, batch: &Batch) -> Result<(), ExportError> {
+        let exporter = self.exporter.clone();
+        let owned = batch.clone();
+        let task = tokio::spawn(async move { exporter.export(&owned).await });
+        let guard = AbortOnDrop(task.abort_handle());
+        let out = match timeout(self.settings.export_timeout, task).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(join)) if join.is_panic() => Err(ExportError::retryable(format!(
+                "exporter panicked: {}",
+                panic_message(join)
+            ))),
+            Ok(Err(join)) => Err(ExportError::retryable(format!(
+                "export task failed: {join}"
+            ))),
+            Err(_) => Err(ExportError::retryable(format!(
+                "export timed out after {:?}",
+                self.settings.export_timeout
+            ))),
+        };
+        drop(guard);
+        out
+    }
+
+    async fn pause_until_resumed(&self, message: &str) {
+        let c = &self.slot.counters;
+        c.paused.store(true, Relaxed);
+        tracing::error!(
+            exporter = %self.slot.name,
+            probe_every_s = self.settings.probe_interval.as_secs_f64(),
+            "exporter PAUSED, keeping its data and sending nothing until credentials work: {message}"
+        );
+        loop {
+            let resumed = self.slot.resume.notified();
+            tokio::select! {
+                _ = resumed => {
+                    tracing::warn!(exporter = %self.slot.name, "exporter resumed by request");
+                    break;
+                }
+                _ = sleep(self.settings.probe_interval) => {
+                    match timeout(self.settings.export_timeout, self.exporter.probe()).await {
+                        Ok(Ok(())) => {
+                            tracing::warn!(exporter = %self.slot.name, "probe succeeded, exporter resumed");
+                            break;
+                        }
+                        Ok(Err(e)) => tracing::debug!(exporter = %self.slot.name, error = %e, "probe failed, still paused"),
+                        Err(_) => tracing::debug!(exporter = %self.slot.name, "probe timed out, still paused"),
+                    }
+                }
+            }
+        }
+        c.paused.store(false, Relaxed);
+    }
+
+    async fn dead_letter(&self, batch: &Batch, events: &[&Event], reason: &str) {
+        let c = &self.slot.counters;
+        let n = events.len() as u64;
+        match self
+            .dead_letter
+            .write(events, batch.resource(), &batch.id().to_string(), reason)
+            .await
+        {
+            Ok(path) => {
+                c.dead_lettered.fetch_add(n, Relaxed);
+                tracing::error!(
+                    exporter = %self.slot.name, events = n, path = %path.display(),
+                    "destination rejected events; written to dead-letter file: {reason}"
+                );
+            }
+            Err(e) => {
+                c.failed.fetch_add(n, Relaxed);
+                tracing::error!(
+                    exporter = %self.slot.name, events = n,
+                    "destination rejected events and the dead-letter write failed ({e}); events LOST: {reason}"
+                );
+            }
+        }
+    }
+}
+
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn panic_message(e: tokio::task::JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(p) => p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic payload".into()),
+        Err(e) => e.to_string(),
+    }
+}
