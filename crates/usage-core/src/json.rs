@@ -278,7 +278,7 @@ fn decode_resource(
     Ok(match (name, instance) {
         (None, None) => None,
         (name, instance) => Some(Resource {
-            service_name: name.unwrap_or_else(|| Text::new_inline("unknown_service")),
+            service_name: name.unwrap_or_else(|| Text::new_static("unknown_service")),
             service_instance_id: instance.unwrap_or_default(),
         }),
     })

@@ -478,6 +478,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's signature
     fn env_overrides_file_with_double_underscore_nesting() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(

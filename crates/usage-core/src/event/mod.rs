@@ -1,10 +1,12 @@
 //! The event model: envelope (id, time, kind), typed payloads and schemas.
 
 pub(crate) mod builtin;
+pub(crate) mod clock;
 pub(crate) mod id;
 pub(crate) mod kind;
 pub(crate) mod record;
 pub(crate) mod schema;
+pub(crate) mod text;
 pub(crate) mod time;
 pub(crate) mod value;
 

@@ -37,13 +37,11 @@ const MICROS_PER_SEC: i64 = 1_000_000;
 const SECS_PER_DAY: i64 = 86_400;
 
 impl Timestamp {
-    /// The current wall-clock time. A clock before 1970 reads as the epoch.
+    /// The current wall-clock time (a calibrated TSC read where available, see
+    /// `docs/architecture.md`). A clock before 1970 reads as the epoch.
     #[inline]
     pub fn now() -> Self {
-        match SystemTime::now().duration_since(UNIX_EPOCH) {
-            Ok(d) => Timestamp(d.as_micros() as i64),
-            Err(_) => Timestamp(0),
-        }
+        Timestamp(super::clock::now_micros())
     }
 
     /// From microseconds since the epoch.
@@ -79,7 +77,7 @@ impl Timestamp {
     }
 
     /// This instant plus a duration (saturating).
-    pub fn add(self, d: Duration) -> Self {
+    pub fn plus(self, d: Duration) -> Self {
         Timestamp(self.0.saturating_add(d.as_micros() as i64))
     }
 

@@ -2,11 +2,7 @@
 //! hold, and the `FieldValue` trait mapping Rust field types to schema types.
 
 use super::schema::FieldType;
-use smol_str::SmolStr;
-
-/// Owned, immutable text. Up to 23 bytes are stored inline (no allocation); longer
-/// strings are reference-counted, so cloning an interned value is cheap.
-pub type Text = SmolStr;
+pub use super::text::Text;
 
 /// An ordered string-to-string map (e.g. `network_event.attributes`).
 pub type StrMap = Vec<(Text, Text)>;
@@ -240,7 +236,7 @@ mod tests {
 
     #[test]
     fn option_is_nullable_and_maps_none_to_null() {
-        assert!(<Option<u32> as FieldValue>::NULLABLE);
+        const { assert!(<Option<u32> as FieldValue>::NULLABLE) };
         assert_eq!(<Option<u32> as FieldValue>::TYPE, FieldType::U64);
         assert_eq!(None::<u32>.value(), Value::Null);
         assert_eq!(Some(7u32).value(), Value::U64(7));

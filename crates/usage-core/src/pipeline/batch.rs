@@ -12,17 +12,87 @@ use std::time::Instant;
 #[derive(Debug)]
 pub(crate) struct Chunk {
     pub(crate) events: Vec<Event>,
-    pub(crate) bytes: usize,
+    /// `prefix[i]` = bytes of `events[..i]`, so any slice's size is O(1).
+    prefix: Vec<usize>,
     pub(crate) created: Instant,
+    pool: Option<Arc<BufferPool>>,
 }
 
 impl Chunk {
     pub(crate) fn new(events: Vec<Event>) -> Self {
-        let bytes = events.iter().map(Event::approx_bytes).sum();
+        Self::pooled(events, Vec::new(), None)
+    }
+
+    /// A chunk whose buffers go back to `pool` when the last exporter is done with it.
+    pub(crate) fn pooled(
+        events: Vec<Event>,
+        mut prefix: Vec<usize>,
+        pool: Option<Arc<BufferPool>>,
+    ) -> Self {
+        prefix.clear();
+        prefix.reserve(events.len() + 1);
+        let mut total = 0;
+        prefix.push(total);
+        for e in &events {
+            total += e.approx_bytes();
+            prefix.push(total);
+        }
         Chunk {
             events,
-            bytes,
+            prefix,
             created: Instant::now(),
+            pool,
+        }
+    }
+
+    fn bytes_of(&self, start: usize, end: usize) -> usize {
+        self.prefix[end] - self.prefix[start]
+    }
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            pool.put(
+                std::mem::take(&mut self.events),
+                std::mem::take(&mut self.prefix),
+            );
+        }
+    }
+}
+
+/// Recycles chunk buffers: steady-state routing allocates nothing, and the
+/// allocator never has to map and unmap large blocks (whose TLB shootdowns would
+/// interrupt emitting threads).
+#[derive(Debug)]
+pub(crate) struct BufferPool {
+    free: crossbeam_queue::ArrayQueue<(Vec<Event>, Vec<usize>)>,
+    capacity: usize,
+}
+
+impl BufferPool {
+    pub(crate) fn new(buffers: usize, capacity: usize) -> Self {
+        BufferPool {
+            free: crossbeam_queue::ArrayQueue::new(buffers.max(1)),
+            capacity,
+        }
+    }
+
+    /// An empty events buffer and prefix buffer with room for `capacity` events.
+    pub(crate) fn take(&self) -> (Vec<Event>, Vec<usize>) {
+        self.free.pop().unwrap_or_else(|| {
+            (
+                Vec::with_capacity(self.capacity),
+                Vec::with_capacity(self.capacity + 1),
+            )
+        })
+    }
+
+    fn put(&self, mut events: Vec<Event>, mut prefix: Vec<usize>) {
+        events.clear();
+        prefix.clear();
+        if events.capacity() >= self.capacity && events.capacity() <= self.capacity * 2 {
+            let _ = self.free.push((events, prefix));
         }
     }
 }
@@ -54,11 +124,22 @@ impl Slice {
     }
 
     pub(crate) fn bytes(&self) -> usize {
-        if self.start == 0 && self.end == self.chunk.events.len() {
-            self.chunk.bytes
-        } else {
-            self.events().iter().map(Event::approx_bytes).sum()
-        }
+        self.chunk.bytes_of(self.start, self.end)
+    }
+
+    /// Bytes of the first `n` events of this slice.
+    pub(crate) fn bytes_of_first(&self, n: usize) -> usize {
+        self.chunk
+            .bytes_of(self.start, (self.start + n).min(self.end))
+    }
+
+    /// How many leading events fit in `budget` bytes (at most `max`).
+    pub(crate) fn fit(&self, max: usize, budget: usize) -> usize {
+        let limit = (self.start + max).min(self.end);
+        let base = self.chunk.prefix[self.start];
+        // prefix is non-decreasing: binary search for the last index within budget.
+        let within = self.chunk.prefix[self.start..=limit].partition_point(|&p| p - base <= budget);
+        within.saturating_sub(1)
     }
 
     /// Splits off the first `n` events.

@@ -75,6 +75,8 @@ impl Ingest {
         }
     }
 
+    // Handing the event back by value on failure is the point: no allocation.
+    #[allow(clippy::result_large_err)]
     #[inline]
     fn try_push(&self, event: Event) -> Result<(), (Event, Full)> {
         let size = event.approx_bytes();

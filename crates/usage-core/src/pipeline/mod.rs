@@ -748,6 +748,7 @@ async fn run_router(inner: Arc<Inner>) {
             _ = abort.wait_for(|a| *a) => return,
         }
         inner.drain();
+        crate::event::clock::recalibrate();
         if inner.control.stopping.load(Relaxed) {
             inner.drain();
             return;

@@ -35,24 +35,14 @@ impl QueueState {
             if n >= max_events || bytes >= max_bytes {
                 break;
             }
-            // How many of this slice's events fit in the remaining count and bytes.
+            // How many of this slice's events fit in the remaining count and bytes;
+            // a batch always takes at least one event.
             let room = max_events - n;
-            let whole = front.bytes();
-            let (fit, fit_bytes) = if front.len() <= room && bytes + whole <= max_bytes {
-                (front.len(), whole)
-            } else {
-                let mut fit = 0;
-                let mut fit_bytes = 0;
-                for e in front.events().iter().take(room) {
-                    let b = e.approx_bytes();
-                    if n + fit > 0 && bytes + fit_bytes + b > max_bytes {
-                        break;
-                    }
-                    fit += 1;
-                    fit_bytes += b;
-                }
-                (fit, fit_bytes)
-            };
+            let mut fit = front.fit(room, max_bytes - bytes);
+            if fit == 0 && n == 0 {
+                fit = 1;
+            }
+            let fit_bytes = front.bytes_of_first(fit);
             if fit == 0 {
                 break;
             }
@@ -126,21 +116,11 @@ impl ExporterSlot {
         let accepted = {
             let mut q = self.lock();
             let room = self.max_events.saturating_sub(q.events);
-            let mut fit = 0;
-            let mut fit_bytes = 0;
-            if total <= room && q.bytes + slice.bytes() <= self.max_bytes {
-                fit = total;
-                fit_bytes = slice.bytes();
-            } else {
-                for e in slice.events().iter().take(room) {
-                    let b = e.approx_bytes();
-                    if q.bytes + fit_bytes + b > self.max_bytes {
-                        break;
-                    }
-                    fit += 1;
-                    fit_bytes += b;
-                }
+            let mut fit = slice.fit(room, self.max_bytes.saturating_sub(q.bytes));
+            if fit == 0 && q.events == 0 && room > 0 {
+                fit = 1; // an event larger than the byte bound still gets through alone
             }
+            let fit_bytes = slice.bytes_of_first(fit);
             if fit > 0 {
                 let part = if fit == total {
                     slice

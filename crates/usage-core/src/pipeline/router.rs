@@ -1,7 +1,7 @@
 //! Moves events from the ingest queue into per-kind chunks and offers each chunk to
 //! every exporter subscribed to its kind.
 
-use super::batch::{Chunk, Slice};
+use super::batch::{BufferPool, Chunk, Slice};
 use super::ingest::Ingest;
 use super::queue::ExporterSlot;
 use super::stats::DropStats;
@@ -11,11 +11,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Most events moved per pass, so one pass never holds the lock for long.
-const DRAIN_MAX: usize = 8_192;
+const DRAIN_MAX: usize = 4_096;
+/// Runs of at least this many events use recycled buffers; smaller ones get
+/// exact-size allocations so a slow-filling batch never pins a large buffer.
+const POOLED_MIN: usize = DRAIN_MAX / 4;
 
 pub(crate) struct Router {
     pub(crate) accepted: u64,
     scratch: Vec<Event>,
+    groups: Vec<Vec<Event>>,
+    pool: Arc<BufferPool>,
     warned_unrouted: Vec<String>,
     last_drop_log: Option<(Instant, DropStats)>,
 }
@@ -25,6 +30,8 @@ impl Router {
         Router {
             accepted: 0,
             scratch: Vec::with_capacity(DRAIN_MAX),
+            groups: Vec::new(),
+            pool: Arc::new(BufferPool::new(32, DRAIN_MAX)),
             warned_unrouted: Vec::new(),
             last_drop_log: None,
         }
@@ -40,10 +47,12 @@ impl Router {
             }
             total += n as u64;
             self.accepted += n as u64;
-            let events = std::mem::replace(&mut self.scratch, Vec::with_capacity(DRAIN_MAX));
-            for group in group_by_kind(events) {
+            self.group_scratch_by_kind();
+            let mut groups = std::mem::take(&mut self.groups);
+            for group in groups.drain(..) {
                 self.route(group, ingest, slots);
             }
+            self.groups = groups;
             if n < DRAIN_MAX {
                 break;
             }
@@ -51,11 +60,44 @@ impl Router {
         total
     }
 
+    /// Moves `scratch` into `groups`: one run per kind, order kept within a kind.
+    fn group_scratch_by_kind(&mut self) {
+        let first_kind = match self.scratch.first() {
+            Some(e) => e.kind(),
+            None => return,
+        };
+        if self.scratch.iter().all(|e| e.kind() == first_kind) {
+            // The common case: one kind. Hand the whole buffer over.
+            let replacement = if self.scratch.len() >= POOLED_MIN {
+                self.pool.take().0
+            } else {
+                Vec::with_capacity(DRAIN_MAX)
+            };
+            let mut run = std::mem::replace(&mut self.scratch, replacement);
+            if run.len() < POOLED_MIN {
+                run.shrink_to_fit();
+            }
+            self.groups.push(run);
+            return;
+        }
+        for e in self.scratch.drain(..) {
+            match self.groups.iter_mut().find(|g| g[0].kind() == e.kind()) {
+                Some(g) => g.push(e),
+                None => self.groups.push(vec![e]),
+            }
+        }
+    }
+
     fn route(&mut self, events: Vec<Event>, ingest: &Ingest, slots: &[Arc<ExporterSlot>]) {
         let Some(kind) = events.first().map(|e| e.kind().to_string()) else {
             return;
         };
-        let chunk = Arc::new(Chunk::new(events));
+        let chunk = if events.capacity() >= DRAIN_MAX && events.len() >= POOLED_MIN {
+            let prefix = self.pool.take().1;
+            Arc::new(Chunk::pooled(events, prefix, Some(self.pool.clone())))
+        } else {
+            Arc::new(Chunk::new(events))
+        };
         let mut routed = false;
         for slot in slots.iter().filter(|s| s.wants(&kind)) {
             routed = true;
@@ -102,16 +144,4 @@ impl Router {
         );
         self.last_drop_log = Some((Instant::now(), now));
     }
-}
-
-/// Splits into runs per kind, keeping order within each kind.
-fn group_by_kind(events: Vec<Event>) -> Vec<Vec<Event>> {
-    let mut groups: Vec<Vec<Event>> = Vec::new();
-    for e in events {
-        match groups.iter_mut().find(|g| g[0].kind() == e.kind()) {
-            Some(g) => g.push(e),
-            None => groups.push(vec![e]),
-        }
-    }
-    groups
 }
