@@ -1,1 +1,92 @@
-fn main() {}
+//! Project automation: `cargo xtask <command>`.
+//!
+//! - `test`: the whole test suite, as CI runs it (format check, clippy with
+//!   warnings denied, every unit, integration and doc test).
+//! - `bench`: the criterion benches.
+
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(),
+        Some("bench") => bench(&args[1..]),
+        Some("help") | Some("--help") | Some("-h") | None => {
+            print_help();
+            Ok(())
+        }
+        Some(other) => {
+            eprintln!("xtask: unknown command `{other}`\n");
+            print_help();
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_help() {
+    eprintln!(
+        "usage: cargo xtask <command>\n\n\
+         commands:\n  \
+         test    fmt check + clippy -D warnings + all tests (what CI runs)\n  \
+         bench   run the criterion benches (extra args go to `cargo bench`)"
+    );
+}
+
+/// Runs one step, printing it and how long it took; fails on a non-zero exit.
+fn step(name: &str, program: &str, args: &[&str]) -> Result<(), String> {
+    eprintln!("==> {name}: {program} {}", args.join(" "));
+    let start = Instant::now();
+    let status = Command::new(program)
+        .args(args)
+        .status()
+        .map_err(|e| format!("{name}: cannot run {program}: {e}"))?;
+    eprintln!(
+        "<== {name}: {} in {:.1}s",
+        if status.success() { "ok" } else { "FAILED" },
+        start.elapsed().as_secs_f64()
+    );
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{name} failed ({status})"))
+    }
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
+}
+
+fn test() -> Result<(), String> {
+    let cargo = cargo();
+    let start = Instant::now();
+    step("format", &cargo, &["fmt", "--all", "--check"])?;
+    step(
+        "clippy",
+        &cargo,
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    step("tests", &cargo, &["test", "--workspace"])?;
+    eprintln!("all checks passed in {:.1}s", start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn bench(extra: &[String]) -> Result<(), String> {
+    let mut args = vec!["bench", "--workspace"];
+    args.extend(extra.iter().map(String::as_str));
+    step("bench", &cargo(), &args)
+}

@@ -11,12 +11,12 @@
 //! so a reader can check that claim.
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
-use std::hint::black_box;
 use opentelemetry::logs::{AnyValue, LogRecord, Logger, LoggerProvider};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::logs::{
     BatchConfigBuilder, BatchLogProcessor, LogBatch, LogExporter, SdkLoggerProvider,
 };
+use std::hint::black_box;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 use usage_core::{

@@ -242,7 +242,10 @@ pub(crate) const OPTION_KEYS: [&str; 11] = [
 
 /// One `[exporters.<name>]` section: its type, the common options, and the
 /// type-specific keys for the exporter's factory.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Its `Debug` output redacts every value under a key that looks secret
+/// (`key`, `password`, `secret`, `token`, `credential`, `auth`, `sasl`).
+#[derive(Clone, PartialEq)]
 pub struct ExporterSection {
     /// Instance name (the table key).
     pub name: String,
@@ -252,6 +255,59 @@ pub struct ExporterSection {
     pub options: ExporterOptions,
     /// Type-specific keys.
     pub settings: Dict,
+}
+
+/// Key names whose values are never printed.
+const SECRET_HINTS: [&str; 7] = [
+    "key",
+    "password",
+    "secret",
+    "token",
+    "credential",
+    "auth",
+    "sasl",
+];
+
+/// Renders settings like TOML-ish text, with secret-looking values replaced by `***`.
+fn redacted(dict: &Dict) -> String {
+    let items: Vec<String> = dict
+        .iter()
+        .map(|(k, v)| {
+            let lower = k.to_ascii_lowercase();
+            if SECRET_HINTS.iter().any(|h| lower.contains(h)) {
+                format!("{k:?}: ***")
+            } else {
+                format!("{k:?}: {}", show(v))
+            }
+        })
+        .collect();
+    format!("{{{}}}", items.join(", "))
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::String(_, s) => format!("{s:?}"),
+        Value::Char(_, c) => format!("{c:?}"),
+        Value::Bool(_, b) => b.to_string(),
+        Value::Num(_, n) => match n.to_f64() {
+            Some(f) if n.to_i128().is_none() => f.to_string(),
+            _ => n.to_i128().map_or_else(|| "?".into(), |i| i.to_string()),
+        },
+        Value::Empty(..) => "none".into(),
+        Value::Dict(_, d) => redacted(d),
+        Value::Array(_, a) => format!("[{}]", a.iter().map(show).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+impl fmt::Debug for ExporterSection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExporterSection")
+            .field("name", &self.name)
+            .field("type_name", &self.type_name)
+            .field("options", &self.options)
+            .field("settings", &format_args!("{}", redacted(&self.settings)))
+            .finish()
+    }
 }
 
 impl ExporterSection {
@@ -512,6 +568,25 @@ mod tests {
             e.to_string(),
             "config file /nonexistent/usage.toml does not exist"
         );
+    }
+
+    #[test]
+    fn debug_redacts_secret_looking_keys_at_any_depth() {
+        let c = UsageConfig::from_toml(
+            r#"
+            [exporters.k]
+            type = "kafka"
+            topic = "t"
+            api_key = "sk_1"
+            [exporters.k.librdkafka]
+            "sasl.password" = "pw_2"
+            "client.id" = "visible"
+            "#,
+        )
+        .unwrap();
+        let d = format!("{c:?}");
+        assert!(!d.contains("sk_1") && !d.contains("pw_2"), "{d}");
+        assert!(d.contains(r#"settings: {"api_key": ***, "librdkafka": {"client.id": "visible", "sasl.password": ***}, "topic": "t"}"#), "{d}");
     }
 
     #[test]
