@@ -27,7 +27,7 @@ use usage_core::{
 const BURST: u64 = 10_000;
 const QUEUE: usize = 50_000;
 
-/// Interned long values a host keeps (provider address); short ones come from the request.
+/// A host interns long-lived values once (provider address); short ones come from the request.
 struct Source {
     provider: Text,
     provider_arc: Arc<str>,
@@ -37,7 +37,7 @@ impl Source {
     fn new() -> Self {
         let p = "lava@1qu0jm3ts8g5sc7kmc9wruyqk7gk2ms8etjmg6y";
         Source {
-            provider: Text::new(p),
+            provider: Text::intern(p),
             provider_arc: Arc::from(p),
         }
     }

@@ -128,6 +128,35 @@ impl Text {
         }
     }
 
+    /// A process-lifetime copy of `s`, shared by every later `intern` of the same
+    /// text. Clones are free and touch no reference count, so threads that build
+    /// and drop events never contend on it. The memory is never freed: use it for
+    /// bounded sets (provider addresses, project ids, chain names), not for
+    /// per-request values.
+    ///
+    /// ```
+    /// use usage_core::Text;
+    /// let a = Text::intern("lava@1qu0jm3ts8g5sc7kmc9wruyqk7gk2ms8etjmg6y");
+    /// let b = Text::intern("lava@1qu0jm3ts8g5sc7kmc9wruyqk7gk2ms8etjmg6y");
+    /// assert_eq!(a.as_str().as_ptr(), b.as_str().as_ptr());
+    /// assert!(!a.is_heap_allocated());
+    /// ```
+    pub fn intern(s: &str) -> Self {
+        static INTERNED: std::sync::Mutex<Option<std::collections::HashSet<&'static str>>> =
+            std::sync::Mutex::new(None);
+        let mut set = INTERNED.lock().unwrap_or_else(|p| p.into_inner());
+        let set = set.get_or_insert_with(Default::default);
+        let stored: &'static str = match set.get(s) {
+            Some(existing) => existing,
+            None => {
+                let leaked: &'static str = Box::leak(s.to_string().into_boxed_str());
+                set.insert(leaked);
+                leaked
+            }
+        };
+        Text::new_static(stored)
+    }
+
     /// Shares an existing `Arc<str>` (no copy).
     pub fn from_arc(s: Arc<str>) -> Self {
         let len = s.len();
