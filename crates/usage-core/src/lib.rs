@@ -40,6 +40,7 @@
 pub mod config;
 mod event;
 mod exporter;
+pub mod fs;
 pub mod json;
 mod pipeline;
 pub mod registry;

@@ -161,6 +161,27 @@ impl Event {
         v
     }
 
+    /// One field's value by name (works for typed kinds and decoded records alike).
+    ///
+    /// ```
+    /// use usage_core::{Event, RelayUsage, Value};
+    /// let e = Event::new(RelayUsage { cu: 7, ..Default::default() });
+    /// assert_eq!(e.field("cu"), Some(Value::U64(7)));
+    /// assert_eq!(e.field("nope"), None);
+    /// ```
+    pub fn field(&self, name: &str) -> Option<Value<'_>> {
+        let index = self.schema().index_of(name)?;
+        let mut out = None;
+        let mut i = 0;
+        self.data().visit(&mut |v| {
+            if i == index {
+                out = Some(v);
+            }
+            i += 1;
+        });
+        out
+    }
+
     /// The concrete payload, if it is a `T`.
     pub fn downcast_ref<T: EventKind>(&self) -> Option<&T> {
         self.data().as_any().downcast_ref::<T>()

@@ -4,7 +4,6 @@
 use crate::event::Event;
 use crate::json;
 use crate::resource::Resource;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
@@ -49,27 +48,12 @@ impl DeadLetter {
         let stem = format!("{}-{batch_id}", stamp.as_micros());
         tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&dir)?;
-            write_atomic(&dir.join(format!("{stem}.meta.json")), &meta)?;
+            crate::fs::write_atomic(&dir.join(format!("{stem}.meta.json")), &meta)?;
             let path = dir.join(format!("{stem}.ndjson"));
-            write_atomic(&path, &body)?;
+            crate::fs::write_atomic(&path, &body)?;
             Ok(path)
         })
         .await
         .map_err(std::io::Error::other)?
     }
-}
-
-/// Write to a temp name, fsync, rename: a crash never leaves a partial file under the final name.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(parent) = path.parent() {
-        if let Ok(d) = std::fs::File::open(parent) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
 }
