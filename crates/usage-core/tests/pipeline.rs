@@ -470,3 +470,33 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn healthchecks_report_each_exporter_with_its_reason() {
+    struct Down;
+    #[usage_core::async_trait]
+    impl usage_core::Exporter for Down {
+        async fn export(&self, _b: &usage_core::Batch) -> Result<(), ExportError> {
+            Ok(())
+        }
+        async fn healthcheck(&self) -> Result<(), ExportError> {
+            Err(ExportError::retryable("connection refused"))
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = base(dir.path())
+        .exporter("up", Recorder::ok())
+        .exporter("down", Down)
+        .build()
+        .unwrap();
+    let r = p.healthcheck_blocking(Duration::from_secs(5));
+    assert_eq!(
+        r,
+        vec![
+            ("up".to_string(), Ok(())),
+            ("down".to_string(), Err("connection refused".to_string()))
+        ]
+    );
+    p.shutdown_blocking(Duration::from_secs(5)).unwrap();
+    assert!(p.healthcheck_blocking(Duration::from_secs(1))[0].1.is_err());
+}

@@ -371,11 +371,12 @@ impl UsageConfig {
                 path.display()
             )));
         }
-        Self::from_figment(
-            Figment::new()
-                .merge(Toml::file_exact(path))
-                .merge(env_provider()),
-        )
+        let file = if required {
+            Toml::file_exact(path)
+        } else {
+            Toml::file(path)
+        };
+        Self::from_figment(Figment::new().merge(file).merge(env_provider()))
     }
 
     /// Parses TOML text only (no environment), e.g. in tests.
@@ -557,6 +558,15 @@ mod tests {
                     && e.contains("USAGE_PIPELINE__QUEUE_CAPACITY"),
                 "{e}"
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_default_file_is_optional() {
+        figment::Jail::expect_with(|_jail| {
+            let c = UsageConfig::load().map_err(|e| e.to_string())?;
+            assert!(c.exporters.is_empty());
             Ok(())
         });
     }

@@ -119,6 +119,7 @@ impl Control {
 struct Inner {
     ingest: Arc<Ingest>,
     slots: Vec<Arc<ExporterSlot>>,
+    exporters: Vec<(String, Arc<dyn Exporter>)>,
     router: Mutex<Router>,
     control: Arc<Control>,
     router_tick: Duration,
@@ -274,6 +275,7 @@ fn finish(report: DeliveryReport) -> Result<DeliveryReport, DeliveryError> {
 pub struct Pipeline {
     inner: Arc<Inner>,
     sink: UsageSink,
+    handle: Option<Handle>,
     runtime: Mutex<Option<Runtime>>,
     done: Mutex<Option<Result<DeliveryReport, DeliveryError>>>,
 }
@@ -314,6 +316,87 @@ impl Pipeline {
     /// Exporter instance names, in config order.
     pub fn exporter_names(&self) -> Vec<String> {
         self.inner.slots.iter().map(|s| s.name.clone()).collect()
+    }
+
+    /// Runs every exporter's healthcheck concurrently, each bounded by `timeout`.
+    /// Returns `(instance name, Ok or the reason)` in config order.
+    pub async fn healthcheck(&self, timeout: Duration) -> Vec<(String, Result<(), String>)> {
+        let mut out = Vec::new();
+        for (name, handle) in self.spawn_healthchecks(timeout, None) {
+            let r = match handle {
+                Some(h) => h
+                    .await
+                    .unwrap_or_else(|e| Err(format!("healthcheck task failed: {e}"))),
+                None => Err("the pipeline is shut down".to_string()),
+            };
+            out.push((name, r));
+        }
+        out
+    }
+
+    /// [`healthcheck`](Pipeline::healthcheck) for code without an async runtime.
+    pub fn healthcheck_blocking(&self, timeout: Duration) -> Vec<(String, Result<(), String>)> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let names: Vec<String> = self
+            .spawn_healthchecks(timeout, Some(tx))
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        let deadline = Instant::now() + timeout + Duration::from_secs(1);
+        let mut results: Vec<(String, Result<(), String>)> = Vec::new();
+        while results.len() < names.len() {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(r) => results.push(r),
+                Err(_) => break,
+            }
+        }
+        names
+            .into_iter()
+            .map(|n| {
+                let r = results
+                    .iter()
+                    .find(|(m, _)| *m == n)
+                    .map(|(_, r)| r.clone())
+                    .unwrap_or_else(|| Err("no answer before the timeout".into()));
+                (n, r)
+            })
+            .collect()
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn spawn_healthchecks(
+        &self,
+        timeout: Duration,
+        report: Option<std::sync::mpsc::Sender<(String, Result<(), String>)>>,
+    ) -> Vec<(String, Option<tokio::task::JoinHandle<Result<(), String>>>)> {
+        self.inner
+            .exporters
+            .iter()
+            .map(|(name, exporter)| {
+                let (name2, exporter, tx) = (name.clone(), exporter.clone(), report.clone());
+                let task = async move {
+                    let r = match tokio::time::timeout(timeout, exporter.healthcheck()).await {
+                        Ok(Ok(())) => Ok(()),
+                        Ok(Err(e)) => Err(e.to_string()),
+                        Err(_) => Err(format!("timed out after {timeout:?}")),
+                    };
+                    if let Some(tx) = tx {
+                        let _ = tx.send((name2, r.clone()));
+                    }
+                    r
+                };
+                let handle = match (&self.handle, self.done_result().is_none()) {
+                    (Some(h), true) => Some(h.spawn(task)),
+                    _ => None,
+                };
+                if handle.is_none() {
+                    if let Some(tx) = &report {
+                        let _ = tx.send((name.clone(), Err("the pipeline is shut down".into())));
+                    }
+                }
+                (name.clone(), handle)
+            })
+            .collect()
     }
 
     /// Resumes a paused exporter now (e.g. after rotating its key) instead of
@@ -645,7 +728,9 @@ impl PipelineBuilder {
         let resource = Arc::new(self.resource());
         let mut slots = Vec::new();
         let mut workers = Vec::new();
+        let mut exporters = Vec::new();
         for spec in self.exporters {
+            exporters.push((spec.section.name.clone(), spec.exporter.clone()));
             let o = &spec.section.options;
             let d = spec.defaults;
             let settings = WorkerSettings {
@@ -694,6 +779,7 @@ impl PipelineBuilder {
         let inner = Arc::new(Inner {
             ingest: ingest.clone(),
             slots,
+            exporters,
             router: Mutex::new(Router::new()),
             control,
             router_tick: (c.flush_interval / 4)
@@ -707,6 +793,7 @@ impl PipelineBuilder {
         Ok(Pipeline {
             sink: UsageSink::from_ingest(ingest),
             inner,
+            handle: Some(handle),
             runtime: Mutex::new(runtime),
             done: Mutex::new(None),
         })
@@ -719,6 +806,7 @@ impl Pipeline {
         let inner = Arc::new(Inner {
             ingest: Arc::new(Ingest::new(1, 1, 1, Default::default(), Duration::ZERO)),
             slots: Vec::new(),
+            exporters: Vec::new(),
             router: Mutex::new(Router::new()),
             control: Arc::new(Control {
                 stopping: AtomicBool::new(true),
@@ -733,6 +821,7 @@ impl Pipeline {
         Pipeline {
             inner,
             sink: UsageSink::noop(),
+            handle: None,
             runtime: Mutex::new(None),
             done: Mutex::new(Some(Ok(DeliveryReport::default()))),
         }

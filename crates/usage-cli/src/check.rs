@@ -1,0 +1,71 @@
+//! `usage check`: validate config, list exporter types and instances, run healthchecks.
+
+use crate::{load_config, Failure, Outcome};
+use std::path::PathBuf;
+use std::time::Duration;
+use usage_core::registry::registered_exporters;
+use usage_core::Pipeline;
+
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// Config file (default: $USAGE_CONFIG, else ./usage.toml if present).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Healthcheck timeout per exporter, e.g. 10s.
+    #[arg(long, default_value = "10s", value_parser = usage_core::config::units::parse_duration)]
+    timeout: Duration,
+}
+
+pub(crate) fn run(args: Args) -> Outcome {
+    let config = load_config(args.config.as_ref())?;
+    println!("config: ok");
+    println!("\nregistered exporter types:");
+    for f in registered_exporters() {
+        println!("  {:<12} {}", f.type_name, f.description);
+    }
+    let pipeline = Pipeline::from_config(&config)?;
+    println!("\nexporter instances:");
+    if config.exporters.is_empty() {
+        println!(
+            "  file         (default: no [exporters] configured) -> {}",
+            config.pipeline.data_dir.display()
+        );
+    }
+    for e in &config.exporters {
+        let kinds = e
+            .options
+            .events
+            .as_ref()
+            .map_or("all kinds".to_string(), |k| k.join(", "));
+        let state = if e.options.enabled == Some(false) {
+            "  (disabled)"
+        } else {
+            ""
+        };
+        println!(
+            "  {:<12} type {:<10} events: {kinds}{state}",
+            e.name, e.type_name
+        );
+    }
+    println!("\nhealthchecks:");
+    let results = pipeline.healthcheck_blocking(args.timeout);
+    let mut failed = 0;
+    for (name, r) in &results {
+        match r {
+            Ok(()) => println!("  {name:<12} ok"),
+            Err(reason) => {
+                failed += 1;
+                println!("  {name:<12} FAILED: {reason}");
+            }
+        }
+    }
+    let _ = pipeline.shutdown_blocking(Duration::from_secs(5));
+    if failed > 0 {
+        Err(Failure::Failed(format!(
+            "{failed} of {} healthchecks failed",
+            results.len()
+        )))
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,5 @@
+//! Links every exporter crate compiled in (cargo features, all on by default).
+
+pub(crate) fn link_all() {
+    usage_core::link_exporters!(usage_file);
+}

@@ -1,0 +1,108 @@
+//! `usage`: run the demo, read billing totals, check a config, pump synthetic load.
+
+mod check;
+mod demo;
+mod link;
+mod progress;
+mod pump;
+mod report;
+mod schema;
+mod synth;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "usage",
+    version,
+    about = "Non-blocking, no-loss usage events: demo, report, check, pump"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Simulate an RPC service emitting usage through the configured pipeline.
+    Demo(demo::Args),
+    /// Print billing totals from the file layout.
+    Report(report::Args),
+    /// Validate a config, list exporter types and instances, run healthchecks.
+    Check(check::Args),
+    /// Send synthetic events through the configured exporters and report losses.
+    Pump(pump::Args),
+    /// Print event kinds and their fields.
+    Schema(schema::Args),
+}
+
+/// A failure and the exit code it maps to: 2 for bad input (flags, config), 1 otherwise.
+pub(crate) enum Failure {
+    Usage(String),
+    Failed(String),
+}
+
+pub(crate) type Outcome = Result<(), Failure>;
+
+impl From<usage_core::ConfigError> for Failure {
+    fn from(e: usage_core::ConfigError) -> Self {
+        Failure::Usage(e.to_string())
+    }
+}
+
+/// Loads config from `--config`, else `$USAGE_CONFIG`, else `usage.toml` if present.
+pub(crate) fn load_config(path: Option<&PathBuf>) -> Result<usage_core::UsageConfig, Failure> {
+    let cfg = match path {
+        Some(p) => usage_core::UsageConfig::load_file(p, true)?,
+        None => usage_core::UsageConfig::load()?,
+    };
+    Ok(cfg)
+}
+
+fn init_logging() {
+    let level = match std::env::var("USAGE_LOG").ok().as_deref() {
+        Some("error") => tracing::Level::ERROR,
+        Some("info") => tracing::Level::INFO,
+        Some("debug") => tracing::Level::DEBUG,
+        Some("trace") => tracing::Level::TRACE,
+        _ => tracing::Level::WARN,
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_logging();
+    link::link_all();
+    let outcome = match cli.command {
+        Command::Demo(a) => demo::run(a),
+        Command::Report(a) => report::run(a),
+        Command::Check(a) => check::run(a),
+        Command::Pump(a) => pump::run(a),
+        Command::Schema(a) => schema::run(a),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(msg)) => {
+            eprintln!("usage: error: {msg}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Failed(msg)) => {
+            eprintln!("usage: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}

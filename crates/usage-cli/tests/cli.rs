@@ -1,0 +1,217 @@
+//! The `usage` binary, run as a user would.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn usage(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_usage"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("USAGE_CONFIG")
+        .output()
+        .expect("run usage")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn total_line(report: &str) -> Vec<u64> {
+    let line = report
+        .lines()
+        .find(|l| l.starts_with("TOTAL"))
+        .expect("a TOTAL line");
+    line.split_whitespace()
+        .filter_map(|w| w.replace(',', "").parse().ok())
+        .collect()
+}
+
+#[test]
+fn demo_then_report_on_the_embedded_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = usage(
+        dir.path(),
+        &["demo", "--seconds", "1", "--threads", "2", "--rate", "5000"],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(out.contains("data: usage-data"), "{out}");
+    let o = usage(dir.path(), &["report"]);
+    let (report, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    // The report's totals equal what is on disk.
+    let mut events = 0u64;
+    let mut cu = 0u64;
+    usage_file::read::scan(
+        &dir.path().join("usage-data"),
+        &usage_file::read::Filter {
+            kind: Some("relay_usage".into()),
+            ..Default::default()
+        },
+        |e| {
+            events += 1;
+            if let Some(usage_core::Value::U64(c)) = e.field("cu") {
+                cu += c;
+            }
+        },
+    )
+    .unwrap();
+    assert!(events > 1000, "{events}");
+    assert_eq!(total_line(&report)[..2], [events, cu], "{report}");
+    // A range in the future has nothing.
+    let o = usage(dir.path(), &["report", "--from", "2999-01-01"]);
+    assert!(o.status.success());
+    assert!(text(&o).0.contains("no relay_usage events"));
+}
+
+#[test]
+fn pump_accounts_for_every_event_and_matches_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("usage.toml"),
+        "[pipeline]\nflush_interval = \"50ms\"\n[exporters.local]\ntype = \"file\"\npath = \"out\"\ncompression = \"gzip\"\n",
+    )
+    .unwrap();
+    let o = usage(
+        dir.path(),
+        &["pump", "--count", "20000", "--json", "--ids", "ids.txt"],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["complete"], true);
+    assert_eq!(v["exporters"][0]["delivered"], 20000);
+    let ids = std::fs::read_to_string(dir.path().join("ids.txt")).unwrap();
+    let mut want: Vec<&str> = ids.lines().collect();
+    want.sort();
+    let mut got = Vec::new();
+    let mut cu_by_project = std::collections::BTreeMap::<String, u64>::new();
+    usage_file::read::scan(&dir.path().join("out"), &Default::default(), |e| {
+        got.push(e.id().to_string());
+        if let (Some(usage_core::Value::Str(p)), Some(usage_core::Value::U64(c))) =
+            (e.field("project"), e.field("cu"))
+        {
+            *cu_by_project.entry(p.to_string()).or_default() += c;
+        }
+    })
+    .unwrap();
+    got.sort();
+    assert_eq!(got, want, "every id once");
+    for (project, totals) in v["projects"].as_object().unwrap() {
+        assert_eq!(
+            totals["cu"].as_u64(),
+            cu_by_project.get(project).copied(),
+            "{project}"
+        );
+    }
+}
+
+#[test]
+fn pump_exits_non_zero_when_events_are_not_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("blocker"),
+        b"a file where a directory must go",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[pipeline]\nretry_base = \"10ms\"\nretry_max = \"50ms\"\n[exporters.local]\ntype = \"file\"\npath = \"blocker/sub\"\n",
+    )
+    .unwrap();
+    let o = usage(
+        dir.path(),
+        &[
+            "pump",
+            "--config",
+            "bad.toml",
+            "--count",
+            "100",
+            "--timeout",
+            "1s",
+        ],
+    );
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    assert!(
+        err.contains("not delivered") && err.contains("local: delivered 0, pending 100"),
+        "{err}"
+    );
+    assert!(
+        out.contains("last error: writing parts under blocker/sub"),
+        "{out}"
+    );
+}
+
+#[test]
+fn bad_config_and_flags_are_one_line_errors_with_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.toml"),
+        "[pipeline]\nqueue_capacity = \"lots\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("b.toml"),
+        "[exporters.main]\ntype = \"kafkaa\"\n",
+    )
+    .unwrap();
+    for (args, needle) in [
+        (
+            &["check", "--config", "a.toml"][..],
+            "pipeline.queue_capacity: invalid type: found string \"lots\"",
+        ),
+        (
+            &["check", "--config", "b.toml"][..],
+            "exporters.main.type: unknown exporter type `kafkaa`; registered types: file",
+        ),
+        (
+            &["check", "--config", "missing.toml"][..],
+            "config file missing.toml does not exist",
+        ),
+        (
+            &["pump", "--count", "1", "--kind", "nope"][..],
+            "--kind nope",
+        ),
+        (
+            &["report", "--from", "yesterday"][..],
+            "invalid time \"yesterday\"",
+        ),
+        (
+            &["report", "--dir", "nowhere"][..],
+            "nowhere is not a directory",
+        ),
+        (&["frobnicate"][..], "unrecognized subcommand"),
+    ] {
+        let o = usage(dir.path(), args);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {out}{err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("backtrace"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn check_lists_types_instances_and_healthchecks() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("usage.toml"),
+        "[exporters.local]\ntype = \"file\"\nevents = [\"relay_usage\"]\n",
+    )
+    .unwrap();
+    let o = usage(dir.path(), &["check"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(out.contains("file         NDJSON parts"), "{out}");
+    assert!(
+        out.contains("local        type file       events: relay_usage"),
+        "{out}"
+    );
+    assert!(out.contains("local        ok"), "{out}");
+}
