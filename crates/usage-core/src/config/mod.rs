@@ -563,6 +563,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's signature
     fn the_default_file_is_optional() {
         figment::Jail::expect_with(|_jail| {
             let c = UsageConfig::load().map_err(|e| e.to_string())?;
