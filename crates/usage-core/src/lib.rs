@@ -77,8 +77,3 @@ pub mod __private {
     pub use crate::registry::ExporterRegistration;
     pub use inventory;
 }
-
-/// The README's code samples, compiled and run as doc tests so they stay true.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-pub struct ReadmeDoctests;

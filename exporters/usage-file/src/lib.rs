@@ -26,3 +26,9 @@ pub use exporter::{FileConfig, FileExporter, FACTORY};
 pub use layout::{Compression, Partition};
 
 usage_core::register_exporter!(FACTORY);
+
+/// The README's code samples, compiled (and run, unless marked `no_run`) as doc
+/// tests so they stay true. They live here because they use this crate.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
