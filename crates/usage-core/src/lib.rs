@@ -46,6 +46,7 @@ mod pipeline;
 pub mod registry;
 mod resource;
 mod sink;
+mod spool;
 
 pub use async_trait::async_trait;
 pub use config::secret::{Secret, SecretError};
@@ -68,6 +69,7 @@ pub use pipeline::{Pipeline, PipelineBuilder};
 pub use registry::{ExporterContext, ExporterDefaults, ExporterFactory};
 pub use resource::{default_instance_id, Resource};
 pub use sink::UsageSink;
+pub use spool::{FsyncMode, RecoveryReport, SpoolConfig, SpoolError, SpoolStats};
 
 /// Used by the crate's macros; not a public API.
 #[doc(hidden)]

@@ -1,0 +1,759 @@
+//! The crash-safe spool: a write-ahead log of segment files between the router and
+//! the exporters. Every exporter reads it with its own durable cursor, so a slow or
+//! down exporter only lags, and a restart resumes each exporter where it stopped.
+//!
+//! ```text
+//! <path>/segments/<base seq>.seg   the log (see `segment` for the format)
+//! <path>/cursors/<exporter>.cursor each exporter's acknowledged position
+//! <path>/quarantine/               damaged bytes moved aside at recovery
+//! ```
+
+pub(crate) mod codec;
+pub(crate) mod cursor;
+pub(crate) mod segment;
+
+use crate::config::units;
+use crate::event::schema::Schema;
+use crate::event::Event;
+use crate::resource::Resource;
+use segment::{encode_record, parse_record, scan, Header, Parsed, RecordType, HEADER_LEN};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// When appended events are fsynced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncMode {
+    /// After every group commit, before any exporter sees the events.
+    Batch,
+    /// At most this long after an append.
+    Interval(Duration),
+    /// Never explicitly (the OS writes back on its own schedule).
+    Never,
+}
+
+impl<'de> Deserialize<'de> for FsyncMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "batch" => Ok(FsyncMode::Batch),
+            "never" => Ok(FsyncMode::Never),
+            _ => match s.strip_prefix("interval:") {
+                Some(rest) => units::parse_duration(rest)
+                    .map(FsyncMode::Interval)
+                    .map_err(serde::de::Error::custom),
+                None => Err(serde::de::Error::custom(format!(
+                    "invalid fsync mode {s:?}: expected \"batch\", \"interval:100ms\" or \"never\""
+                ))),
+            },
+        }
+    }
+}
+
+/// `[spool]`: the optional write-ahead log.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpoolConfig {
+    /// Directory of the spool.
+    pub path: PathBuf,
+    /// Bound on segment bytes on disk; when reached, the pipeline's full policy applies.
+    #[serde(default = "default_max_bytes", deserialize_with = "units::bytes")]
+    pub max_bytes: usize,
+    /// `"batch"` (default), `"interval:100ms"` or `"never"`.
+    #[serde(default = "default_fsync")]
+    pub fsync: FsyncMode,
+    /// Segment file size before rolling to a new one.
+    #[serde(default = "default_segment_bytes", deserialize_with = "units::bytes")]
+    pub segment_bytes: usize,
+}
+
+fn default_max_bytes() -> usize {
+    1 << 30
+}
+fn default_fsync() -> FsyncMode {
+    FsyncMode::Batch
+}
+fn default_segment_bytes() -> usize {
+    64 << 20
+}
+
+impl SpoolConfig {
+    /// A spool at `path` with the defaults (1 GiB, fsync per batch, 64 MiB segments).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        SpoolConfig {
+            path: path.into(),
+            max_bytes: default_max_bytes(),
+            fsync: default_fsync(),
+            segment_bytes: default_segment_bytes(),
+        }
+    }
+}
+
+/// An index entry every this many events, for seeking.
+const INDEX_EVERY: u64 = 512;
+
+/// What the pipeline knows about one segment.
+#[derive(Debug, Clone)]
+pub(crate) struct SegmentMeta {
+    pub(crate) path: PathBuf,
+    pub(crate) base_seq: u64,
+    /// One past the last event seq in the file.
+    pub(crate) next_seq: u64,
+    /// Bytes of the file that hold committed records.
+    pub(crate) bytes: u64,
+    /// By schema index (a schema record's `seq` field); `None` if unreadable.
+    pub(crate) schemas: Vec<Option<Arc<Schema>>>,
+    pub(crate) resource: Option<Arc<Resource>>,
+    /// (seq, offset) of every `INDEX_EVERY`-th event.
+    pub(crate) index: Vec<(u64, u64)>,
+}
+
+/// Spool counters.
+#[derive(Debug, Default)]
+pub(crate) struct SpoolCounters {
+    pub(crate) appended_events: AtomicU64,
+    pub(crate) appended_bytes: AtomicU64,
+    pub(crate) fsyncs: AtomicU64,
+    pub(crate) replayed_events: AtomicU64,
+    pub(crate) quarantined_bytes: AtomicU64,
+    pub(crate) quarantined_regions: AtomicU64,
+    pub(crate) bytes_on_disk: AtomicU64,
+    pub(crate) segments: AtomicU64,
+    pub(crate) oldest_seq: AtomicU64,
+}
+
+/// What readers (exporter workers) share with the writer.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) dir: PathBuf,
+    pub(crate) segments: RwLock<Vec<SegmentMeta>>,
+    /// Events with a smaller seq are in segment files and readable.
+    pub(crate) written_seq: AtomicU64,
+    pub(crate) counters: SpoolCounters,
+    pub(crate) max_bytes: u64,
+}
+
+/// A snapshot of the spool for stats and `usage spool inspect`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpoolStats {
+    /// Directory.
+    pub path: PathBuf,
+    /// Segment files.
+    pub segments: u64,
+    /// Bytes of segment files.
+    pub bytes: u64,
+    /// The byte bound.
+    pub max_bytes: u64,
+    /// Oldest retained event seq.
+    pub oldest_seq: u64,
+    /// Next seq to be assigned; events below it are spooled.
+    pub next_seq: u64,
+    /// Events appended by this process.
+    pub appended_events: u64,
+    /// fsync calls by this process.
+    pub fsyncs: u64,
+    /// Events exporters read back from disk (catching up or after a restart).
+    pub replayed_events: u64,
+    /// Damaged bytes moved to quarantine (at recovery) or skipped (while reading).
+    pub quarantined_bytes: u64,
+    /// Damaged regions found.
+    pub quarantined_regions: u64,
+}
+
+impl Shared {
+    pub(crate) fn stats(&self) -> SpoolStats {
+        let c = &self.counters;
+        SpoolStats {
+            path: self.dir.clone(),
+            segments: c.segments.load(Relaxed),
+            bytes: c.bytes_on_disk.load(Relaxed),
+            max_bytes: self.max_bytes,
+            oldest_seq: c.oldest_seq.load(Relaxed),
+            next_seq: self.written_seq.load(Relaxed),
+            appended_events: c.appended_events.load(Relaxed),
+            fsyncs: c.fsyncs.load(Relaxed),
+            replayed_events: c.replayed_events.load(Relaxed),
+            quarantined_bytes: c.quarantined_bytes.load(Relaxed),
+            quarantined_regions: c.quarantined_regions.load(Relaxed),
+        }
+    }
+
+    fn publish(&self, segments: &[SegmentMeta]) {
+        let c = &self.counters;
+        c.segments.store(segments.len() as u64, Relaxed);
+        c.bytes_on_disk
+            .store(segments.iter().map(|s| s.bytes).sum(), Relaxed);
+        c.oldest_seq
+            .store(segments.first().map_or(0, |s| s.base_seq), Relaxed);
+    }
+
+    fn lock_segments(&self) -> std::sync::RwLockReadGuard<'_, Vec<SegmentMeta>> {
+        self.segments.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_segments_mut(&self) -> std::sync::RwLockWriteGuard<'_, Vec<SegmentMeta>> {
+        self.segments.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reads events with `from <= seq < to` whose kind `wants` accepts, up to
+    /// `max_events`/`max_bytes`. Returns the events and the seq to continue from.
+    pub(crate) fn read(
+        &self,
+        from: u64,
+        to: u64,
+        max_events: usize,
+        max_bytes: usize,
+        wants: &dyn Fn(&str) -> bool,
+    ) -> std::io::Result<(Vec<Event>, u64)> {
+        let metas: Vec<SegmentMeta> = self
+            .lock_segments()
+            .iter()
+            .filter(|s| s.next_seq > from && s.base_seq < to)
+            .cloned()
+            .collect();
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        let mut pos = from;
+        for seg in metas {
+            pos = pos.max(seg.base_seq);
+            let start = seg
+                .index
+                .iter()
+                .rev()
+                .find(|(s, _)| *s <= pos)
+                .map_or(HEADER_LEN as u64, |(_, o)| *o);
+            let mut file = match File::open(&seg.path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            file.seek(SeekFrom::Start(start))?;
+            let mut remaining = seg.bytes.saturating_sub(start);
+            let mut buf: Vec<u8> = Vec::new();
+            let mut at = 0usize;
+            loop {
+                // Refill: keep the unparsed tail, read up to 1 MiB more.
+                if at > 0 {
+                    buf.drain(..at);
+                    at = 0;
+                }
+                let want = remaining.min(1 << 20) as usize;
+                if want > 0 {
+                    let old = buf.len();
+                    buf.resize(old + want, 0);
+                    file.read_exact(&mut buf[old..])?;
+                    remaining -= want as u64;
+                }
+                let mut progressed = false;
+                while at < buf.len() {
+                    match parse_record(&buf, at) {
+                        Parsed::Record(r) => {
+                            progressed = true;
+                            at = r.end();
+                            if r.ty != RecordType::Event || r.seq < pos {
+                                continue;
+                            }
+                            if r.seq >= to {
+                                return Ok((out, to));
+                            }
+                            let payload = &buf[r.payload.clone()];
+                            let kind_ok = payload
+                                .get(..2)
+                                .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
+                                .and_then(|i| seg.schemas.get(i).and_then(Option::as_ref))
+                                .is_some_and(|s| wants(&s.kind));
+                            pos = r.seq + 1;
+                            if !kind_ok {
+                                continue;
+                            }
+                            match codec::decode_event(payload, &seg.schemas, seg.resource.as_ref())
+                            {
+                                Ok(e) => {
+                                    bytes += e.approx_bytes();
+                                    out.push(e);
+                                }
+                                Err(err) => {
+                                    self.counters.quarantined_regions.fetch_add(1, Relaxed);
+                                    self.counters
+                                        .quarantined_bytes
+                                        .fetch_add(r.payload.len() as u64, Relaxed);
+                                    tracing::error!(segment = %seg.path.display(), seq = r.seq, "undecodable spooled event skipped: {err}");
+                                }
+                            }
+                            if out.len() >= max_events || bytes >= max_bytes {
+                                self.counters
+                                    .replayed_events
+                                    .fetch_add(out.len() as u64, Relaxed);
+                                return Ok((out, pos));
+                            }
+                        }
+                        Parsed::Incomplete if remaining > 0 => break,
+                        Parsed::Incomplete | Parsed::Invalid => {
+                            // Damage found while reading (it was intact at recovery): skip to
+                            // the next intact record and count it.
+                            let skip_to = (at + 1..buf.len())
+                                .find(|p| matches!(parse_record(&buf, *p), Parsed::Record(_)))
+                                .unwrap_or(buf.len());
+                            self.counters.quarantined_regions.fetch_add(1, Relaxed);
+                            self.counters
+                                .quarantined_bytes
+                                .fetch_add((skip_to - at) as u64, Relaxed);
+                            tracing::error!(segment = %seg.path.display(), offset = start + at as u64, "damaged spool bytes skipped while reading");
+                            progressed = true;
+                            at = skip_to;
+                        }
+                    }
+                }
+                if remaining == 0 || !progressed && want == 0 {
+                    break;
+                }
+            }
+            pos = pos.max(seg.next_seq.min(to));
+        }
+        self.counters
+            .replayed_events
+            .fetch_add(out.len() as u64, Relaxed);
+        Ok((out, pos.max(to.min(self.written_seq.load(Relaxed)))))
+    }
+}
+
+/// The open segment being appended to.
+struct Active {
+    file: File,
+    kinds: HashMap<String, u16>,
+    /// Bytes in the file (committed).
+    bytes: u64,
+}
+
+/// What recovery found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Segments read.
+    pub segments: usize,
+    /// Intact events kept.
+    pub events: u64,
+    /// Damaged bytes moved to `quarantine/`.
+    pub quarantined_bytes: u64,
+    /// Damaged regions.
+    pub quarantined_regions: u64,
+    /// Time taken.
+    pub elapsed: Duration,
+}
+
+/// The writer side, owned by the router.
+pub(crate) struct Spool {
+    cfg: SpoolConfig,
+    pub(crate) shared: Arc<Shared>,
+    resource: Arc<Resource>,
+    active: Option<Active>,
+    next_seq: u64,
+    buf: Vec<u8>,
+    scratch: Vec<u8>,
+    pending_index: Vec<(u64, u64)>,
+    last_sync: Instant,
+    unsynced: bool,
+}
+
+/// A spool that cannot be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("spool {path}: {message}")]
+pub struct SpoolError {
+    /// The spool directory.
+    pub path: PathBuf,
+    /// What went wrong.
+    pub message: String,
+}
+
+fn segment_name(base_seq: u64) -> String {
+    format!("{base_seq:020}.seg")
+}
+
+impl Spool {
+    /// Opens (creating if needed) and recovers the spool: every intact record is
+    /// kept, damaged bytes go to `quarantine/` and are counted.
+    pub(crate) fn open(
+        cfg: SpoolConfig,
+        resource: Arc<Resource>,
+    ) -> Result<(Spool, RecoveryReport), SpoolError> {
+        let spool_path = cfg.path.clone();
+        let fail = |message: String| SpoolError {
+            path: spool_path.clone(),
+            message,
+        };
+        let start = Instant::now();
+        for sub in ["segments", "cursors", "quarantine"] {
+            std::fs::create_dir_all(cfg.path.join(sub))
+                .map_err(|e| fail(format!("cannot create {sub}/: {e}")))?;
+        }
+        let mut names: Vec<PathBuf> = std::fs::read_dir(cfg.path.join("segments"))
+            .map_err(|e| fail(format!("cannot list segments: {e}")))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+            .collect();
+        names.sort();
+        let shared = Arc::new(Shared {
+            dir: cfg.path.clone(),
+            segments: RwLock::new(Vec::new()),
+            written_seq: AtomicU64::new(0),
+            counters: SpoolCounters::default(),
+            max_bytes: cfg.max_bytes as u64,
+        });
+        let mut report = RecoveryReport::default();
+        let mut metas = Vec::new();
+        let mut next_seq = 0u64;
+        for path in names {
+            report.segments += 1;
+            match recover_segment(&cfg.path, &path, &mut report) {
+                Ok(Some(meta)) if meta.next_seq == meta.base_seq => {
+                    // No events: only its position matters, and that is kept in next_seq.
+                    next_seq = next_seq.max(meta.base_seq);
+                    let _ = std::fs::remove_file(&meta.path);
+                }
+                Ok(Some(meta)) => {
+                    next_seq = next_seq.max(meta.next_seq);
+                    metas.push(meta);
+                }
+                Ok(None) => {}
+                Err(e) => return Err(fail(format!("{}: {e}", path.display()))),
+            }
+        }
+        // Never reuse a seq an exporter has acknowledged, even if its segments are gone.
+        for entry in std::fs::read_dir(cfg.path.join("cursors"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if let cursor::Loaded::Seq(s) = cursor::load(&entry.path()) {
+                next_seq = next_seq.max(s);
+            }
+        }
+        shared
+            .counters
+            .quarantined_bytes
+            .store(report.quarantined_bytes, Relaxed);
+        shared
+            .counters
+            .quarantined_regions
+            .store(report.quarantined_regions, Relaxed);
+        shared.written_seq.store(next_seq, Relaxed);
+        shared.publish(&metas);
+        *shared.lock_segments_mut() = metas;
+        report.elapsed = start.elapsed();
+        if report.quarantined_bytes > 0 {
+            tracing::error!(
+                spool = %cfg.path.display(), bytes = report.quarantined_bytes, regions = report.quarantined_regions,
+                "spool recovery found DAMAGED data; intact records kept, damaged bytes moved to quarantine/"
+            );
+        }
+        let mut spool = Spool {
+            cfg,
+            shared,
+            resource,
+            active: None,
+            next_seq,
+            buf: Vec::with_capacity(1 << 20),
+            scratch: Vec::with_capacity(1024),
+            pending_index: Vec::new(),
+            last_sync: Instant::now(),
+            unsynced: false,
+        };
+        spool
+            .roll()
+            .map_err(|e| fail(format!("cannot create a segment: {e}")))?;
+        Ok((spool, report))
+    }
+
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// True when the segments hold `max_bytes` or more.
+    pub(crate) fn is_full(&self) -> bool {
+        self.shared.counters.bytes_on_disk.load(Relaxed) + self.buf.len() as u64
+            >= self.cfg.max_bytes as u64
+    }
+
+    /// Starts a new segment at `next_seq` (the previous one is synced and sealed).
+    fn roll(&mut self) -> std::io::Result<()> {
+        if let Some(old) = self.active.take() {
+            old.file.sync_data()?;
+        }
+        let path = self
+            .cfg
+            .path
+            .join("segments")
+            .join(segment_name(self.next_seq));
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&path)?;
+        let mut head = Header {
+            base_seq: self.next_seq,
+            created_micros: crate::Timestamp::now().as_micros(),
+        }
+        .encode()
+        .to_vec();
+        let mut payload = Vec::new();
+        codec::encode_resource(&mut payload, &self.resource);
+        encode_record(&mut head, RecordType::Resource, 0, &payload);
+        file.write_all(&head)?;
+        file.sync_all()?;
+        crate::fs::sync_dir(&self.cfg.path.join("segments"))?;
+        let meta = SegmentMeta {
+            path,
+            base_seq: self.next_seq,
+            next_seq: self.next_seq,
+            bytes: head.len() as u64,
+            schemas: Vec::new(),
+            resource: Some(self.resource.clone()),
+            index: Vec::new(),
+        };
+        let mut segs = self.shared.lock_segments_mut();
+        segs.push(meta);
+        self.shared.publish(&segs);
+        drop(segs);
+        self.active = Some(Active {
+            file,
+            kinds: HashMap::new(),
+            bytes: head.len() as u64,
+        });
+        Ok(())
+    }
+
+    /// Buffers events of one kind; returns the seq of the first. Nothing is
+    /// written until [`commit`](Spool::commit).
+    pub(crate) fn append(&mut self, events: &[Event]) -> u64 {
+        let first = self.next_seq;
+        let Some(active) = self.active.as_mut() else {
+            return first;
+        };
+        for e in events {
+            let idx = match active.kinds.get(e.kind()) {
+                Some(i) => *i,
+                None => {
+                    let i = active.kinds.len() as u16;
+                    self.scratch.clear();
+                    codec::encode_schema(&mut self.scratch, e.schema());
+                    encode_record(
+                        &mut self.buf,
+                        RecordType::Schema,
+                        u64::from(i),
+                        &self.scratch,
+                    );
+                    active.kinds.insert(e.kind().to_string(), i);
+                    let mut segs = self.shared.lock_segments_mut();
+                    if let Some(last) = segs.last_mut() {
+                        last.schemas.push(Some(Arc::new(e.schema().clone())));
+                    }
+                    i
+                }
+            };
+            if self.next_seq % INDEX_EVERY == 0 {
+                self.pending_index
+                    .push((self.next_seq, active.bytes + self.buf.len() as u64));
+            }
+            self.scratch.clear();
+            codec::encode_event(&mut self.scratch, idx, e);
+            encode_record(
+                &mut self.buf,
+                RecordType::Event,
+                self.next_seq,
+                &self.scratch,
+            );
+            self.next_seq += 1;
+        }
+        first
+    }
+
+    /// Writes buffered records, fsyncs as the mode says, makes them readable.
+    pub(crate) fn commit(&mut self) -> std::io::Result<()> {
+        let Some(active) = self.active.as_mut() else {
+            return Ok(());
+        };
+        if !self.buf.is_empty() {
+            active.file.write_all(&self.buf)?;
+            active.bytes += self.buf.len() as u64;
+            let c = &self.shared.counters;
+            c.appended_bytes.fetch_add(self.buf.len() as u64, Relaxed);
+            self.buf.clear();
+            self.unsynced = true;
+        }
+        let sync = self.unsynced
+            && match self.cfg.fsync {
+                FsyncMode::Batch => true,
+                FsyncMode::Interval(d) => self.last_sync.elapsed() >= d,
+                FsyncMode::Never => false,
+            };
+        if sync {
+            active.file.sync_data()?;
+            self.shared.counters.fsyncs.fetch_add(1, Relaxed);
+            self.last_sync = Instant::now();
+            self.unsynced = false;
+        }
+        let appended = self.next_seq - self.shared.written_seq.load(Relaxed);
+        {
+            let mut segs = self.shared.lock_segments_mut();
+            if let Some(last) = segs.last_mut() {
+                last.next_seq = self.next_seq;
+                last.bytes = active.bytes;
+                last.index.append(&mut self.pending_index);
+            }
+            self.shared.publish(&segs);
+        }
+        self.shared
+            .counters
+            .appended_events
+            .fetch_add(appended, Relaxed);
+        self.shared.written_seq.store(self.next_seq, Relaxed);
+        if active.bytes >= self.cfg.segment_bytes as u64 {
+            self.roll()?;
+        }
+        Ok(())
+    }
+
+    /// Forces an fsync of anything written (interval mode's timer, and shutdown).
+    pub(crate) fn sync(&mut self) -> std::io::Result<()> {
+        if let (true, Some(a)) = (self.unsynced, self.active.as_mut()) {
+            a.file.sync_data()?;
+            self.shared.counters.fsyncs.fetch_add(1, Relaxed);
+            self.last_sync = Instant::now();
+            self.unsynced = false;
+        }
+        Ok(())
+    }
+
+    /// Deletes sealed segments every exporter has finished (all seqs below `min_ack`).
+    pub(crate) fn gc(&mut self, min_ack: u64) {
+        let mut segs = self.shared.lock_segments_mut();
+        let n = segs.len();
+        let mut removed = 0;
+        // The last segment is the active one and always stays.
+        while segs.len() > 1 && segs[0].next_seq <= min_ack {
+            let seg = segs.remove(0);
+            match std::fs::remove_file(&seg.path) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => removed += 1,
+                Err(e) => {
+                    tracing::error!(segment = %seg.path.display(), "cannot delete a finished spool segment: {e}");
+                    segs.insert(0, seg);
+                    break;
+                }
+            }
+        }
+        if removed > 0 {
+            self.shared.publish(&segs);
+            tracing::debug!(removed, kept = n - removed, "spool segments deleted");
+        }
+    }
+}
+
+/// Scans one segment file; quarantines damage and rewrites the file with only its
+/// intact records. `Ok(None)` when nothing usable remains (the file is removed).
+fn recover_segment(
+    dir: &Path,
+    path: &Path,
+    report: &mut RecoveryReport,
+) -> std::io::Result<Option<SegmentMeta>> {
+    let bytes = std::fs::read(path)?;
+    let s = scan(&bytes);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if !s.damaged.is_empty() {
+        let mut damaged = Vec::new();
+        for r in &s.damaged {
+            damaged.extend_from_slice(&bytes[r.clone()]);
+            report.quarantined_regions += 1;
+        }
+        report.quarantined_bytes += damaged.len() as u64;
+        let q = dir.join("quarantine").join(format!(
+            "{name}.{}.bin",
+            crate::Timestamp::now().as_micros()
+        ));
+        crate::fs::write_atomic(&q, &damaged)?;
+        tracing::error!(
+            segment = %path.display(), bytes = damaged.len(), regions = s.damaged.len(), quarantine = %q.display(),
+            "damaged spool bytes quarantined{}", s.header_error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+        );
+    }
+    let Some(header) = s.header else {
+        std::fs::remove_file(path)?;
+        return Ok(None);
+    };
+    let mut meta = SegmentMeta {
+        path: path.to_path_buf(),
+        base_seq: header.base_seq,
+        next_seq: header.base_seq,
+        bytes: 0,
+        schemas: Vec::new(),
+        resource: None,
+        index: Vec::new(),
+    };
+    let mut clean = if s.damaged.is_empty() {
+        None
+    } else {
+        Some(header.encode().to_vec())
+    };
+    for r in &s.records {
+        let payload = &bytes[r.payload.clone()];
+        let offset = clean.as_ref().map_or(r.offset as u64, |c| c.len() as u64);
+        let keep = match r.ty {
+            RecordType::Schema => match codec::decode_schema(payload) {
+                Ok(schema) if r.seq < u64::from(u16::MAX) => {
+                    let i = r.seq as usize;
+                    if meta.schemas.len() <= i {
+                        meta.schemas.resize(i + 1, None);
+                    }
+                    meta.schemas[i] = Some(Arc::new(schema));
+                    true
+                }
+                Ok(_) => false,
+                Err(e) => {
+                    tracing::error!(segment = %path.display(), "unreadable schema record: {e}");
+                    false
+                }
+            },
+            RecordType::Resource => match codec::decode_resource(payload) {
+                Ok(res) => {
+                    meta.resource = Some(Arc::new(res));
+                    true
+                }
+                Err(_) => false,
+            },
+            RecordType::Event => {
+                if r.seq < meta.next_seq && r.seq != header.base_seq {
+                    false // out of order: not something we wrote
+                } else {
+                    if (r.seq - header.base_seq) % INDEX_EVERY == 0 || meta.index.is_empty() {
+                        meta.index.push((r.seq, offset));
+                    }
+                    meta.next_seq = r.seq + 1;
+                    report.events += 1;
+                    true
+                }
+            }
+        };
+        if let (true, Some(c)) = (keep, clean.as_mut()) {
+            c.extend_from_slice(&bytes[r.offset..r.end()]);
+        }
+    }
+    meta.bytes = match clean {
+        Some(c) => {
+            crate::fs::write_atomic(path, &c)?;
+            c.len() as u64
+        }
+        None => bytes.len() as u64,
+    };
+    Ok(Some(meta))
+}
+
+#[cfg(test)]
+mod tests;

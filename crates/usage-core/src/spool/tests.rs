@@ -1,0 +1,243 @@
+//! Spool writer, reader and recovery.
+
+use super::*;
+use crate::{NetworkEvent, RelayUsage};
+
+fn res() -> Arc<Resource> {
+    Arc::new(Resource::new("svc").with_instance_id("i"))
+}
+
+fn cfg(dir: &Path) -> SpoolConfig {
+    SpoolConfig {
+        segment_bytes: 64 << 10,
+        ..SpoolConfig::new(dir)
+    }
+}
+
+fn relays(n: u64) -> Vec<Event> {
+    (0..n)
+        .map(|cu| {
+            Event::new(RelayUsage {
+                project: "p".into(),
+                cu,
+                ..Default::default()
+            })
+        })
+        .collect()
+}
+
+fn read_all(shared: &Shared) -> Vec<Event> {
+    let (events, _) = shared
+        .read(0, u64::MAX, usize::MAX, usize::MAX, &|_| true)
+        .unwrap();
+    events
+}
+
+#[test]
+fn append_commit_read_and_reopen_continue_the_sequence() {
+    let d = tempfile::tempdir().unwrap();
+    let (mut s, report) = Spool::open(cfg(d.path()), res()).unwrap();
+    assert_eq!(report.events, 0);
+    let a = relays(1000);
+    let b: Vec<Event> = (0..10)
+        .map(|_| Event::new(NetworkEvent::default()))
+        .collect();
+    assert_eq!(s.append(&a), 0);
+    assert_eq!(s.append(&b), 1000);
+    s.commit().unwrap();
+    let back = read_all(&s.shared);
+    assert_eq!(back.len(), 1010);
+    for (x, y) in back.iter().zip(a.iter().chain(b.iter())) {
+        assert_eq!((x.id(), x.ts(), x.values()), (y.id(), y.ts(), y.values()));
+        assert_eq!(x.resource().unwrap().service_name, "svc");
+    }
+    // Kind filter and ranges.
+    let (only, next) = s
+        .shared
+        .read(990, 1005, usize::MAX, usize::MAX, &|k| k == "network_event")
+        .unwrap();
+    assert_eq!((only.len(), next), (5, 1005));
+    let (first, next) = s
+        .shared
+        .read(0, u64::MAX, 7, usize::MAX, &|_| true)
+        .unwrap();
+    assert_eq!((first.len(), next), (7, 7));
+    assert!(s.shared.stats().segments > 1, "64 KiB segments rolled");
+    drop(s);
+    let (mut s, report) = Spool::open(cfg(d.path()), res()).unwrap();
+    assert_eq!((report.events, report.quarantined_bytes), (1010, 0));
+    assert_eq!(s.append(&relays(1)), 1010);
+    s.commit().unwrap();
+    assert_eq!(read_all(&s.shared).len(), 1011);
+}
+
+fn last_segment(dir: &Path) -> PathBuf {
+    let mut segs: Vec<PathBuf> = std::fs::read_dir(dir.join("segments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    segs.sort();
+    segs.pop().unwrap()
+}
+
+#[test]
+fn torn_tail_at_every_offset_recovers_every_whole_event() {
+    let d = tempfile::tempdir().unwrap();
+    let (mut s, _) = Spool::open(cfg(d.path()), res()).unwrap();
+    let sent = relays(6);
+    s.append(&sent);
+    s.commit().unwrap();
+    drop(s);
+    let seg = last_segment(d.path());
+    let full = std::fs::read(&seg).unwrap();
+    let records = segment::scan(&full).records;
+    for cut in HEADER_LEN..full.len() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("segments")).unwrap();
+        std::fs::write(
+            dir.path().join("segments").join(seg.file_name().unwrap()),
+            &full[..cut],
+        )
+        .unwrap();
+        let (s, report) = Spool::open(cfg(dir.path()), res()).unwrap();
+        let whole = records
+            .iter()
+            .filter(|r| r.ty == RecordType::Event && r.end() <= cut)
+            .count();
+        let back = read_all(&s.shared);
+        assert_eq!(back.len(), whole, "cut at {cut}");
+        for (x, y) in back.iter().zip(sent.iter()) {
+            assert_eq!(x.id(), y.id());
+        }
+        let torn = cut
+            - records
+                .iter()
+                .filter(|r| r.end() <= cut)
+                .map(|r| r.end())
+                .max()
+                .unwrap_or(HEADER_LEN);
+        assert_eq!(report.quarantined_bytes, torn as u64, "cut at {cut}");
+    }
+}
+
+#[test]
+fn corruption_in_the_middle_is_quarantined_and_the_rest_kept() {
+    let d = tempfile::tempdir().unwrap();
+    let (mut s, _) = Spool::open(cfg(d.path()), res()).unwrap();
+    let sent = relays(50);
+    s.append(&sent);
+    s.commit().unwrap();
+    drop(s);
+    let seg = last_segment(d.path());
+    let mut b = std::fs::read(&seg).unwrap();
+    let records = segment::scan(&b).records;
+    let victim = records
+        .iter()
+        .filter(|r| r.ty == RecordType::Event)
+        .nth(20)
+        .unwrap()
+        .clone();
+    b[victim.payload.start + 3] ^= 0x40;
+    std::fs::write(&seg, &b).unwrap();
+    let (mut s, report) = Spool::open(cfg(d.path()), res()).unwrap();
+    assert_eq!(report.quarantined_regions, 1);
+    assert_eq!(
+        report.quarantined_bytes,
+        (victim.end() - victim.offset) as u64
+    );
+    let back = read_all(&s.shared);
+    assert_eq!(back.len(), 49);
+    assert!(!back.iter().any(|e| e.id() == sent[20].id()));
+    assert_eq!(s.shared.stats().quarantined_bytes, report.quarantined_bytes);
+    let q: Vec<_> = std::fs::read_dir(d.path().join("quarantine"))
+        .unwrap()
+        .collect();
+    assert_eq!(q.len(), 1);
+    // The segment was rewritten clean: a second open finds nothing to quarantine.
+    s.append(&relays(1));
+    s.commit().unwrap();
+    drop(s);
+    let (_, report) = Spool::open(cfg(d.path()), res()).unwrap();
+    assert_eq!((report.quarantined_bytes, report.events), (0, 50));
+}
+
+#[test]
+fn garbage_segment_files_are_quarantined_whole() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("segments")).unwrap();
+    std::fs::write(
+        d.path().join("segments/00000000000000000007.seg"),
+        b"definitely not a segment",
+    )
+    .unwrap();
+    let (s, report) = Spool::open(cfg(d.path()), res()).unwrap();
+    assert_eq!(report.quarantined_bytes, 24);
+    assert_eq!(read_all(&s.shared).len(), 0);
+}
+
+#[test]
+fn gc_deletes_only_segments_every_cursor_passed() {
+    let d = tempfile::tempdir().unwrap();
+    let (mut s, _) = Spool::open(cfg(d.path()), res()).unwrap();
+    for _ in 0..60 {
+        s.append(&relays(100));
+        s.commit().unwrap();
+    }
+    let before = s.shared.stats();
+    assert!(before.segments > 3);
+    s.gc(1000);
+    let after = s.shared.stats();
+    assert!(after.segments < before.segments);
+    assert!(
+        after.oldest_seq <= 1000,
+        "nothing at or above the cursor is gone"
+    );
+    let (events, _) = s
+        .shared
+        .read(1000, u64::MAX, usize::MAX, usize::MAX, &|_| true)
+        .unwrap();
+    assert_eq!(events.len(), 5000);
+    s.gc(u64::MAX);
+    assert_eq!(s.shared.stats().segments, 1, "the active segment stays");
+    assert!(s.is_full() == false);
+}
+
+#[test]
+fn the_byte_bound_reports_full() {
+    let d = tempfile::tempdir().unwrap();
+    let (mut s, _) = Spool::open(
+        SpoolConfig {
+            max_bytes: 20_000,
+            ..cfg(d.path())
+        },
+        res(),
+    )
+    .unwrap();
+    s.append(&relays(200));
+    s.commit().unwrap();
+    assert!(s.is_full());
+}
+
+#[test]
+fn fsync_mode_parses() {
+    #[derive(Deserialize)]
+    struct W {
+        m: FsyncMode,
+    }
+    use figment::providers::Format;
+    let p = |t: &str| {
+        figment::Figment::from(figment::providers::Toml::string(&format!("m = {t:?}")))
+            .extract::<W>()
+            .map(|w| w.m)
+    };
+    assert_eq!(p("batch").unwrap(), FsyncMode::Batch);
+    assert_eq!(p("never").unwrap(), FsyncMode::Never);
+    assert_eq!(
+        p("interval:100ms").unwrap(),
+        FsyncMode::Interval(Duration::from_millis(100))
+    );
+    assert!(p("sometimes")
+        .unwrap_err()
+        .to_string()
+        .contains("invalid fsync mode \"sometimes\""));
+}
