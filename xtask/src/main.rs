@@ -71,14 +71,7 @@ fn test() -> Result<(), String> {
     step(
         "clippy",
         &cargo,
-        &[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
+        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
     )?;
     step("tests", &cargo, &["test", "--workspace"])?;
     eprintln!("all checks passed in {:.1}s", start.elapsed().as_secs_f64());

@@ -42,10 +42,7 @@ pub(crate) fn run(args: Args) -> Outcome {
         } else {
             ""
         };
-        println!(
-            "  {:<12} type {:<10} events: {kinds}{state}",
-            e.name, e.type_name
-        );
+        println!("  {:<12} type {:<10} events: {kinds}{state}", e.name, e.type_name);
     }
     println!("\nhealthchecks:");
     let results = pipeline.healthcheck_blocking(args.timeout);

@@ -75,8 +75,7 @@ pub(crate) fn run(args: Args) -> Outcome {
     let capacity = config.pipeline.queue_capacity as u64;
     let mut ids_out = match &args.ids {
         Some(p) => Some(std::io::BufWriter::new(
-            std::fs::File::create(p)
-                .map_err(|e| Failure::Usage(format!("--ids {}: {e}", p.display())))?,
+            std::fs::File::create(p).map_err(|e| Failure::Usage(format!("--ids {}: {e}", p.display())))?,
         )),
         None => None,
     };
@@ -115,14 +114,12 @@ pub(crate) fn run(args: Args) -> Outcome {
             e.1 += cu;
         }
         if let Some(w) = ids_out.as_mut() {
-            writeln!(w, "{}", event.id())
-                .map_err(|e| Failure::Failed(format!("writing ids: {e}")))?;
+            writeln!(w, "{}", event.id()).map_err(|e| Failure::Failed(format!("writing ids: {e}")))?;
         }
         sink.emit(event);
     }
     if let Some(mut w) = ids_out {
-        w.flush()
-            .map_err(|e| Failure::Failed(format!("writing ids: {e}")))?;
+        w.flush().map_err(|e| Failure::Failed(format!("writing ids: {e}")))?;
     }
     let emit_secs = start.elapsed().as_secs_f64();
     let result = pipeline.shutdown_blocking(args.timeout);

@@ -28,11 +28,8 @@ pub(crate) fn parse_time(s: &str) -> Result<Timestamp, String> {
         13 => format!("{s}:00:00Z"),
         _ => s.to_string(),
     };
-    Timestamp::parse_rfc3339(&full).map_err(|_| {
-        format!(
-            "invalid time {s:?}: use RFC 3339 (2026-11-21T10:00:00Z), 2026-11-21 or 2026-11-21T10"
-        )
-    })
+    Timestamp::parse_rfc3339(&full)
+        .map_err(|_| format!("invalid time {s:?}: use RFC 3339 (2026-11-21T10:00:00Z), 2026-11-21 or 2026-11-21T10"))
 }
 
 /// Only what billing needs from a `relay_usage` line.
@@ -111,16 +108,10 @@ pub(crate) fn run(args: Args) -> Outcome {
     let mut by_key: BTreeMap<(String, String), Totals> = BTreeMap::new();
     let (mut first, mut last): (Option<Timestamp>, Option<Timestamp>) = (None, None);
     for part in &parts {
-        let bytes = std::fs::read(&part.path)
-            .map_err(|e| Failure::Failed(format!("{}: {e}", part.path.display())))?;
-        let raw = decompress(&bytes, part.compression).map_err(|e| {
-            Failure::Failed(format!("{}: cannot decompress: {e}", part.path.display()))
-        })?;
-        for (i, line) in raw
-            .split(|b| *b == b'\n')
-            .enumerate()
-            .filter(|(_, l)| !l.is_empty())
-        {
+        let bytes = std::fs::read(&part.path).map_err(|e| Failure::Failed(format!("{}: {e}", part.path.display())))?;
+        let raw = decompress(&bytes, part.compression)
+            .map_err(|e| Failure::Failed(format!("{}: cannot decompress: {e}", part.path.display())))?;
+        for (i, line) in raw.split(|b| *b == b'\n').enumerate().filter(|(_, l)| !l.is_empty()) {
             let row: Row<'_> = serde_json::from_slice(line)
                 .map_err(|e| Failure::Failed(format!("{}:{}: {e}", part.path.display(), i + 1)))?;
             let ts = Timestamp::parse_rfc3339(row.ts)
@@ -137,10 +128,7 @@ pub(crate) fn run(args: Args) -> Outcome {
         }
     }
     if by_key.is_empty() {
-        println!(
-            "no relay_usage events under {} in the given range",
-            args.dir.display()
-        );
+        println!("no relay_usage events under {} in the given range", args.dir.display());
         return Ok(());
     }
     let header = ["project", "chain", "events", "cu", "success", "cache hits"];
@@ -198,21 +186,13 @@ pub(crate) fn run(args: Args) -> Outcome {
     println!("{}", line(&header.map(String::from)));
     println!(
         "{}",
-        widths
-            .iter()
-            .map(|w| "-".repeat(*w))
-            .collect::<Vec<_>>()
-            .join("  ")
+        widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  ")
     );
     for (i, r) in rows.iter().enumerate() {
         if i == rows.len() - 1 {
             println!(
                 "{}",
-                widths
-                    .iter()
-                    .map(|w| "-".repeat(*w))
-                    .collect::<Vec<_>>()
-                    .join("  ")
+                widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  ")
             );
         }
         println!("{}", line(r));

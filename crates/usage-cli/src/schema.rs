@@ -18,10 +18,7 @@ fn kinds(only: Option<&str>) -> Result<Vec<&'static Schema>, Failure> {
             Some(s) => Ok(vec![*s]),
             None => Err(Failure::Usage(format!(
                 "unknown kind `{k}`; known kinds: {}",
-                all.iter()
-                    .map(|s| s.kind.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                all.iter().map(|s| s.kind.to_string()).collect::<Vec<_>>().join(", ")
             ))),
         },
     }

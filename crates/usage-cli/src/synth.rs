@@ -31,9 +31,7 @@ impl Synth {
             .enumerate()
             .map(|(c, _)| {
                 (0..PROVIDERS_PER_CHAIN)
-                    .map(|p| {
-                        Text::intern(&format!("lava@1provider{c}{p}qu0jm3ts8g5sc7kmc9wruyqk7gk2"))
-                    })
+                    .map(|p| Text::intern(&format!("lava@1provider{c}{p}qu0jm3ts8g5sc7kmc9wruyqk7gk2")))
                     .collect()
             })
             .collect();
@@ -70,8 +68,7 @@ impl Synth {
     pub(crate) fn relay(&mut self) -> RelayUsage {
         let project = self.below(PROJECTS.len() as u64) as usize;
         let chain = self.below(CHAINS.len() as u64) as usize;
-        let (method, cu, is_write, is_archive, is_debug) =
-            METHODS[self.below(METHODS.len() as u64) as usize];
+        let (method, cu, is_write, is_archive, is_debug) = METHODS[self.below(METHODS.len() as u64) as usize];
         let success = !self.chance(2);
         let pick = self.below(PROVIDERS_PER_CHAIN as u64) as usize;
         let provider = self.providers[chain][pick].clone();
@@ -107,9 +104,7 @@ impl Synth {
                 out.push(OptimizerQos {
                     provider,
                     consumer_hostname: self.host.clone(),
-                    consumer_pub_address: Text::new_static(
-                        "lava@1consumerqu0jm3ts8g5sc7kmc9wruyqk7",
-                    ),
+                    consumer_pub_address: Text::new_static("lava@1consumerqu0jm3ts8g5sc7kmc9wruyqk7"),
                     chain_id: Text::new_static(chain),
                     geo_location: Text::new_static("USC"),
                     epoch,

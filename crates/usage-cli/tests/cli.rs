@@ -20,10 +20,7 @@ fn text(o: &Output) -> (String, String) {
 }
 
 fn total_line(report: &str) -> Vec<u64> {
-    let line = report
-        .lines()
-        .find(|l| l.starts_with("TOTAL"))
-        .expect("a TOTAL line");
+    let line = report.lines().find(|l| l.starts_with("TOTAL")).expect("a TOTAL line");
     line.split_whitespace()
         .filter_map(|w| w.replace(',', "").parse().ok())
         .collect()
@@ -75,10 +72,7 @@ fn pump_accounts_for_every_event_and_matches_the_data() {
         "[pipeline]\nflush_interval = \"50ms\"\n[exporters.local]\ntype = \"file\"\npath = \"out\"\ncompression = \"gzip\"\n",
     )
     .unwrap();
-    let o = usage(
-        dir.path(),
-        &["pump", "--count", "20000", "--json", "--ids", "ids.txt"],
-    );
+    let o = usage(dir.path(), &["pump", "--count", "20000", "--json", "--ids", "ids.txt"]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}\n{err}");
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
@@ -91,8 +85,7 @@ fn pump_accounts_for_every_event_and_matches_the_data() {
     let mut cu_by_project = std::collections::BTreeMap::<String, u64>::new();
     usage_file::read::scan(&dir.path().join("out"), &Default::default(), |e| {
         got.push(e.id().to_string());
-        if let (Some(usage_core::Value::Str(p)), Some(usage_core::Value::U64(c))) =
-            (e.field("project"), e.field("cu"))
+        if let (Some(usage_core::Value::Str(p)), Some(usage_core::Value::U64(c))) = (e.field("project"), e.field("cu"))
         {
             *cu_by_project.entry(p.to_string()).or_default() += c;
         }
@@ -101,22 +94,14 @@ fn pump_accounts_for_every_event_and_matches_the_data() {
     got.sort();
     assert_eq!(got, want, "every id once");
     for (project, totals) in v["projects"].as_object().unwrap() {
-        assert_eq!(
-            totals["cu"].as_u64(),
-            cu_by_project.get(project).copied(),
-            "{project}"
-        );
+        assert_eq!(totals["cu"].as_u64(), cu_by_project.get(project).copied(), "{project}");
     }
 }
 
 #[test]
 fn pump_exits_non_zero_when_events_are_not_delivered() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("blocker"),
-        b"a file where a directory must go",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("blocker"), b"a file where a directory must go").unwrap();
     std::fs::write(
         dir.path().join("bad.toml"),
         "[pipeline]\nretry_base = \"10ms\"\nretry_max = \"50ms\"\n[exporters.local]\ntype = \"file\"\npath = \"blocker/sub\"\n",
@@ -124,15 +109,7 @@ fn pump_exits_non_zero_when_events_are_not_delivered() {
     .unwrap();
     let o = usage(
         dir.path(),
-        &[
-            "pump",
-            "--config",
-            "bad.toml",
-            "--count",
-            "100",
-            "--timeout",
-            "1s",
-        ],
+        &["pump", "--config", "bad.toml", "--count", "100", "--timeout", "1s"],
     );
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
@@ -140,25 +117,14 @@ fn pump_exits_non_zero_when_events_are_not_delivered() {
         err.contains("not delivered") && err.contains("local: delivered 0, pending 100"),
         "{err}"
     );
-    assert!(
-        out.contains("last error: writing parts under blocker/sub"),
-        "{out}"
-    );
+    assert!(out.contains("last error: writing parts under blocker/sub"), "{out}");
 }
 
 #[test]
 fn bad_config_and_flags_are_one_line_errors_with_exit_code_2() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("a.toml"),
-        "[pipeline]\nqueue_capacity = \"lots\"\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("b.toml"),
-        "[exporters.main]\ntype = \"kafkaa\"\n",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("a.toml"), "[pipeline]\nqueue_capacity = \"lots\"\n").unwrap();
+    std::fs::write(dir.path().join("b.toml"), "[exporters.main]\ntype = \"kafkaa\"\n").unwrap();
     for (args, needle) in [
         (
             &["check", "--config", "a.toml"][..],
@@ -172,28 +138,16 @@ fn bad_config_and_flags_are_one_line_errors_with_exit_code_2() {
             &["check", "--config", "missing.toml"][..],
             "config file missing.toml does not exist",
         ),
-        (
-            &["pump", "--count", "1", "--kind", "nope"][..],
-            "--kind nope",
-        ),
-        (
-            &["report", "--from", "yesterday"][..],
-            "invalid time \"yesterday\"",
-        ),
-        (
-            &["report", "--dir", "nowhere"][..],
-            "nowhere is not a directory",
-        ),
+        (&["pump", "--count", "1", "--kind", "nope"][..], "--kind nope"),
+        (&["report", "--from", "yesterday"][..], "invalid time \"yesterday\""),
+        (&["report", "--dir", "nowhere"][..], "nowhere is not a directory"),
         (&["frobnicate"][..], "unrecognized subcommand"),
     ] {
         let o = usage(dir.path(), args);
         let (out, err) = text(&o);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {out}{err}");
         assert!(err.contains(needle), "{args:?}: {err}");
-        assert!(
-            !err.contains("panicked") && !err.contains("backtrace"),
-            "{err}"
-        );
+        assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
     }
 }
 

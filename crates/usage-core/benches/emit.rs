@@ -13,15 +13,11 @@
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
 use opentelemetry::logs::{AnyValue, LogRecord, Logger, LoggerProvider};
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::logs::{
-    BatchConfigBuilder, BatchLogProcessor, LogBatch, LogExporter, SdkLoggerProvider,
-};
+use opentelemetry_sdk::logs::{BatchConfigBuilder, BatchLogProcessor, LogBatch, LogExporter, SdkLoggerProvider};
 use std::hint::black_box;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
-use usage_core::{
-    async_trait, Batch, Event, ExportError, Exporter, Pipeline, RelayUsage, Text, UsageSink,
-};
+use usage_core::{async_trait, Batch, Event, ExportError, Exporter, Pipeline, RelayUsage, Text, UsageSink};
 
 /// Events per thread per timed burst; the queues hold at least two bursts.
 const BURST: u64 = 10_000;
@@ -123,15 +119,9 @@ fn usage_pipeline() -> Pipeline {
 
 fn otel_provider(exporter: OtelDiscard) -> SdkLoggerProvider {
     let processor = BatchLogProcessor::builder(exporter)
-        .with_batch_config(
-            BatchConfigBuilder::default()
-                .with_max_queue_size(QUEUE)
-                .build(),
-        )
+        .with_batch_config(BatchConfigBuilder::default().with_max_queue_size(QUEUE).build())
         .build();
-    SdkLoggerProvider::builder()
-        .with_log_processor(processor)
-        .build()
+    SdkLoggerProvider::builder().with_log_processor(processor).build()
 }
 
 /// Splits `iters` emits over `threads` threads and returns the time one emit costs
@@ -169,12 +159,7 @@ fn timed_threads(threads: usize, iters: u64, emit: Arc<dyn Fn(u64) + Send + Sync
 }
 
 /// Emits `iters` events per thread-slot in timed bursts, calling `drain` (untimed) after each.
-fn bursts(
-    threads: usize,
-    iters: u64,
-    emit: &Arc<dyn Fn(u64) + Send + Sync>,
-    drain: &dyn Fn(),
-) -> Duration {
+fn bursts(threads: usize, iters: u64, emit: &Arc<dyn Fn(u64) + Send + Sync>, drain: &dyn Fn()) -> Duration {
     let mut left = iters;
     let mut total = Duration::ZERO;
     while left > 0 {
@@ -254,16 +239,10 @@ fn bench_emit(c: &mut Criterion) {
     let _ = provider.force_flush();
     let delivered = otel_exporter.0.load(std::sync::atomic::Ordering::Relaxed);
     let emitted = otel_emitted.load(std::sync::atomic::Ordering::Relaxed);
-    drops.push((
-        "otel_sdk_batch".into(),
-        emitted,
-        emitted.saturating_sub(delivered),
-    ));
+    drops.push(("otel_sdk_batch".into(), emitted, emitted.saturating_sub(delivered)));
 
     for (name, emitted, dropped) in drops {
-        eprintln!(
-            "{name}: emitted {emitted}, dropped {dropped} (drops would make emit look cheaper)"
-        );
+        eprintln!("{name}: emitted {emitted}, dropped {dropped} (drops would make emit look cheaper)");
     }
     let _ = provider.shutdown();
     let _ = pipeline.shutdown_blocking(Duration::from_secs(60));

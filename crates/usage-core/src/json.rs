@@ -62,11 +62,7 @@ pub fn to_string(event: &Event, resource: &Resource) -> String {
 }
 
 /// Appends events as newline-delimited JSON (one object per line).
-pub fn write_ndjson<'a>(
-    out: &mut Vec<u8>,
-    events: impl IntoIterator<Item = &'a Event>,
-    resource: &Resource,
-) {
+pub fn write_ndjson<'a>(out: &mut Vec<u8>, events: impl IntoIterator<Item = &'a Event>, resource: &Resource) {
     for e in events {
         write_event(out, e, resource);
         out.push(b'\n');
@@ -80,9 +76,7 @@ pub fn write_value(out: &mut Vec<u8>, v: Value<'_>) {
         Value::Str(s) => write_str(out, s),
         Value::I64(i) => out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes()),
         Value::U64(u) => out.extend_from_slice(itoa::Buffer::new().format(u).as_bytes()),
-        Value::F64(f) if f.is_finite() => {
-            out.extend_from_slice(ryu::Buffer::new().format_finite(f).as_bytes())
-        }
+        Value::F64(f) if f.is_finite() => out.extend_from_slice(ryu::Buffer::new().format_finite(f).as_bytes()),
         Value::F64(_) => out.push(b'0'),
         Value::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
         Value::StrMap(m) => {
@@ -192,8 +186,7 @@ impl Decoder {
 
     /// Decodes one JSON object.
     pub fn decode(&self, bytes: &[u8]) -> Result<Event, DecodeError> {
-        let v: serde_json::Value =
-            serde_json::from_slice(bytes).map_err(|e| DecodeError::Syntax(e.to_string()))?;
+        let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| DecodeError::Syntax(e.to_string()))?;
         self.decode_value(v)
     }
 
@@ -208,22 +201,18 @@ impl Decoder {
             None => return envelope("kind", "is missing"),
         };
         let ts = match obj.remove("ts") {
-            Some(serde_json::Value::String(s)) => {
-                Timestamp::parse_rfc3339(&s).map_err(|e| DecodeError::Envelope {
-                    field: "ts",
-                    problem: e.to_string(),
-                })?
-            }
+            Some(serde_json::Value::String(s)) => Timestamp::parse_rfc3339(&s).map_err(|e| DecodeError::Envelope {
+                field: "ts",
+                problem: e.to_string(),
+            })?,
             Some(_) => return envelope("ts", "must be an RFC 3339 string"),
             None => return envelope("ts", "is missing"),
         };
         let id = match obj.remove("id") {
-            Some(serde_json::Value::String(s)) => {
-                Some(s.parse::<EventId>().map_err(|e| DecodeError::Envelope {
-                    field: "id",
-                    problem: format!("not a UUID: {e}"),
-                })?)
-            }
+            Some(serde_json::Value::String(s)) => Some(s.parse::<EventId>().map_err(|e| DecodeError::Envelope {
+                field: "id",
+                problem: format!("not a UUID: {e}"),
+            })?),
             Some(_) => return envelope("id", "must be a UUID string"),
             None if self.require_id => return envelope("id", "is missing"),
             None => None,
@@ -236,15 +225,11 @@ impl Decoder {
         };
         let mut values = Vec::with_capacity(schema.fields.len());
         for def in schema.fields.iter() {
-            let v = obj
-                .remove(def.name.as_ref())
-                .unwrap_or(serde_json::Value::Null);
+            let v = obj.remove(def.name.as_ref()).unwrap_or(serde_json::Value::Null);
             values.push(json_to_value(&schema.kind, def, v)?);
         }
         if let Some(extra) = obj.keys().next() {
-            return Err(DecodeError::Field(format!(
-                "kind `{kind}` has no field `{extra}`"
-            )));
+            return Err(DecodeError::Field(format!("kind `{kind}` has no field `{extra}`")));
         }
         let mut event = Event::from_record(Record::new(schema, values)?).with_ts(ts);
         event = match id {
@@ -265,9 +250,7 @@ fn envelope<T>(field: &'static str, problem: &str) -> Result<T, DecodeError> {
     })
 }
 
-fn decode_resource(
-    obj: &mut serde_json::Map<String, serde_json::Value>,
-) -> Result<Option<Resource>, DecodeError> {
+fn decode_resource(obj: &mut serde_json::Map<String, serde_json::Value>) -> Result<Option<Resource>, DecodeError> {
     let mut take = |field: &'static str| match obj.remove(field) {
         Some(serde_json::Value::String(s)) => Ok(Some(Text::from(s))),
         None | Some(serde_json::Value::Null) => Ok(None),
@@ -284,11 +267,7 @@ fn decode_resource(
     })
 }
 
-fn json_to_value(
-    kind: &str,
-    def: &FieldDef,
-    v: serde_json::Value,
-) -> Result<OwnedValue, DecodeError> {
+fn json_to_value(kind: &str, def: &FieldDef, v: serde_json::Value) -> Result<OwnedValue, DecodeError> {
     use serde_json::Value as J;
     let bad = |got: &str| {
         Err(DecodeError::Field(format!(
@@ -337,10 +316,7 @@ fn json_type(v: &serde_json::Value) -> &'static str {
     }
 }
 
-fn infer_schema(
-    kind: &str,
-    obj: &serde_json::Map<String, serde_json::Value>,
-) -> Result<Schema, DecodeError> {
+fn infer_schema(kind: &str, obj: &serde_json::Map<String, serde_json::Value>) -> Result<Schema, DecodeError> {
     let mut fields = Vec::with_capacity(obj.len());
     for (name, v) in obj {
         let (ty, nullable) = match v {
@@ -384,10 +360,7 @@ mod tests {
     fn escapes_control_and_quote_characters() {
         let mut out = Vec::new();
         write_str(&mut out, "a\"b\\c\nd\u{1}é");
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "\"a\\\"b\\\\c\\nd\\u0001é\""
-        );
+        assert_eq!(String::from_utf8(out).unwrap(), "\"a\\\"b\\\\c\\nd\\u0001é\"");
     }
 
     #[test]
@@ -434,26 +407,14 @@ mod tests {
         let ev = Event::new(RelayUsage::default());
         let mut v: serde_json::Value = serde_json::from_str(&to_string(&ev, &res())).unwrap();
         v["cu"] = serde_json::json!("ten");
-        let e = Decoder::default()
-            .decode_value(v.clone())
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            e,
-            "field `cu` of kind `relay_usage` must be u64, got a string"
-        );
+        let e = Decoder::default().decode_value(v.clone()).unwrap_err().to_string();
+        assert_eq!(e, "field `cu` of kind `relay_usage` must be u64, got a string");
         v["cu"] = serde_json::json!(-1);
-        let e = Decoder::default()
-            .decode_value(v.clone())
-            .unwrap_err()
-            .to_string();
+        let e = Decoder::default().decode_value(v.clone()).unwrap_err().to_string();
         assert!(e.contains("must be u64, got -1"), "{e}");
         v["cu"] = serde_json::json!(1);
         v["bogus"] = serde_json::json!(1);
-        let e = Decoder::default()
-            .decode_value(v.clone())
-            .unwrap_err()
-            .to_string();
+        let e = Decoder::default().decode_value(v.clone()).unwrap_err().to_string();
         assert_eq!(e, "kind `relay_usage` has no field `bogus`");
         v["kind"] = serde_json::json!("nope");
         assert_eq!(
@@ -463,19 +424,13 @@ mod tests {
         let e = Decoder::default()
             .decode(b"{\"kind\":\"relay_usage\",\"ts\":\"yesterday\"}")
             .unwrap_err();
-        assert!(
-            e.to_string().starts_with("field `ts`: invalid RFC 3339"),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with("field `ts`: invalid RFC 3339"), "{e}");
     }
 
     #[test]
     fn unknown_kinds_are_inferred_when_allowed() {
         let line = br#"{"id":"0190f0b0-0000-7000-8000-000000000001","ts":"2026-01-01T00:00:00Z","kind":"gpu_seconds","gpu":"a100","seconds":3.5,"n":7,"tags":{"a":"b"}}"#;
-        let ev = Decoder::default()
-            .allow_unknown_kinds(true)
-            .decode(line)
-            .unwrap();
+        let ev = Decoder::default().allow_unknown_kinds(true).decode(line).unwrap();
         assert_eq!(ev.kind(), "gpu_seconds");
         assert_eq!(ev.schema().field("n").unwrap().ty, FieldType::I64);
         let seconds = ev.schema().index_of("seconds").unwrap();

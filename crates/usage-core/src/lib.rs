@@ -50,9 +50,7 @@ mod spool;
 
 pub use async_trait::async_trait;
 pub use config::secret::{Secret, SecretError};
-pub use config::{
-    ConfigError, ExporterOptions, ExporterSection, FullPolicy, PipelineConfig, UsageConfig,
-};
+pub use config::{ConfigError, ExporterOptions, ExporterSection, FullPolicy, PipelineConfig, UsageConfig};
 pub use event::builtin::{NetworkEvent, OptimizerQos, RelayUsage};
 pub use event::id::EventId;
 pub use event::kind::{kind_schema, registered_kinds, EventData, EventKind};

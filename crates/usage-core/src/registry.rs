@@ -92,13 +92,7 @@ pub fn registered_exporters() -> Vec<&'static ExporterFactory> {
         .into_iter()
         .map(|r| r.0)
         .collect();
-    all.extend(
-        LINKED
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .copied(),
-    );
+    all.extend(LINKED.lock().unwrap_or_else(|p| p.into_inner()).iter().copied());
     all.sort_by_key(|f| f.type_name);
     all.dedup_by_key(|f| f.type_name);
     all
@@ -106,9 +100,7 @@ pub fn registered_exporters() -> Vec<&'static ExporterFactory> {
 
 /// The factory for a type name.
 pub fn exporter_factory(type_name: &str) -> Option<&'static ExporterFactory> {
-    registered_exporters()
-        .into_iter()
-        .find(|f| f.type_name == type_name)
+    registered_exporters().into_iter().find(|f| f.type_name == type_name)
 }
 
 /// The error for a `type` nothing registered: lists what is registered and how to link.

@@ -31,9 +31,7 @@ impl UsageSink {
     }
 
     pub(crate) fn from_ingest(ingest: Arc<Ingest>) -> Self {
-        UsageSink {
-            ingest: Some(ingest),
-        }
+        UsageSink { ingest: Some(ingest) }
     }
 
     /// Whether events go anywhere.

@@ -10,8 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 use usage_core::{
-    Event, ExportError, ExporterOptions, NetworkEvent, OptimizerQos, Pipeline, PipelineBuilder,
-    RelayUsage,
+    Event, ExportError, ExporterOptions, NetworkEvent, OptimizerQos, Pipeline, PipelineBuilder, RelayUsage,
 };
 
 fn relay(cu: u64) -> RelayUsage {
@@ -72,8 +71,7 @@ fn a_hung_or_failing_exporter_never_delays_or_drops_another() {
         "healthy exporter got {} of {N}",
         healthy.delivered_count()
     );
-    assert!(wait_until(Duration::from_secs(5), || entered.load(SeqCst)
-        >= 1
+    assert!(wait_until(Duration::from_secs(5), || entered.load(SeqCst) >= 1
         && p.stats().exporter("failing").unwrap().errors > 0));
     let s = p.stats();
     assert_eq!(s.dropped.total(), 0, "{s:?}");
@@ -135,16 +133,9 @@ fn emit_from_8_threads_never_blocks_while_the_exporter_hangs() {
         t.join().unwrap();
     }
     let s = p.stats();
-    assert_eq!(
-        s.emitted,
-        8 * PER_THREAD as u64,
-        "every emit is accounted for: {s:?}"
-    );
+    assert_eq!(s.emitted, 8 * PER_THREAD as u64, "every emit is accounted for: {s:?}");
     assert!(s.dropped.queue_full > 0, "overflow was counted, not hidden");
-    assert_eq!(
-        s.accepted + s.dropped.total() - s.dropped.unrouted,
-        s.emitted
-    );
+    assert_eq!(s.accepted + s.dropped.total() - s.dropped.unrouted, s.emitted);
     let err = p.shutdown_blocking(Duration::from_millis(200)).unwrap_err();
     let hung = err.report().exporter("hung").unwrap();
     assert_eq!(hung.pending + hung.dropped, s.accepted);
@@ -173,10 +164,7 @@ fn retry_after_is_a_floor_and_the_same_batch_is_retried() {
         attempts[1].0 - attempts[0].0 >= Duration::from_millis(300),
         "sent before Retry-After"
     );
-    assert!(
-        attempts.iter().all(|a| a.1 == 10),
-        "the same batch each time"
-    );
+    assert!(attempts.iter().all(|a| a.1 == 10), "the same batch each time");
     let s = p.stats();
     assert_eq!((s.exporters[0].retried, s.exporters[0].errors), (2, 2));
     p.shutdown_blocking(Duration::from_secs(5)).unwrap();
@@ -203,23 +191,15 @@ fn paused_exporter_sends_nothing_until_resumed_and_keeps_the_data() {
     for i in 0..50 {
         sink.emit(relay(i));
     }
-    assert!(wait_until(Duration::from_secs(5), || p.stats().exporters
-        [0]
-    .paused));
+    assert!(wait_until(Duration::from_secs(5), || p.stats().exporters[0].paused));
     let calls_when_paused = rec.calls.load(SeqCst);
     for i in 0..50 {
         sink.emit(relay(i));
     }
     // Give a sender every chance to (wrongly) send: the queue fills and the flush interval passes.
-    assert!(!wait_until(Duration::from_millis(300), || rec
-        .calls
-        .load(SeqCst)
+    assert!(!wait_until(Duration::from_millis(300), || rec.calls.load(SeqCst)
         > calls_when_paused));
-    assert_eq!(
-        p.stats().exporters[0].queued_events,
-        50,
-        "new events wait in the queue"
-    );
+    assert_eq!(p.stats().exporters[0].queued_events, 50, "new events wait in the queue");
     authorized.store(true, SeqCst);
     assert!(p.resume("api"));
     assert!(!p.resume("nope"));
@@ -245,9 +225,7 @@ fn a_successful_probe_resumes_a_paused_exporter() {
         .build()
         .unwrap();
     p.sink().emit(relay(1));
-    assert!(wait_until(Duration::from_secs(5), || p.stats().exporters
-        [0]
-    .paused));
+    assert!(wait_until(Duration::from_secs(5), || p.stats().exporters[0].paused));
     rec.probe_ok.store(true, SeqCst);
     assert!(wait_until(Duration::from_secs(5), || rec.delivered_count() == 1));
     p.shutdown_blocking(Duration::from_secs(5)).unwrap();
@@ -302,11 +280,7 @@ fn rejected_batches_go_to_the_dead_letter_dir_and_shutdown_says_so() {
     assert_eq!((e.delivered, e.dead_lettered, e.pending), (2, 1, 0));
     sink.emit(NetworkEvent::default());
     let err = p.shutdown_blocking(Duration::from_secs(5)).unwrap_err();
-    assert_eq!(
-        err.report().exporter("e").unwrap().dead_lettered,
-        2,
-        "lifetime total"
-    );
+    assert_eq!(err.report().exporter("e").unwrap().dead_lettered, 2, "lifetime total");
     assert_eq!(rec.delivered_ids(), vec![evs[0].id(), evs[2].id()]);
     let dl = dir.path().join("dead-letter").join("e");
     let mut lines = Vec::new();
@@ -403,10 +377,7 @@ fn an_export_that_exceeds_its_timeout_is_retried() {
 #[test]
 fn emit_after_shutdown_is_counted_and_shutdown_is_idempotent() {
     let dir = tempfile::tempdir().unwrap();
-    let p = base(dir.path())
-        .exporter("e", Recorder::ok())
-        .build()
-        .unwrap();
+    let p = base(dir.path()).exporter("e", Recorder::ok()).build().unwrap();
     let sink = p.sink();
     sink.emit(relay(1));
     let first = p.shutdown_blocking(Duration::from_secs(5)).unwrap();
@@ -426,9 +397,7 @@ async fn runs_on_a_host_runtime_and_flushes_async() {
         .unwrap();
     let sink = p.sink();
     // emit from a plain thread with no runtime, too
-    std::thread::spawn(move || sink.emit(relay(1)))
-        .join()
-        .unwrap();
+    std::thread::spawn(move || sink.emit(relay(1))).join().unwrap();
     p.sink().emit(relay(2));
     let r = p.flush(Duration::from_secs(5)).await.unwrap();
     assert_eq!(r.exporter("e").unwrap().delivered, 2);

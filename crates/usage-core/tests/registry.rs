@@ -4,8 +4,8 @@ use serde::Deserialize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use usage_core::{
-    async_trait, Batch, ExportError, Exporter, ExporterContext, ExporterDefaults, ExporterFactory,
-    Pipeline, RelayUsage, Secret, UsageConfig,
+    async_trait, Batch, ExportError, Exporter, ExporterContext, ExporterDefaults, ExporterFactory, Pipeline,
+    RelayUsage, Secret, UsageConfig,
 };
 
 static SEEN: Mutex<Vec<(String, u64)>> = Mutex::new(Vec::new());
@@ -26,10 +26,7 @@ impl Exporter for Memory {
     async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
         let mut seen = SEEN.lock().unwrap();
         for e in batch.iter() {
-            seen.push((
-                self.label.clone(),
-                e.downcast_ref::<RelayUsage>().map_or(0, |r| r.cu),
-            ));
+            seen.push((self.label.clone(), e.downcast_ref::<RelayUsage>().map_or(0, |r| r.cu)));
         }
         Ok(())
     }
@@ -38,9 +35,8 @@ impl Exporter for Memory {
 fn build(ctx: &ExporterContext) -> Result<Box<dyn Exporter>, usage_core::ConfigError> {
     let cfg: MemoryConfig = ctx.section.parse()?;
     if let Some(k) = &cfg.api_key {
-        k.expose().map_err(|e| {
-            usage_core::ConfigError::key(format!("exporters.{}.api_key", ctx.section.name), e)
-        })?;
+        k.expose()
+            .map_err(|e| usage_core::ConfigError::key(format!("exporters.{}.api_key", ctx.section.name), e))?;
     }
     Ok(Box::new(Memory { label: cfg.label }))
 }
@@ -71,10 +67,7 @@ fn config_chooses_registered_exporters_by_type() {
         "#,
     )
     .unwrap();
-    assert!(
-        !format!("{cfg:?}").contains("sk_live"),
-        "secrets never show in Debug"
-    );
+    assert!(!format!("{cfg:?}").contains("sk_live"), "secrets never show in Debug");
     let p = Pipeline::from_config(&cfg).unwrap();
     assert_eq!(p.exporter_names(), vec!["a", "b"]);
     p.sink().emit(RelayUsage {
@@ -102,17 +95,14 @@ fn unknown_type_lists_registered_types_and_how_to_link() {
 
 #[test]
 fn exporter_keys_are_checked_by_the_factory_with_full_paths() {
-    let cfg = UsageConfig::from_toml("[exporters.m]\ntype = \"memory\"\nlabel = \"x\"\nlabell = 1")
-        .unwrap();
+    let cfg = UsageConfig::from_toml("[exporters.m]\ntype = \"memory\"\nlabel = \"x\"\nlabell = 1").unwrap();
     let e = Pipeline::from_config(&cfg).unwrap_err().to_string();
     assert!(
         e.starts_with("exporters.m") && e.contains("unknown field") && e.contains("labell"),
         "{e}"
     );
-    let cfg = UsageConfig::from_toml(
-        "[exporters.m]\ntype = \"memory\"\nlabel = \"x\"\nevents = [\"relay_usag\"]",
-    )
-    .unwrap();
+    let cfg =
+        UsageConfig::from_toml("[exporters.m]\ntype = \"memory\"\nlabel = \"x\"\nevents = [\"relay_usag\"]").unwrap();
     let e = Pipeline::from_config(&cfg).unwrap_err().to_string();
     assert!(
         e.starts_with("exporters.m.events: unknown event kind `relay_usag`; known kinds: "),
@@ -123,7 +113,10 @@ fn exporter_keys_are_checked_by_the_factory_with_full_paths() {
     )
     .unwrap();
     let e = Pipeline::from_config(&cfg).unwrap_err().to_string();
-    assert_eq!(e, "exporters.m.api_key: environment variable USAGE_TEST_UNSET_KEY_VAR is not set (or not UTF-8)");
+    assert_eq!(
+        e,
+        "exporters.m.api_key: environment variable USAGE_TEST_UNSET_KEY_VAR is not set (or not UTF-8)"
+    );
 }
 
 #[test]

@@ -19,11 +19,7 @@ pub struct EncodedPart {
 }
 
 /// Splits a batch by (kind, event hour) and encodes each group as compressed NDJSON.
-pub fn encode_parts(
-    batch: &Batch,
-    compression: Compression,
-    level: i32,
-) -> std::io::Result<Vec<EncodedPart>> {
+pub fn encode_parts(batch: &Batch, compression: Compression, level: i32) -> std::io::Result<Vec<EncodedPart>> {
     let mut groups: BTreeMap<Partition, (usize, Vec<u8>)> = BTreeMap::new();
     for slice in batch.slices() {
         for e in slice {

@@ -6,8 +6,7 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use usage_core::{
-    async_trait, Batch, ConfigError, ExportError, Exporter, ExporterContext, ExporterDefaults,
-    ExporterFactory,
+    async_trait, Batch, ConfigError, ExportError, Exporter, ExporterContext, ExporterDefaults, ExporterFactory,
 };
 
 /// `[exporters.<name>]` keys of type `file`.
@@ -67,10 +66,7 @@ impl FileExporter {
         for part in encode_parts(batch, self.compression, self.level)? {
             let dir = self.root.join(part.partition.to_string());
             std::fs::create_dir_all(&dir)?;
-            usage_core::fs::write_atomic(
-                &dir.join(part_file_name(&id, self.compression)),
-                &part.bytes,
-            )?;
+            usage_core::fs::write_atomic(&dir.join(part_file_name(&id, self.compression)), &part.bytes)?;
         }
         Ok(())
     }
@@ -84,9 +80,7 @@ impl Exporter for FileExporter {
             .await
             .map_err(|e| ExportError::retryable(format!("file export task failed: {e}")))?
             // Local I/O errors (disk full, permissions) are for the operator to fix: keep retrying.
-            .map_err(|(root, e)| {
-                ExportError::retryable(format!("writing parts under {}: {e}", root.display()))
-            })
+            .map_err(|(root, e)| ExportError::retryable(format!("writing parts under {}: {e}", root.display())))
     }
 
     async fn healthcheck(&self) -> Result<(), ExportError> {
@@ -99,18 +93,13 @@ impl Exporter for FileExporter {
         })
         .await
         .map_err(|e| ExportError::retryable(e.to_string()))?
-        .map_err(|e| {
-            ExportError::retryable(format!("{} is not writable: {e}", self.root.display()))
-        })
+        .map_err(|e| ExportError::retryable(format!("{} is not writable: {e}", self.root.display())))
     }
 }
 
 fn build(ctx: &ExporterContext) -> Result<Box<dyn Exporter>, ConfigError> {
     let cfg: FileConfig = ctx.section.parse()?;
-    let mut exporter = FileExporter::new(
-        cfg.path.unwrap_or_else(|| ctx.data_dir.clone()),
-        cfg.compression,
-    );
+    let mut exporter = FileExporter::new(cfg.path.unwrap_or_else(|| ctx.data_dir.clone()), cfg.compression);
     if let Some(level) = cfg.level {
         let range = match cfg.compression {
             Compression::Zstd => 1..=22,

@@ -128,22 +128,13 @@ mod tests {
             Some(p.clone())
         );
         assert_eq!(p.start(), Some(ts));
-        assert_eq!(
-            Partition::parse("k", ["year=x", "month=1", "day=1", "hour=1"]),
-            None
-        );
+        assert_eq!(Partition::parse("k", ["year=x", "month=1", "day=1", "hour=1"]), None);
     }
 
     #[test]
     fn part_names_and_compression() {
-        assert_eq!(
-            part_file_name("ab", Compression::Zstd),
-            "part-ab.ndjson.zst"
-        );
-        assert_eq!(
-            Compression::of_file_name("part-ab.ndjson.gz"),
-            Some(Compression::Gzip)
-        );
+        assert_eq!(part_file_name("ab", Compression::Zstd), "part-ab.ndjson.zst");
+        assert_eq!(Compression::of_file_name("part-ab.ndjson.gz"), Some(Compression::Gzip));
         assert_eq!(Compression::of_file_name(".part-ab.ndjson.gz.tmp"), None);
         assert_eq!(Compression::of_file_name("other.ndjson"), None);
     }

@@ -79,10 +79,7 @@ fn sorted_dirs(dir: &Path) -> Vec<(String, PathBuf)> {
 /// in partition order. Temp files of writes in progress are skipped.
 pub fn list_parts(root: &Path, filter: &Filter) -> Vec<PartFile> {
     let mut parts = Vec::new();
-    for (kind, kdir) in sorted_dirs(root)
-        .into_iter()
-        .filter(|(k, _)| is_kind_dir(k))
-    {
+    for (kind, kdir) in sorted_dirs(root).into_iter().filter(|(k, _)| is_kind_dir(k)) {
         for (y, ydir) in sorted_dirs(&kdir) {
             for (m, mdir) in sorted_dirs(&ydir) {
                 for (d, ddir) in sorted_dirs(&mdir) {
@@ -124,17 +121,12 @@ pub fn read_part(part: &PartFile) -> Result<Vec<Event>, ReadError> {
         message,
     };
     let bytes = std::fs::read(&part.path).map_err(|e| err(None, e.to_string()))?;
-    let raw = decompress(&bytes, part.compression)
-        .map_err(|e| err(None, format!("cannot decompress: {e}")))?;
+    let raw = decompress(&bytes, part.compression).map_err(|e| err(None, format!("cannot decompress: {e}")))?;
     let decoder = Decoder::default().allow_unknown_kinds(true);
     raw.split(|b| *b == b'\n')
         .enumerate()
         .filter(|(_, l)| !l.is_empty())
-        .map(|(i, line)| {
-            decoder
-                .decode(line)
-                .map_err(|e| err(Some(i + 1), e.to_string()))
-        })
+        .map(|(i, line)| decoder.decode(line).map_err(|e| err(Some(i + 1), e.to_string())))
         .collect()
 }
 

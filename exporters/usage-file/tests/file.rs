@@ -4,8 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use usage_core::{
-    Batch, Event, Exporter, NetworkEvent, OptimizerQos, Pipeline, RelayUsage, Resource, Timestamp,
-    UsageConfig,
+    Batch, Event, Exporter, NetworkEvent, OptimizerQos, Pipeline, RelayUsage, Resource, Timestamp, UsageConfig,
 };
 use usage_file::read::{list_parts, read_part, scan, Filter};
 use usage_file::{Compression, FileExporter};
@@ -101,9 +100,7 @@ fn events_land_in_event_time_partitions_and_read_back_exactly() {
         dirs.contains(&"network_event/year=2026/month=01/day=01/hour=11".to_string()),
         "{dirs:?}"
     );
-    assert!(parts
-        .iter()
-        .all(|p| p.path.to_string_lossy().ends_with(".ndjson.zst")));
+    assert!(parts.iter().all(|p| p.path.to_string_lossy().ends_with(".ndjson.zst")));
 
     let mut found = 0;
     for part in &parts {
@@ -111,11 +108,7 @@ fn events_land_in_event_time_partitions_and_read_back_exactly() {
             let want = sent.get(&e.id()).expect("an id we sent");
             assert_eq!(e.ts(), want.ts());
             assert_eq!(e.kind(), want.kind());
-            assert_eq!(
-                e.values(),
-                want.values(),
-                "every field exact, types included"
-            );
+            assert_eq!(e.values(), want.values(), "every field exact, types included");
             assert_eq!(e.resource().unwrap().service_name, "test");
             assert_eq!(e.kind(), part.partition.kind);
             assert_eq!(
@@ -141,20 +134,14 @@ async fn a_retried_batch_overwrites_its_parts_and_temp_files_are_ignored() {
     );
     exporter.export(&batch).await.unwrap();
     exporter.export(&batch).await.unwrap();
-    let hour = dir
-        .path()
-        .join("relay_usage/year=2026/month=02/day=03/hour=04");
+    let hour = dir.path().join("relay_usage/year=2026/month=02/day=03/hour=04");
     // A crash mid-write leaves only a hidden temp file, which readers skip.
     std::fs::write(hour.join(".part-deadbeef.ndjson.gz.tmp"), b"partial").unwrap();
     let names: Vec<String> = std::fs::read_dir(&hour)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into())
         .collect();
-    assert_eq!(
-        names.iter().filter(|n| n.starts_with("part-")).count(),
-        1,
-        "{names:?}"
-    );
+    assert_eq!(names.iter().filter(|n| n.starts_with("part-")).count(), 1, "{names:?}");
     let mut n = 0;
     scan(dir.path(), &Filter::default(), |_| n += 1).unwrap();
     assert_eq!(n, 10);
@@ -176,10 +163,8 @@ fn filters_prune_by_kind_and_time() {
     ] {
         p.sink().emit(Event::at(at(t), relay("a", cu)));
     }
-    p.sink().emit(Event::at(
-        at("2026-01-01T01:20:00Z"),
-        NetworkEvent::default(),
-    ));
+    p.sink()
+        .emit(Event::at(at("2026-01-01T01:20:00Z"), NetworkEvent::default()));
     p.shutdown_blocking(Duration::from_secs(10)).unwrap();
     let filter = Filter {
         kind: Some("relay_usage".into()),
@@ -214,13 +199,6 @@ fn bad_file_settings_name_the_key() {
             .starts_with("exporters.f.compression: unknown variant: found `lz5`"),
         "{e}"
     );
-    let e = Pipeline::from_config(&config(
-        dir.path(),
-        "[exporters.f]\ntype = \"file\"\nlevel = 40",
-    ))
-    .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "exporters.f.level: 40 is out of range 1..=22 for Zstd"
-    );
+    let e = Pipeline::from_config(&config(dir.path(), "[exporters.f]\ntype = \"file\"\nlevel = 40")).unwrap_err();
+    assert_eq!(e.to_string(), "exporters.f.level: 40 is out of range 1..=22 for Zstd");
 }

@@ -46,10 +46,7 @@ impl ConfigError {
                     .join(".");
                 let origin = match (&e.metadata, &e.profile) {
                     (Some(md), _) if md.name.contains("environment") && !e.path.is_empty() => {
-                        format!(
-                            " (from env USAGE_{})",
-                            e.path.join("__").to_ascii_uppercase()
-                        )
+                        format!(" (from env USAGE_{})", e.path.join("__").to_ascii_uppercase())
                     }
                     (Some(md), _) => match &md.source {
                         Some(src) => format!(" (in {src})"),
@@ -172,17 +169,11 @@ impl PipelineConfig {
         if self.retry_max < self.retry_base {
             return Err(ConfigError::key(
                 "pipeline.retry_max",
-                format!(
-                    "{:?} is less than retry_base {:?}",
-                    self.retry_max, self.retry_base
-                ),
+                format!("{:?} is less than retry_base {:?}", self.retry_max, self.retry_base),
             ));
         }
         if self.service_name.trim().is_empty() {
-            return Err(ConfigError::key(
-                "pipeline.service_name",
-                "must not be empty",
-            ));
+            return Err(ConfigError::key("pipeline.service_name", "must not be empty"));
         }
         Ok(())
     }
@@ -258,15 +249,7 @@ pub struct ExporterSection {
 }
 
 /// Key names whose values are never printed.
-const SECRET_HINTS: [&str; 7] = [
-    "key",
-    "password",
-    "secret",
-    "token",
-    "credential",
-    "auth",
-    "sasl",
-];
+const SECRET_HINTS: [&str; 7] = ["key", "password", "secret", "token", "credential", "auth", "sasl"];
 
 /// Renders settings like TOML-ish text, with secret-looking values replaced by `***`.
 fn redacted(dict: &Dict) -> String {
@@ -341,6 +324,8 @@ impl ExporterSection {
 pub struct UsageConfig {
     /// `[pipeline]`.
     pub pipeline: PipelineConfig,
+    /// `[spool]`: the crash-safe write-ahead log (off when absent).
+    pub spool: Option<crate::spool::SpoolConfig>,
     /// `[exporters.<name>]`, sorted by name. Empty means the default `file` exporter.
     pub exporters: Vec<ExporterSection>,
 }
@@ -349,6 +334,7 @@ pub struct UsageConfig {
 #[serde(default, deny_unknown_fields)]
 struct RawConfig {
     pipeline: PipelineConfig,
+    spool: Option<crate::spool::SpoolConfig>,
     exporters: BTreeMap<String, Dict>,
 }
 
@@ -386,9 +372,7 @@ impl UsageConfig {
 
     /// Extracts from any figment (add your own providers).
     pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
-        let raw: RawConfig = figment
-            .extract()
-            .map_err(|e| ConfigError::from_figment(e, ""))?;
+        let raw: RawConfig = figment.extract().map_err(|e| ConfigError::from_figment(e, ""))?;
         raw.pipeline.validate()?;
         let mut exporters = Vec::with_capacity(raw.exporters.len());
         for (name, mut dict) in raw.exporters {
@@ -396,6 +380,7 @@ impl UsageConfig {
         }
         Ok(UsageConfig {
             pipeline: raw.pipeline,
+            spool: raw.spool,
             exporters,
         })
     }
@@ -440,10 +425,7 @@ fn split_section(name: String, dict: &mut Dict) -> Result<ExporterSection, Confi
         ("queue_max_events", options.queue_max_events),
     ] {
         if v == Some(0) {
-            return Err(ConfigError::key(
-                format!("{prefix}.{k}"),
-                "must be greater than 0",
-            ));
+            return Err(ConfigError::key(format!("{prefix}.{k}"), "must be greater than 0"));
         }
     }
     Ok(ExporterSection {
@@ -486,10 +468,7 @@ mod tests {
         assert_eq!(c.pipeline.queue_max_bytes, 8 << 20);
         let s = &c.exporters[0];
         assert_eq!((s.name.as_str(), s.type_name.as_str()), ("main", "kafka"));
-        assert_eq!(
-            s.options.events.as_deref(),
-            Some(&["relay_usage".to_string()][..])
-        );
+        assert_eq!(s.options.events.as_deref(), Some(&["relay_usage".to_string()][..]));
         assert_eq!(s.options.batch_max_bytes, Some(1 << 20));
         assert_eq!(s.settings.keys().collect::<Vec<_>>(), vec!["topic"]);
     }
@@ -506,17 +485,11 @@ mod tests {
         let e = UsageConfig::from_toml("[pipeline]\nflush_interval = \"soon\"")
             .unwrap_err()
             .to_string();
-        assert!(
-            e.contains("pipeline.flush_interval") && e.contains("\"soon\""),
-            "{e}"
-        );
+        assert!(e.contains("pipeline.flush_interval") && e.contains("\"soon\""), "{e}");
         let e = UsageConfig::from_toml("[pipeline]\nqueue_capacty = 1")
             .unwrap_err()
             .to_string();
-        assert!(
-            e.contains("unknown field") && e.contains("queue_capacty"),
-            "{e}"
-        );
+        assert!(e.contains("unknown field") && e.contains("queue_capacty"), "{e}");
         let e = UsageConfig::from_toml("[exporters.a]\nevents=[\"x\"]")
             .unwrap_err()
             .to_string();
@@ -554,8 +527,7 @@ mod tests {
             jail.set_env("USAGE_PIPELINE__QUEUE_CAPACITY", "many");
             let e = UsageConfig::load().unwrap_err().to_string();
             assert!(
-                e.contains("pipeline.queue_capacity")
-                    && e.contains("USAGE_PIPELINE__QUEUE_CAPACITY"),
+                e.contains("pipeline.queue_capacity") && e.contains("USAGE_PIPELINE__QUEUE_CAPACITY"),
                 "{e}"
             );
             Ok(())
@@ -575,10 +547,7 @@ mod tests {
     #[test]
     fn explicit_config_path_must_exist() {
         let e = UsageConfig::load_file(Path::new("/nonexistent/usage.toml"), true).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "config file /nonexistent/usage.toml does not exist"
-        );
+        assert_eq!(e.to_string(), "config file /nonexistent/usage.toml does not exist");
     }
 
     #[test]

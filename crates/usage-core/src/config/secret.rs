@@ -52,11 +52,8 @@ impl Secret {
     pub fn expose(&self) -> Result<String, SecretError> {
         let v = match &self.0 {
             Source::Value(v) => v.clone(),
-            Source::Env(var) => std::env::var(var).map_err(|_| {
-                SecretError(format!(
-                    "environment variable {var} is not set (or not UTF-8)"
-                ))
-            })?,
+            Source::Env(var) => std::env::var(var)
+                .map_err(|_| SecretError(format!("environment variable {var} is not set (or not UTF-8)")))?,
             Source::File(p) => std::fs::read_to_string(p)
                 .map_err(|e| SecretError(format!("cannot read secret file {}: {e}", p.display())))?
                 .trim()
@@ -146,9 +143,7 @@ mod tests {
 
     #[test]
     fn missing_env_names_the_variable() {
-        let e = Secret::from_env("USAGE_TEST_SURELY_UNSET_VAR")
-            .expose()
-            .unwrap_err();
+        let e = Secret::from_env("USAGE_TEST_SURELY_UNSET_VAR").expose().unwrap_err();
         assert!(e.to_string().contains("USAGE_TEST_SURELY_UNSET_VAR"));
     }
 }

@@ -13,15 +13,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// Parses a byte size such as `64MiB`, `1GB`, `512k`, `1_000`; a bare number is bytes.
 /// Binary (`KiB`, `MiB`, `GiB`, `TiB`) and decimal (`KB`/`k`, `MB`, `GB`, `TB`) units.
 pub fn parse_bytes(s: &str) -> Result<usize, String> {
-    let bad = || {
-        format!(
-            "invalid size {s:?}: expected e.g. \"64MiB\", \"1GiB\", \"512KB\" or a number of bytes"
-        )
-    };
+    let bad = || format!("invalid size {s:?}: expected e.g. \"64MiB\", \"1GiB\", \"512KB\" or a number of bytes");
     let t = s.trim().replace('_', "");
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: f64 = num.parse().map_err(|_| bad())?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
@@ -104,9 +98,7 @@ mod tests {
         assert_eq!(parse_bytes("1.5 KB"), Ok(1500));
         assert_eq!(parse_bytes("4096"), Ok(4096));
         assert_eq!(parse_bytes("1_000"), Ok(1000));
-        assert!(parse_bytes("64 parsecs")
-            .unwrap_err()
-            .contains("\"64 parsecs\""));
+        assert!(parse_bytes("64 parsecs").unwrap_err().contains("\"64 parsecs\""));
         assert!(parse_bytes("").is_err());
         assert!(parse_bytes("-1MB").is_err());
     }

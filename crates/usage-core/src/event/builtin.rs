@@ -122,11 +122,7 @@ mod tests {
 
     #[test]
     fn builtin_schemas_are_valid_and_registered() {
-        for s in [
-            RelayUsage::schema(),
-            OptimizerQos::schema(),
-            NetworkEvent::schema(),
-        ] {
+        for s in [RelayUsage::schema(), OptimizerQos::schema(), NetworkEvent::schema()] {
             s.validate().unwrap();
             assert_eq!(crate::kind_schema(&s.kind), Some(s));
         }

@@ -86,8 +86,7 @@ fn tsc_usable() -> bool {
 fn invariant_tsc() -> bool {
     // SAFETY: cpuid is available on every x86_64 CPU.
     let max_ext = unsafe { core::arch::x86_64::__cpuid(0x8000_0000) }.eax;
-    max_ext >= 0x8000_0007
-        && (unsafe { core::arch::x86_64::__cpuid(0x8000_0007) }.edx & (1 << 8)) != 0
+    max_ext >= 0x8000_0007 && (unsafe { core::arch::x86_64::__cpuid(0x8000_0007) }.edx & (1 << 8)) != 0
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -162,10 +161,7 @@ mod tests {
         }
         let ours = tsc_micros().expect("calibrated");
         let sys = system_micros();
-        assert!(
-            (ours - sys).abs() < 2_000,
-            "tsc clock {ours} vs system {sys}"
-        );
+        assert!((ours - sys).abs() < 2_000, "tsc clock {ours} vs system {sys}");
         let later = now_micros();
         assert!(later >= ours);
     }

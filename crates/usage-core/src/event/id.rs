@@ -127,11 +127,7 @@ mod tests {
     fn ids_are_unique_across_threads() {
         let ts = Timestamp::from_micros(1_700_000_000_000_000);
         let handles: Vec<_> = (0..4)
-            .map(|_| {
-                std::thread::spawn(move || {
-                    (0..50_000).map(|_| EventId::new_v7(ts)).collect::<Vec<_>>()
-                })
-            })
+            .map(|_| std::thread::spawn(move || (0..50_000).map(|_| EventId::new_v7(ts)).collect::<Vec<_>>()))
             .collect();
         let mut all = HashSet::new();
         for h in handles {

@@ -69,9 +69,7 @@ impl Record {
             let coerced = match (def.ty, &*v) {
                 (_, OwnedValue::Null) if def.nullable => continue,
                 (FieldType::U64, OwnedValue::I64(i)) if *i >= 0 => Some(OwnedValue::U64(*i as u64)),
-                (FieldType::I64, OwnedValue::U64(u)) if i64::try_from(*u).is_ok() => {
-                    Some(OwnedValue::I64(*u as i64))
-                }
+                (FieldType::I64, OwnedValue::U64(u)) if i64::try_from(*u).is_ok() => Some(OwnedValue::I64(*u as i64)),
                 (FieldType::F64, OwnedValue::I64(i)) => Some(OwnedValue::F64(*i as f64)),
                 (FieldType::F64, OwnedValue::U64(u)) => Some(OwnedValue::F64(*u as f64)),
                 (FieldType::F64, OwnedValue::F64(f)) => Some(OwnedValue::F64(finite_or_zero(*f))),
@@ -80,11 +78,7 @@ impl Record {
                     return Err(RecordError::Type {
                         kind: schema.kind.to_string(),
                         field: def.name.to_string(),
-                        expected: if def.nullable {
-                            nullable_name(ty)
-                        } else {
-                            ty.name()
-                        },
+                        expected: if def.nullable { nullable_name(ty) } else { ty.name() },
                         got: val.as_value().field_type().map_or("null", |t| t.name()),
                     })
                 }
@@ -129,11 +123,7 @@ impl EventData for Record {
     }
     fn heap_bytes(&self) -> usize {
         self.values.capacity() * std::mem::size_of::<OwnedValue>()
-            + self
-                .values
-                .iter()
-                .map(OwnedValue::heap_bytes)
-                .sum::<usize>()
+            + self.values.iter().map(OwnedValue::heap_bytes).sum::<usize>()
     }
     fn clone_boxed(&self) -> Box<dyn EventData> {
         Box::new(self.clone())
@@ -167,10 +157,7 @@ mod tests {
         assert!(Record::new(relay_schema(), vals.clone()).is_ok());
         vals[4] = OwnedValue::Str("ten".into());
         let e = Record::new(relay_schema(), vals).unwrap_err().to_string();
-        assert_eq!(
-            e,
-            "field `cu` of kind `relay_usage` must be u64, got string"
-        );
+        assert_eq!(e, "field `cu` of kind `relay_usage` must be u64, got string");
     }
 
     #[test]

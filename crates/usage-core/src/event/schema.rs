@@ -84,8 +84,7 @@ pub struct Schema {
 }
 
 /// Names every encoding uses for the envelope and resource; a kind may not reuse them.
-pub const RESERVED_FIELD_NAMES: [&str; 5] =
-    ["id", "ts", "kind", "service_name", "service_instance_id"];
+pub const RESERVED_FIELD_NAMES: [&str; 5] = ["id", "ts", "kind", "service_name", "service_instance_id"];
 
 impl Schema {
     /// A schema usable in `static` context.
@@ -130,10 +129,7 @@ impl Schema {
                 ));
             }
             if self.fields[..i].iter().any(|g| g.name == f.name) {
-                return Err(format!(
-                    "kind `{}`: field `{}` is declared twice",
-                    self.kind, f.name
-                ));
+                return Err(format!("kind `{}`: field `{}` is declared twice", self.kind, f.name));
             }
         }
         Ok(())

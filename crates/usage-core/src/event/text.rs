@@ -95,9 +95,7 @@ fn small(s: &[u8]) -> u64 {
         // Two overlapping 4-byte loads; overlapping bytes are equal, so OR is exact.
         load4(s, 0) | (load4(s, n - 4) << ((n - 4) * 8))
     } else if n > 0 {
-        u64::from(s[0])
-            | (u64::from(s[n / 2]) << ((n / 2) * 8))
-            | (u64::from(s[n - 1]) << ((n - 1) * 8))
+        u64::from(s[0]) | (u64::from(s[n / 2]) << ((n / 2) * 8)) | (u64::from(s[n - 1]) << ((n - 1) * 8))
     } else {
         0
     }

@@ -230,9 +230,7 @@ fn parse(b: &[u8]) -> Option<Timestamp> {
         _ => return None,
     };
     let days = days_from_civil(year, month, day);
-    let secs =
-        days * SECS_PER_DAY + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second)
-            - offset_secs;
+    let secs = days * SECS_PER_DAY + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second) - offset_secs;
     Some(Timestamp(secs * MICROS_PER_SEC + micros))
 }
 
@@ -279,9 +277,7 @@ mod tests {
 
     #[test]
     fn civil_parts_match_partition_layout() {
-        let t = Timestamp::parse_rfc3339("2024-02-29T17:45:01.000002Z")
-            .unwrap()
-            .civil();
+        let t = Timestamp::parse_rfc3339("2024-02-29T17:45:01.000002Z").unwrap().civil();
         assert_eq!(
             (t.year, t.month, t.day, t.hour, t.minute, t.second, t.micros),
             (2024, 2, 29, 17, 45, 1, 2)

@@ -12,11 +12,7 @@ pub(crate) struct Backoff {
 
 impl Backoff {
     pub(crate) fn new(base: Duration, max: Duration) -> Self {
-        Backoff {
-            base,
-            max,
-            attempt: 0,
-        }
+        Backoff { base, max, attempt: 0 }
     }
 
     /// The ceiling of the next wait: `min(max, base * 2^attempt)`.
@@ -30,11 +26,7 @@ impl Backoff {
         let ceiling = self.ceiling();
         self.attempt = self.attempt.saturating_add(1);
         let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
-        let jittered = Duration::from_nanos(if nanos == 0 {
-            0
-        } else {
-            random_u64() % (nanos + 1)
-        });
+        let jittered = Duration::from_nanos(if nanos == 0 { 0 } else { random_u64() % (nanos + 1) });
         retry_after.map_or(jittered, |ra| jittered.max(ra))
     }
 

@@ -12,6 +12,8 @@ use std::time::Instant;
 #[derive(Debug)]
 pub(crate) struct Chunk {
     pub(crate) events: Vec<Event>,
+    /// Sequence number of `events[0]`; the chunk covers a contiguous range.
+    pub(crate) first_seq: u64,
     /// `prefix[i]` = bytes of `events[..i]`, so any slice's size is O(1).
     prefix: Vec<usize>,
     pub(crate) created: Instant,
@@ -24,11 +26,7 @@ impl Chunk {
     }
 
     /// A chunk whose buffers go back to `pool` when the last exporter is done with it.
-    pub(crate) fn pooled(
-        events: Vec<Event>,
-        mut prefix: Vec<usize>,
-        pool: Option<Arc<BufferPool>>,
-    ) -> Self {
+    pub(crate) fn pooled(events: Vec<Event>, mut prefix: Vec<usize>, pool: Option<Arc<BufferPool>>) -> Self {
         prefix.clear();
         prefix.reserve(events.len() + 1);
         let mut total = 0;
@@ -39,10 +37,22 @@ impl Chunk {
         }
         Chunk {
             events,
+            first_seq: 0,
             prefix,
             created: Instant::now(),
             pool,
         }
+    }
+
+    /// Sets the sequence number of the first event.
+    pub(crate) fn at_seq(mut self, first_seq: u64) -> Self {
+        self.first_seq = first_seq;
+        self
+    }
+
+    /// One past the last event's sequence number.
+    pub(crate) fn end_seq(&self) -> u64 {
+        self.first_seq + self.events.len() as u64
     }
 
     fn bytes_of(&self, start: usize, end: usize) -> usize {
@@ -53,10 +63,7 @@ impl Chunk {
 impl Drop for Chunk {
     fn drop(&mut self) {
         if let Some(pool) = self.pool.take() {
-            pool.put(
-                std::mem::take(&mut self.events),
-                std::mem::take(&mut self.prefix),
-            );
+            pool.put(std::mem::take(&mut self.events), std::mem::take(&mut self.prefix));
         }
     }
 }
@@ -80,12 +87,9 @@ impl BufferPool {
 
     /// An empty events buffer and prefix buffer with room for `capacity` events.
     pub(crate) fn take(&self) -> (Vec<Event>, Vec<usize>) {
-        self.free.pop().unwrap_or_else(|| {
-            (
-                Vec::with_capacity(self.capacity),
-                Vec::with_capacity(self.capacity + 1),
-            )
-        })
+        self.free
+            .pop()
+            .unwrap_or_else(|| (Vec::with_capacity(self.capacity), Vec::with_capacity(self.capacity + 1)))
     }
 
     fn put(&self, mut events: Vec<Event>, mut prefix: Vec<usize>) {
@@ -108,15 +112,16 @@ pub(crate) struct Slice {
 impl Slice {
     pub(crate) fn whole(chunk: Arc<Chunk>) -> Self {
         let end = chunk.events.len();
-        Slice {
-            chunk,
-            start: 0,
-            end,
-        }
+        Slice { chunk, start: 0, end }
     }
 
     pub(crate) fn len(&self) -> usize {
         self.end - self.start
+    }
+
+    /// One past the sequence number of this slice's last event.
+    pub(crate) fn end_seq(&self) -> u64 {
+        self.chunk.first_seq + self.end as u64
     }
 
     pub(crate) fn events(&self) -> &[Event] {
@@ -129,8 +134,7 @@ impl Slice {
 
     /// Bytes of the first `n` events of this slice.
     pub(crate) fn bytes_of_first(&self, n: usize) -> usize {
-        self.chunk
-            .bytes_of(self.start, (self.start + n).min(self.end))
+        self.chunk.bytes_of(self.start, (self.start + n).min(self.end))
     }
 
     /// How many leading events fit in `budget` bytes (at most `max`).
@@ -219,6 +223,8 @@ pub struct Batch {
     len: usize,
     resource: Arc<Resource>,
     attempt: u32,
+    /// Once this batch is finished, every event below this seq is finished.
+    end_seq: u64,
 }
 
 impl Batch {
@@ -227,12 +233,14 @@ impl Batch {
         let first = slices.first()?.events().first()?;
         let last = slices.last()?.events().last()?;
         let len = slices.iter().map(Slice::len).sum();
+        let end_seq = slices.last().map_or(0, Slice::end_seq);
         Some(Batch {
             id: BatchId::of(first, last, len),
             slices,
             len,
             resource,
             attempt: 0,
+            end_seq,
         })
     }
 
@@ -256,6 +264,7 @@ impl Batch {
             len: 0,
             resource,
             attempt: 0,
+            end_seq: 0,
         })
     }
 
@@ -287,6 +296,15 @@ impl Batch {
     /// 0 for the first attempt, then 1, 2, ... for retries of this same batch.
     pub fn attempt(&self) -> u32 {
         self.attempt
+    }
+
+    pub(crate) fn end_seq(&self) -> u64 {
+        self.end_seq
+    }
+
+    pub(crate) fn with_end_seq(mut self, end_seq: u64) -> Self {
+        self.end_seq = end_seq;
+        self
     }
 
     pub(crate) fn set_attempt(&mut self, attempt: u32) {

@@ -1,8 +1,8 @@
 //! The ingest queue behind `emit`: lock-free, bounded in events and bytes.
 //!
 //! Emit is one atomic add for the byte bound and one lock-free push; it wakes the
-//! router only when the queued bytes cross a multiple of the wake threshold, so
-//! the amortised cost of waking is a fraction of a nanosecond per event.
+//! router thread only when the queued bytes cross a multiple of the wake threshold,
+//! so the amortised cost of waking is a fraction of a nanosecond per event.
 
 use super::stats::DropCounters;
 use crate::config::FullPolicy;
@@ -10,9 +10,9 @@ use crate::event::Event;
 use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::CachePadded;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::thread::Thread;
 use std::time::{Duration, Instant};
-use tokio::sync::Notify;
 
 pub(crate) struct Ingest {
     queue: ArrayQueue<Event>,
@@ -22,9 +22,11 @@ pub(crate) struct Ingest {
     policy: FullPolicy,
     block_timeout: Duration,
     closed: AtomicBool,
+    /// Set by the router while the spool is full: overflow is then counted as `spool_full`.
+    spool_full: AtomicBool,
     pub(crate) drops: DropCounters,
-    /// Wakes the router.
-    pub(crate) wake: Notify,
+    /// The router thread, woken when there is work.
+    router: OnceLock<Thread>,
     space_lock: Mutex<()>,
     space: Condvar,
     waiters: AtomicUsize,
@@ -51,8 +53,9 @@ impl Ingest {
             policy,
             block_timeout,
             closed: AtomicBool::new(false),
+            spool_full: AtomicBool::new(false),
             drops: DropCounters::default(),
-            wake: Notify::new(),
+            router: OnceLock::new(),
             space_lock: Mutex::new(()),
             space: Condvar::new(),
             waiters: AtomicUsize::new(0),
@@ -90,12 +93,34 @@ impl Ingest {
             return Err((event, Full::Count));
         }
         if before / self.wake_bytes != (before + size) / self.wake_bytes {
-            self.wake.notify_one();
+            self.wake();
         }
         Ok(())
     }
 
+    /// Registers the router thread to wake.
+    pub(crate) fn set_router(&self, t: Thread) {
+        let _ = self.router.set(t);
+    }
+
+    /// Wakes the router thread (cheap if it is already awake).
+    pub(crate) fn wake(&self) {
+        if let Some(t) = self.router.get() {
+            t.unpark();
+        }
+    }
+
+    pub(crate) fn set_spool_full(&self, full: bool) {
+        if self.spool_full.load(Relaxed) != full {
+            self.spool_full.store(full, Relaxed);
+        }
+    }
+
     fn count_full(&self, why: Full) {
+        if self.spool_full.load(Relaxed) {
+            self.drops.spool_full.fetch_add(1, Relaxed);
+            return;
+        }
         match why {
             Full::Count => &self.drops.queue_full,
             Full::Bytes => &self.drops.queue_bytes,
@@ -106,7 +131,7 @@ impl Ingest {
     #[cold]
     fn push_blocking(&self, mut event: Event) {
         let deadline = Instant::now() + self.block_timeout;
-        self.wake.notify_one();
+        self.wake();
         loop {
             let guard = self.space_lock.lock().unwrap_or_else(|p| p.into_inner());
             self.waiters.fetch_add(1, Relaxed);
@@ -193,20 +218,11 @@ mod tests {
     #[test]
     fn byte_bound_is_enforced_and_released_on_drain() {
         let one = Event::new(RelayUsage::default()).approx_bytes();
-        let q = Ingest::new(
-            100,
-            one * 2,
-            1 << 20,
-            FullPolicy::DropNewest,
-            Duration::ZERO,
-        );
+        let q = Ingest::new(100, one * 2, 1 << 20, FullPolicy::DropNewest, Duration::ZERO);
         for _ in 0..3 {
             q.push(Event::new(RelayUsage::default()));
         }
-        assert_eq!(
-            (q.len(), q.bytes(), q.drops.snapshot().queue_bytes),
-            (2, one * 2, 1)
-        );
+        assert_eq!((q.len(), q.bytes(), q.drops.snapshot().queue_bytes), (2, one * 2, 1));
         let mut out = Vec::new();
         assert_eq!(q.drain_into(&mut out, 10), 2);
         assert_eq!(q.bytes(), 0);

@@ -24,6 +24,7 @@ use crate::exporter::Exporter;
 use crate::registry::{exporter_factory, unknown_type_error, ExporterContext, ExporterDefaults};
 use crate::resource::Resource;
 use crate::sink::UsageSink;
+use crate::spool::{cursor, Spool, SpoolConfig};
 use ingest::Ingest;
 use queue::ExporterSlot;
 use report::{DeliveryError, DeliveryReport};
@@ -31,6 +32,7 @@ use router::Router;
 use stats::{ExporterStats, PipelineStats};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::runtime::{Handle, Runtime};
 use tokio::sync::{watch, Notify};
@@ -71,11 +73,7 @@ impl Progress {
             }
             // Bounded waits also cover progress that bumps no one (e.g. a router pass).
             let step = (deadline - now).min(Duration::from_millis(50));
-            g = self
-                .cv
-                .wait_timeout(g, step)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            g = self.cv.wait_timeout(g, step).unwrap_or_else(|p| p.into_inner()).0;
         }
     }
 
@@ -100,6 +98,8 @@ impl Progress {
 /// Signals shared by the pipeline handle and its tasks.
 pub(crate) struct Control {
     pub(crate) stopping: AtomicBool,
+    /// Tells the router thread to exit.
+    router_exit: AtomicBool,
     pub(crate) flush_gen: AtomicU64,
     pub(crate) abort: watch::Sender<bool>,
     pub(crate) progress: Progress,
@@ -121,26 +121,37 @@ struct Inner {
     slots: Vec<Arc<ExporterSlot>>,
     exporters: Vec<(String, Arc<dyn Exporter>)>,
     router: Mutex<Router>,
+    spool: Option<Arc<crate::spool::Shared>>,
     control: Arc<Control>,
     router_tick: Duration,
     flush_base: Mutex<PipelineStats>,
 }
 
 impl Inner {
-    fn drain(&self) {
-        let mut r = self.router.lock().unwrap_or_else(|p| p.into_inner());
+    fn lock_router(&self) -> std::sync::MutexGuard<'_, Router> {
+        self.router.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Moves queued events to the exporters; returns the seq below which every
+    /// event emitted so far has been routed.
+    fn drain(&self) -> u64 {
+        let mut r = self.lock_router();
         if r.drain(&self.ingest, &self.slots) > 0 {
             self.control.progress.bump();
         }
         r.log_drops(self.ingest.drops.snapshot());
+        r.end_seq()
+    }
+
+    fn housekeeping(&self) {
+        self.lock_router().housekeeping(&self.slots);
     }
 
     fn stats(&self) -> PipelineStats {
-        let accepted = self
-            .router
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .accepted;
+        let (accepted, end_seq) = {
+            let r = self.lock_router();
+            (r.accepted, r.end_seq())
+        };
         let queued = self.ingest.len() as u64;
         let dropped = self.ingest.drops.snapshot();
         let exporters = self
@@ -166,11 +177,9 @@ impl Inner {
                     queued_bytes: qb,
                     in_flight: c.in_flight.load(Relaxed),
                     paused: c.paused.load(Relaxed),
-                    last_error: c
-                        .last_error
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .clone(),
+                    cursor: s.acked.load(Relaxed),
+                    lag: end_seq.saturating_sub(s.acked.load(Relaxed)),
+                    last_error: c.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
                 }
             })
             .collect();
@@ -181,15 +190,13 @@ impl Inner {
             queued_events: queued,
             queued_bytes: self.ingest.bytes() as u64,
             exporters,
+            spool: self.spool.as_ref().map(|s| s.stats()),
         }
     }
 
     /// Every exporter has finished everything routed to it by the time of `targets`.
     fn caught_up(&self, targets: &[u64]) -> bool {
-        self.slots
-            .iter()
-            .zip(targets)
-            .all(|(s, t)| s.counters.done() >= *t)
+        self.slots.iter().zip(targets).all(|(s, t)| s.counters.done() >= *t)
     }
 
     fn all_finished(&self) -> bool {
@@ -200,11 +207,7 @@ impl Inner {
     /// and returns what each exporter must have finished for the flush to be complete.
     fn begin_flush(&self) -> Vec<u64> {
         self.drain();
-        let targets = self
-            .slots
-            .iter()
-            .map(|s| s.counters.routed.load(Relaxed))
-            .collect();
+        let targets = self.slots.iter().map(|s| s.counters.routed.load(Relaxed)).collect();
         self.control.flush_gen.fetch_add(1, Relaxed);
         for s in &self.slots {
             s.notify.notify_one();
@@ -213,6 +216,7 @@ impl Inner {
     }
 
     fn end_flush(&self) -> Result<DeliveryReport, DeliveryError> {
+        self.housekeeping();
         let now = self.stats();
         let mut base = self.flush_base.lock().unwrap_or_else(|p| p.into_inner());
         let report = DeliveryReport::between(&base, &now);
@@ -223,21 +227,28 @@ impl Inner {
     /// Starts a shutdown: refuses new events, moves queued ones, tells workers to
     /// finish their queues and exit.
     fn begin_shutdown(&self, deadline: Instant) {
-        *self
-            .control
-            .deadline
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(deadline);
+        *self.control.deadline.lock().unwrap_or_else(|p| p.into_inner()) = Some(deadline);
         self.ingest.close();
         self.drain();
         self.control.stopping.store(true, Relaxed);
-        self.ingest.wake.notify_one();
+        self.ingest.wake();
         for s in &self.slots {
             s.notify.notify_one();
         }
     }
 
     fn end_shutdown(&self) -> Result<DeliveryReport, DeliveryError> {
+        self.control.router_exit.store(true, Relaxed);
+        self.ingest.wake();
+        {
+            let mut r = self.lock_router();
+            r.housekeeping(&self.slots);
+            if let Some(spool) = r.spool.as_mut() {
+                if let Err(e) = spool.sync() {
+                    tracing::error!("spool fsync at shutdown failed: {e}");
+                }
+            }
+        }
         let report = DeliveryReport::between(&PipelineStats::default(), &self.stats());
         if !report.is_complete() {
             tracing::error!("usage pipeline shut down with undelivered events: {report}");
@@ -275,6 +286,7 @@ fn finish(report: DeliveryReport) -> Result<DeliveryReport, DeliveryError> {
 pub struct Pipeline {
     inner: Arc<Inner>,
     sink: UsageSink,
+    router: Mutex<Option<JoinHandle<()>>>,
     handle: Option<Handle>,
     runtime: Mutex<Option<Runtime>>,
     done: Mutex<Option<Result<DeliveryReport, DeliveryError>>>,
@@ -324,9 +336,7 @@ impl Pipeline {
         let mut out = Vec::new();
         for (name, handle) in self.spawn_healthchecks(timeout, None) {
             let r = match handle {
-                Some(h) => h
-                    .await
-                    .unwrap_or_else(|e| Err(format!("healthcheck task failed: {e}"))),
+                Some(h) => h.await.unwrap_or_else(|e| Err(format!("healthcheck task failed: {e}"))),
                 None => Err("the pipeline is shut down".to_string()),
             };
             out.push((name, r));
@@ -457,11 +467,7 @@ impl Pipeline {
         {
             let _ = inner.control.abort.send(true);
             let grace = Instant::now() + Duration::from_secs(2);
-            inner
-                .control
-                .progress
-                .wait_async(grace, || inner.all_finished())
-                .await;
+            inner.control.progress.wait_async(grace, || inner.all_finished()).await;
         }
         self.finish_shutdown()
     }
@@ -475,17 +481,10 @@ impl Pipeline {
         let deadline = Instant::now() + timeout;
         self.inner.begin_shutdown(deadline);
         let inner = &self.inner;
-        if !inner
-            .control
-            .progress
-            .wait_blocking(deadline, || inner.all_finished())
-        {
+        if !inner.control.progress.wait_blocking(deadline, || inner.all_finished()) {
             let _ = inner.control.abort.send(true);
             let grace = Instant::now() + Duration::from_secs(2);
-            inner
-                .control
-                .progress
-                .wait_blocking(grace, || inner.all_finished());
+            inner.control.progress.wait_blocking(grace, || inner.all_finished());
         }
         self.finish_shutdown()
     }
@@ -496,13 +495,11 @@ impl Pipeline {
 
     fn finish_shutdown(&self) -> Result<DeliveryReport, DeliveryError> {
         let result = self.inner.end_shutdown();
+        if let Some(router) = self.router.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = router.join();
+        }
         *self.done.lock().unwrap_or_else(|p| p.into_inner()) = Some(result.clone());
-        if let Some(rt) = self
-            .runtime
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
+        if let Some(rt) = self.runtime.lock().unwrap_or_else(|p| p.into_inner()).take() {
             rt.shutdown_background();
         }
         result
@@ -521,23 +518,14 @@ impl Drop for Pipeline {
         } else {
             self.inner.begin_shutdown(Instant::now());
             let _ = self.inner.control.abort.send(true);
-            let pending: u64 = self
-                .inner
-                .stats()
-                .exporters
-                .iter()
-                .map(ExporterStats::pending)
-                .sum();
+            self.inner.control.router_exit.store(true, Relaxed);
+            self.inner.ingest.wake();
+            let pending: u64 = self.inner.stats().exporters.iter().map(ExporterStats::pending).sum();
             tracing::error!(
                 pending,
                 "usage Pipeline dropped inside an async runtime without shutdown(); call shutdown().await to deliver queued events"
             );
-            if let Some(rt) = self
-                .runtime
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take()
-            {
+            if let Some(rt) = self.runtime.lock().unwrap_or_else(|p| p.into_inner()).take() {
                 rt.shutdown_background();
             }
         }
@@ -554,6 +542,7 @@ struct ExporterSpec {
 #[derive(Default)]
 pub struct PipelineBuilder {
     config: PipelineConfig,
+    spool: Option<SpoolConfig>,
     exporters: Vec<ExporterSpec>,
     handle: Option<Handle>,
     disabled: bool,
@@ -564,6 +553,7 @@ impl PipelineBuilder {
     pub fn from_config(config: &UsageConfig) -> Result<Self, ConfigError> {
         let mut b = PipelineBuilder {
             config: config.pipeline.clone(),
+            spool: config.spool.clone(),
             disabled: !config.pipeline.enabled,
             ..Default::default()
         };
@@ -581,10 +571,12 @@ impl PipelineBuilder {
             }
             let factory = match exporter_factory(&section.type_name) {
                 Some(f) => f,
-                None if config.exporters.is_empty() => return Err(ConfigError::msg(
-                    "no [exporters] are configured and the default `file` exporter is not linked: \
+                None if config.exporters.is_empty() => {
+                    return Err(ConfigError::msg(
+                        "no [exporters] are configured and the default `file` exporter is not linked: \
                          add the usage-file crate and `usage_core::link_exporters!(usage_file);`",
-                )),
+                    ))
+                }
                 None => return Err(unknown_type_error(&section)),
             };
             let ctx = ExporterContext {
@@ -631,18 +623,20 @@ impl PipelineBuilder {
     }
 
     /// Adds an exporter instance with the given common options.
-    pub fn exporter_options(
-        self,
-        name: impl Into<String>,
-        options: ExporterOptions,
-        exporter: impl Exporter,
-    ) -> Self {
+    pub fn exporter_options(self, name: impl Into<String>, options: ExporterOptions, exporter: impl Exporter) -> Self {
         let mut section = ExporterSection::new(name, "custom");
         section.options = options;
         self.exporter_with(section, exporter)
     }
 
-    /// Runs the router and workers on the host's runtime instead of an owned one.
+    /// Puts a crash-safe spool between the router and the exporters.
+    pub fn spool(mut self, spool: SpoolConfig) -> Self {
+        self.spool = Some(spool);
+        self
+    }
+
+    /// Runs the exporter workers on the host's runtime instead of an owned one
+    /// (the router always has its own thread).
     pub fn runtime(mut self, handle: Handle) -> Self {
         self.handle = Some(handle);
         self
@@ -670,24 +664,15 @@ impl PipelineBuilder {
         for spec in &self.exporters {
             let name = spec.section.name.as_str();
             if names.contains(&name) {
-                return Err(ConfigError::key(
-                    format!("exporters.{name}"),
-                    "is defined twice",
-                ));
+                return Err(ConfigError::key(format!("exporters.{name}"), "is defined twice"));
             }
             names.push(name);
             for kind in spec.section.options.events.iter().flatten() {
                 if kind_schema(kind).is_none() {
-                    let known: Vec<String> = registered_kinds()
-                        .iter()
-                        .map(|s| s.kind.to_string())
-                        .collect();
+                    let known: Vec<String> = registered_kinds().iter().map(|s| s.kind.to_string()).collect();
                     return Err(ConfigError::key(
                         format!("exporters.{name}.events"),
-                        format!(
-                            "unknown event kind `{kind}`; known kinds: {}",
-                            known.join(", ")
-                        ),
+                        format!("unknown event kind `{kind}`; known kinds: {}", known.join(", ")),
                     ));
                 }
             }
@@ -700,9 +685,7 @@ impl PipelineBuilder {
                     .thread_name("usage-pipeline")
                     .enable_all()
                     .build()
-                    .map_err(|e| {
-                        ConfigError::msg(format!("cannot start the pipeline runtime: {e}"))
-                    })?;
+                    .map_err(|e| ConfigError::msg(format!("cannot start the pipeline runtime: {e}")))?;
                 let h = rt.handle().clone();
                 (Some(rt), h)
             }
@@ -717,15 +700,39 @@ impl PipelineBuilder {
             c.full_policy,
             c.block_timeout,
         ));
+        let resource = Arc::new(self.resource());
+        let spool = match self.spool.clone() {
+            Some(cfg) => {
+                if cfg.max_bytes == 0 || cfg.segment_bytes < 4096 {
+                    return Err(ConfigError::key(
+                        "spool",
+                        "max_bytes must be > 0 and segment_bytes at least 4KiB",
+                    ));
+                }
+                let (spool, report) =
+                    Spool::open(cfg, resource.clone()).map_err(|e| ConfigError::msg(e.to_string()))?;
+                tracing::info!(
+                    events = report.events,
+                    segments = report.segments,
+                    quarantined_bytes = report.quarantined_bytes,
+                    elapsed_ms = report.elapsed.as_millis() as u64,
+                    "spool recovered"
+                );
+                Some(spool)
+            }
+            None => None,
+        };
+        let spool_shared = spool.as_ref().map(|s| s.shared.clone());
+        let spool_end = spool.as_ref().map_or(0, Spool::next_seq);
         let (abort, _) = watch::channel(false);
         let control = Arc::new(Control {
             stopping: AtomicBool::new(false),
+            router_exit: AtomicBool::new(false),
             flush_gen: AtomicU64::new(0),
             abort,
             progress: Progress::new(),
             deadline: Mutex::new(None),
         });
-        let resource = Arc::new(self.resource());
         let mut slots = Vec::new();
         let mut workers = Vec::new();
         let mut exporters = Vec::new();
@@ -734,18 +741,9 @@ impl PipelineBuilder {
             let o = &spec.section.options;
             let d = spec.defaults;
             let settings = WorkerSettings {
-                batch_max_events: o
-                    .batch_max_events
-                    .or(d.batch_max_events)
-                    .unwrap_or(c.batch_max_events),
-                batch_max_bytes: o
-                    .batch_max_bytes
-                    .or(d.batch_max_bytes)
-                    .unwrap_or(c.batch_max_bytes),
-                flush_interval: o
-                    .flush_interval
-                    .or(d.flush_interval)
-                    .unwrap_or(c.flush_interval),
+                batch_max_events: o.batch_max_events.or(d.batch_max_events).unwrap_or(c.batch_max_events),
+                batch_max_bytes: o.batch_max_bytes.or(d.batch_max_bytes).unwrap_or(c.batch_max_bytes),
+                flush_interval: o.flush_interval.or(d.flush_interval).unwrap_or(c.flush_interval),
                 export_timeout: o.export_timeout.unwrap_or(c.export_timeout),
                 retry_base: o.retry_base.unwrap_or(c.retry_base),
                 retry_max: o.retry_max.unwrap_or(c.retry_max),
@@ -755,19 +753,23 @@ impl PipelineBuilder {
                 .queue_max_events
                 .unwrap_or(c.queue_capacity)
                 .max(settings.batch_max_events);
-            let max_bytes = o.queue_max_bytes.unwrap_or_else(|| {
-                c.queue_max_bytes
-                    .max(settings.batch_max_bytes.saturating_mul(2))
-            });
+            let max_bytes = o
+                .queue_max_bytes
+                .unwrap_or_else(|| c.queue_max_bytes.max(settings.batch_max_bytes.saturating_mul(2)));
             let slot = Arc::new(ExporterSlot::new(
                 spec.section.name.clone(),
                 spec.section.type_name.clone(),
                 o.events.clone(),
                 max_events,
                 max_bytes,
+                spool_shared.is_some(),
             ));
+            if let Some(shared) = &spool_shared {
+                slot.start_at(start_cursor(shared, &slot.name, spool_end), spool_end);
+            }
             workers.push(Worker {
                 slot: slot.clone(),
+                spool: spool_shared.clone(),
                 exporter: spec.exporter,
                 settings,
                 dead_letter: deadletter::DeadLetter::new(&c.data_dir, &spec.section.name),
@@ -780,19 +782,27 @@ impl PipelineBuilder {
             ingest: ingest.clone(),
             slots,
             exporters,
-            router: Mutex::new(Router::new()),
+            router: Mutex::new(Router::new(spool)),
+            spool: spool_shared,
             control,
-            router_tick: (c.flush_interval / 4)
-                .clamp(Duration::from_millis(1), Duration::from_millis(100)),
+            router_tick: router_tick(c, self.spool.as_ref()),
             flush_base: Mutex::new(PipelineStats::default()),
         });
         for w in workers {
             handle.spawn(w.run());
         }
-        handle.spawn(run_router(inner.clone()));
+        let router = {
+            let inner = inner.clone();
+            std::thread::Builder::new()
+                .name("usage-router".into())
+                .spawn(move || run_router(inner))
+                .map_err(|e| ConfigError::msg(format!("cannot start the router thread: {e}")))?
+        };
+        ingest.set_router(router.thread().clone());
         Ok(Pipeline {
             sink: UsageSink::from_ingest(ingest),
             inner,
+            router: Mutex::new(Some(router)),
             handle: Some(handle),
             runtime: Mutex::new(runtime),
             done: Mutex::new(None),
@@ -807,9 +817,11 @@ impl Pipeline {
             ingest: Arc::new(Ingest::new(1, 1, 1, Default::default(), Duration::ZERO)),
             slots: Vec::new(),
             exporters: Vec::new(),
-            router: Mutex::new(Router::new()),
+            router: Mutex::new(Router::new(None)),
+            spool: None,
             control: Arc::new(Control {
                 stopping: AtomicBool::new(true),
+                router_exit: AtomicBool::new(true),
                 flush_gen: AtomicU64::new(0),
                 abort,
                 progress: Progress::new(),
@@ -821,6 +833,7 @@ impl Pipeline {
         Pipeline {
             inner,
             sink: UsageSink::noop(),
+            router: Mutex::new(None),
             handle: None,
             runtime: Mutex::new(None),
             done: Mutex::new(Some(Ok(DeliveryReport::default()))),
@@ -828,19 +841,75 @@ impl Pipeline {
     }
 }
 
-async fn run_router(inner: Arc<Inner>) {
-    let mut abort = inner.control.abort.subscribe();
-    loop {
-        tokio::select! {
-            _ = inner.ingest.wake.notified() => {}
-            _ = tokio::time::sleep(inner.router_tick) => {}
-            _ = abort.wait_for(|a| *a) => return,
+/// Router tick: short enough for the flush interval and the spool's fsync interval.
+fn router_tick(c: &PipelineConfig, spool: Option<&SpoolConfig>) -> Duration {
+    let mut tick = (c.flush_interval / 4).clamp(Duration::from_millis(1), Duration::from_millis(100));
+    if let Some(crate::spool::FsyncMode::Interval(d)) = spool.map(|s| s.fsync) {
+        tick = tick.min((d / 2).max(Duration::from_millis(1)));
+    }
+    tick
+}
+
+/// Where a spooled exporter starts: its cursor, or the oldest retained event when
+/// the cursor is missing or unreadable (at-least-once: nothing is skipped).
+fn start_cursor(spool: &crate::spool::Shared, exporter: &str, end: u64) -> u64 {
+    let oldest = spool.stats().oldest_seq.min(end);
+    let path = cursor::path(&spool.dir, exporter);
+    match cursor::load(&path) {
+        cursor::Loaded::Seq(s) if s > end => {
+            tracing::warn!(
+                exporter,
+                cursor = s,
+                end,
+                "spool cursor is past the end of the spool; starting at the end"
+            );
+            end
         }
+        cursor::Loaded::Seq(s) => s.max(oldest),
+        cursor::Loaded::Missing => {
+            if end > oldest {
+                tracing::info!(
+                    exporter,
+                    from = oldest,
+                    to = end,
+                    "no spool cursor: delivering every spooled event (at-least-once)"
+                );
+            }
+            oldest
+        }
+        cursor::Loaded::Garbage(why) => {
+            let q = spool
+                .dir
+                .join("quarantine")
+                .join(format!("{exporter}.cursor.{}", crate::Timestamp::now().as_micros()));
+            let moved = std::fs::rename(&path, &q).is_ok();
+            spool.counters.quarantined_regions.fetch_add(1, Relaxed);
+            tracing::error!(
+                exporter, reason = %why, moved_to = %q.display(), moved,
+                "spool cursor is DAMAGED; re-delivering from the oldest spooled event (duplicates keep their ids)"
+            );
+            oldest
+        }
+    }
+}
+
+/// The router thread: drains on wake-ups and ticks, keeps the spool tidy, exits on request.
+fn run_router(inner: Arc<Inner>) {
+    let mut last_housekeeping = Instant::now();
+    while !inner.control.router_exit.load(Relaxed) {
+        std::thread::park_timeout(inner.router_tick);
         inner.drain();
         crate::event::clock::recalibrate();
-        if inner.control.stopping.load(Relaxed) {
-            inner.drain();
-            return;
+        if last_housekeeping.elapsed() >= Duration::from_secs(1) {
+            inner.housekeeping();
+            last_housekeeping = Instant::now();
+        } else if inner.spool.is_some() {
+            let mut r = inner.lock_router();
+            if let Some(spool) = r.spool.as_mut() {
+                if let Err(e) = spool.sync_if_due() {
+                    tracing::error!("spool fsync failed: {e}");
+                }
+            }
         }
     }
 }

@@ -1,11 +1,20 @@
 //! One exporter instance's own queue: chunk slices routed to it, bounded in
 //! events and bytes, so a slow exporter only ever fills its own queue.
+//!
+//! Every event has a sequence number, assigned by the router in routing order;
+//! each slice covers a contiguous range. The slot tracks how far the router has
+//! gone (`passed`) and how far the worker has finished (`acked`), which is what
+//! flush waits on and what the spool's cursors persist.
+//!
+//! With a spool, an overflowing queue does not drop: the slot becomes *lagging*,
+//! the router stops queueing for it, and the worker reads the spool from its own
+//! position until it has caught up with `passed`.
 
 use super::batch::{Batch, Slice};
 use super::stats::ExporterCounters;
 use crate::resource::Resource;
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use tokio::sync::Notify;
@@ -15,11 +24,20 @@ pub(crate) struct QueueState {
     slices: VecDeque<Slice>,
     pub(crate) events: usize,
     pub(crate) bytes: usize,
+    /// End seq of the last chunk the router offered to or skipped for this slot.
+    pub(crate) passed: u64,
+    /// Spool mode only: events from the worker's position to `passed` must be read
+    /// from the spool, and the router does not queue anything meanwhile.
+    pub(crate) lagging: bool,
 }
 
 impl QueueState {
     pub(crate) fn oldest(&self) -> Option<Instant> {
         self.slices.front().map(|s| s.chunk.created)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.slices.is_empty()
     }
 
     /// Takes up to `max_events` / `max_bytes` (at least one event) from the front.
@@ -42,10 +60,10 @@ impl QueueState {
             if fit == 0 && n == 0 {
                 fit = 1;
             }
-            let fit_bytes = front.bytes_of_first(fit);
             if fit == 0 {
                 break;
             }
+            let fit_bytes = front.bytes_of_first(fit);
             let slice = if fit == front.len() {
                 self.slices.pop_front()?
             } else {
@@ -68,13 +86,17 @@ pub(crate) struct ExporterSlot {
     kinds: Option<Vec<String>>,
     max_events: usize,
     max_bytes: usize,
+    /// With a spool, overflow means lagging instead of dropping.
+    spooled: bool,
     state: Mutex<QueueState>,
     /// Data arrived, flush requested, or stopping.
     pub(crate) notify: Notify,
     /// Manual resume of a paused exporter.
     pub(crate) resume: Notify,
     pub(crate) counters: ExporterCounters,
-    pub(crate) finished: std::sync::atomic::AtomicBool,
+    /// Every event with a smaller seq is finished for this exporter.
+    pub(crate) acked: AtomicU64,
+    pub(crate) finished: AtomicBool,
 }
 
 impl ExporterSlot {
@@ -84,6 +106,7 @@ impl ExporterSlot {
         kinds: Option<Vec<String>>,
         max_events: usize,
         max_bytes: usize,
+        spooled: bool,
     ) -> Self {
         ExporterSlot {
             name,
@@ -91,30 +114,51 @@ impl ExporterSlot {
             kinds,
             max_events,
             max_bytes,
+            spooled,
             state: Mutex::new(QueueState::default()),
             notify: Notify::new(),
             resume: Notify::new(),
             counters: ExporterCounters::default(),
-            finished: std::sync::atomic::AtomicBool::new(false),
+            acked: AtomicU64::new(0),
+            finished: AtomicBool::new(false),
         }
     }
 
+    /// Starts a spooled slot at its cursor; everything from there to `spool_end`
+    /// is read from the spool first.
+    pub(crate) fn start_at(&self, cursor: u64, spool_end: u64) {
+        self.acked.store(cursor, Relaxed);
+        let mut q = self.lock();
+        q.passed = spool_end;
+        q.lagging = cursor < spool_end;
+    }
+
     pub(crate) fn wants(&self, kind: &str) -> bool {
-        self.kinds
-            .as_ref()
-            .is_none_or(|k| k.iter().any(|x| x == kind))
+        self.kinds.as_ref().is_none_or(|k| k.iter().any(|x| x == kind))
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, QueueState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds as much of the slice as fits this exporter's bounds (oldest first) and
-    /// drops-and-counts the rest. Returns how many events were dropped.
-    pub(crate) fn offer(&self, mut slice: Slice) -> usize {
+    /// Records that the router moved past a chunk this exporter does not subscribe to.
+    pub(crate) fn skip(&self, end_seq: u64) {
+        let mut q = self.lock();
+        q.passed = q.passed.max(end_seq);
+    }
+
+    /// Offers a slice (seqs `..end_seq`). Queues as much as fits this exporter's
+    /// bounds (oldest first). The rest is dropped and counted, or, with a spool,
+    /// left for the worker to read back (the slot starts lagging).
+    /// Returns how many events were dropped.
+    pub(crate) fn offer(&self, mut slice: Slice, end_seq: u64) -> usize {
         let total = slice.len();
-        let accepted = {
+        let (accepted, dropped) = {
             let mut q = self.lock();
+            q.passed = q.passed.max(end_seq);
+            if q.lagging {
+                return 0; // the worker reads it from the spool
+            }
             let room = self.max_events.saturating_sub(q.events);
             let mut fit = slice.fit(room, self.max_bytes.saturating_sub(q.bytes));
             if fit == 0 && q.events == 0 && room > 0 {
@@ -122,27 +166,26 @@ impl ExporterSlot {
             }
             let fit_bytes = slice.bytes_of_first(fit);
             if fit > 0 {
-                let part = if fit == total {
-                    slice
-                } else {
-                    slice.take_front(fit)
-                };
+                let part = if fit == total { slice } else { slice.take_front(fit) };
                 q.events += fit;
                 q.bytes += fit_bytes;
                 q.slices.push_back(part);
             }
-            fit
+            let rest = total - fit;
+            if rest > 0 && self.spooled {
+                q.lagging = true;
+                (fit, 0)
+            } else {
+                (fit, rest)
+            }
         };
-        let dropped = total - accepted;
         if dropped > 0 {
-            self.counters
-                .dropped_queue_full
-                .fetch_add(dropped as u64, Relaxed);
+            self.counters.dropped_queue_full.fetch_add(dropped as u64, Relaxed);
         }
         if accepted > 0 {
             self.counters.routed.fetch_add(accepted as u64, Relaxed);
-            self.notify.notify_one();
         }
+        self.notify.notify_one();
         dropped
     }
 }

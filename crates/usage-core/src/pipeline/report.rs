@@ -16,12 +16,14 @@ pub struct ExporterDelivery {
     pub dropped: u64,
     /// Events lost because the dead-letter write failed too.
     pub failed: u64,
-    /// Events still queued or in flight at the deadline.
+    /// Events still queued or in flight at the deadline (lost at exit).
     pub pending: u64,
+    /// Events not yet delivered but safe in the spool: delivered after a restart.
+    pub spooled: u64,
 }
 
 impl ExporterDelivery {
-    /// Events routed to this exporter that were not delivered.
+    /// Events routed to this exporter that were not delivered and are not spooled.
     pub fn undelivered(&self) -> u64 {
         self.dead_lettered + self.dropped + self.failed + self.pending
     }
@@ -49,7 +51,8 @@ impl DeliveryReport {
                     dead_lettered: e.dead_lettered - b.dead_lettered,
                     dropped: e.dropped_queue_full - b.dropped_queue_full,
                     failed: e.failed - b.failed,
-                    pending: e.pending(),
+                    pending: if now.spool.is_some() { 0 } else { e.pending() },
+                    spooled: if now.spool.is_some() { e.lag } else { 0 },
                 }
             })
             .collect();
@@ -59,7 +62,8 @@ impl DeliveryReport {
         }
     }
 
-    /// True when nothing was dropped, dead-lettered, lost or left pending.
+    /// True when nothing was dropped, dead-lettered, lost or left pending (events
+    /// left in the spool are not lost: they are delivered after a restart).
     pub fn is_complete(&self) -> bool {
         self.dropped_at_ingest.total() == 0 && self.exporters.iter().all(|e| e.undelivered() == 0)
     }
@@ -77,8 +81,8 @@ impl fmt::Display for DeliveryReport {
         if d.total() > 0 {
             write!(
                 f,
-                " (queue_full {}, queue_bytes {}, block_timeout {}, shutdown {}, unrouted {})",
-                d.queue_full, d.queue_bytes, d.block_timeout, d.shutdown, d.unrouted
+                " (queue_full {}, queue_bytes {}, spool_full {}, block_timeout {}, shutdown {}, unrouted {})",
+                d.queue_full, d.queue_bytes, d.spool_full, d.block_timeout, d.shutdown, d.unrouted
             )?;
         }
         for e in &self.exporters {
@@ -87,6 +91,9 @@ impl fmt::Display for DeliveryReport {
                 "; {}: delivered {}, pending {}, dead-lettered {}, dropped {}, failed {}",
                 e.name, e.delivered, e.pending, e.dead_lettered, e.dropped, e.failed
             )?;
+            if e.spooled > 0 {
+                write!(f, ", spooled {}", e.spooled)?;
+            }
         }
         Ok(())
     }

@@ -1,11 +1,13 @@
-//! Moves events from the ingest queue into per-kind chunks and offers each chunk to
-//! every exporter subscribed to its kind.
+//! Moves events from the ingest queue into per-kind chunks, numbers them, appends
+//! them to the spool (when there is one) with one group commit per pass, and offers
+//! each chunk to every exporter subscribed to its kind.
 
 use super::batch::{BufferPool, Chunk, Slice};
 use super::ingest::Ingest;
 use super::queue::ExporterSlot;
 use super::stats::DropStats;
 use crate::event::Event;
+use crate::spool::{cursor, Spool};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,32 +17,59 @@ const DRAIN_MAX: usize = 4_096;
 /// Runs of at least this many events use recycled buffers; smaller ones get
 /// exact-size allocations so a slow-filling batch never pins a large buffer.
 const POOLED_MIN: usize = DRAIN_MAX / 4;
+/// Most events appended before one group commit.
+const COMMIT_MAX: usize = 64 * 1024;
 
 pub(crate) struct Router {
     pub(crate) accepted: u64,
+    /// Next sequence number (without a spool; the spool numbers its own).
+    next_seq: u64,
+    pub(crate) spool: Option<Spool>,
     scratch: Vec<Event>,
     groups: Vec<Vec<Event>>,
+    ready: Vec<Arc<Chunk>>,
     pool: Arc<BufferPool>,
     warned_unrouted: Vec<String>,
     last_drop_log: Option<(Instant, DropStats)>,
+    persisted: Vec<u64>,
+    spool_errors: u64,
 }
 
 impl Router {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(spool: Option<Spool>) -> Self {
         Router {
             accepted: 0,
+            next_seq: 0,
+            spool,
             scratch: Vec::with_capacity(DRAIN_MAX),
             groups: Vec::new(),
+            ready: Vec::new(),
             pool: Arc::new(BufferPool::new(32, DRAIN_MAX)),
             warned_unrouted: Vec::new(),
             last_drop_log: None,
+            persisted: Vec::new(),
+            spool_errors: 0,
         }
+    }
+
+    /// The seq the next event will get: everything below is routed.
+    pub(crate) fn end_seq(&self) -> u64 {
+        self.spool.as_ref().map_or(self.next_seq, Spool::next_seq)
     }
 
     /// Drains everything queued right now; returns how many events moved.
     pub(crate) fn drain(&mut self, ingest: &Ingest, slots: &[Arc<ExporterSlot>]) -> u64 {
         let mut total = 0u64;
         loop {
+            if let Some(spool) = &self.spool {
+                // A full spool stops the drain; the ingest queue then fills and emit's
+                // full policy applies, counted as `spool_full`.
+                let full = spool.is_full();
+                ingest.set_spool_full(full);
+                if full {
+                    break;
+                }
+            }
             let n = ingest.drain_into(&mut self.scratch, DRAIN_MAX);
             if n == 0 {
                 break;
@@ -50,13 +79,14 @@ impl Router {
             self.group_scratch_by_kind();
             let mut groups = std::mem::take(&mut self.groups);
             for group in groups.drain(..) {
-                self.route(group, ingest, slots);
+                self.number(group);
             }
             self.groups = groups;
-            if n < DRAIN_MAX {
+            if n < DRAIN_MAX || self.ready.iter().map(|c| c.events.len()).sum::<usize>() >= COMMIT_MAX {
                 break;
             }
         }
+        self.commit_and_route(ingest, slots);
         total
     }
 
@@ -88,33 +118,100 @@ impl Router {
         }
     }
 
-    fn route(&mut self, events: Vec<Event>, ingest: &Ingest, slots: &[Arc<ExporterSlot>]) {
-        let Some(kind) = events.first().map(|e| e.kind().to_string()) else {
+    /// Gives a run its sequence numbers (appending it to the spool) and holds it
+    /// until the commit.
+    fn number(&mut self, events: Vec<Event>) {
+        if events.is_empty() {
             return;
+        }
+        let first_seq = match self.spool.as_mut() {
+            Some(spool) => spool.append(&events),
+            None => {
+                let s = self.next_seq;
+                self.next_seq += events.len() as u64;
+                s
+            }
         };
         let chunk = if events.capacity() >= DRAIN_MAX && events.len() >= POOLED_MIN {
             let prefix = self.pool.take().1;
-            Arc::new(Chunk::pooled(events, prefix, Some(self.pool.clone())))
+            Chunk::pooled(events, prefix, Some(self.pool.clone()))
         } else {
-            Arc::new(Chunk::new(events))
+            Chunk::new(events)
         };
+        self.ready.push(Arc::new(chunk.at_seq(first_seq)));
+    }
+
+    /// One group commit for everything numbered, then fan-out: with `fsync = "batch"`
+    /// no exporter sees an event before it is durable.
+    fn commit_and_route(&mut self, ingest: &Ingest, slots: &[Arc<ExporterSlot>]) {
+        if self.ready.is_empty() {
+            return;
+        }
+        if let Some(spool) = self.spool.as_mut() {
+            if let Err(e) = spool.commit() {
+                self.spool_errors += 1;
+                tracing::error!(
+                    errors = self.spool_errors,
+                    "SPOOL WRITE FAILED: these events are delivered from memory without crash safety: {e}"
+                );
+            }
+        }
+        let ready = std::mem::take(&mut self.ready);
+        for chunk in ready {
+            self.route(chunk, ingest, slots);
+        }
+    }
+
+    fn route(&mut self, chunk: Arc<Chunk>, ingest: &Ingest, slots: &[Arc<ExporterSlot>]) {
+        let Some(kind) = chunk.events.first().map(|e| e.kind().to_string()) else {
+            return;
+        };
+        let end = chunk.end_seq();
         let mut routed = false;
-        for slot in slots.iter().filter(|s| s.wants(&kind)) {
+        for slot in slots {
+            if !slot.wants(&kind) {
+                slot.skip(end);
+                continue;
+            }
             routed = true;
-            let dropped = slot.offer(Slice::whole(chunk.clone()));
+            let dropped = slot.offer(Slice::whole(chunk.clone()), end);
             if dropped > 0 {
                 tracing::debug!(exporter = %slot.name, dropped, "exporter queue full, events dropped");
             }
         }
         if !routed {
-            ingest
-                .drops
-                .unrouted
-                .fetch_add(chunk.events.len() as u64, Relaxed);
+            ingest.drops.unrouted.fetch_add(chunk.events.len() as u64, Relaxed);
             if !self.warned_unrouted.contains(&kind) {
                 tracing::error!(kind = %kind, "no exporter subscribes to this event kind; its events are dropped (counted as unrouted)");
                 self.warned_unrouted.push(kind);
             }
+        }
+    }
+
+    /// Persists cursors that moved, deletes finished segments, and applies the
+    /// interval fsync. Called about once a second and at shutdown.
+    pub(crate) fn housekeeping(&mut self, slots: &[Arc<ExporterSlot>]) {
+        let Some(spool) = self.spool.as_mut() else {
+            return;
+        };
+        if let Err(e) = spool.sync_if_due() {
+            tracing::error!("spool fsync failed: {e}");
+        }
+        self.persisted.resize(slots.len(), u64::MAX);
+        let dir = spool.shared.dir.clone();
+        let mut min_ack = u64::MAX;
+        for (slot, last) in slots.iter().zip(self.persisted.iter_mut()) {
+            let acked = slot.acked.load(Relaxed);
+            min_ack = min_ack.min(acked);
+            if acked != *last {
+                match cursor::store(&cursor::path(&dir, &slot.name), acked) {
+                    Ok(()) => *last = acked,
+                    Err(e) => tracing::error!(exporter = %slot.name, "cannot persist spool cursor: {e}"),
+                }
+            }
+        }
+        if !slots.is_empty() {
+            spool.gc(min_ack);
         }
     }
 
@@ -124,11 +221,7 @@ impl Router {
             .last_drop_log
             .as_ref()
             .is_none_or(|(t, _)| t.elapsed() >= Duration::from_secs(10));
-        let before = self
-            .last_drop_log
-            .as_ref()
-            .map(|(_, d)| *d)
-            .unwrap_or_default();
+        let before = self.last_drop_log.as_ref().map(|(_, d)| *d).unwrap_or_default();
         if !due || now.total() == before.total() {
             return;
         }
@@ -136,6 +229,7 @@ impl Router {
         tracing::error!(
             queue_full = d.queue_full,
             queue_bytes = d.queue_bytes,
+            spool_full = d.spool_full,
             block_timeout = d.block_timeout,
             shutdown = d.shutdown,
             unrouted = d.unrouted,

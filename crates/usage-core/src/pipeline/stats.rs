@@ -10,6 +10,8 @@ pub struct DropStats {
     pub queue_full: u64,
     /// The queue held `queue_max_bytes`.
     pub queue_bytes: u64,
+    /// The queue was full because the spool reached `max_bytes`.
+    pub spool_full: u64,
     /// `block_with_timeout` waited `block_timeout` without finding space.
     pub block_timeout: u64,
     /// Emitted after shutdown began.
@@ -21,13 +23,14 @@ pub struct DropStats {
 impl DropStats {
     /// All drops.
     pub fn total(&self) -> u64 {
-        self.queue_full + self.queue_bytes + self.block_timeout + self.shutdown + self.unrouted
+        self.queue_full + self.queue_bytes + self.spool_full + self.block_timeout + self.shutdown + self.unrouted
     }
 
     pub(crate) fn minus(&self, base: &DropStats) -> DropStats {
         DropStats {
             queue_full: self.queue_full - base.queue_full,
             queue_bytes: self.queue_bytes - base.queue_bytes,
+            spool_full: self.spool_full - base.spool_full,
             block_timeout: self.block_timeout - base.block_timeout,
             shutdown: self.shutdown - base.shutdown,
             unrouted: self.unrouted - base.unrouted,
@@ -39,6 +42,7 @@ impl DropStats {
 pub(crate) struct DropCounters {
     pub(crate) queue_full: AtomicU64,
     pub(crate) queue_bytes: AtomicU64,
+    pub(crate) spool_full: AtomicU64,
     pub(crate) block_timeout: AtomicU64,
     pub(crate) shutdown: AtomicU64,
     pub(crate) unrouted: AtomicU64,
@@ -49,6 +53,7 @@ impl DropCounters {
         DropStats {
             queue_full: self.queue_full.load(Relaxed),
             queue_bytes: self.queue_bytes.load(Relaxed),
+            spool_full: self.spool_full.load(Relaxed),
             block_timeout: self.block_timeout.load(Relaxed),
             shutdown: self.shutdown.load(Relaxed),
             unrouted: self.unrouted.load(Relaxed),
@@ -85,6 +90,11 @@ pub struct ExporterStats {
     pub in_flight: u64,
     /// Paused after an authentication failure.
     pub paused: bool,
+    /// Every event below this sequence number is finished for this exporter (its
+    /// spool cursor).
+    pub cursor: u64,
+    /// Events routed after the cursor (all kinds), i.e. how far behind it is.
+    pub lag: u64,
     /// The last export error, if any.
     pub last_error: Option<String>,
 }
@@ -113,6 +123,8 @@ pub struct PipelineStats {
     pub queued_bytes: u64,
     /// Per exporter.
     pub exporters: Vec<ExporterStats>,
+    /// The spool, when one is configured.
+    pub spool: Option<crate::spool::SpoolStats>,
 }
 
 impl PipelineStats {

@@ -28,11 +28,19 @@ pub(crate) struct WorkerSettings {
 
 pub(crate) struct Worker {
     pub(crate) slot: Arc<ExporterSlot>,
+    /// The spool to read from when this exporter lags (or after a restart).
+    pub(crate) spool: Option<Arc<crate::spool::Shared>>,
     pub(crate) exporter: Arc<dyn Exporter>,
     pub(crate) settings: WorkerSettings,
     pub(crate) dead_letter: DeadLetter,
     pub(crate) resource: Arc<Resource>,
     pub(crate) control: Arc<Control>,
+}
+
+/// What the worker does next.
+enum Step {
+    Read { from: u64, to: u64 },
+    Wait(Option<Instant>),
 }
 
 /// Logs a recurring problem at most once per interval, with how many were suppressed.
@@ -54,10 +62,7 @@ impl Throttle {
     /// `Some(suppressed_count)` when it is time to log.
     fn ready(&mut self) -> Option<u64> {
         let now = Instant::now();
-        if self
-            .last
-            .is_none_or(|l| now.duration_since(l) >= self.every)
-        {
+        if self.last.is_none_or(|l| now.duration_since(l) >= self.every) {
             self.last = Some(now);
             Some(std::mem::take(&mut self.suppressed))
         } else {
@@ -94,56 +99,101 @@ impl Worker {
 
     async fn drain_queue(&self) {
         let mut seen_flush = 0u64;
-        while let Some(batch) = self.next_batch(&mut seen_flush).await {
-            self.slot
-                .counters
-                .in_flight
-                .store(batch.len() as u64, Relaxed);
+        let mut pos = self.slot.acked.load(Relaxed);
+        while let Some(batch) = self.next_batch(&mut pos, &mut seen_flush).await {
+            self.slot.counters.in_flight.store(batch.len() as u64, Relaxed);
+            let end = batch.end_seq();
             self.deliver(batch).await;
+            pos = pos.max(end);
+            self.slot.acked.fetch_max(pos, Relaxed);
             self.slot.counters.in_flight.store(0, Relaxed);
             self.control.progress.bump();
         }
     }
 
     /// Waits until a batch is due: full by count or bytes, its oldest event has waited
-    /// `flush_interval`, a flush was requested, or the pipeline is stopping.
-    /// Returns `None` once stopping with an empty queue.
-    async fn next_batch(&self, seen_flush: &mut u64) -> Option<Batch> {
+    /// `flush_interval`, a flush was requested, or the pipeline is stopping. A lagging
+    /// exporter reads from the spool from `pos` instead. Returns `None` once
+    /// stopping with nothing left.
+    async fn next_batch(&self, pos: &mut u64, seen_flush: &mut u64) -> Option<Batch> {
         let s = &self.settings;
         loop {
             let notified = self.slot.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let deadline = {
+            let step = {
                 let mut q = self.slot.lock();
                 let stopping = self.control.stopping.load(Relaxed);
                 let flush_gen = self.control.flush_gen.load(Relaxed);
-                let oldest = q.oldest();
-                let due = oldest.is_some_and(|t| t.elapsed() >= s.flush_interval);
-                if q.events >= s.batch_max_events
-                    || q.bytes >= s.batch_max_bytes
-                    || (q.events > 0 && (due || stopping || flush_gen > *seen_flush))
-                {
-                    return q.take_batch(s.batch_max_events, s.batch_max_bytes, &self.resource);
-                }
-                if q.events == 0 {
+                if !q.is_empty() {
+                    let oldest = q.oldest();
+                    let due = oldest.is_some_and(|t| t.elapsed() >= s.flush_interval);
+                    if q.events >= s.batch_max_events
+                        || q.bytes >= s.batch_max_bytes
+                        || due
+                        || stopping
+                        || flush_gen > *seen_flush
+                        || q.lagging
+                    {
+                        return q.take_batch(s.batch_max_events, s.batch_max_bytes, &self.resource);
+                    }
+                    Step::Wait(oldest.map(|t| t + s.flush_interval))
+                } else if q.lagging && *pos < q.passed && self.spool.is_some() {
+                    Step::Read {
+                        from: *pos,
+                        to: q.passed,
+                    }
+                } else {
+                    // Caught up: everything the router passed is finished or not ours.
+                    q.lagging = false;
+                    *pos = (*pos).max(q.passed);
+                    self.slot.acked.fetch_max(*pos, Relaxed);
                     *seen_flush = flush_gen;
                     if stopping {
                         return None;
                     }
+                    Step::Wait(None)
                 }
-                oldest.map(|t| t + s.flush_interval)
             };
-            match deadline {
-                Some(d) => {
+            match step {
+                Step::Read { from, to } => match self.read_spool(from, to).await {
+                    Ok((events, next)) if events.is_empty() => {
+                        *pos = next.max(*pos);
+                        self.slot.acked.fetch_max(*pos, Relaxed);
+                        self.control.progress.bump();
+                    }
+                    Ok((events, next)) => {
+                        return Some(Batch::from_events(events, self.resource.clone()).with_end_seq(next));
+                    }
+                    Err(e) => {
+                        tracing::error!(exporter = %self.slot.name, "cannot read the spool, retrying: {e}");
+                        tokio::select! {
+                            _ = &mut notified => {}
+                            _ = sleep(self.settings.retry_max.min(Duration::from_secs(1))) => {}
+                        }
+                    }
+                },
+                Step::Wait(Some(d)) => {
                     tokio::select! {
                         _ = &mut notified => {}
                         _ = sleep_until(d.into()) => {}
                     }
                 }
-                None => notified.await,
+                Step::Wait(None) => notified.await,
             }
         }
+    }
+
+    /// Reads this exporter's kinds from the spool, `from..to`, up to one batch.
+    async fn read_spool(&self, from: u64, to: u64) -> std::io::Result<(Vec<Event>, u64)> {
+        let Some(spool) = self.spool.clone() else {
+            return Ok((Vec::new(), to));
+        };
+        let slot = self.slot.clone();
+        let (max_events, max_bytes) = (self.settings.batch_max_events, self.settings.batch_max_bytes);
+        tokio::task::spawn_blocking(move || spool.read(from, to, max_events, max_bytes, &|k| slot.wants(k)))
+            .await
+            .map_err(std::io::Error::other)?
     }
 
     /// Exports one batch until it is delivered, dead-lettered or (only at the
@@ -172,10 +222,7 @@ impl Worker {
                 c.errors.fetch_add(1, Relaxed);
                 c.set_error(&err.to_string());
                 match err {
-                    ExportError::Retryable {
-                        message,
-                        retry_after,
-                    } => {
+                    ExportError::Retryable { message, retry_after } => {
                         let wait = backoff.next(retry_after);
                         if let Some(suppressed) = retry_log.ready() {
                             tracing::warn!(
@@ -198,12 +245,8 @@ impl Worker {
                             }
                             None => {
                                 let events: Vec<&Event> = b.iter().collect();
-                                self.dead_letter(
-                                    &b,
-                                    &events,
-                                    &format!("too large even alone: {message}"),
-                                )
-                                .await;
+                                self.dead_letter(&b, &events, &format!("too large even alone: {message}"))
+                                    .await;
                             }
                         }
                         break;
@@ -215,8 +258,7 @@ impl Worker {
                     }
                     ExportError::PartiallyRejected { indices, message } => {
                         let rejected = b.select(&indices);
-                        c.exported
-                            .fetch_add((b.len() - rejected.len()) as u64, Relaxed);
+                        c.exported.fetch_add((b.len() - rejected.len()) as u64, Relaxed);
                         self.dead_letter(&b, &rejected, &message).await;
                         break;
                     }
@@ -239,9 +281,7 @@ impl Worker {
                 "exporter panicked: {}",
                 panic_message(join)
             ))),
-            Ok(Err(join)) => Err(ExportError::retryable(format!(
-                "export task failed: {join}"
-            ))),
+            Ok(Err(join)) => Err(ExportError::retryable(format!("export task failed: {join}"))),
             Err(_) => Err(ExportError::retryable(format!(
                 "export timed out after {:?}",
                 self.settings.export_timeout

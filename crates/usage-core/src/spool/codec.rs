@@ -261,14 +261,10 @@ mod tests {
 
     #[test]
     fn events_round_trip_with_ids_times_values_and_resources() {
-        let schemas: Vec<Option<Arc<Schema>>> = [
-            RelayUsage::schema(),
-            OptimizerQos::schema(),
-            NetworkEvent::schema(),
-        ]
-        .iter()
-        .map(|s| Some(Arc::new((*s).clone())))
-        .collect();
+        let schemas: Vec<Option<Arc<Schema>>> = [RelayUsage::schema(), OptimizerQos::schema(), NetworkEvent::schema()]
+            .iter()
+            .map(|s| Some(Arc::new((*s).clone())))
+            .collect();
         let res = Arc::new(Resource::new("svc").with_instance_id("h-1"));
         let events = [
             Event::new(RelayUsage {
@@ -292,10 +288,7 @@ mod tests {
             let mut buf = Vec::new();
             encode_event(&mut buf, i as u16, e);
             let back = decode_event(&buf, &schemas, Some(&res)).unwrap();
-            assert_eq!(
-                (back.id(), back.ts(), back.kind()),
-                (e.id(), e.ts(), e.kind())
-            );
+            assert_eq!((back.id(), back.ts(), back.kind()), (e.id(), e.ts(), e.kind()));
             assert_eq!(back.values(), e.values());
             let want = e.resource().cloned().unwrap_or_else(|| res.clone());
             assert_eq!(back.resource().unwrap().as_ref(), want.as_ref());

@@ -186,10 +186,8 @@ impl Shared {
     fn publish(&self, segments: &[SegmentMeta]) {
         let c = &self.counters;
         c.segments.store(segments.len() as u64, Relaxed);
-        c.bytes_on_disk
-            .store(segments.iter().map(|s| s.bytes).sum(), Relaxed);
-        c.oldest_seq
-            .store(segments.first().map_or(0, |s| s.base_seq), Relaxed);
+        c.bytes_on_disk.store(segments.iter().map(|s| s.bytes).sum(), Relaxed);
+        c.oldest_seq.store(segments.first().map_or(0, |s| s.base_seq), Relaxed);
     }
 
     fn lock_segments(&self) -> std::sync::RwLockReadGuard<'_, Vec<SegmentMeta>> {
@@ -271,8 +269,7 @@ impl Shared {
                             if !kind_ok {
                                 continue;
                             }
-                            match codec::decode_event(payload, &seg.schemas, seg.resource.as_ref())
-                            {
+                            match codec::decode_event(payload, &seg.schemas, seg.resource.as_ref()) {
                                 Ok(e) => {
                                     bytes += e.approx_bytes();
                                     out.push(e);
@@ -286,9 +283,7 @@ impl Shared {
                                 }
                             }
                             if out.len() >= max_events || bytes >= max_bytes {
-                                self.counters
-                                    .replayed_events
-                                    .fetch_add(out.len() as u64, Relaxed);
+                                self.counters.replayed_events.fetch_add(out.len() as u64, Relaxed);
                                 return Ok((out, pos));
                             }
                         }
@@ -315,9 +310,7 @@ impl Shared {
             }
             pos = pos.max(seg.next_seq.min(to));
         }
-        self.counters
-            .replayed_events
-            .fetch_add(out.len() as u64, Relaxed);
+        self.counters.replayed_events.fetch_add(out.len() as u64, Relaxed);
         Ok((out, pos.max(to.min(self.written_seq.load(Relaxed)))))
     }
 }
@@ -376,10 +369,7 @@ fn segment_name(base_seq: u64) -> String {
 impl Spool {
     /// Opens (creating if needed) and recovers the spool: every intact record is
     /// kept, damaged bytes go to `quarantine/` and are counted.
-    pub(crate) fn open(
-        cfg: SpoolConfig,
-        resource: Arc<Resource>,
-    ) -> Result<(Spool, RecoveryReport), SpoolError> {
+    pub(crate) fn open(cfg: SpoolConfig, resource: Arc<Resource>) -> Result<(Spool, RecoveryReport), SpoolError> {
         let spool_path = cfg.path.clone();
         let fail = |message: String| SpoolError {
             path: spool_path.clone(),
@@ -387,8 +377,7 @@ impl Spool {
         };
         let start = Instant::now();
         for sub in ["segments", "cursors", "quarantine"] {
-            std::fs::create_dir_all(cfg.path.join(sub))
-                .map_err(|e| fail(format!("cannot create {sub}/: {e}")))?;
+            std::fs::create_dir_all(cfg.path.join(sub)).map_err(|e| fail(format!("cannot create {sub}/: {e}")))?;
         }
         let mut names: Vec<PathBuf> = std::fs::read_dir(cfg.path.join("segments"))
             .map_err(|e| fail(format!("cannot list segments: {e}")))?
@@ -475,8 +464,7 @@ impl Spool {
 
     /// True when the segments hold `max_bytes` or more.
     pub(crate) fn is_full(&self) -> bool {
-        self.shared.counters.bytes_on_disk.load(Relaxed) + self.buf.len() as u64
-            >= self.cfg.max_bytes as u64
+        self.shared.counters.bytes_on_disk.load(Relaxed) + self.buf.len() as u64 >= self.cfg.max_bytes as u64
     }
 
     /// Starts a new segment at `next_seq` (the previous one is synced and sealed).
@@ -484,11 +472,7 @@ impl Spool {
         if let Some(old) = self.active.take() {
             old.file.sync_data()?;
         }
-        let path = self
-            .cfg
-            .path
-            .join("segments")
-            .join(segment_name(self.next_seq));
+        let path = self.cfg.path.join("segments").join(segment_name(self.next_seq));
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .write(true)
@@ -541,12 +525,7 @@ impl Spool {
                     let i = active.kinds.len() as u16;
                     self.scratch.clear();
                     codec::encode_schema(&mut self.scratch, e.schema());
-                    encode_record(
-                        &mut self.buf,
-                        RecordType::Schema,
-                        u64::from(i),
-                        &self.scratch,
-                    );
+                    encode_record(&mut self.buf, RecordType::Schema, u64::from(i), &self.scratch);
                     active.kinds.insert(e.kind().to_string(), i);
                     let mut segs = self.shared.lock_segments_mut();
                     if let Some(last) = segs.last_mut() {
@@ -561,12 +540,7 @@ impl Spool {
             }
             self.scratch.clear();
             codec::encode_event(&mut self.scratch, idx, e);
-            encode_record(
-                &mut self.buf,
-                RecordType::Event,
-                self.next_seq,
-                &self.scratch,
-            );
+            encode_record(&mut self.buf, RecordType::Event, self.next_seq, &self.scratch);
             self.next_seq += 1;
         }
         first
@@ -607,15 +581,20 @@ impl Spool {
             }
             self.shared.publish(&segs);
         }
-        self.shared
-            .counters
-            .appended_events
-            .fetch_add(appended, Relaxed);
+        self.shared.counters.appended_events.fetch_add(appended, Relaxed);
         self.shared.written_seq.store(self.next_seq, Relaxed);
         if active.bytes >= self.cfg.segment_bytes as u64 {
             self.roll()?;
         }
         Ok(())
+    }
+
+    /// In interval mode, fsyncs once the interval has passed since the last one.
+    pub(crate) fn sync_if_due(&mut self) -> std::io::Result<()> {
+        match self.cfg.fsync {
+            FsyncMode::Interval(d) if self.last_sync.elapsed() >= d => self.sync(),
+            _ => Ok(()),
+        }
     }
 
     /// Forces an fsync of anything written (interval mode's timer, and shutdown).
@@ -656,11 +635,7 @@ impl Spool {
 
 /// Scans one segment file; quarantines damage and rewrites the file with only its
 /// intact records. `Ok(None)` when nothing usable remains (the file is removed).
-fn recover_segment(
-    dir: &Path,
-    path: &Path,
-    report: &mut RecoveryReport,
-) -> std::io::Result<Option<SegmentMeta>> {
+fn recover_segment(dir: &Path, path: &Path, report: &mut RecoveryReport) -> std::io::Result<Option<SegmentMeta>> {
     let bytes = std::fs::read(path)?;
     let s = scan(&bytes);
     let name = path
@@ -674,10 +649,9 @@ fn recover_segment(
             report.quarantined_regions += 1;
         }
         report.quarantined_bytes += damaged.len() as u64;
-        let q = dir.join("quarantine").join(format!(
-            "{name}.{}.bin",
-            crate::Timestamp::now().as_micros()
-        ));
+        let q = dir
+            .join("quarantine")
+            .join(format!("{name}.{}.bin", crate::Timestamp::now().as_micros()));
         crate::fs::write_atomic(&q, &damaged)?;
         tracing::error!(
             segment = %path.display(), bytes = damaged.len(), regions = s.damaged.len(), quarantine = %q.display(),

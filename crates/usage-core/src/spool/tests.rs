@@ -27,9 +27,7 @@ fn relays(n: u64) -> Vec<Event> {
 }
 
 fn read_all(shared: &Shared) -> Vec<Event> {
-    let (events, _) = shared
-        .read(0, u64::MAX, usize::MAX, usize::MAX, &|_| true)
-        .unwrap();
+    let (events, _) = shared.read(0, u64::MAX, usize::MAX, usize::MAX, &|_| true).unwrap();
     events
 }
 
@@ -39,9 +37,7 @@ fn append_commit_read_and_reopen_continue_the_sequence() {
     let (mut s, report) = Spool::open(cfg(d.path()), res()).unwrap();
     assert_eq!(report.events, 0);
     let a = relays(1000);
-    let b: Vec<Event> = (0..10)
-        .map(|_| Event::new(NetworkEvent::default()))
-        .collect();
+    let b: Vec<Event> = (0..10).map(|_| Event::new(NetworkEvent::default())).collect();
     assert_eq!(s.append(&a), 0);
     assert_eq!(s.append(&b), 1000);
     s.commit().unwrap();
@@ -57,10 +53,7 @@ fn append_commit_read_and_reopen_continue_the_sequence() {
         .read(990, 1005, usize::MAX, usize::MAX, &|k| k == "network_event")
         .unwrap();
     assert_eq!((only.len(), next), (5, 1005));
-    let (first, next) = s
-        .shared
-        .read(0, u64::MAX, 7, usize::MAX, &|_| true)
-        .unwrap();
+    let (first, next) = s.shared.read(0, u64::MAX, 7, usize::MAX, &|_| true).unwrap();
     assert_eq!((first.len(), next), (7, 7));
     assert!(s.shared.stats().segments > 1, "64 KiB segments rolled");
     drop(s);
@@ -94,11 +87,7 @@ fn torn_tail_at_every_offset_recovers_every_whole_event() {
     for cut in HEADER_LEN..full.len() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("segments")).unwrap();
-        std::fs::write(
-            dir.path().join("segments").join(seg.file_name().unwrap()),
-            &full[..cut],
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("segments").join(seg.file_name().unwrap()), &full[..cut]).unwrap();
         let (s, report) = Spool::open(cfg(dir.path()), res()).unwrap();
         let whole = records
             .iter()
@@ -141,17 +130,12 @@ fn corruption_in_the_middle_is_quarantined_and_the_rest_kept() {
     std::fs::write(&seg, &b).unwrap();
     let (mut s, report) = Spool::open(cfg(d.path()), res()).unwrap();
     assert_eq!(report.quarantined_regions, 1);
-    assert_eq!(
-        report.quarantined_bytes,
-        (victim.end() - victim.offset) as u64
-    );
+    assert_eq!(report.quarantined_bytes, (victim.end() - victim.offset) as u64);
     let back = read_all(&s.shared);
     assert_eq!(back.len(), 49);
     assert!(!back.iter().any(|e| e.id() == sent[20].id()));
     assert_eq!(s.shared.stats().quarantined_bytes, report.quarantined_bytes);
-    let q: Vec<_> = std::fs::read_dir(d.path().join("quarantine"))
-        .unwrap()
-        .collect();
+    let q: Vec<_> = std::fs::read_dir(d.path().join("quarantine")).unwrap().collect();
     assert_eq!(q.len(), 1);
     // The segment was rewritten clean: a second open finds nothing to quarantine.
     s.append(&relays(1));
@@ -188,10 +172,7 @@ fn gc_deletes_only_segments_every_cursor_passed() {
     s.gc(1000);
     let after = s.shared.stats();
     assert!(after.segments < before.segments);
-    assert!(
-        after.oldest_seq <= 1000,
-        "nothing at or above the cursor is gone"
-    );
+    assert!(after.oldest_seq <= 1000, "nothing at or above the cursor is gone");
     let (events, _) = s
         .shared
         .read(1000, u64::MAX, usize::MAX, usize::MAX, &|_| true)

@@ -25,9 +25,7 @@ impl Recorder {
         Self::scripted(|_, _| Ok(()))
     }
 
-    pub fn scripted(
-        f: impl Fn(&Batch, usize) -> Result<(), ExportError> + Send + Sync + 'static,
-    ) -> Self {
+    pub fn scripted(f: impl Fn(&Batch, usize) -> Result<(), ExportError> + Send + Sync + 'static) -> Self {
         Recorder {
             delivered: Arc::default(),
             attempts: Arc::default(),
@@ -51,18 +49,12 @@ impl Recorder {
 impl Exporter for Recorder {
     async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
         let call = self.calls.fetch_add(1, SeqCst);
-        self.attempts
-            .lock()
-            .unwrap()
-            .push((Instant::now(), batch.len()));
+        self.attempts.lock().unwrap().push((Instant::now(), batch.len()));
         let r = (self.script)(batch, call);
         match &r {
             Ok(()) => {
                 self.batch_sizes.lock().unwrap().push(batch.len());
-                self.delivered
-                    .lock()
-                    .unwrap()
-                    .extend(batch.iter().map(|e| e.id()));
+                self.delivered.lock().unwrap().extend(batch.iter().map(|e| e.id()));
             }
             Err(ExportError::PartiallyRejected { indices, .. }) => {
                 let ok = batch
