@@ -194,9 +194,9 @@ impl Inner {
         }
     }
 
-    /// Every exporter has finished everything routed to it by the time of `targets`.
-    fn caught_up(&self, targets: &[u64]) -> bool {
-        self.slots.iter().zip(targets).all(|(s, t)| s.counters.done() >= *t)
+    /// Every exporter has finished every event below `target`.
+    fn caught_up(&self, target: u64) -> bool {
+        self.slots.iter().all(|s| s.acked.load(Relaxed) >= target)
     }
 
     fn all_finished(&self) -> bool {
@@ -205,14 +205,13 @@ impl Inner {
 
     /// Starts a flush: moves queued events to exporters, asks workers to send now,
     /// and returns what each exporter must have finished for the flush to be complete.
-    fn begin_flush(&self) -> Vec<u64> {
-        self.drain();
-        let targets = self.slots.iter().map(|s| s.counters.routed.load(Relaxed)).collect();
+    fn begin_flush(&self) -> u64 {
+        let target = self.drain();
         self.control.flush_gen.fetch_add(1, Relaxed);
         for s in &self.slots {
             s.notify.notify_one();
         }
-        targets
+        target
     }
 
     fn end_flush(&self) -> Result<DeliveryReport, DeliveryError> {
@@ -426,12 +425,12 @@ impl Pipeline {
     /// dropped, dead-lettered or left pending.
     pub async fn flush(&self, timeout: Duration) -> Result<DeliveryReport, DeliveryError> {
         let deadline = Instant::now() + timeout;
-        let targets = self.inner.begin_flush();
+        let target = self.inner.begin_flush();
         let inner = &self.inner;
         inner
             .control
             .progress
-            .wait_async(deadline, || inner.caught_up(&targets))
+            .wait_async(deadline, || inner.caught_up(target))
             .await;
         self.inner.end_flush()
     }
@@ -440,12 +439,12 @@ impl Pipeline {
     /// from a task on the runtime the pipeline runs on.
     pub fn flush_blocking(&self, timeout: Duration) -> Result<DeliveryReport, DeliveryError> {
         let deadline = Instant::now() + timeout;
-        let targets = self.inner.begin_flush();
+        let target = self.inner.begin_flush();
         let inner = &self.inner;
         inner
             .control
             .progress
-            .wait_blocking(deadline, || inner.caught_up(&targets));
+            .wait_blocking(deadline, || inner.caught_up(target));
         self.inner.end_flush()
     }
 

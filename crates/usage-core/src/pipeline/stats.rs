@@ -152,9 +152,4 @@ impl ExporterCounters {
     pub(crate) fn set_error(&self, e: &str) {
         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
     }
-
-    /// Events that reached a final state (delivered, dead-lettered or lost).
-    pub(crate) fn done(&self) -> u64 {
-        self.exported.load(Relaxed) + self.dead_lettered.load(Relaxed) + self.failed.load(Relaxed)
-    }
 }

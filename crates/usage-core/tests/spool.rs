@@ -1,0 +1,229 @@
+//! The crash-safe spool through the pipeline: cursors, lagging, restart, corruption.
+
+mod common;
+
+use common::{wait_until, Recorder};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::Duration;
+use usage_core::{Event, EventId, ExportError, ExporterOptions, Pipeline, PipelineBuilder, RelayUsage, SpoolConfig};
+
+fn relay(cu: u64) -> Event {
+    Event::new(RelayUsage {
+        project: "p".into(),
+        cu,
+        ..Default::default()
+    })
+}
+
+fn builder(dir: &std::path::Path) -> PipelineBuilder {
+    Pipeline::builder()
+        .configure(|c| {
+            c.flush_interval = Duration::from_millis(20);
+            c.retry_base = Duration::from_millis(5);
+            c.retry_max = Duration::from_millis(20);
+            c.data_dir = dir.join("data");
+        })
+        .spool(SpoolConfig {
+            segment_bytes: 32 << 10,
+            ..SpoolConfig::new(dir.join("spool"))
+        })
+}
+
+fn emit_n(p: &Pipeline, n: u64) -> Vec<EventId> {
+    let sink = p.sink();
+    (0..n)
+        .map(|i| {
+            let e = relay(i);
+            let id = e.id();
+            sink.emit(e);
+            id
+        })
+        .collect()
+}
+
+/// An exporter that fails (retryably) until switched on.
+fn switchable() -> (Recorder, Arc<AtomicBool>) {
+    let up = Arc::new(AtomicBool::new(false));
+    let flag = up.clone();
+    let rec = Recorder::scripted(move |_, _| {
+        if flag.load(SeqCst) {
+            Ok(())
+        } else {
+            Err(ExportError::retryable("503"))
+        }
+    });
+    (rec, up)
+}
+
+#[test]
+fn a_down_exporter_resumes_from_its_cursor_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let healthy = Recorder::ok();
+    let (down, _up) = switchable();
+    let p = builder(dir.path())
+        .exporter("healthy", healthy.clone())
+        .exporter("down", down.clone())
+        .build()
+        .unwrap();
+    let ids = emit_n(&p, 1000);
+    assert!(wait_until(Duration::from_secs(10), || healthy.delivered_count() == 1000));
+    // Shutdown cannot deliver to "down", but nothing is lost: it is spooled.
+    let report = p.shutdown_blocking(Duration::from_millis(300)).unwrap();
+    let d = report.exporter("down").unwrap();
+    assert_eq!((d.delivered, d.pending, d.spooled), (0, 0, 1000), "{report}");
+    assert_eq!(report.exporter("healthy").unwrap().spooled, 0);
+
+    // Restart: "down" is up now and gets exactly what it missed; "healthy" gets nothing again.
+    let healthy2 = Recorder::ok();
+    let down2 = Recorder::ok();
+    let p = builder(dir.path())
+        .exporter("healthy", healthy2.clone())
+        .exporter("down", down2.clone())
+        .build()
+        .unwrap();
+    let more = emit_n(&p, 10);
+    let r = p.flush_blocking(Duration::from_secs(10)).unwrap();
+    assert_eq!(r.exporter("down").unwrap().delivered, 1010);
+    let mut want = ids.clone();
+    want.extend(&more);
+    assert_eq!(down2.delivered_ids(), want, "in order, each once");
+    assert_eq!(healthy2.delivered_ids(), more);
+    let s = p.stats();
+    assert!(s.spool.as_ref().unwrap().replayed_events >= 1000);
+    p.shutdown_blocking(Duration::from_secs(5)).unwrap();
+}
+
+#[test]
+fn a_slow_exporter_lags_through_the_spool_and_never_drops() {
+    let dir = tempfile::tempdir().unwrap();
+    let slow = Recorder::scripted(|_, _| {
+        std::thread::sleep(Duration::from_millis(2));
+        Ok(())
+    });
+    let p = builder(dir.path())
+        .exporter_options(
+            "slow",
+            ExporterOptions {
+                queue_max_events: Some(200),
+                batch_max_events: Some(100),
+                ..Default::default()
+            },
+            slow.clone(),
+        )
+        .build()
+        .unwrap();
+    let ids = emit_n(&p, 20_000);
+    let r = p.flush_blocking(Duration::from_secs(60)).unwrap();
+    assert_eq!(r.exporter("slow").unwrap().delivered, 20_000);
+    assert_eq!(slow.delivered_ids(), ids, "every event once, in order");
+    let s = p.stats();
+    assert_eq!(s.exporters[0].dropped_queue_full, 0);
+    assert!(s.spool.as_ref().unwrap().replayed_events > 0, "it caught up from disk");
+    p.shutdown_blocking(Duration::from_secs(5)).unwrap();
+}
+
+fn cursor_file(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    dir.join("spool").join("cursors").join(format!("{name}.cursor"))
+}
+
+#[test]
+fn missing_or_garbage_cursors_redeliver_everything_spooled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (down, _) = switchable();
+    let p = builder(dir.path())
+        .exporter("a", Recorder::ok())
+        .exporter("b", down)
+        .build()
+        .unwrap();
+    let ids = emit_n(&p, 300);
+    assert!(wait_until(Duration::from_secs(10), || p.stats().exporters[0].cursor >= 300));
+    p.shutdown_blocking(Duration::from_millis(200)).unwrap();
+    assert!(cursor_file(dir.path(), "a").exists());
+
+    // a's cursor is garbage, b's is gone: both get all 300 again, ids unchanged.
+    std::fs::write(cursor_file(dir.path(), "a"), b"\x00garbage\xff").unwrap();
+    let _ = std::fs::remove_file(cursor_file(dir.path(), "b"));
+    let (a, b) = (Recorder::ok(), Recorder::ok());
+    let p = builder(dir.path())
+        .exporter("a", a.clone())
+        .exporter("b", b.clone())
+        .build()
+        .unwrap();
+    p.flush_blocking(Duration::from_secs(10)).unwrap();
+    assert_eq!(a.delivered_ids(), ids);
+    assert_eq!(b.delivered_ids(), ids);
+    let s = p.stats().spool.unwrap();
+    assert_eq!(s.quarantined_regions, 1, "the damaged cursor is counted");
+    let q: Vec<String> = std::fs::read_dir(dir.path().join("spool/quarantine"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(q.iter().any(|n| n.starts_with("a.cursor.")), "{q:?}");
+    p.shutdown_blocking(Duration::from_secs(5)).unwrap();
+}
+
+#[test]
+fn a_full_spool_applies_the_full_policy_and_counts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (down, _) = switchable();
+    let p = builder(dir.path())
+        .spool(SpoolConfig {
+            max_bytes: 64 << 10,
+            segment_bytes: 16 << 10,
+            ..SpoolConfig::new(dir.path().join("spool"))
+        })
+        .configure(|c| c.queue_capacity = 1000)
+        .exporter("down", down)
+        .build()
+        .unwrap();
+    let sink = p.sink();
+    for i in 0..20_000 {
+        sink.emit(relay(i));
+        if i % 500 == 0 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    assert!(
+        wait_until(Duration::from_secs(5), || p.stats().dropped.spool_full > 0),
+        "{:?}",
+        p.stats().dropped
+    );
+    let s = p.stats();
+    assert!(s.spool.as_ref().unwrap().bytes >= 64 << 10);
+    assert!(
+        s.spool.as_ref().unwrap().bytes < (64 << 10) + (1 << 20),
+        "bounded: {}",
+        s.spool.unwrap().bytes
+    );
+    let err = p.shutdown_blocking(Duration::from_millis(200)).unwrap_err();
+    assert!(err.report().dropped_at_ingest.spool_full > 0);
+}
+
+#[test]
+fn finished_segments_are_deleted_and_restarts_keep_numbering() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = Recorder::ok();
+    let p = builder(dir.path()).exporter("a", rec.clone()).build().unwrap();
+    emit_n(&p, 5000);
+    p.flush_blocking(Duration::from_secs(10)).unwrap();
+    let s = p.stats().spool.unwrap();
+    assert!(s.appended_events >= 5000);
+    assert!(
+        wait_until(Duration::from_secs(5), || p.stats().spool.unwrap().segments <= 2),
+        "{:?}",
+        p.stats().spool
+    );
+    p.shutdown_blocking(Duration::from_secs(5)).unwrap();
+    // Even with every segment gone, new events never reuse an acknowledged seq.
+    let rec2 = Recorder::ok();
+    let p = builder(dir.path()).exporter("a", rec2.clone()).build().unwrap();
+    let ids = emit_n(&p, 5);
+    p.flush_blocking(Duration::from_secs(10)).unwrap();
+    assert_eq!(rec2.delivered_ids(), ids);
+    assert!(p.stats().exporters[0].cursor >= 5005);
+    let distinct: HashSet<_> = rec.delivered_ids().into_iter().chain(rec2.delivered_ids()).collect();
+    assert_eq!(distinct.len(), 5005);
+    p.shutdown_blocking(Duration::from_secs(5)).unwrap();
+}
