@@ -7,6 +7,7 @@ mod progress;
 mod pump;
 mod report;
 mod schema;
+mod spool;
 mod synth;
 
 use clap::{Parser, Subcommand};
@@ -36,6 +37,9 @@ enum Command {
     Pump(pump::Args),
     /// Print event kinds and their fields.
     Schema(schema::Args),
+    /// Look into a spool directory, or replay it to an exporter.
+    #[command(subcommand)]
+    Spool(spool::Command),
 }
 
 /// A failure and the exit code it maps to: 2 for bad input (flags, config), 1 otherwise.
@@ -93,6 +97,7 @@ fn main() -> ExitCode {
         Command::Check(a) => check::run(a),
         Command::Pump(a) => pump::run(a),
         Command::Schema(a) => schema::run(a),
+        Command::Spool(c) => spool::run(c),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -169,3 +169,60 @@ fn check_lists_types_instances_and_healthchecks() {
     );
     assert!(out.contains("local        ok"), "{out}");
 }
+
+#[test]
+fn spool_inspect_and_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("usage.toml"),
+        "[pipeline]\nflush_interval = \"50ms\"\n[spool]\npath = \"spool\"\nfsync = \"interval:50ms\"\n\
+         [exporters.local]\ntype = \"file\"\npath = \"out\"\n\
+         [exporters.copy]\ntype = \"file\"\npath = \"copy\"\nenabled = false\n",
+    )
+    .unwrap();
+    let o = usage(dir.path(), &["pump", "--count", "3000", "--ids", "ids.txt"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let o = usage(dir.path(), &["spool", "inspect", "spool"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("events: 3000"), "{out}");
+    let local = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("local "))
+        .expect("local's cursor");
+    assert_eq!(
+        local.split_whitespace().collect::<Vec<_>>(),
+        ["local", "3000", "0"],
+        "{out}"
+    );
+    let o = usage(dir.path(), &["spool", "replay", "spool", "--exporter", "copy"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(out.contains("replayed 3000 events to copy"), "{out}");
+    let mut ids: Vec<String> = Vec::new();
+    usage_file::read::scan(&dir.path().join("copy"), &Default::default(), |e| {
+        ids.push(e.id().to_string())
+    })
+    .unwrap();
+    ids.sort();
+    let mut want: Vec<String> = std::fs::read_to_string(dir.path().join("ids.txt"))
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    want.sort();
+    assert!(
+        ids == want,
+        "replay sends exactly the spooled events ({} vs {})",
+        ids.len(),
+        want.len()
+    );
+    let o = usage(dir.path(), &["spool", "replay", "spool", "--exporter", "nope"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o)
+        .1
+        .contains("no [exporters.nope] in the config (configured: copy, local)"));
+    let o = usage(dir.path(), &["spool", "inspect", "out"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("not a spool"));
+}

@@ -67,7 +67,10 @@ pub use pipeline::{Pipeline, PipelineBuilder};
 pub use registry::{ExporterContext, ExporterDefaults, ExporterFactory};
 pub use resource::{default_instance_id, Resource};
 pub use sink::UsageSink;
-pub use spool::{FsyncMode, RecoveryReport, SpoolConfig, SpoolError, SpoolStats};
+pub use spool::{
+    inspect as inspect_spool, CursorInfo, FsyncMode, RecoveryReport, SegmentInfo, SpoolConfig, SpoolError,
+    SpoolInspection, SpoolReplay, SpoolStats,
+};
 
 /// Used by the crate's macros; not a public API.
 #[doc(hidden)]
