@@ -41,7 +41,7 @@ impl UsageSink {
     }
 
     /// Enqueues an event (stamped now with a fresh id if built from a kind).
-    #[inline]
+    #[inline(always)]
     pub fn emit<E: Into<Event>>(&self, event: E) {
         if let Some(ingest) = &self.ingest {
             ingest.push(event.into());
@@ -49,7 +49,7 @@ impl UsageSink {
     }
 
     /// Builds and enqueues the event only when the sink is enabled.
-    #[inline]
+    #[inline(always)]
     pub fn emit_with<E: Into<Event>>(&self, build: impl FnOnce() -> E) {
         if let Some(ingest) = &self.ingest {
             ingest.push(build().into());

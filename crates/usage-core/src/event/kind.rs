@@ -176,6 +176,7 @@ macro_rules! usage_event {
         }
 
         impl ::std::convert::From<$name> for $crate::Event {
+            #[inline(always)]
             fn from(data: $name) -> $crate::Event {
                 $crate::Event::new(data)
             }

@@ -63,13 +63,13 @@ pub struct Event {
 
 impl Event {
     /// An event that happens now, with a fresh UUIDv7.
-    #[inline]
+    #[inline(always)]
     pub fn new<T: EventKind>(data: T) -> Self {
         Self::at(Timestamp::now(), data)
     }
 
     /// An event that happened at `ts`, with a fresh UUIDv7.
-    #[inline]
+    #[inline(always)]
     pub fn at<T: EventKind>(ts: Timestamp, mut data: T) -> Self {
         data.sanitize();
         Event {

@@ -18,7 +18,9 @@ pub(crate) struct Ingest {
     queue: ArrayQueue<Event>,
     bytes: CachePadded<AtomicUsize>,
     max_bytes: usize,
-    wake_bytes: usize,
+    /// Wake the router when queued bytes cross a multiple of `1 << wake_shift`
+    /// (a shift, not a division: this runs on every emit).
+    wake_shift: u32,
     policy: FullPolicy,
     block_timeout: Duration,
     closed: AtomicBool,
@@ -49,7 +51,7 @@ impl Ingest {
             queue: ArrayQueue::new(capacity.max(1)),
             bytes: CachePadded::new(AtomicUsize::new(0)),
             max_bytes,
-            wake_bytes: wake_bytes.max(1),
+            wake_shift: wake_bytes.max(1).next_power_of_two().trailing_zeros(),
             policy,
             block_timeout,
             closed: AtomicBool::new(false),
@@ -64,38 +66,71 @@ impl Ingest {
 
     /// Enqueues or drops-and-counts. Never blocks unless the policy is
     /// `block_with_timeout`, and then for at most `block_timeout`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push(&self, event: Event) {
         if self.closed.load(Relaxed) {
             self.drops.shutdown.fetch_add(1, Relaxed);
             return;
         }
-        if let Err((event, why)) = self.try_push(event) {
-            match self.policy {
-                FullPolicy::DropNewest => self.count_full(why),
-                FullPolicy::BlockWithTimeout => self.push_blocking(event),
+        let size = event.approx_bytes();
+        let before = self.bytes.fetch_add(size, Relaxed);
+        let why = if before + size > self.max_bytes {
+            Full::Bytes
+        } else {
+            match self.queue.push(event) {
+                Ok(()) => {
+                    if before >> self.wake_shift != (before + size) >> self.wake_shift {
+                        self.wake();
+                    }
+                    return;
+                }
+                Err(event) => {
+                    self.bytes.fetch_sub(size, Relaxed);
+                    return self.full(event, Full::Count);
+                }
             }
+        };
+        self.bytes.fetch_sub(size, Relaxed);
+        // Not moved into the queue: rebuild nothing, just hand it to the slow path.
+        self.full_bytes(event, why);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn full(&self, event: Event, why: Full) {
+        match self.policy {
+            FullPolicy::DropNewest => self.count_full(why),
+            FullPolicy::BlockWithTimeout => self.push_blocking(event),
         }
     }
 
-    // Handing the event back by value on failure is the point: no allocation.
+    #[cold]
+    #[inline(never)]
+    fn full_bytes(&self, event: Event, why: Full) {
+        self.full(event, why)
+    }
+
+    /// One attempt, for the blocking path: hands the event back when there is no room.
     #[allow(clippy::result_large_err)]
-    #[inline]
-    fn try_push(&self, event: Event) -> Result<(), (Event, Full)> {
+    fn try_push(&self, event: Event) -> Result<(), Event> {
         let size = event.approx_bytes();
         let before = self.bytes.fetch_add(size, Relaxed);
         if before + size > self.max_bytes {
             self.bytes.fetch_sub(size, Relaxed);
-            return Err((event, Full::Bytes));
+            return Err(event);
         }
-        if let Err(event) = self.queue.push(event) {
-            self.bytes.fetch_sub(size, Relaxed);
-            return Err((event, Full::Count));
+        match self.queue.push(event) {
+            Ok(()) => {
+                if before >> self.wake_shift != (before + size) >> self.wake_shift {
+                    self.wake();
+                }
+                Ok(())
+            }
+            Err(event) => {
+                self.bytes.fetch_sub(size, Relaxed);
+                Err(event)
+            }
         }
-        if before / self.wake_bytes != (before + size) / self.wake_bytes {
-            self.wake();
-        }
-        Ok(())
     }
 
     /// Registers the router thread to wake.
@@ -141,7 +176,7 @@ impl Ingest {
                     self.waiters.fetch_sub(1, Relaxed);
                     return;
                 }
-                Err((e, _)) => event = e,
+                Err(e) => event = e,
             }
             let now = Instant::now();
             if now >= deadline || self.closed.load(Relaxed) {
