@@ -1,9 +1,15 @@
 //! Project automation: `cargo xtask <command>`.
 //!
 //! - `test`: the whole test suite, as CI runs it (format check, clippy with
-//!   warnings denied, every unit, integration and doc test).
+//!   warnings denied, every unit, integration and doc test, then `e2e`).
+//! - `e2e`: starts real backends as local processes and runs every exporter's
+//!   conformance suite against them (`--compose` uses docker-compose.yml instead).
 //! - `bench`: the criterion benches.
 
+mod e2e;
+mod services;
+
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
@@ -11,6 +17,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
+        Some("e2e") => e2e::run(&root(), &cargo(), args.iter().any(|a| a == "--compose")),
         Some("bench") => bench(&args[1..]),
         Some("help") | Some("--help") | Some("-h") | None => {
             print_help();
@@ -35,7 +42,9 @@ fn print_help() {
     eprintln!(
         "usage: cargo xtask <command>\n\n\
          commands:\n  \
-         test    fmt check + clippy -D warnings + all tests (what CI runs)\n  \
+         test    fmt check + clippy -D warnings + all tests + e2e (what CI runs)\n  \
+         e2e     real backends as local processes + every exporter's conformance suite\n          \
+         (--compose: use docker-compose.yml instead)\n  \
          bench   run the criterion benches (extra args go to `cargo bench`)"
     );
 }
@@ -60,6 +69,14 @@ fn step(name: &str, program: &str, args: &[&str]) -> Result<(), String> {
     }
 }
 
+fn root() -> PathBuf {
+    // xtask lives one level below the workspace root.
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
 fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
 }
@@ -74,6 +91,8 @@ fn test() -> Result<(), String> {
         &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
     )?;
     step("tests", &cargo, &["test", "--workspace"])?;
+    eprintln!("==> e2e");
+    e2e::run(&root(), &cargo, false)?;
     eprintln!("all checks passed in {:.1}s", start.elapsed().as_secs_f64());
     Ok(())
 }

@@ -2,4 +2,6 @@
 
 pub(crate) fn link_all() {
     usage_core::link_exporters!(usage_file);
+    #[cfg(feature = "kafka")]
+    usage_core::link_exporters!(usage_kafka);
 }

@@ -1,0 +1,98 @@
+//! `[exporters.<name>] type = "kafka"` keys.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use usage_core::config::units;
+use usage_core::Secret;
+
+/// Message compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// zstd (default).
+    #[default]
+    Zstd,
+    /// lz4.
+    Lz4,
+    /// gzip.
+    Gzip,
+    /// snappy.
+    Snappy,
+    /// No compression.
+    None,
+}
+
+impl Compression {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Compression::Zstd => "zstd",
+            Compression::Lz4 => "lz4",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::None => "none",
+        }
+    }
+}
+
+/// A librdkafka property value: a scalar, or a secret from env/file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Property {
+    /// Text.
+    Text(String),
+    /// Integer.
+    Int(i64),
+    /// Float.
+    Float(f64),
+    /// Boolean.
+    Bool(bool),
+    /// `{ env = "VAR" }` or `{ file = "/path" }`.
+    Secret(Secret),
+}
+
+/// The Kafka exporter's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`, e.g. `"broker-1:9092,broker-2:9092"`.
+    pub brokers: String,
+    /// Topic template; `{kind}` is replaced by the event kind.
+    #[serde(default = "default_topic")]
+    pub topic: String,
+    /// Message key: `"id"` (the event id, default) or the name of a field, e.g. `"project"`.
+    #[serde(default = "default_key")]
+    pub key: String,
+    /// `zstd` (default), `lz4`, `gzip`, `snappy` or `none`.
+    #[serde(default)]
+    pub compression: Compression,
+    /// `acks`: `"all"` (default), `"1"` or `"0"`.
+    #[serde(default = "default_acks")]
+    pub acks: String,
+    /// `linger.ms`: how long librdkafka waits to fill a request (default 5ms).
+    #[serde(default, deserialize_with = "units::opt_duration")]
+    pub linger: Option<Duration>,
+    /// `batch.num.messages` (default 10000).
+    pub batch_messages: Option<usize>,
+    /// `message.timeout.ms`: how long a message may wait for its ack (default 8s,
+    /// below the pipeline's 10 s export timeout).
+    #[serde(default, deserialize_with = "units::opt_duration")]
+    pub message_timeout: Option<Duration>,
+    /// Bound on librdkafka's own queue (`queue.buffering.max.kbytes`, default 64MiB).
+    #[serde(default, deserialize_with = "units::opt_bytes")]
+    pub max_queue_bytes: Option<usize>,
+    /// Any librdkafka property, passed through (SASL, TLS, ...). Values may be
+    /// `{ env = "VAR" }` or `{ file = "/path" }` for secrets.
+    #[serde(default)]
+    pub librdkafka: BTreeMap<String, Property>,
+}
+
+fn default_topic() -> String {
+    "usage.{kind}".into()
+}
+fn default_key() -> String {
+    "id".into()
+}
+fn default_acks() -> String {
+    "all".into()
+}

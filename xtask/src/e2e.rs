@@ -1,0 +1,156 @@
+//! `cargo xtask e2e`: real backends as local processes, every exporter's conformance
+//! suite against them, and a table of what arrived.
+
+use crate::services::{self, Service};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+/// Backends the conformance tests talk to, and the env vars that point them there.
+pub struct Backends {
+    pub services: Vec<Service>,
+    pub env: BTreeMap<String, String>,
+}
+
+impl Backends {
+    fn new() -> Self {
+        Backends {
+            services: Vec::new(),
+            env: BTreeMap::new(),
+        }
+    }
+}
+
+fn start_local(work: &Path) -> Result<Backends, String> {
+    let mut b = Backends::new();
+    start_tansu(work, &mut b)?;
+    Ok(b)
+}
+
+/// tansu on a free port, advertising the port of the pausable proxy the Kafka
+/// conformance test runs in front of it.
+fn start_tansu(work: &Path, b: &mut Backends) -> Result<(), String> {
+    let bin = services::install_tansu(work)?;
+    let (port, proxy) = (services::free_port()?, services::free_port()?);
+    let mut s = Service::spawn(
+        "tansu",
+        &work.join("run/tansu"),
+        vec![
+            bin.display().to_string(),
+            "broker".into(),
+            "--listener-url".into(),
+            format!("tcp://127.0.0.1:{port}"),
+            "--advertised-listener-url".into(),
+            format!("tcp://127.0.0.1:{proxy}"),
+            "--storage-engine".into(),
+            "memory://tansu/".into(),
+        ],
+    )?;
+    services::wait_for_port(&mut s, port, std::time::Duration::from_secs(30))?;
+    eprintln!(
+        "==> tansu on 127.0.0.1:{port} (advertised via proxy :{proxy}), pid {:?}",
+        s.pid()
+    );
+    b.env
+        .insert("USAGE_E2E_KAFKA_UPSTREAM".into(), format!("127.0.0.1:{port}"));
+    b.env.insert("USAGE_E2E_KAFKA_PROXY_PORT".into(), proxy.to_string());
+    b.services.push(s);
+    Ok(())
+}
+
+fn start_compose(root: &Path) -> Result<Backends, String> {
+    let file = root.join("docker-compose.yml");
+    services::run(
+        "docker",
+        &["compose", "-f", &file.display().to_string(), "up", "-d", "--wait"],
+    )
+    .map_err(|e| format!("docker compose up: {e}"))?;
+    let mut b = Backends::new();
+    b.env.insert("USAGE_E2E_COMPOSE".into(), file.display().to_string());
+    Ok(b)
+}
+
+/// Prints the results; returns (rows, events lost).
+fn print_table(report: &Path) -> (usize, usize) {
+    let text = std::fs::read_to_string(report).unwrap_or_default();
+    let rows: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    println!(
+        "\n{:<12} {:<18} {:<26} {:>7} {:>7} {:>7} {:>6} {:>5} {:>8}",
+        "exporter", "backend", "check", "sent", "found", "unique", "dupes", "lost", "seconds"
+    );
+    let mut lost = 0;
+    for r in &rows {
+        let n = |k: &str| r[k].as_u64().unwrap_or(0);
+        lost += n("lost") as usize;
+        println!(
+            "{:<12} {:<18} {:<26} {:>7} {:>7} {:>7} {:>6} {:>5} {:>8.1}",
+            r["exporter"].as_str().unwrap_or("?"),
+            r["backend"].as_str().unwrap_or("?"),
+            r["step"].as_str().unwrap_or("?"),
+            n("sent"),
+            n("found"),
+            n("unique"),
+            n("duplicates"),
+            n("lost"),
+            r["seconds"].as_f64().unwrap_or(0.0)
+        );
+    }
+    (rows.len(), lost)
+}
+
+pub fn run(root: &Path, cargo: &str, compose: bool) -> Result<(), String> {
+    let start = Instant::now();
+    let work: PathBuf = root.join("target/e2e");
+    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    let report = work.join("report.jsonl");
+    let _ = std::fs::remove_file(&report);
+    let _ = ctrlc::set_handler(|| {
+        eprintln!("\ninterrupted: stopping every backend started");
+        services::kill_all();
+        std::process::exit(130);
+    });
+    let mut backends = if compose {
+        start_compose(root)?
+    } else {
+        start_local(&work)?
+    };
+    eprintln!("==> backends ready in {:.1}s", start.elapsed().as_secs_f64());
+    let status = Command::new(cargo)
+        .args([
+            "test",
+            "--workspace",
+            "--test",
+            "conformance",
+            "--",
+            "--ignored",
+            "--test-threads=1",
+        ])
+        .envs(&backends.env)
+        .env("USAGE_E2E_REPORT", &report)
+        .env("USAGE_E2E_DIR", &work)
+        .status()
+        .map_err(|e| format!("cannot run cargo test: {e}"));
+    let (rows, lost) = print_table(&report);
+    for s in &mut backends.services {
+        s.stop();
+    }
+    if compose {
+        let _ = services::run(
+            "docker",
+            &[
+                "compose",
+                "-f",
+                &root.join("docker-compose.yml").display().to_string(),
+                "down",
+            ],
+        );
+    }
+    println!("e2e finished in {:.1}s", start.elapsed().as_secs_f64());
+    match status? {
+        _ if lost > 0 => Err(format!("{lost} events lost")),
+        s if s.success() && rows > 0 => Ok(()),
+        s if s.success() => Err("no conformance results were recorded".into()),
+        s => Err(format!("conformance tests failed ({s})")),
+    }
+}

