@@ -18,12 +18,10 @@ fn config(brokers: &str) -> KafkaConfig {
         .unwrap()
 }
 
-fn read_all(
-    brokers: &str,
-    topic: &str,
-    partitions: i32,
-    expect: usize,
-) -> Vec<(Option<String>, String, Vec<(String, String)>)> {
+/// (key, value, headers) of each message read.
+type Read = (Option<String>, String, Vec<(String, String)>);
+
+fn read_all(brokers: &str, topic: &str, partitions: i32, expect: usize) -> Vec<Read> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "test")
