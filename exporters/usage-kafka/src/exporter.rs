@@ -1,22 +1,84 @@
 //! The Kafka exporter: one JSON message per event, acknowledged per batch.
+//!
+//! Delivery reports arrive on the producer's polling thread and settle a per-batch
+//! tracker (no future or channel per message): the batch is acknowledged only when
+//! every message's report is in and all succeeded.
 
 use crate::config::{KafkaConfig, Property};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
-use std::collections::VecDeque;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::ClientContext;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use usage_core::{
     async_trait, json, Batch, ConfigError, Event, ExportError, Exporter, ExporterContext, ExporterDefaults,
     ExporterFactory, Value,
 };
 
+/// The outcome of the batch being exported, filled in by delivery reports.
+#[derive(Default)]
+struct Tracker {
+    /// Which export attempt reports belong to (reports of an abandoned attempt are ignored).
+    generation: AtomicU64,
+    settled: AtomicUsize,
+    failure: Mutex<Option<KafkaError>>,
+    too_large: Mutex<Vec<usize>>,
+    done: tokio::sync::Notify,
+}
+
+const INDEX_BITS: u32 = 40;
+
+impl Tracker {
+    fn opaque(generation: u64, index: usize) -> usize {
+        (((generation & 0xff_ffff) as usize) << INDEX_BITS) | index
+    }
+
+    fn record(&self, opaque: usize, outcome: Result<(), KafkaError>) {
+        let generation = (opaque >> INDEX_BITS) as u64;
+        if generation != self.generation.load(SeqCst) & 0xff_ffff {
+            return;
+        }
+        if let Err(e) = outcome {
+            if e.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageSizeTooLarge) {
+                lock(&self.too_large).push(opaque & ((1 << INDEX_BITS) - 1));
+            } else {
+                lock(&self.failure).get_or_insert(e);
+            }
+        }
+        self.settled.fetch_add(1, SeqCst);
+        self.done.notify_one();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Routes delivery reports to the tracker.
+struct Reports(Arc<Tracker>);
+
+impl ClientContext for Reports {}
+
+impl ProducerContext for Reports {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
+        self.0
+            .record(opaque, result.as_ref().map(|_| ()).map_err(|(e, _)| e.clone()));
+    }
+}
+
 /// Produces each event as a JSON message to `topic` (per kind), keyed by the event
 /// id or a field, with headers `kind` and `event-id`. A batch is acknowledged only
 /// when every message's delivery report succeeded.
 pub struct KafkaExporter {
-    producer: FutureProducer,
+    producer: Arc<ThreadedProducer<Reports>>,
+    tracker: Arc<Tracker>,
+    /// One batch at a time (a timed-out attempt's retry must not interleave).
+    exporting: tokio::sync::Mutex<()>,
     topic: String,
     key: String,
     brokers: String,
@@ -86,11 +148,14 @@ pub(crate) fn client_config(cfg: &KafkaConfig, prefix: &str) -> Result<ClientCon
 impl KafkaExporter {
     /// An exporter from settings; `prefix` names the config section in errors.
     pub fn new(cfg: &KafkaConfig, prefix: &str) -> Result<Self, ConfigError> {
-        let producer: FutureProducer = client_config(cfg, prefix)?
-            .create()
+        let tracker = Arc::new(Tracker::default());
+        let producer = client_config(cfg, prefix)?
+            .create_with_context(Reports(tracker.clone()))
             .map_err(|e| ConfigError::key(prefix, format!("invalid Kafka producer settings: {e}")))?;
         Ok(KafkaExporter {
-            producer,
+            producer: Arc::new(producer),
+            tracker,
+            exporting: tokio::sync::Mutex::new(()),
             topic: cfg.topic.clone(),
             key: cfg.key.clone(),
             brokers: cfg.brokers.clone(),
@@ -101,57 +166,31 @@ impl KafkaExporter {
         self.topic.replace("{kind}", kind)
     }
 
-    fn key_for(&self, e: &Event) -> Option<String> {
+    fn key_for<'a>(&self, e: &'a Event, id: &'a str) -> Option<std::borrow::Cow<'a, str>> {
         if self.key == "id" {
-            return Some(e.id().to_string());
+            return Some(id.into());
         }
-        match e.field(&self.key)? {
-            Value::Null => None,
-            Value::Str(s) => Some(s.to_string()),
-            Value::I64(v) => Some(v.to_string()),
-            Value::U64(v) => Some(v.to_string()),
-            Value::F64(v) => Some(v.to_string()),
-            Value::Bool(v) => Some(v.to_string()),
-            Value::StrMap(_) => None,
-        }
-    }
-}
-
-/// How one message ended.
-enum Outcome {
-    Delivered,
-    TooLarge,
-    Failed(KafkaError),
-}
-
-fn classify(e: KafkaError) -> Outcome {
-    match e.rdkafka_error_code() {
-        Some(RDKafkaErrorCode::MessageSizeTooLarge) => Outcome::TooLarge,
-        _ => Outcome::Failed(e),
-    }
-}
-
-async fn settle(fut: DeliveryFuture) -> Outcome {
-    match fut.await {
-        Ok(Ok(_)) => Outcome::Delivered,
-        Ok(Err((e, _))) => classify(e),
-        Err(_) => Outcome::Failed(KafkaError::Canceled),
+        Some(match e.field(&self.key)? {
+            Value::Null | Value::StrMap(_) => return None,
+            Value::Str(s) => s.into(),
+            Value::I64(v) => v.to_string().into(),
+            Value::U64(v) => v.to_string().into(),
+            Value::F64(v) => v.to_string().into(),
+            Value::Bool(v) => v.to_string().into(),
+        })
     }
 }
 
 #[async_trait]
 impl Exporter for KafkaExporter {
     async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
-        let mut in_flight: VecDeque<(usize, DeliveryFuture)> = VecDeque::with_capacity(batch.len());
-        let mut too_large = Vec::new();
-        let mut failure: Option<KafkaError> = None;
-        let mut note = |i: usize, o: Outcome, failure: &mut Option<KafkaError>| match o {
-            Outcome::Delivered => {}
-            Outcome::TooLarge => too_large.push(i),
-            Outcome::Failed(e) => {
-                failure.get_or_insert(e);
-            }
-        };
+        let _one_at_a_time = self.exporting.lock().await;
+        let t = &self.tracker;
+        let generation = t.generation.fetch_add(1, SeqCst) + 1;
+        t.settled.store(0, SeqCst);
+        *lock(&t.failure) = None;
+        lock(&t.too_large).clear();
+        let mut sent = 0usize;
         let mut payload = Vec::with_capacity(512);
         let mut index = 0usize;
         for slice in batch.slices() {
@@ -162,55 +201,63 @@ impl Exporter for KafkaExporter {
                 index += 1;
                 payload.clear();
                 json::write_event(&mut payload, e, batch.resource());
-                let id = e.id().to_string();
-                let key = self.key_for(e);
-                let headers = OwnedHeaders::new()
+                let mut id_buf = [0u8; 36];
+                let id = e.id().uuid().hyphenated().encode_lower(&mut id_buf);
+                let key = self.key_for(e, id);
+                let headers = OwnedHeaders::new_with_capacity(2)
                     .insert(Header {
                         key: "kind",
                         value: Some(e.kind()),
                     })
                     .insert(Header {
                         key: "event-id",
-                        value: Some(&id),
+                        value: Some(&*id),
                     });
-                let mut record = FutureRecord::to(&topic)
-                    .payload(&payload)
+                let mut record = BaseRecord::with_opaque_to(&topic, Tracker::opaque(generation, i))
+                    .payload(&payload[..])
                     .headers(headers)
                     .timestamp(e.ts().as_millis());
                 if let Some(k) = key.as_deref() {
                     record = record.key(k);
                 }
                 loop {
-                    match self.producer.send_result(record) {
-                        Ok(fut) => {
-                            in_flight.push_back((i, fut));
+                    match self.producer.send(record) {
+                        Ok(()) => {
+                            sent += 1;
                             break;
                         }
                         Err((err, back)) if err.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
-                            // librdkafka's queue is bounded: wait for the oldest message, then retry.
+                            // librdkafka's queue is bounded: let it drain, then retry.
                             record = back;
-                            match in_flight.pop_front() {
-                                Some((j, fut)) => note(j, settle(fut).await, &mut failure),
-                                None => tokio::time::sleep(Duration::from_millis(5)).await,
-                            }
+                            tokio::time::sleep(Duration::from_millis(2)).await;
                         }
                         Err((err, _)) => {
-                            note(i, classify(err), &mut failure);
+                            if err.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageSizeTooLarge) {
+                                lock(&t.too_large).push(i);
+                            } else {
+                                lock(&t.failure).get_or_insert(err);
+                            }
                             break;
                         }
                     }
                 }
             }
         }
-        while let Some((j, fut)) = in_flight.pop_front() {
-            note(j, settle(fut).await, &mut failure);
+        loop {
+            let notified = t.done.notified();
+            if t.settled.load(SeqCst) >= sent {
+                break;
+            }
+            notified.await;
         }
-        if let Some(e) = failure {
+        if let Some(e) = lock(&t.failure).take() {
             // Broker down, timeouts, leader changes: retry the batch. Messages already
             // delivered are sent again with the same event ids.
             return Err(ExportError::retryable(format!("kafka {}: {e}", self.brokers)));
         }
+        let mut too_large = std::mem::take(&mut *lock(&t.too_large));
         if !too_large.is_empty() {
+            too_large.sort_unstable();
             return Err(ExportError::rejected_events(
                 too_large,
                 "message larger than message.max.bytes (raise it with librdkafka.\"message.max.bytes\" and the topic's max.message.bytes)",
@@ -221,22 +268,22 @@ impl Exporter for KafkaExporter {
 
     async fn healthcheck(&self) -> Result<(), ExportError> {
         let producer = self.producer.clone();
-        tokio::task::spawn_blocking(move || {
+        let md = tokio::task::spawn_blocking(move || {
             producer
                 .client()
                 .fetch_metadata(None, Duration::from_secs(5))
                 .map(|m| m.brokers().len())
         })
         .await
-        .map_err(|e| ExportError::retryable(e.to_string()))?
-        .map_err(|e| ExportError::retryable(format!("kafka {}: metadata request failed: {e}", self.brokers)))
-        .and_then(|n| {
-            if n == 0 {
-                Err(ExportError::retryable("kafka: no brokers in metadata"))
-            } else {
-                Ok(())
-            }
-        })
+        .map_err(|e| ExportError::retryable(e.to_string()))?;
+        match md {
+            Ok(n) if n > 0 => Ok(()),
+            Ok(_) => Err(ExportError::retryable("kafka: no brokers in metadata")),
+            Err(e) => Err(ExportError::retryable(format!(
+                "kafka {}: metadata request failed: {e}",
+                self.brokers
+            ))),
+        }
     }
 
     async fn close(&self) -> Result<(), ExportError> {
