@@ -25,7 +25,50 @@ impl Backends {
 fn start_local(work: &Path) -> Result<Backends, String> {
     let mut b = Backends::new();
     start_tansu(work, &mut b)?;
+    start_moto(work, &mut b)?;
+    find_s3s(&mut b)?;
     Ok(b)
+}
+
+/// moto's S3 server (pip, in a private venv).
+fn start_moto(work: &Path, b: &mut Backends) -> Result<(), String> {
+    let venv = services::venv(work)?;
+    let bin = services::pip_install(&venv, "moto_server", "moto[server]")?;
+    let port = services::free_port()?;
+    let mut s = Service::spawn(
+        "moto",
+        &work.join("run/moto"),
+        vec![
+            bin.display().to_string(),
+            "-H".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string(),
+        ],
+    )?;
+    services::wait_for_http(&mut s, port, "/", std::time::Duration::from_secs(60))?;
+    eprintln!("==> moto on 127.0.0.1:{port}, pid {:?}", s.pid());
+    b.env.insert("USAGE_E2E_MOTO".into(), format!("127.0.0.1:{port}"));
+    b.services.push(s);
+    Ok(())
+}
+
+/// s3s-fs checks signatures; it is used when installed (the test starts and restarts it).
+fn find_s3s(b: &mut Backends) -> Result<(), String> {
+    let home = std::env::var("HOME").unwrap_or_default();
+    let candidates = [
+        PathBuf::from(&home).join(".cargo/bin/s3s-fs"),
+        PathBuf::from("/usr/local/bin/s3s-fs"),
+    ];
+    if let Some(bin) = candidates.iter().find(|p| p.exists()) {
+        b.env.insert("USAGE_E2E_S3S_BIN".into(), bin.display().to_string());
+        b.env
+            .insert("USAGE_E2E_S3S_PORT".into(), services::free_port()?.to_string());
+        eprintln!("==> s3s-fs found at {}", bin.display());
+    } else {
+        eprintln!("==> s3s-fs not installed: signature-checking S3 run skipped");
+    }
+    Ok(())
 }
 
 /// tansu on a free port, advertising the port of the pausable proxy the Kafka

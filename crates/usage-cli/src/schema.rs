@@ -1,13 +1,22 @@
-//! `usage schema`: the kinds linked into this binary and their fields.
+//! `usage schema`: the kinds linked into this binary, their fields, and DDL.
 
 use crate::{Failure, Outcome};
 use usage_core::{registered_kinds, Schema};
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
+    /// What to print: `fields` (default), or `athena` (with `s3` linked in).
+    #[arg(default_value = "fields")]
+    format: String,
     /// Only this kind.
     #[arg(long)]
     kind: Option<String>,
+    /// For `athena`: the table's S3 location, e.g. s3://bucket/relay_usage.
+    #[arg(long)]
+    location: Option<String>,
+    /// For `athena`: the table name (default: the kind).
+    #[arg(long)]
+    table: Option<String>,
 }
 
 fn kinds(only: Option<&str>) -> Result<Vec<&'static Schema>, Failure> {
@@ -25,19 +34,50 @@ fn kinds(only: Option<&str>) -> Result<Vec<&'static Schema>, Failure> {
 }
 
 pub(crate) fn run(args: Args) -> Outcome {
-    for s in kinds(args.kind.as_deref())? {
-        println!("{}", s.kind);
-        println!("  {:<28} string (UUIDv7)", "id");
-        println!("  {:<28} timestamp (RFC 3339, UTC, microseconds)", "ts");
-        for f in s.fields.iter() {
-            println!(
-                "  {:<28} {}{}",
-                f.name,
-                f.ty,
-                if f.nullable { " (nullable)" } else { "" }
-            );
+    match args.format.as_str() {
+        "fields" => {
+            for s in kinds(args.kind.as_deref())? {
+                println!("{}", s.kind);
+                println!("  {:<28} string (UUIDv7)", "id");
+                println!("  {:<28} timestamp (RFC 3339, UTC, microseconds)", "ts");
+                for f in s.fields.iter() {
+                    println!(
+                        "  {:<28} {}{}",
+                        f.name,
+                        f.ty,
+                        if f.nullable { " (nullable)" } else { "" }
+                    );
+                }
+                println!();
+            }
+            Ok(())
         }
-        println!();
+        "athena" => athena(&args),
+        other => Err(Failure::Usage(format!(
+            "unknown schema format `{other}`; use fields or athena"
+        ))),
     }
+}
+
+#[cfg(feature = "s3")]
+fn athena(args: &Args) -> Outcome {
+    let Some(kind) = args.kind.as_deref() else {
+        return Err(Failure::Usage("athena needs --kind".into()));
+    };
+    let Some(location) = args.location.as_deref() else {
+        return Err(Failure::Usage("athena needs --location s3://bucket/prefix".into()));
+    };
+    if !location.starts_with("s3://") {
+        return Err(Failure::Usage(format!("--location {location}: must start with s3://")));
+    }
+    let schema = kinds(Some(kind))?[0];
+    print!("{}", usage_s3::athena_ddl(schema, location, args.table.as_deref()));
     Ok(())
+}
+
+#[cfg(not(feature = "s3"))]
+fn athena(_args: &Args) -> Outcome {
+    Err(Failure::Usage(
+        "this build has no s3 support (cargo feature `s3`)".into(),
+    ))
 }

@@ -226,3 +226,37 @@ fn spool_inspect_and_replay() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).1.contains("not a spool"));
 }
+
+#[test]
+fn schema_prints_fields_and_athena_ddl() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = usage(dir.path(), &["schema", "--kind", "relay_usage"]);
+    assert!(o.status.success());
+    assert!(text(&o).0.contains("cu                           u64"));
+    let o = usage(
+        dir.path(),
+        &[
+            "schema",
+            "athena",
+            "--kind",
+            "relay_usage",
+            "--location",
+            "s3://b/relay_usage",
+        ],
+    );
+    let (out, _) = text(&o);
+    assert!(o.status.success());
+    assert!(
+        out.starts_with("CREATE EXTERNAL TABLE IF NOT EXISTS `relay_usage`"),
+        "{out}"
+    );
+    assert!(out.contains("'projection.enabled' = 'true'"));
+    let o = usage(dir.path(), &["schema", "athena", "--kind", "relay_usage"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("athena needs --location"));
+    let o = usage(dir.path(), &["schema", "--kind", "nope"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o)
+        .1
+        .contains("unknown kind `nope`; known kinds: network_event, optimizer_qos, relay_usage"));
+}

@@ -88,6 +88,14 @@ impl Partition {
         })
     }
 
+    /// `year=YYYY/month=MM/day=DD/hour=HH` (the part after the kind).
+    pub fn hive_path(&self) -> String {
+        format!(
+            "year={:04}/month={:02}/day={:02}/hour={:02}",
+            self.year, self.month, self.day, self.hour
+        )
+    }
+
     /// The first instant of this hour.
     pub fn start(&self) -> Option<Timestamp> {
         Timestamp::parse_rfc3339(&format!(
@@ -100,11 +108,7 @@ impl Partition {
 
 impl fmt::Display for Partition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}/year={:04}/month={:02}/day={:02}/hour={:02}",
-            self.kind, self.year, self.month, self.day, self.hour
-        )
+        write!(f, "{}/{}", self.kind, self.hive_path())
     }
 }
 

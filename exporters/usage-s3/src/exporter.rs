@@ -1,0 +1,282 @@
+//! The S3 exporter: one object per (kind, event hour) per batch, named after the
+//! batch id, so a retried upload overwrites its own object instead of duplicating.
+
+use crate::config::S3Config;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::Client;
+use std::time::Duration;
+use usage_core::{
+    async_trait, Batch, ConfigError, ExportError, Exporter, ExporterContext, ExporterDefaults, ExporterFactory,
+};
+use usage_file::encode::encode_parts;
+use usage_file::layout::part_file_name;
+use usage_file::Compression;
+
+/// Parts of a multipart upload (S3's minimum is 5 MiB except the last).
+const MULTIPART_CHUNK: usize = 8 << 20;
+
+/// Uploads batches to S3 (or any S3-compatible store) in the hive layout
+/// `<prefix>/year=YYYY/month=MM/day=DD/hour=HH/part-<batch id>.ndjson.gz`.
+pub struct S3Exporter {
+    bucket: String,
+    prefix: String,
+    region: Option<String>,
+    endpoint: Option<String>,
+    path_style: bool,
+    static_keys: Option<(String, String)>,
+    compression: Compression,
+    multipart_threshold: usize,
+    client: tokio::sync::OnceCell<Client>,
+}
+
+impl S3Exporter {
+    /// An exporter from settings; `prefix` names the config section in errors.
+    pub fn new(cfg: &S3Config, section: &str) -> Result<Self, ConfigError> {
+        if cfg.bucket.trim().is_empty() {
+            return Err(ConfigError::key(format!("{section}.bucket"), "must not be empty"));
+        }
+        let static_keys = match (&cfg.access_key_id, &cfg.secret_access_key) {
+            (Some(a), Some(s)) => Some((
+                a.expose()
+                    .map_err(|e| ConfigError::key(format!("{section}.access_key_id"), e))?,
+                s.expose()
+                    .map_err(|e| ConfigError::key(format!("{section}.secret_access_key"), e))?,
+            )),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::key(
+                    section,
+                    "set both access_key_id and secret_access_key, or neither (to use the AWS credential chain)",
+                ))
+            }
+        };
+        Ok(S3Exporter {
+            bucket: cfg.bucket.clone(),
+            prefix: cfg.prefix.trim_matches('/').to_string(),
+            region: cfg.region.clone(),
+            endpoint: cfg.endpoint.clone(),
+            path_style: cfg.path_style.unwrap_or(cfg.endpoint.is_some()),
+            static_keys,
+            compression: cfg.compression,
+            multipart_threshold: cfg.multipart_threshold.unwrap_or(16 << 20).max(5 << 20),
+            client: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    /// The client, built on first use (loading the AWS credential chain is async).
+    async fn client(&self) -> &Client {
+        self.client
+            .get_or_init(|| async {
+                let mut b = match &self.static_keys {
+                    Some((ak, sk)) => aws_sdk_s3::Config::builder()
+                        .behavior_version(BehaviorVersion::latest())
+                        .credentials_provider(Credentials::new(ak, sk, None, None, "usage-config"))
+                        .region(Region::new(self.region.clone().unwrap_or_else(|| "us-east-1".into()))),
+                    None => {
+                        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+                        if let Some(r) = &self.region {
+                            loader = loader.region(Region::new(r.clone()));
+                        }
+                        let sdk = loader.load().await;
+                        let mut b = aws_sdk_s3::config::Builder::from(&sdk);
+                        if sdk.region().is_none() {
+                            b = b.region(Region::new("us-east-1"));
+                        }
+                        b
+                    }
+                };
+                if let Some(ep) = &self.endpoint {
+                    b = b.endpoint_url(ep);
+                }
+                // Checksums only when required: works with AWS and with S3-compatible
+                // stores that reject aws-chunked uploads.
+                // The pipeline retries with backoff and Retry-After; the SDK must not too.
+                b = b
+                    .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+                    .force_path_style(self.path_style)
+                    .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+                    .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+                Client::from_conf(b.build())
+            })
+            .await
+    }
+
+    /// The object key of a part.
+    pub fn key(&self, kind: &str, hive: &str, batch_id: &str) -> String {
+        let prefix = self.prefix.replace("{kind}", kind);
+        let name = part_file_name(batch_id, self.compression);
+        if prefix.is_empty() {
+            format!("{hive}/{name}")
+        } else {
+            format!("{prefix}/{hive}/{name}")
+        }
+    }
+
+    async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), ExportError> {
+        let client = self.client().await;
+        if body.len() <= self.multipart_threshold {
+            return client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .content_type("application/x-ndjson")
+                .body(ByteStream::from(body))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify(e, &self.bucket, key));
+        }
+        let upload = client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/x-ndjson")
+            .send()
+            .await
+            .map_err(|e| classify(e, &self.bucket, key))?;
+        let Some(upload_id) = upload.upload_id() else {
+            return Err(ExportError::retryable(
+                "s3: CreateMultipartUpload returned no upload id",
+            ));
+        };
+        let mut parts = Vec::new();
+        for (n, chunk) in body.chunks(MULTIPART_CHUNK).enumerate() {
+            let number = n as i32 + 1;
+            let r = client
+                .upload_part()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .part_number(number)
+                .body(ByteStream::from(chunk.to_vec()))
+                .send()
+                .await;
+            match r {
+                Ok(out) => parts.push(
+                    CompletedPart::builder()
+                        .part_number(number)
+                        .set_e_tag(out.e_tag().map(String::from))
+                        .build(),
+                ),
+                Err(e) => {
+                    let _ = client
+                        .abort_multipart_upload()
+                        .bucket(&self.bucket)
+                        .key(key)
+                        .upload_id(upload_id)
+                        .send()
+                        .await;
+                    return Err(classify(e, &self.bucket, key));
+                }
+            }
+        }
+        client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(e, &self.bucket, key))
+    }
+}
+
+/// What an S3 failure means for the pipeline.
+fn classify<E>(err: SdkError<E, HttpResponse>, bucket: &str, key: &str) -> ExportError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let status = match &err {
+        SdkError::ServiceError(s) => Some(s.raw().status().as_u16()),
+        SdkError::ResponseError(r) => Some(r.raw().status().as_u16()),
+        _ => None,
+    };
+    let code = err.code().unwrap_or("").to_string();
+    let message = format!(
+        "s3 s3://{bucket}/{key}: {}{}{}",
+        if code.is_empty() { "" } else { &code },
+        status.map(|s| format!(" (HTTP {s})")).unwrap_or_default(),
+        err.message()
+            .map(|m| format!(": {m}"))
+            .unwrap_or_else(|| format!(": {err}")),
+    );
+    match (code.as_str(), status) {
+        ("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken" | "InvalidToken", _)
+        | (_, Some(401 | 403)) => ExportError::paused(message),
+        // The operator must create the bucket: keep the data and probe until it exists.
+        ("NoSuchBucket", _) => ExportError::paused(message),
+        ("EntityTooLarge", _) | (_, Some(413)) => ExportError::too_large(message),
+        ("SlowDown" | "Throttling" | "RequestTimeout" | "InternalError" | "ServiceUnavailable", _) => {
+            ExportError::retryable(message)
+        }
+        (_, Some(s)) if s >= 500 || s == 429 || s == 408 => ExportError::retryable(message),
+        (_, Some(s)) if (400..500).contains(&s) => ExportError::rejected(message),
+        // No response (connection refused, timeout, DNS): transient.
+        _ => ExportError::retryable(message),
+    }
+}
+
+#[async_trait]
+impl Exporter for S3Exporter {
+    async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
+        let (owned, compression) = (batch.clone(), self.compression);
+        let level = if compression == Compression::Gzip { 6 } else { 3 };
+        let parts = tokio::task::spawn_blocking(move || encode_parts(&owned, compression, level))
+            .await
+            .map_err(|e| ExportError::retryable(format!("s3 encode task failed: {e}")))?
+            .map_err(|e| ExportError::retryable(format!("s3 encode: {e}")))?;
+        let id = batch.id().to_string();
+        for part in parts {
+            let key = self.key(&part.partition.kind, &part.partition.hive_path(), &id);
+            self.put(&key, part.bytes).await?;
+        }
+        Ok(())
+    }
+
+    async fn healthcheck(&self) -> Result<(), ExportError> {
+        let client = self.client().await;
+        client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(e, &self.bucket, ""))
+    }
+}
+
+fn build(ctx: &ExporterContext) -> Result<Box<dyn Exporter>, ConfigError> {
+    let section = format!("exporters.{}", ctx.section.name);
+    let cfg: S3Config = ctx.section.parse()?;
+    let single_kind = ctx.section.options.events.as_ref().is_some_and(|k| k.len() == 1);
+    if !cfg.prefix.contains("{kind}") && !single_kind {
+        return Err(ConfigError::key(
+            format!("{section}.prefix"),
+            format!(
+                "{:?} has no {{kind}} but this instance receives several kinds; add {{kind}} or set `events` to one kind",
+                cfg.prefix
+            ),
+        ));
+    }
+    Ok(Box::new(S3Exporter::new(&cfg, &section)?))
+}
+
+/// The `s3` exporter type. Parts roll at 64 MiB (uncompressed) or 5 minutes.
+pub static FACTORY: ExporterFactory = ExporterFactory {
+    type_name: "s3",
+    description: "gzip NDJSON objects on S3, hive partitions by event time",
+    build,
+    defaults: ExporterDefaults {
+        batch_max_events: Some(1_000_000),
+        batch_max_bytes: Some(64 << 20),
+        flush_interval: Some(Duration::from_secs(300)),
+    },
+};

@@ -1,0 +1,102 @@
+//! How S3 answers map to pipeline actions, against an in-process fake that returns
+//! canned responses. The real-store proof is the conformance suite (moto).
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::Arc;
+use usage_core::{Batch, Event, ExportError, Exporter, ExporterSection, RelayUsage, Resource};
+use usage_s3::{S3Config, S3Exporter};
+
+/// Serves `status` + `body` to every request; returns the endpoint.
+fn fake(status: &'static str, body: &'static str) -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            let mut buf = vec![0u8; 1 << 20];
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_millis(300)));
+            let _ = s.read(&mut buf);
+            let resp = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: application/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(resp.as_bytes());
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+fn exporter(endpoint: &str) -> S3Exporter {
+    let cfg: S3Config = ExporterSection::new("s", "s3")
+        .set("bucket", "b")
+        .set("endpoint", endpoint)
+        .set("access_key_id", "AK")
+        .set("secret_access_key", "SK")
+        .parse()
+        .unwrap();
+    S3Exporter::new(&cfg, "exporters.s").unwrap()
+}
+
+fn batch() -> Batch {
+    Batch::from_events(vec![Event::new(RelayUsage::default())], Arc::new(Resource::default()))
+}
+
+fn err_xml(code: &str) -> String {
+    format!("<?xml version=\"1.0\"?><Error><Code>{code}</Code><Message>m</Message></Error>")
+}
+
+#[tokio::test]
+async fn answers_map_to_retry_pause_split_or_reject() {
+    let cases: [(&'static str, String, fn(&ExportError) -> bool); 6] = [
+        ("403 Forbidden", err_xml("AccessDenied"), |e| {
+            matches!(e, ExportError::Paused { .. })
+        }),
+        ("404 Not Found", err_xml("NoSuchBucket"), |e| {
+            matches!(e, ExportError::Paused { .. })
+        }),
+        ("503 Service Unavailable", err_xml("SlowDown"), |e| {
+            matches!(e, ExportError::Retryable { .. })
+        }),
+        ("500 Internal Server Error", err_xml("InternalError"), |e| {
+            matches!(e, ExportError::Retryable { .. })
+        }),
+        ("400 Bad Request", err_xml("EntityTooLarge"), |e| {
+            matches!(e, ExportError::TooLarge { .. })
+        }),
+        ("400 Bad Request", err_xml("InvalidArgument"), |e| {
+            matches!(e, ExportError::Rejected { .. })
+        }),
+    ];
+    for (status, body, expect) in cases {
+        let body: &'static str = Box::leak(body.into_boxed_str());
+        let e = exporter(&fake(status, body)).export(&batch()).await.unwrap_err();
+        assert!(expect(&e), "{status}: got {e:?}");
+        assert!(e.to_string().contains("s3://b/"), "{e}");
+    }
+    // Nothing listening: retryable.
+    let e = exporter("http://127.0.0.1:1").export(&batch()).await.unwrap_err();
+    assert!(matches!(e, ExportError::Retryable { .. }), "{e:?}");
+}
+
+#[test]
+fn keys_follow_the_hive_layout_and_config_is_checked() {
+    let x = exporter("http://127.0.0.1:1");
+    assert_eq!(
+        x.key("relay_usage", "year=2026/month=11/day=21/hour=10", "abc"),
+        "relay_usage/year=2026/month=11/day=21/hour=10/part-abc.ndjson.gz"
+    );
+    let half: Result<S3Config, _> = ExporterSection::new("s", "s3")
+        .set("bucket", "b")
+        .set("access_key_id", "AK")
+        .parse();
+    let e = S3Exporter::new(&half.unwrap(), "exporters.s")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("set both access_key_id and secret_access_key"), "{e}");
+    assert!(!format!(
+        "{:?}",
+        ExporterSection::new("s", "s3").set("secret_access_key", "SK123")
+    )
+    .contains("SK123"));
+}
