@@ -45,9 +45,12 @@ fn err_xml(code: &str) -> String {
     format!("<?xml version=\"1.0\"?><Error><Code>{code}</Code><Message>m</Message></Error>")
 }
 
+/// (HTTP status line, body, what the error must be)
+type Case = (&'static str, String, fn(&ExportError) -> bool);
+
 #[tokio::test]
 async fn answers_map_to_retry_pause_split_or_reject() {
-    let cases: [(&'static str, String, fn(&ExportError) -> bool); 6] = [
+    let cases: [Case; 6] = [
         ("403 Forbidden", err_xml("AccessDenied"), |e| {
             matches!(e, ExportError::Paused { .. })
         }),
