@@ -11,6 +11,9 @@ use std::time::Instant;
 pub struct Backends {
     pub services: Vec<Service>,
     pub env: BTreeMap<String, String>,
+    /// Command-line fragments of processes the tests may have restarted themselves
+    /// (`pkill -f` them at the end).
+    pub cleanup: Vec<String>,
 }
 
 impl Backends {
@@ -18,6 +21,7 @@ impl Backends {
         Backends {
             services: Vec::new(),
             env: BTreeMap::new(),
+            cleanup: Vec::new(),
         }
     }
 }
@@ -27,7 +31,36 @@ fn start_local(work: &Path) -> Result<Backends, String> {
     start_tansu(work, &mut b)?;
     start_moto(work, &mut b)?;
     find_s3s(&mut b)?;
+    start_clickhouse(work, &mut b)?;
     Ok(b)
+}
+
+/// Debian's clickhouse-server with a private config. The conformance test kills and
+/// restarts it (it persists to disk), so it gets the pid, binary and config path.
+fn start_clickhouse(work: &Path, b: &mut Backends) -> Result<(), String> {
+    let bin = services::install_clickhouse()?;
+    let (http, tcp, inter) = (services::free_port()?, services::free_port()?, services::free_port()?);
+    let dir = work.join("run/clickhouse");
+    let config = services::clickhouse_config(&dir, http, tcp, inter)?;
+    let mut s = Service::spawn(
+        "clickhouse",
+        &dir,
+        vec![bin.display().to_string(), format!("--config-file={}", config.display())],
+    )?;
+    services::wait_for_http(&mut s, http, "/ping", std::time::Duration::from_secs(60))?;
+    eprintln!("==> clickhouse on 127.0.0.1:{http}, pid {:?}", s.pid());
+    b.env
+        .insert("USAGE_E2E_CLICKHOUSE_URL".into(), format!("http://127.0.0.1:{http}"));
+    b.env
+        .insert("USAGE_E2E_CLICKHOUSE_CONFIG".into(), config.display().to_string());
+    b.env
+        .insert("USAGE_E2E_CLICKHOUSE_BIN".into(), bin.display().to_string());
+    if let Some(pid) = s.pid() {
+        b.env.insert("USAGE_E2E_CLICKHOUSE_PID".into(), pid.to_string());
+    }
+    b.cleanup.push(config.display().to_string());
+    b.services.push(s);
+    Ok(())
 }
 
 /// moto's S3 server (pip, in a private venv).
@@ -177,6 +210,9 @@ pub fn run(root: &Path, cargo: &str, compose: bool) -> Result<(), String> {
     let (rows, lost) = print_table(&report);
     for s in &mut backends.services {
         s.stop();
+    }
+    for pattern in &backends.cleanup {
+        let _ = Command::new("pkill").args(["-f", pattern]).status();
     }
     if compose {
         let _ = services::run(

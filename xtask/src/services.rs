@@ -236,8 +236,13 @@ pub fn install_tansu(work: &Path) -> Result<PathBuf, String> {
 
 /// Debian's clickhouse-server, installed with apt when missing.
 pub fn install_clickhouse() -> Result<PathBuf, String> {
-    let bin = PathBuf::from("/usr/bin/clickhouse-server");
-    if bin.exists() {
+    let found = || {
+        ["/usr/bin/clickhouse-server", "/usr/sbin/clickhouse-server"]
+            .map(PathBuf::from)
+            .into_iter()
+            .find(|p| p.exists())
+    };
+    if let Some(bin) = found() {
         return Ok(bin);
     }
     eprintln!("==> installing clickhouse-server (apt)");
@@ -252,7 +257,40 @@ pub fn install_clickhouse() -> Result<PathBuf, String> {
         full.extend_from_slice(args);
         run(full[0], &full[1..])
     };
-    apt(&["update", "-qq"])?;
-    apt(&["install", "-y", "-qq", "clickhouse-server", "clickhouse-client"])?;
-    Ok(bin)
+    if apt(&["install", "-y", "-qq", "clickhouse-server", "clickhouse-client"]).is_err() {
+        apt(&["update", "-qq"])?;
+        apt(&["install", "-y", "-qq", "clickhouse-server", "clickhouse-client"])?;
+    }
+    found().ok_or_else(|| "clickhouse-server installed but not found in /usr/bin or /usr/sbin".to_string())
+}
+
+/// Replaces the text of the first `<tag>...</tag>`.
+fn set_tag(xml: &str, tag: &str, value: &str) -> String {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    match (xml.find(&open), xml.find(&close)) {
+        (Some(a), Some(b)) if a < b => format!("{}{open}{value}{}", &xml[..a], &xml[b..]),
+        _ => xml.to_string(),
+    }
+}
+
+/// A private clickhouse-server config in `dir` (data, logs and ports of its own,
+/// 127.0.0.1 only). Returns the config path.
+pub fn clickhouse_config(dir: &Path, http: u16, tcp: u16, interserver: u16) -> Result<PathBuf, String> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir.join("data")).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(dir.join("log")).map_err(|e| e.to_string())?;
+    let read =
+        |f: &str| std::fs::read_to_string(Path::new("/etc/clickhouse-server").join(f)).map_err(|e| format!("{f}: {e}"));
+    let d = dir.display().to_string();
+    let mut xml = read("config.xml")?
+        .replace("/var/lib/clickhouse/", &format!("{d}/data/"))
+        .replace("/var/log/clickhouse-server/", &format!("{d}/log/"))
+        .replace("<listen_host>::1</listen_host>", "");
+    xml = set_tag(&xml, "http_port", &http.to_string());
+    xml = set_tag(&xml, "tcp_port", &tcp.to_string());
+    xml = set_tag(&xml, "interserver_http_port", &interserver.to_string());
+    let config = dir.join("config.xml");
+    std::fs::write(&config, xml).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("users.xml"), read("users.xml")?).map_err(|e| e.to_string())?;
+    Ok(config)
 }

@@ -1,0 +1,59 @@
+//! `[exporters.<name>] type = "clickhouse"` keys.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use usage_core::Secret;
+
+/// Insert compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum InsertCompression {
+    /// ClickHouse's LZ4 block compression (default).
+    #[default]
+    Lz4,
+    /// None.
+    None,
+}
+
+/// The ClickHouse exporter's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClickHouseConfig {
+    /// HTTP endpoint, default `http://127.0.0.1:8123`.
+    #[serde(default = "default_url")]
+    pub url: String,
+    /// Database, default `default`.
+    #[serde(default = "default_database")]
+    pub database: String,
+    /// Table name template; `{kind}` is replaced by the event kind.
+    #[serde(default = "default_table")]
+    pub table: String,
+    /// User (default: the server's default user).
+    pub user: Option<String>,
+    /// Password.
+    pub password: Option<Secret>,
+    /// `ORDER BY` per kind for tables this exporter creates, e.g.
+    /// `{ relay_usage = "(project, chain, api_method, ts, id)" }`; must end with `id`
+    /// so duplicates of an event collapse.
+    #[serde(default)]
+    pub order_by: BTreeMap<String, String>,
+    /// Create missing tables and add missing columns (default on).
+    #[serde(default = "yes")]
+    pub migrate: bool,
+    /// `lz4` (default) or `none`.
+    #[serde(default)]
+    pub compression: InsertCompression,
+}
+
+fn default_url() -> String {
+    "http://127.0.0.1:8123".into()
+}
+fn default_database() -> String {
+    "default".into()
+}
+fn default_table() -> String {
+    "{kind}".into()
+}
+fn yes() -> bool {
+    true
+}

@@ -1,0 +1,280 @@
+//! The ClickHouse exporter: one table per kind, created and migrated from the event
+//! schema, whole batches inserted as RowBinary (LZ4).
+
+use crate::config::{ClickHouseConfig, InsertCompression};
+use crate::ddl::{self, Column, Flavor};
+use crate::rowbinary;
+use clickhouse::Client;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::time::Duration;
+use usage_core::{
+    async_trait, Batch, ConfigError, Event, ExportError, Exporter, ExporterContext, ExporterDefaults, ExporterFactory,
+    Schema,
+};
+
+/// A table ready for inserts: its name and the columns to fill, in order.
+#[derive(Debug, Clone)]
+struct Table {
+    name: String,
+    schema: Schema,
+    columns: Vec<Column>,
+}
+
+/// Inserts batches into ClickHouse, one table per kind.
+pub struct ClickHouseExporter {
+    client: Client,
+    cfg: ClickHouseConfig,
+    flavor: tokio::sync::OnceCell<Flavor>,
+    tables: tokio::sync::Mutex<HashMap<String, Table>>,
+}
+
+#[derive(Debug, Deserialize, clickhouse::Row)]
+struct ColumnRow {
+    name: String,
+    #[serde(rename = "type")]
+    ty: String,
+}
+
+/// What a ClickHouse error means for the pipeline.
+fn classify(e: clickhouse::error::Error, what: &str) -> ExportError {
+    use clickhouse::error::Error as E;
+    let text = e.to_string();
+    let code = text
+        .split("Code: ")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse::<u32>().ok());
+    let message = format!("clickhouse {what}: {text}");
+    match (&e, code) {
+        (E::Network(_) | E::TimedOut, _) => ExportError::retryable(message),
+        // Authentication failed, unknown user, wrong password, access denied.
+        (_, Some(192 | 193 | 194 | 195 | 497 | 516)) => ExportError::paused(message),
+        // Too many parts, memory limit, timeouts, server shutting down, readonly replica.
+        (_, Some(159 | 164 | 202 | 209 | 210 | 241 | 242 | 252 | 285 | 319 | 425)) => ExportError::retryable(message),
+        // Input too large for the server's limits.
+        (_, Some(131 | 396)) => ExportError::too_large(message),
+        (E::BadResponse(_), Some(_)) => ExportError::rejected(message),
+        _ => ExportError::retryable(message),
+    }
+}
+
+impl ClickHouseExporter {
+    /// An exporter from settings.
+    pub fn new(cfg: ClickHouseConfig, section: &str) -> Result<Self, ConfigError> {
+        for (kind, order) in &cfg.order_by {
+            if !order.trim_end_matches(')').trim_end().ends_with("id") {
+                return Err(ConfigError::key(
+                    format!("{section}.order_by.{kind}"),
+                    format!("{order:?} must end with `id`, so duplicates of an event collapse"),
+                ));
+            }
+        }
+        let mut client = Client::default()
+            .with_url(&cfg.url)
+            .with_database(&cfg.database)
+            .with_validation(false)
+            .with_compression(match cfg.compression {
+                InsertCompression::Lz4 => clickhouse::Compression::Lz4,
+                InsertCompression::None => clickhouse::Compression::None,
+            });
+        if let Some(u) = &cfg.user {
+            client = client.with_user(u);
+        }
+        if let Some(p) = &cfg.password {
+            client = client.with_password(
+                p.expose()
+                    .map_err(|e| ConfigError::key(format!("{section}.password"), e))?,
+            );
+        }
+        Ok(ClickHouseExporter {
+            client,
+            cfg,
+            flavor: tokio::sync::OnceCell::new(),
+            tables: tokio::sync::Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The server generation (asked once).
+    pub async fn flavor(&self) -> Result<Flavor, ExportError> {
+        self.flavor
+            .get_or_try_init(|| async {
+                let v: String = self
+                    .client
+                    .query("SELECT version()")
+                    .fetch_one()
+                    .await
+                    .map_err(|e| classify(e, "SELECT version()"))?;
+                let f = Flavor::from_version(&v);
+                tracing::info!(url = %self.cfg.url, version = %v, flavor = ?f, "clickhouse server detected");
+                Ok(f)
+            })
+            .await
+            .copied()
+    }
+
+    fn table_name(&self, kind: &str) -> String {
+        self.cfg.table.replace("{kind}", kind)
+    }
+
+    /// Creates the kind's table or adds missing columns; never drops or retypes.
+    async fn ensure_table(&self, schema: &Schema) -> Result<Table, ExportError> {
+        let flavor = self.flavor().await?;
+        let name = self.table_name(&schema.kind);
+        let wanted = ddl::columns(schema, flavor);
+        let existing: Vec<ColumnRow> = self
+            .client
+            .query("SELECT name, type FROM system.columns WHERE database = ? AND table = ?")
+            .bind(&self.cfg.database)
+            .bind(&name)
+            .fetch_all()
+            .await
+            .map_err(|e| classify(e, "reading system.columns"))?;
+        let full = format!("{}.{}", self.cfg.database, name);
+        if existing.is_empty() {
+            if !self.cfg.migrate {
+                return Err(ExportError::paused(format!(
+                    "clickhouse table {full} does not exist and migrate = false"
+                )));
+            }
+            let order = self
+                .cfg
+                .order_by
+                .get(schema.kind.as_ref())
+                .cloned()
+                .unwrap_or_else(|| ddl::default_order_by(schema));
+            let sql = ddl::create_table(&self.cfg.database, &name, schema, flavor, &order);
+            self.client
+                .query(&sql)
+                .execute()
+                .await
+                .map_err(|e| classify(e, &format!("creating {full}")))?;
+            tracing::info!(table = %full, "clickhouse table created");
+        } else {
+            for col in &wanted {
+                match existing.iter().find(|c| c.name == col.name) {
+                    Some(have) if ddl::compatible(&have.ty, &col.ty) => {}
+                    Some(have) => {
+                        // Pause: the data waits while an operator resolves the conflict.
+                        return Err(ExportError::paused(format!(
+                            "clickhouse table {full} column `{}` has type {} but kind `{}` needs {}; \
+                             columns are never retyped automatically: migrate it by hand",
+                            col.name, have.ty, schema.kind, col.ty
+                        )));
+                    }
+                    None if self.cfg.migrate => {
+                        let sql = ddl::add_column(&self.cfg.database, &name, col);
+                        self.client
+                            .query(&sql)
+                            .execute()
+                            .await
+                            .map_err(|e| classify(e, &format!("altering {full}")))?;
+                        tracing::warn!(table = %full, column = %col.name, ty = %col.ty, "clickhouse column added");
+                    }
+                    None => {
+                        return Err(ExportError::paused(format!(
+                            "clickhouse table {full} lacks column `{}` and migrate = false",
+                            col.name
+                        )))
+                    }
+                }
+            }
+        }
+        Ok(Table {
+            name,
+            schema: schema.clone(),
+            columns: wanted,
+        })
+    }
+
+    async fn table_for(&self, e: &Event) -> Result<Table, ExportError> {
+        let mut tables = self.tables.lock().await;
+        if let Some(t) = tables.get(e.kind()) {
+            if t.schema == *e.schema() {
+                return Ok(t.clone());
+            }
+        }
+        let t = self.ensure_table(e.schema()).await?;
+        tables.insert(e.kind().to_string(), t.clone());
+        Ok(t)
+    }
+
+    async fn insert(&self, table: &Table, events: &[Event], batch: &Batch, flavor: Flavor) -> Result<(), ExportError> {
+        let mut rows = Vec::with_capacity(events.len() * 160);
+        rowbinary::encode(&mut rows, events, &table.columns, flavor, batch.resource());
+        let cols: Vec<String> = table.columns.iter().map(|c| ddl::ident(&c.name)).collect();
+        let sql = format!(
+            "INSERT INTO {}.{} ({}) FORMAT RowBinary",
+            ddl::ident(&self.cfg.database),
+            ddl::ident(&table.name),
+            cols.join(", ")
+        );
+        let mut insert = self.client.insert_formatted_with(sql);
+        if flavor == Flavor::Modern {
+            // A retried batch carries the same token: the server drops the repeat.
+            insert = insert.with_setting("insert_deduplication_token", format!("{}-{}", batch.id(), table.name));
+        }
+        let what = format!("insert into {}.{}", self.cfg.database, table.name);
+        insert
+            .send(bytes::Bytes::from(rows))
+            .await
+            .map_err(|e| classify(e, &what))?;
+        insert.end().await.map_err(|e| classify(e, &what))
+    }
+}
+
+#[async_trait]
+impl Exporter for ClickHouseExporter {
+    async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
+        let flavor = self.flavor().await?;
+        for slice in batch.slices() {
+            let Some(first) = slice.first() else { continue };
+            let table = self.table_for(first).await?;
+            // A slice is one kind; events decoded at run time may still carry a newer schema.
+            if slice.iter().all(|e| *e.schema() == table.schema) {
+                self.insert(&table, slice, batch, flavor).await?;
+            } else {
+                for e in slice {
+                    let t = self.table_for(e).await?;
+                    self.insert(&t, std::slice::from_ref(e), batch, flavor).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn healthcheck(&self) -> Result<(), ExportError> {
+        self.client
+            .query("SELECT 1")
+            .execute()
+            .await
+            .map_err(|e| classify(e, "SELECT 1"))
+    }
+
+    async fn probe(&self) -> Result<(), ExportError> {
+        // Re-read table definitions: the pause may have been a schema conflict an operator fixed.
+        let kinds: Vec<Schema> = self.tables.lock().await.drain().map(|(_, t)| t.schema).collect();
+        for s in &kinds {
+            self.ensure_table(s).await?;
+        }
+        self.healthcheck().await
+    }
+}
+
+fn build(ctx: &ExporterContext) -> Result<Box<dyn Exporter>, ConfigError> {
+    let section = format!("exporters.{}", ctx.section.name);
+    let cfg: ClickHouseConfig = ctx.section.parse()?;
+    Ok(Box::new(ClickHouseExporter::new(cfg, &section)?))
+}
+
+/// The `clickhouse` exporter type.
+pub static FACTORY: ExporterFactory = ExporterFactory {
+    type_name: "clickhouse",
+    description: "RowBinary inserts into a ReplacingMergeTree table per kind, created and migrated from the schema",
+    build,
+    defaults: ExporterDefaults {
+        batch_max_events: Some(100_000),
+        batch_max_bytes: Some(32 << 20),
+        flush_interval: Some(Duration::from_secs(1)),
+    },
+};

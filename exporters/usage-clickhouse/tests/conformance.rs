@@ -1,0 +1,261 @@
+//! The shared conformance suite against a real ClickHouse server started by
+//! `cargo xtask e2e` (Debian's clickhouse-server 18.16 here, a current server with
+//! `--compose`). ClickHouse persists to disk, so the outage is a real kill and
+//! restart of the server process.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use usage_conformance::{env_addr, record, run, scratch_dir, Backend};
+use usage_core::{kind_schema, Event, EventId, FieldType, OwnedValue, Record, Resource, Text, Timestamp};
+
+struct ClickHouse {
+    url: String,
+    port: u16,
+    config: String,
+    pid: Option<u32>,
+    child: Option<Child>,
+}
+
+// A server this test restarted keeps running for the other e2e tests; `cargo xtask
+// e2e` stops it at the end (by its config path).
+
+fn http(url: &str, sql: &str) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    let req = format!(
+        "POST /?output_format_json_quote_64bit_integers=0 HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n{sql}",
+        sql.len()
+    );
+    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).map_err(|e| e.to_string())?;
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    if !head.contains(" 200 ") {
+        return Err(format!("{sql}: {body}"));
+    }
+    Ok(body.to_string())
+}
+
+fn to_value(ty: FieldType, v: &serde_json::Value) -> Result<OwnedValue, String> {
+    use serde_json::Value as J;
+    Ok(match (ty, v) {
+        (_, J::Null) => OwnedValue::Null,
+        (FieldType::Str, J::String(s)) => OwnedValue::Str(Text::new(s)),
+        (FieldType::U64, J::Number(n)) => OwnedValue::U64(n.as_u64().ok_or("u64")?),
+        (FieldType::U64, J::String(s)) => OwnedValue::U64(s.parse().map_err(|_| "u64")?),
+        (FieldType::I64, J::Number(n)) => OwnedValue::I64(n.as_i64().ok_or("i64")?),
+        (FieldType::F64, J::Number(n)) => OwnedValue::F64(n.as_f64().ok_or("f64")?),
+        (FieldType::Bool, J::Bool(b)) => OwnedValue::Bool(*b),
+        (FieldType::Bool, J::Number(n)) => OwnedValue::Bool(n.as_u64() == Some(1)),
+        (FieldType::StrMap, J::Object(m)) => OwnedValue::StrMap(
+            m.iter()
+                .map(|(k, v)| (Text::new(k), Text::new(v.as_str().unwrap_or_default())))
+                .collect(),
+        ),
+        // Legacy servers keep string maps as JSON text.
+        (FieldType::StrMap, J::String(s)) => {
+            let m: serde_json::Map<String, serde_json::Value> = serde_json::from_str(s).map_err(|e| e.to_string())?;
+            to_value(FieldType::StrMap, &J::Object(m))?
+        }
+        (t, v) => return Err(format!("cannot read {v} as {t}")),
+    })
+}
+
+fn parse_ts(row: &serde_json::Map<String, serde_json::Value>) -> Result<Timestamp, String> {
+    if let Some(us) = row
+        .get("ts_us")
+        .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+    {
+        return Ok(Timestamp::from_micros(us as i64));
+    }
+    let s = row.get("ts").and_then(|v| v.as_str()).ok_or("no ts")?;
+    Timestamp::parse_rfc3339(&format!("{}Z", s.replace(' ', "T"))).map_err(|e| e.to_string())
+}
+
+impl Backend for ClickHouse {
+    fn name(&self) -> String {
+        let v = http(&self.url, "SELECT version()").unwrap_or_default();
+        format!("clickhouse {}", v.trim())
+    }
+    fn exporter_type(&self) -> String {
+        "clickhouse".into()
+    }
+    fn exporter_settings(&self, run: &str) -> String {
+        format!("url = {:?}\ntable = \"conf_{run}_{{kind}}\"\n", self.url)
+    }
+    fn read_back(&self, run: &str, _expected: usize) -> Result<Vec<Event>, String> {
+        let mut out = Vec::new();
+        for kind in ["relay_usage", "network_event", "optimizer_qos"] {
+            let table = format!("conf_{run}_{kind}");
+            let exists = http(&self.url, &format!("EXISTS TABLE default.{table}"))?;
+            if exists.trim() != "1" {
+                continue;
+            }
+            let schema = Arc::new(kind_schema(kind).ok_or("kind")?.clone());
+            let body = http(
+                &self.url,
+                &format!("SELECT * FROM default.{table} FINAL FORMAT JSONEachRow"),
+            )?;
+            for line in body.lines().filter(|l| !l.is_empty()) {
+                let row: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_str(line).map_err(|e| e.to_string())?;
+                let mut values = Vec::new();
+                for f in schema.fields.iter() {
+                    let v = row
+                        .get(f.name.as_ref())
+                        .ok_or_else(|| format!("{table}: no column {}", f.name))?;
+                    values.push(to_value(f.ty, v).map_err(|e| format!("{table}.{}: {e}", f.name))?);
+                }
+                let id: EventId = row["id"].as_str().ok_or("id")?.parse().map_err(|_| "id")?;
+                let res = Resource {
+                    service_name: Text::new(row["service_name"].as_str().unwrap_or_default()),
+                    service_instance_id: Text::new(row["service_instance_id"].as_str().unwrap_or_default()),
+                };
+                let rec = Record::new(schema.clone(), values).map_err(|e| e.to_string())?;
+                out.push(
+                    Event::from_record(rec)
+                        .with_id(id)
+                        .with_ts(parse_ts(&row)?)
+                        .with_resource(Arc::new(res)),
+                );
+            }
+        }
+        Ok(out)
+    }
+    fn stop(&mut self) -> Result<(), String> {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        } else if let Some(pid) = self.pid.take() {
+            Command::new("kill")
+                .arg(pid.to_string())
+                .status()
+                .map_err(|e| e.to_string())?;
+        }
+        let end = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if Instant::now() > end {
+                return Err("clickhouse did not stop".into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(())
+    }
+    fn start(&mut self) -> Result<(), String> {
+        let child = Command::new(std::env::var("USAGE_E2E_CLICKHOUSE_BIN").unwrap_or("clickhouse-server".into()))
+            .arg(format!("--config-file={}", self.config))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("restart clickhouse: {e}"))?;
+        self.child = Some(child);
+        let end = Instant::now() + Duration::from_secs(60);
+        while http(&self.url, "SELECT 1").is_err() {
+            if Instant::now() > end {
+                return Err("clickhouse did not come back".into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(())
+    }
+}
+
+#[test]
+#[ignore = "e2e: run by `cargo xtask e2e`"]
+fn clickhouse_exporter_passes_the_conformance_suite() {
+    usage_core::link_exporters!(usage_clickhouse);
+    let url = env_addr("USAGE_E2E_CLICKHOUSE_URL");
+    let port: u16 = url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+    let mut ch = ClickHouse {
+        url,
+        port,
+        config: env_addr("USAGE_E2E_CLICKHOUSE_CONFIG"),
+        pid: std::env::var("USAGE_E2E_CLICKHOUSE_PID")
+            .ok()
+            .and_then(|p| p.parse().ok()),
+        child: None,
+    };
+    let reports =
+        run(&mut ch, &scratch_dir("conformance-clickhouse"), 3000).unwrap_or_else(|e| panic!("clickhouse: {e}"));
+    record(&reports);
+}
+
+#[tokio::test]
+#[ignore = "e2e: run by `cargo xtask e2e`"]
+async fn schema_evolution_adds_columns_and_names_type_conflicts() {
+    use std::borrow::Cow;
+    use usage_clickhouse::{ClickHouseConfig, ClickHouseExporter};
+    use usage_core::{Batch, ExportError, Exporter, ExporterSection, FieldDef, Schema};
+    let url = env_addr("USAGE_E2E_CLICKHOUSE_URL");
+    let kind = format!("evo_{}", Timestamp::now().as_micros() % 1_000_000_000);
+    let schema = |fields: Vec<FieldDef>| {
+        Arc::new(Schema {
+            kind: Cow::Owned(kind.clone()),
+            fields: Cow::Owned(fields),
+        })
+    };
+    let event = |s: &Arc<Schema>, values: Vec<OwnedValue>| Event::from_record(Record::new(s.clone(), values).unwrap());
+    let cfg: ClickHouseConfig = ExporterSection::new("ch", "clickhouse")
+        .set("url", url.as_str())
+        .parse()
+        .unwrap();
+    let ch = ClickHouseExporter::new(cfg, "exporters.ch").unwrap();
+    let res = Arc::new(Resource::new("evo"));
+
+    let v1 = schema(vec![FieldDef::new("a", FieldType::Str, false)]);
+    ch.export(&Batch::from_events(
+        vec![event(&v1, vec![OwnedValue::Str("x".into())])],
+        res.clone(),
+    ))
+    .await
+    .unwrap();
+    // The kind gains a field: the column is added, old rows keep the default.
+    let v2 = schema(vec![
+        FieldDef::new("a", FieldType::Str, false),
+        FieldDef::new("b", FieldType::U64, false),
+    ]);
+    ch.export(&Batch::from_events(
+        vec![event(&v2, vec![OwnedValue::Str("y".into()), OwnedValue::U64(7)])],
+        res.clone(),
+    ))
+    .await
+    .unwrap();
+    let cols = http(
+        &url,
+        &format!("SELECT name, type FROM system.columns WHERE table = '{kind}' FORMAT TSV"),
+    )
+    .unwrap();
+    assert!(cols.contains("b\tUInt64"), "{cols}");
+    let sum = http(&url, &format!("SELECT count(), sum(b) FROM default.{kind} FORMAT TSV")).unwrap();
+    assert_eq!(sum.trim(), "2\t7");
+    // A field changes type: nothing is retyped, the exporter pauses and says exactly what clashes.
+    let v3 = schema(vec![
+        FieldDef::new("a", FieldType::U64, false),
+        FieldDef::new("b", FieldType::U64, false),
+    ]);
+    let e = ch
+        .export(&Batch::from_events(
+            vec![event(&v3, vec![OwnedValue::U64(1), OwnedValue::U64(2)])],
+            res,
+        ))
+        .await
+        .unwrap_err();
+    match e {
+        ExportError::Paused { message } => {
+            assert!(
+                message.contains(&format!("table default.{kind} column `a` has type String")),
+                "{message}"
+            );
+            assert!(message.contains("needs UInt64"), "{message}");
+        }
+        other => panic!("expected a pause, got {other:?}"),
+    }
+    let cols = http(
+        &url,
+        &format!("SELECT type FROM system.columns WHERE table = '{kind}' AND name = 'a' FORMAT TSV"),
+    )
+    .unwrap();
+    assert_eq!(cols.trim(), "String", "never retyped");
+}
