@@ -6,4 +6,6 @@ pub(crate) fn link_all() {
     usage_core::link_exporters!(usage_kafka);
     #[cfg(feature = "s3")]
     usage_core::link_exporters!(usage_s3);
+    #[cfg(feature = "clickhouse")]
+    usage_core::link_exporters!(usage_clickhouse);
 }

@@ -5,7 +5,7 @@ use usage_core::{registered_kinds, Schema};
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
-    /// What to print: `fields` (default), or `athena` (with `s3` linked in).
+    /// What to print: `fields` (default), `athena` or `clickhouse`.
     #[arg(default_value = "fields")]
     format: String,
     /// Only this kind.
@@ -14,9 +14,15 @@ pub(crate) struct Args {
     /// For `athena`: the table's S3 location, e.g. s3://bucket/relay_usage.
     #[arg(long)]
     location: Option<String>,
-    /// For `athena`: the table name (default: the kind).
+    /// For `athena` and `clickhouse`: the table name (default: the kind).
     #[arg(long)]
     table: Option<String>,
+    /// For `clickhouse`: the database (default `default`).
+    #[arg(long, default_value = "default")]
+    database: String,
+    /// For `clickhouse`: the DDL for servers before 22.3 (e.g. 18.16).
+    #[arg(long)]
+    legacy: bool,
 }
 
 fn kinds(only: Option<&str>) -> Result<Vec<&'static Schema>, Failure> {
@@ -79,5 +85,30 @@ fn athena(args: &Args) -> Outcome {
 fn athena(_args: &Args) -> Outcome {
     Err(Failure::Usage(
         "this build has no s3 support (cargo feature `s3`)".into(),
+    ))
+}
+
+#[cfg(feature = "clickhouse")]
+fn clickhouse(args: &Args) -> Outcome {
+    use usage_clickhouse::ddl;
+    let flavor = if args.legacy {
+        ddl::Flavor::Legacy
+    } else {
+        ddl::Flavor::Modern
+    };
+    for schema in kinds(args.kind.as_deref())? {
+        let table = args.table.clone().unwrap_or_else(|| schema.kind.to_string());
+        println!(
+            "{};\n",
+            ddl::create_table(&args.database, &table, schema, flavor, &ddl::default_order_by(schema))
+        );
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "clickhouse"))]
+fn clickhouse(_args: &Args) -> Outcome {
+    Err(Failure::Usage(
+        "this build has no clickhouse support (cargo feature `clickhouse`)".into(),
     ))
 }

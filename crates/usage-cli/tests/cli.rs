@@ -254,6 +254,19 @@ fn schema_prints_fields_and_athena_ddl() {
     let o = usage(dir.path(), &["schema", "athena", "--kind", "relay_usage"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).1.contains("athena needs --location"));
+    let o = usage(dir.path(), &["schema", "clickhouse", "--kind", "relay_usage"]);
+    let (out, _) = text(&o);
+    assert!(o.status.success());
+    assert!(
+        out.contains("ENGINE = ReplacingMergeTree()") && out.contains("`ts` DateTime64(6, 'UTC')"),
+        "{out}"
+    );
+    assert!(out.contains("ORDER BY (project, chain, ts, id)"), "{out}");
+    let o = usage(
+        dir.path(),
+        &["schema", "clickhouse", "--kind", "relay_usage", "--legacy"],
+    );
+    assert!(text(&o).0.contains("`ts_us` UInt64"));
     let o = usage(dir.path(), &["schema", "--kind", "nope"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o)
