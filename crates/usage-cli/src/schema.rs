@@ -59,8 +59,9 @@ pub(crate) fn run(args: Args) -> Outcome {
             Ok(())
         }
         "athena" => athena(&args),
+        "clickhouse" => clickhouse(&args),
         other => Err(Failure::Usage(format!(
-            "unknown schema format `{other}`; use fields or athena"
+            "unknown schema format `{other}`; use fields, athena or clickhouse"
         ))),
     }
 }
