@@ -67,6 +67,13 @@ pub struct ExporterFactory {
     pub build: fn(&ExporterContext) -> Result<Box<dyn Exporter>, ConfigError>,
     /// Batching defaults for this type.
     pub defaults: ExporterDefaults,
+    /// Whether an instance with no `enabled` key is on (e.g. only when it has a key).
+    pub enabled_by_default: fn(&ExporterSection) -> bool,
+}
+
+/// For [`ExporterFactory::enabled_by_default`]: always on.
+pub fn always_enabled(_: &ExporterSection) -> bool {
+    true
 }
 
 #[doc(hidden)]
@@ -134,6 +141,7 @@ pub(crate) fn unknown_type_error(section: &ExporterSection) -> ConfigError {
 ///     description: "prints events as JSON lines",
 ///     build: |_ctx| Ok(Box::new(Stdout)),
 ///     defaults: usage_core::ExporterDefaults::NONE,
+///     enabled_by_default: usage_core::registry::always_enabled,
 /// };
 /// usage_core::register_exporter!(FACTORY);
 /// ```

@@ -46,6 +46,7 @@ pub static MEMORY: ExporterFactory = ExporterFactory {
     description: "keeps events in memory (test)",
     build,
     defaults: ExporterDefaults::NONE,
+    enabled_by_default: usage_core::registry::always_enabled,
 };
 usage_core::register_exporter!(MEMORY);
 

@@ -277,4 +277,5 @@ pub static FACTORY: ExporterFactory = ExporterFactory {
         batch_max_bytes: Some(32 << 20),
         flush_interval: Some(Duration::from_secs(1)),
     },
+    enabled_by_default: usage_core::registry::always_enabled,
 };

@@ -133,4 +133,5 @@ pub static FACTORY: ExporterFactory = ExporterFactory {
         batch_max_bytes: Some(16 << 20),
         flush_interval: Some(Duration::from_secs(5)),
     },
+    enabled_by_default: usage_core::registry::always_enabled,
 };

@@ -321,4 +321,5 @@ pub static FACTORY: ExporterFactory = ExporterFactory {
         batch_max_bytes: Some(8 << 20),
         flush_interval: Some(Duration::from_millis(200)),
     },
+    enabled_by_default: usage_core::registry::always_enabled,
 };

@@ -279,4 +279,5 @@ pub static FACTORY: ExporterFactory = ExporterFactory {
         batch_max_bytes: Some(64 << 20),
         flush_interval: Some(Duration::from_secs(300)),
     },
+    enabled_by_default: usage_core::registry::always_enabled,
 };

@@ -578,6 +578,10 @@ impl PipelineBuilder {
                 }
                 None => return Err(unknown_type_error(&section)),
             };
+            if section.options.enabled.is_none() && !(factory.enabled_by_default)(&section) {
+                tracing::info!(exporter = %section.name, "exporter disabled by default (see its docs); set enabled = true to force it");
+                continue;
+            }
             let ctx = ExporterContext {
                 section: section.clone(),
                 data_dir: b.config.data_dir.clone(),

@@ -1,0 +1,237 @@
+//! The `http` exporter.
+
+use flate2::write::GzEncoder;
+use serde::Deserialize;
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+use usage_core::{
+    async_trait, json, Batch, ConfigError, ExportError, Exporter, ExporterContext, ExporterDefaults, ExporterFactory,
+    ExporterSection, Secret,
+};
+
+/// `[exporters.<name>] type = "http"` keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Endpoint, e.g. `https://api.example.com/v1/metrics`.
+    pub url: String,
+    /// API key (string, `{ env = "VAR" }` or `{ file = "/path" }`); re-read on every
+    /// request, so rotating the env var or file is picked up. Without a key the
+    /// instance is disabled unless `enabled = true`.
+    pub key: Option<Secret>,
+    /// Request timeout (default 10s).
+    #[serde(default, deserialize_with = "usage_core::config::units::opt_duration")]
+    pub timeout: Option<Duration>,
+    /// gzip the body (default on).
+    #[serde(default = "yes")]
+    pub gzip: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Posts batches to a metrics API.
+pub struct HttpExporter {
+    client: reqwest::Client,
+    url: String,
+    key: Option<Secret>,
+    gzip: bool,
+    /// The key that was refused, so a probe can tell whether it has changed.
+    refused_key: Mutex<Option<String>>,
+}
+
+/// Parses `Retry-After`: seconds, or an HTTP date.
+pub fn retry_after(value: &str) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(v).ok()?;
+    Some(when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
+impl HttpExporter {
+    /// An exporter from settings; `section` names the config section in errors.
+    pub fn new(cfg: &HttpConfig, section: &str) -> Result<Self, ConfigError> {
+        let url = reqwest::Url::parse(&cfg.url)
+            .map_err(|e| ConfigError::key(format!("{section}.url"), format!("{:?}: {e}", cfg.url)))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(ConfigError::key(
+                format!("{section}.url"),
+                "must be http:// or https://",
+            ));
+        }
+        if let Some(k) = &cfg.key {
+            k.expose().map_err(|e| ConfigError::key(format!("{section}.key"), e))?;
+        }
+        let client = reqwest::Client::builder()
+            .timeout(cfg.timeout.unwrap_or(Duration::from_secs(10)))
+            .user_agent(concat!("usage-http/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ConfigError::key(section, format!("cannot build the HTTP client: {e}")))?;
+        Ok(HttpExporter {
+            client,
+            url: cfg.url.clone(),
+            key: cfg.key.clone(),
+            gzip: cfg.gzip,
+            refused_key: Mutex::new(None),
+        })
+    }
+
+    fn current_key(&self) -> Result<Option<String>, ExportError> {
+        match &self.key {
+            None => Ok(None),
+            // A key that cannot be read (env var unset, file gone) is a credentials problem.
+            Some(s) => s
+                .expose()
+                .map(Some)
+                .map_err(|e| ExportError::paused(format!("api key: {e}"))),
+        }
+    }
+
+    fn body(&self, batch: &Batch) -> Result<Vec<u8>, ExportError> {
+        let mut raw = Vec::with_capacity(batch.len() * 400 + 16);
+        raw.extend_from_slice(b"{\"events\":[");
+        for (i, e) in batch.iter().enumerate() {
+            if i > 0 {
+                raw.push(b',');
+            }
+            json::write_event(&mut raw, e, batch.resource());
+        }
+        raw.extend_from_slice(b"]}");
+        if !self.gzip {
+            return Ok(raw);
+        }
+        let mut gz = GzEncoder::new(Vec::with_capacity(raw.len() / 6), flate2::Compression::fast());
+        gz.write_all(&raw)
+            .and_then(|_| gz.finish())
+            .map_err(|e| ExportError::retryable(format!("gzip: {e}")))
+    }
+
+    async fn post(&self, body: Vec<u8>, idempotency_key: &str) -> Result<(), ExportError> {
+        let key = self.current_key()?;
+        let mut req = self
+            .client
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("idempotency-key", idempotency_key)
+            .body(body);
+        if self.gzip {
+            req = req.header("content-encoding", "gzip");
+        }
+        if let Some(k) = &key {
+            req = req.bearer_auth(k);
+        }
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => return Err(ExportError::retryable(format!("POST {}: {e}", self.url))),
+        };
+        let status = resp.status().as_u16();
+        if resp.status().is_success() {
+            return Ok(());
+        }
+        let after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(retry_after);
+        let text = resp.text().await.unwrap_or_default();
+        let text: String = text.chars().take(2000).collect();
+        let message = format!("POST {} -> {status}: {}", self.url, text.trim());
+        Err(match status {
+            401 | 403 => {
+                *self.refused_key.lock().unwrap_or_else(|p| p.into_inner()) = key;
+                ExportError::paused(message)
+            }
+            413 => ExportError::too_large(message),
+            429 => match after {
+                Some(d) => ExportError::retry_after(message, d),
+                None => ExportError::retryable(message),
+            },
+            408 => ExportError::retryable(message),
+            s if s >= 500 => match after {
+                Some(d) => ExportError::retry_after(message, d),
+                None => ExportError::retryable(message),
+            },
+            _ => ExportError::rejected(message),
+        })
+    }
+}
+
+#[async_trait]
+impl Exporter for HttpExporter {
+    async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
+        let body = self.body(batch)?;
+        self.post(body, &batch.id().to_string()).await
+    }
+
+    async fn healthcheck(&self) -> Result<(), ExportError> {
+        // An empty batch checks reachability and the key without sending data.
+        self.post(
+            if self.gzip {
+                self.body(&Batch::from_events(Vec::new(), Default::default()))?
+            } else {
+                b"{\"events\":[]}".to_vec()
+            },
+            "healthcheck",
+        )
+        .await
+    }
+
+    async fn probe(&self) -> Result<(), ExportError> {
+        // Paused on a refused key: a rotated key resumes at once; otherwise ask the server.
+        let refused = self.refused_key.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let (Ok(now), Some(old)) = (self.current_key(), refused) {
+            if now.is_some() && now != Some(old) {
+                tracing::warn!(url = %self.url, "api key changed, resuming");
+                return Ok(());
+            }
+        }
+        self.healthcheck().await
+    }
+}
+
+fn build(ctx: &ExporterContext) -> Result<Box<dyn Exporter>, ConfigError> {
+    let section = format!("exporters.{}", ctx.section.name);
+    let cfg: HttpConfig = ctx.section.parse()?;
+    Ok(Box::new(HttpExporter::new(&cfg, &section)?))
+}
+
+/// Enabled by default only when a key is configured.
+fn has_key(section: &ExporterSection) -> bool {
+    section.settings.contains_key("key")
+}
+
+/// The `http` exporter type.
+pub static FACTORY: ExporterFactory = ExporterFactory {
+    type_name: "http",
+    description: "gzip JSON batches to a metrics API (Bearer key, Idempotency-Key, Retry-After, pause on 401)",
+    build,
+    defaults: ExporterDefaults {
+        batch_max_events: Some(1_000),
+        batch_max_bytes: Some(4 << 20),
+        flush_interval: Some(Duration::from_secs(1)),
+    },
+    enabled_by_default: has_key,
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_in_seconds_or_http_date() {
+        assert_eq!(retry_after("7"), Some(Duration::from_secs(7)));
+        let later = SystemTime::now() + Duration::from_secs(30);
+        let d = retry_after(&httpdate::fmt_http_date(later)).unwrap();
+        assert!(d > Duration::from_secs(28) && d <= Duration::from_secs(30), "{d:?}");
+        assert_eq!(
+            retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO),
+            "past dates mean now"
+        );
+        assert_eq!(retry_after("soon"), None);
+    }
+}

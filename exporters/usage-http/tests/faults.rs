@@ -1,0 +1,339 @@
+//! The http exporter through a real pipeline against a fault-injecting server
+//! (in-process, scripted): bursts of 5xx, 429 with Retry-After, 401 then a key
+//! rotation, 413, connection resets, slow responses. Every event id must arrive,
+//! no request may precede a Retry-After deadline, nothing is sent while paused.
+
+use flate2::read::GzDecoder;
+use std::collections::HashSet;
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use usage_core::{Event, EventId, Pipeline, RelayUsage, UsageConfig};
+
+/// What the fake does with a request.
+#[derive(Clone)]
+enum Answer {
+    Status(u16, Vec<(&'static str, String)>, String),
+    Reset,
+    Slow(Duration),
+}
+
+#[derive(Default)]
+struct Seen {
+    /// (when, idempotency key, authorization, event ids, answer status)
+    requests: Vec<(Instant, String, String, Vec<EventId>, u16)>,
+}
+
+type Script = Arc<dyn Fn(usize, &str, usize) -> Answer + Send + Sync>;
+
+struct Fake {
+    url: String,
+    seen: Arc<Mutex<Seen>>,
+}
+
+impl Fake {
+    fn accepted(&self) -> HashSet<EventId> {
+        self.seen
+            .lock()
+            .unwrap()
+            .requests
+            .iter()
+            .filter(|r| r.4 / 100 == 2)
+            .flat_map(|r| r.3.clone())
+            .collect()
+    }
+}
+
+async fn fake(script: Script) -> Fake {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1/metrics", listener.local_addr().unwrap());
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let seen2 = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let (seen, script) = (seen2.clone(), script.clone());
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 65536];
+                // Read headers, then Content-Length bytes of body.
+                let (head, body) = loop {
+                    let Ok(n) = sock.read(&mut chunk).await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..p]).to_lowercase();
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        while buf.len() < p + 4 + len {
+                            let Ok(n) = sock.read(&mut chunk).await else { return };
+                            if n == 0 {
+                                return;
+                            }
+                            buf.extend_from_slice(&chunk[..n]);
+                        }
+                        break (head, buf[p + 4..p + 4 + len].to_vec());
+                    }
+                };
+                let header = |name: &str| {
+                    head.lines()
+                        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+                        .unwrap_or("")
+                        .trim()
+                        .to_string()
+                };
+                let mut raw = Vec::new();
+                if header("content-encoding") == "gzip" {
+                    GzDecoder::new(&body[..]).read_to_end(&mut raw).unwrap();
+                } else {
+                    raw = body;
+                }
+                let v: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+                let ids: Vec<EventId> = v["events"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["id"].as_str().unwrap().parse().unwrap())
+                    .collect();
+                let n = seen.lock().unwrap().requests.len();
+                let auth = header("authorization");
+                let answer = script(n, &auth, ids.len());
+                let status = match &answer {
+                    Answer::Status(s, ..) => *s,
+                    Answer::Slow(_) => 200,
+                    Answer::Reset => 0,
+                };
+                seen.lock()
+                    .unwrap()
+                    .requests
+                    .push((Instant::now(), header("idempotency-key"), auth, ids, status));
+                match answer {
+                    Answer::Reset => drop(sock),
+                    Answer::Slow(d) => {
+                        tokio::time::sleep(d).await;
+                        let _ = sock
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                            .await;
+                    }
+                    Answer::Status(s, headers, body) => {
+                        let mut resp = format!(
+                            "HTTP/1.1 {s} X\r\ncontent-length: {}\r\nconnection: close\r\n",
+                            body.len()
+                        );
+                        for (k, v) in headers {
+                            resp.push_str(&format!("{k}: {v}\r\n"));
+                        }
+                        resp.push_str("\r\n");
+                        resp.push_str(&body);
+                        let _ = sock.write_all(resp.as_bytes()).await;
+                    }
+                }
+            });
+        }
+    });
+    Fake { url, seen }
+}
+
+fn ok() -> Answer {
+    Answer::Status(202, vec![], String::new())
+}
+
+fn pipeline(dir: &std::path::Path, url: &str, key: &str, extra: &str) -> Pipeline {
+    usage_core::link_exporters!(usage_http);
+    let toml = format!(
+        "[pipeline]\nretry_base = \"20ms\"\nretry_max = \"200ms\"\nprobe_interval = \"100ms\"\ndata_dir = {:?}\n\
+         [exporters.api]\ntype = \"http\"\nurl = {url:?}\nkey = {key}\nflush_interval = \"20ms\"\nbatch_max_events = 50\n\
+         timeout = \"500ms\"\n{extra}",
+        dir.display().to_string()
+    );
+    Pipeline::from_config(&UsageConfig::from_toml(&toml).unwrap()).unwrap()
+}
+
+fn emit(p: &Pipeline, n: u64) -> HashSet<EventId> {
+    (0..n)
+        .map(|cu| {
+            let e = Event::new(RelayUsage {
+                project: "acme".into(),
+                cu,
+                ..Default::default()
+            });
+            let id = e.id();
+            p.sink().emit(e);
+            id
+        })
+        .collect()
+}
+
+async fn flush(p: &Pipeline) -> usage_core::DeliveryReport {
+    p.flush(Duration::from_secs(30)).await.unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bursts_of_5xx_resets_and_slow_answers_are_retried_with_the_same_key() {
+    let script: Script = Arc::new(|n, _, _| match n {
+        0..=2 => Answer::Status(503, vec![], "busy".into()),
+        3 => Answer::Reset,
+        4 => Answer::Slow(Duration::from_secs(2)),
+        _ => ok(),
+    });
+    let server = fake(script).await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path(), &server.url, "\"k1\"", "");
+    let sent = emit(&p, 120);
+    flush(&p).await;
+    assert_eq!(server.accepted(), sent, "every event arrived");
+    let seen = server.seen.lock().unwrap();
+    let first_key = &seen.requests[0].1;
+    let attempts_of_first = seen.requests.iter().filter(|r| &r.1 == first_key).count();
+    assert!(
+        attempts_of_first >= 6,
+        "the same Idempotency-Key on every retry ({attempts_of_first})"
+    );
+    assert!(seen.requests.iter().all(|r| r.2 == "bearer k1"));
+    drop(seen);
+    p.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_sent_before_retry_after() {
+    let script: Script = Arc::new(|n, _, _| match n {
+        0 => Answer::Status(429, vec![("retry-after", "1".into())], "slow down".into()),
+        1 => Answer::Status(
+            503,
+            vec![(
+                "retry-after",
+                httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(2)),
+            )],
+            String::new(),
+        ),
+        _ => ok(),
+    });
+    let server = fake(script).await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path(), &server.url, "\"k1\"", "");
+    let sent = emit(&p, 10);
+    flush(&p).await;
+    assert_eq!(server.accepted(), sent);
+    let seen = server.seen.lock().unwrap();
+    let t: Vec<Instant> = seen.requests.iter().map(|r| r.0).collect();
+    assert!(
+        t[1] - t[0] >= Duration::from_secs(1),
+        "retried {:?} after a Retry-After of 1s",
+        t[1] - t[0]
+    );
+    assert!(
+        t[2] - t[1] >= Duration::from_millis(1000),
+        "HTTP-date Retry-After honoured ({:?})",
+        t[2] - t[1]
+    );
+    drop(seen);
+    p.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_key_pauses_until_it_is_rotated() {
+    let script: Script = Arc::new(|_, auth, _| {
+        if auth == "bearer k2" {
+            ok()
+        } else {
+            Answer::Status(401, vec![], "bad key".into())
+        }
+    });
+    let server = fake(script).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, "k1\n").unwrap();
+    let key = format!("{{ file = {:?} }}", key_file.display().to_string());
+    let p = pipeline(dir.path(), &server.url, &key, "");
+    let sent = emit(&p, 30);
+    let end = Instant::now() + Duration::from_secs(10);
+    while !p.stats().exporters[0].paused && Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(p.stats().exporters[0].paused);
+    // While paused, probes send only empty batches: no event is sent again.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let with_events = server
+        .seen
+        .lock()
+        .unwrap()
+        .requests
+        .iter()
+        .filter(|r| !r.3.is_empty())
+        .count();
+    assert_eq!(with_events, 1, "one refused batch, then nothing while paused");
+    std::fs::write(&key_file, "k2").unwrap();
+    flush(&p).await;
+    assert_eq!(server.accepted(), sent);
+    assert!(!p.stats().exporters[0].paused);
+    p.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_large_splits_and_other_4xx_dead_letter() {
+    let script: Script = Arc::new(|_, _, n| {
+        if n > 12 {
+            Answer::Status(413, vec![], "too big".into())
+        } else if n == 1 {
+            Answer::Status(400, vec![], "{\"error\":\"events[0].project: unknown project\"}".into())
+        } else {
+            ok()
+        }
+    });
+    let server = fake(script).await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path(), &server.url, "\"k1\"", "");
+    let sent = emit(&p, 50);
+    flush(&p).await;
+    assert_eq!(server.accepted(), sent, "split down to batches the server takes");
+    assert!(server.seen.lock().unwrap().requests.iter().all(|r| r.3.len() <= 50));
+    let lone = emit(&p, 1);
+    let err = p.flush(Duration::from_secs(10)).await.unwrap_err();
+    assert_eq!(err.report().exporter("api").unwrap().dead_lettered, 1);
+    let dl = dir.path().join("dead-letter/api");
+    let meta: String = std::fs::read_dir(&dl)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".meta.json"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert!(meta.contains("unknown project"), "the response body is kept: {meta}");
+    assert!(!server.accepted().contains(lone.iter().next().unwrap()));
+    let _ = p.shutdown(Duration::from_secs(5)).await;
+}
+
+#[test]
+fn without_a_key_the_instance_is_off_unless_enabled() {
+    usage_core::link_exporters!(usage_http, usage_file);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = |extra: &str| {
+        UsageConfig::from_toml(&format!(
+            "[pipeline]\ndata_dir = {:?}\n[exporters.api]\ntype = \"http\"\nurl = \"http://127.0.0.1:1/x\"\n{extra}\n\
+             [exporters.local]\ntype = \"file\"\n",
+            dir.path().display().to_string()
+        ))
+        .unwrap()
+    };
+    let p = Pipeline::from_config(&cfg("")).unwrap();
+    assert_eq!(p.exporter_names(), vec!["local"], "no key: off");
+    let p2 = Pipeline::from_config(&cfg("key = \"k\"")).unwrap();
+    assert_eq!(p2.exporter_names(), vec!["api", "local"], "a key turns it on");
+    let p3 = Pipeline::from_config(&cfg("enabled = true")).unwrap();
+    assert_eq!(p3.exporter_names(), vec!["api", "local"], "or enabled = true");
+    for p in [p, p2, p3] {
+        let _ = p.shutdown_blocking(Duration::from_secs(1));
+    }
+    let e = Pipeline::from_config(&cfg("key = { env = \"USAGE_TEST_NO_SUCH_KEY\" }")).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "exporters.api.key: environment variable USAGE_TEST_NO_SUCH_KEY is not set (or not UTF-8)"
+    );
+}
