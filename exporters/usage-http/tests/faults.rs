@@ -190,15 +190,16 @@ async fn bursts_of_5xx_resets_and_slow_answers_are_retried_with_the_same_key() {
     let sent = emit(&p, 120);
     flush(&p).await;
     assert_eq!(server.accepted(), sent, "every event arrived");
-    let seen = server.seen.lock().unwrap();
-    let first_key = &seen.requests[0].1;
-    let attempts_of_first = seen.requests.iter().filter(|r| &r.1 == first_key).count();
-    assert!(
-        attempts_of_first >= 6,
-        "the same Idempotency-Key on every retry ({attempts_of_first})"
-    );
-    assert!(seen.requests.iter().all(|r| r.2 == "bearer k1"));
-    drop(seen);
+    {
+        let seen = server.seen.lock().unwrap();
+        let first_key = &seen.requests[0].1;
+        let attempts_of_first = seen.requests.iter().filter(|r| &r.1 == first_key).count();
+        assert!(
+            attempts_of_first >= 6,
+            "the same Idempotency-Key on every retry ({attempts_of_first})"
+        );
+        assert!(seen.requests.iter().all(|r| r.2 == "bearer k1"));
+    }
     p.shutdown(Duration::from_secs(5)).await.unwrap();
 }
 
@@ -222,19 +223,20 @@ async fn nothing_is_sent_before_retry_after() {
     let sent = emit(&p, 10);
     flush(&p).await;
     assert_eq!(server.accepted(), sent);
-    let seen = server.seen.lock().unwrap();
-    let t: Vec<Instant> = seen.requests.iter().map(|r| r.0).collect();
-    assert!(
-        t[1] - t[0] >= Duration::from_secs(1),
-        "retried {:?} after a Retry-After of 1s",
-        t[1] - t[0]
-    );
-    assert!(
-        t[2] - t[1] >= Duration::from_millis(1000),
-        "HTTP-date Retry-After honoured ({:?})",
-        t[2] - t[1]
-    );
-    drop(seen);
+    {
+        let seen = server.seen.lock().unwrap();
+        let t: Vec<Instant> = seen.requests.iter().map(|r| r.0).collect();
+        assert!(
+            t[1] - t[0] >= Duration::from_secs(1),
+            "retried {:?} after a Retry-After of 1s",
+            t[1] - t[0]
+        );
+        assert!(
+            t[2] - t[1] >= Duration::from_millis(1000),
+            "HTTP-date Retry-After honoured ({:?})",
+            t[2] - t[1]
+        );
+    }
     p.shutdown(Duration::from_secs(5)).await.unwrap();
 }
 
