@@ -8,4 +8,6 @@ pub(crate) fn link_all() {
     usage_core::link_exporters!(usage_s3);
     #[cfg(feature = "clickhouse")]
     usage_core::link_exporters!(usage_clickhouse);
+    #[cfg(feature = "http")]
+    usage_core::link_exporters!(usage_http);
 }

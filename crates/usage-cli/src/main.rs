@@ -2,6 +2,7 @@
 
 mod check;
 mod demo;
+mod gateway;
 mod link;
 mod progress;
 mod pump;
@@ -37,6 +38,8 @@ enum Command {
     Pump(pump::Args),
     /// Print event kinds and their fields.
     Schema(schema::Args),
+    /// Run the gateway: /v1/metrics and OTLP/HTTP ingest feeding the configured exporters.
+    Gateway(gateway::Args),
     /// Look into a spool directory, or replay it to an exporter.
     #[command(subcommand)]
     Spool(spool::Command),
@@ -97,6 +100,7 @@ fn main() -> ExitCode {
         Command::Check(a) => check::run(a),
         Command::Pump(a) => pump::run(a),
         Command::Schema(a) => schema::run(a),
+        Command::Gateway(a) => gateway::run(a),
         Command::Spool(c) => spool::run(c),
     };
     match outcome {

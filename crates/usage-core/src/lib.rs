@@ -63,7 +63,7 @@ pub use exporter::{ExportError, Exporter};
 pub use pipeline::batch::{Batch, BatchId};
 pub use pipeline::report::{DeliveryError, DeliveryReport, ExporterDelivery};
 pub use pipeline::stats::{DropStats, ExporterStats, PipelineStats};
-pub use pipeline::{Pipeline, PipelineBuilder};
+pub use pipeline::{AcceptError, Pipeline, PipelineBuilder};
 pub use registry::{ExporterContext, ExporterDefaults, ExporterFactory};
 pub use resource::{default_instance_id, Resource};
 pub use sink::UsageSink;

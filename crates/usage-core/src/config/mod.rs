@@ -328,6 +328,8 @@ pub struct UsageConfig {
     pub spool: Option<crate::spool::SpoolConfig>,
     /// `[exporters.<name>]`, sorted by name. Empty means the default `file` exporter.
     pub exporters: Vec<ExporterSection>,
+    /// `[gateway]`, read by the `usage gateway` command (see [`UsageConfig::gateway`]).
+    pub gateway: Option<Dict>,
 }
 
 #[derive(Deserialize, Default)]
@@ -336,6 +338,7 @@ struct RawConfig {
     pipeline: PipelineConfig,
     spool: Option<crate::spool::SpoolConfig>,
     exporters: BTreeMap<String, Dict>,
+    gateway: Option<Dict>,
 }
 
 impl UsageConfig {
@@ -382,7 +385,18 @@ impl UsageConfig {
             pipeline: raw.pipeline,
             spool: raw.spool,
             exporters,
+            gateway: raw.gateway,
         })
+    }
+}
+
+impl UsageConfig {
+    /// The `[gateway]` section deserialized into `T` (defaults when absent); errors
+    /// are prefixed with `gateway.`.
+    pub fn gateway<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        Value::from(self.gateway.clone().unwrap_or_default())
+            .deserialize::<T>()
+            .map_err(|e| ConfigError::from_figment(e, "gateway"))
     }
 }
 

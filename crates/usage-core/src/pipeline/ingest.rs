@@ -110,6 +110,16 @@ impl Ingest {
         self.full(event, why)
     }
 
+    /// Enqueues if there is room, without counting a drop when there is not (the
+    /// caller refuses the event upstream instead, e.g. the gateway answers 503).
+    pub(crate) fn offer(&self, event: Event) -> bool {
+        !self.closed.load(Relaxed) && self.try_push(event).is_ok()
+    }
+
+    pub(crate) fn is_spool_full(&self) -> bool {
+        self.spool_full.load(Relaxed)
+    }
+
     /// One attempt, for the blocking path: hands the event back when there is no room.
     #[allow(clippy::result_large_err)]
     fn try_push(&self, event: Event) -> Result<(), Event> {

@@ -18,6 +18,7 @@ pub(crate) mod router;
 pub(crate) mod stats;
 pub(crate) mod worker;
 
+use crate::event::Event;
 use crate::config::{ConfigError, ExporterOptions, ExporterSection, PipelineConfig, UsageConfig};
 use crate::event::kind::{kind_schema, registered_kinds, validate_registered_kinds};
 use crate::exporter::Exporter;
@@ -256,6 +257,20 @@ impl Inner {
     }
 }
 
+/// Why [`Pipeline::accept`] did not accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AcceptError {
+    /// The queue or the spool is full: try again later.
+    #[error("the pipeline is full")]
+    Full,
+    /// Not durable before the timeout (exporters are slow or down and there is no spool).
+    #[error("not acknowledged before the timeout")]
+    Timeout,
+    /// The pipeline is shutting down.
+    #[error("the pipeline is shutting down")]
+    ShuttingDown,
+}
+
 fn finish(report: DeliveryReport) -> Result<DeliveryReport, DeliveryError> {
     if report.is_complete() {
         Ok(report)
@@ -406,6 +421,38 @@ impl Pipeline {
                 (name.clone(), handle)
             })
             .collect()
+    }
+
+    /// Enqueues `events` and returns once they are durable: committed to the spool
+    /// (with one), or acknowledged by every exporter (without). For receivers that
+    /// must not answer "accepted" before that, like the gateway.
+    pub async fn accept(&self, events: Vec<Event>, timeout: Duration) -> Result<(), AcceptError> {
+        let deadline = Instant::now() + timeout;
+        if self.done_result().is_some() {
+            return Err(AcceptError::ShuttingDown);
+        }
+        for e in events {
+            if !self.inner.ingest.offer(e) {
+                return Err(AcceptError::Full);
+            }
+        }
+        let inner = self.inner.clone();
+        // The drain appends and commits (and, with fsync = "batch", fsyncs) everything queued.
+        let target = tokio::task::spawn_blocking(move || inner.drain())
+            .await
+            .map_err(|_| AcceptError::ShuttingDown)?;
+        if self.inner.spool.is_some() {
+            if self.inner.ingest.is_spool_full() && self.inner.ingest.len() > 0 {
+                return Err(AcceptError::Full);
+            }
+            return Ok(());
+        }
+        let inner = &self.inner;
+        if inner.control.progress.wait_async(deadline, || inner.caught_up(target)).await {
+            Ok(())
+        } else {
+            Err(AcceptError::Timeout)
+        }
     }
 
     /// Resumes a paused exporter now (e.g. after rotating its key) instead of

@@ -1,0 +1,136 @@
+//! Bearer keys: constant-time comparison, optional project binding, rate limits.
+
+use crate::config::{GatewayConfig, KeyConfig};
+use std::sync::Mutex;
+use std::time::Instant;
+use usage_core::ConfigError;
+
+/// A configured key, resolved.
+pub struct Key {
+    secret: Vec<u8>,
+    /// For logs and metrics.
+    pub name: String,
+    /// The project it is bound to.
+    pub project: Option<String>,
+    bucket: Option<Mutex<Bucket>>,
+}
+
+struct Bucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+/// Equal without revealing where two byte strings differ (time depends on lengths only).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = (a.len() ^ b.len()) as u8 | u8::from(a.len() != b.len());
+    for i in 0..a.len().max(b.len()) {
+        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0xff);
+    }
+    diff == 0
+}
+
+impl Key {
+    fn new(i: usize, k: &KeyConfig, default_rate: Option<f64>) -> Result<Key, ConfigError> {
+        let secret = k.key.expose().map_err(|e| ConfigError::key(format!("gateway.keys[{i}].key"), e))?.into_bytes();
+        let bucket = match k.rate_limit.or(default_rate) {
+            Some(rate) if rate <= 0.0 => {
+                return Err(ConfigError::key(format!("gateway.keys[{i}].rate_limit"), "must be greater than 0"))
+            }
+            Some(rate) => {
+                let burst = k.burst.unwrap_or(rate * 2.0).max(1.0);
+                Some(Mutex::new(Bucket {
+                    rate,
+                    burst,
+                    tokens: burst,
+                    at: Instant::now(),
+                }))
+            }
+            None => None,
+        };
+        Ok(Key {
+            secret,
+            name: k.name.clone().unwrap_or_else(|| format!("key{i}")),
+            project: k.project.clone(),
+            bucket,
+        })
+    }
+
+    /// Takes `n` tokens; `Err(seconds)` says when enough will be there.
+    pub fn take(&self, n: usize) -> Result<(), u64> {
+        let Some(b) = &self.bucket else { return Ok(()) };
+        let mut b = b.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * b.rate).min(b.burst);
+        b.at = now;
+        let need = n as f64;
+        if need <= b.tokens {
+            b.tokens -= need;
+            return Ok(());
+        }
+        // A request larger than the bucket can never fit: ask for the time to refill it whole.
+        let missing = need.min(b.burst) - b.tokens;
+        Err((missing / b.rate).ceil().max(1.0) as u64)
+    }
+}
+
+/// All configured keys.
+pub struct Keys(Vec<Key>);
+
+impl Keys {
+    /// Resolves the configured keys; at least one is required.
+    pub fn new(cfg: &GatewayConfig) -> Result<Keys, ConfigError> {
+        if cfg.keys.is_empty() {
+            return Err(ConfigError::key("gateway.keys", "at least one [[gateway.keys]] entry is required"));
+        }
+        cfg.keys.iter().enumerate().map(|(i, k)| Key::new(i, k, cfg.rate_limit)).collect::<Result<_, _>>().map(Keys)
+    }
+
+    /// The key matching an `Authorization` header value. Every configured key is
+    /// compared, in constant time, whatever matches.
+    pub fn find(&self, authorization: Option<&str>) -> Option<&Key> {
+        let presented = authorization?.strip_prefix("Bearer ").or_else(|| authorization?.strip_prefix("bearer "))?.trim().as_bytes();
+        let mut found = None;
+        for k in &self.0 {
+            if constant_time_eq(&k.secret, presented) && found.is_none() {
+                found = Some(k);
+            }
+        }
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equality_is_exact() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+        assert!(!constant_time_eq(b"", b"a"));
+        assert!(constant_time_eq(b"", b""));
+    }
+
+    #[test]
+    fn buckets_refuse_then_say_when() {
+        let cfg = GatewayConfig {
+            keys: vec![KeyConfig {
+                key: usage_core::Secret::new("k"),
+                name: None,
+                project: None,
+                rate_limit: Some(10.0),
+                burst: Some(20.0),
+            }],
+            ..Default::default()
+        };
+        let keys = Keys::new(&cfg).unwrap();
+        let k = keys.find(Some("Bearer k")).unwrap();
+        assert!(k.take(20).is_ok());
+        assert_eq!(k.take(10), Err(1), "10 events at 10/s: retry after 1 s");
+        assert!(keys.find(Some("Bearer nope")).is_none());
+        assert!(keys.find(None).is_none());
+    }
+}

@@ -1,0 +1,77 @@
+//! # usage-gateway
+//!
+//! The receiving side, run as `usage gateway`: a metrics API that feeds the same
+//! pipeline and exporters as an embedded sink.
+//!
+//! - `POST /v1/metrics`: `{"events":[...]}` (JSON encoding, gzip accepted) with
+//!   `Authorization: Bearer <key>`. Keys are compared in constant time and may be
+//!   bound to a project. The body size and events per request are bounded; an
+//!   invalid event gets a 400 naming it and its field; a per-key token bucket answers
+//!   429 with `Retry-After`. The answer is 202 only once the events are durable in the
+//!   gateway's pipeline (committed to its spool, or acknowledged by every exporter
+//!   when there is no spool). A repeated `Idempotency-Key` within the window is
+//!   acknowledged without being forwarded again.
+//! - `GET /healthz`, `GET /readyz`, `GET /metrics` (Prometheus text).
+//!
+//! See `docs/openapi.yaml` and `docs/operations.md`.
+
+mod auth;
+pub mod config;
+mod idempotency;
+mod otlp;
+mod server;
+
+pub use config::{GatewayConfig, KeyConfig};
+pub use server::{router, Gateway};
+
+use std::sync::Arc;
+use usage_core::json::Decoder;
+use usage_core::{ConfigError, Pipeline, UsageConfig};
+
+impl Gateway {
+    /// Builds the gateway and its pipeline from config (`[gateway]`, `[pipeline]`,
+    /// `[spool]`, `[exporters.*]`).
+    pub fn new(config: &UsageConfig) -> Result<Arc<Gateway>, ConfigError> {
+        let cfg: GatewayConfig = config.gateway()?;
+        let keys = auth::Keys::new(&cfg)?;
+        if config.spool.is_none() {
+            tracing::warn!("the gateway has no [spool]: a 202 waits for every exporter to acknowledge");
+        }
+        let pipeline = Pipeline::from_config(config)?;
+        Ok(Arc::new(Gateway {
+            pipeline,
+            keys,
+            idempotency: idempotency::Window::new(cfg.idempotency_window, cfg.idempotency_max_keys),
+            decoder: Decoder::default().require_id(true).allow_unknown_kinds(cfg.allow_unknown_kinds),
+            counters: Default::default(),
+            pipeline_capacity: config.pipeline.queue_capacity,
+            cfg,
+        }))
+    }
+
+    /// The gateway's pipeline (stats, flush).
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// The configured listen address.
+    pub fn listen(&self) -> &str {
+        &self.cfg.listen
+    }
+}
+
+/// Serves until `shutdown` resolves, then stops taking requests and shuts the
+/// pipeline down (delivering what it can within `drain`).
+pub async fn serve(
+    gateway: Arc<Gateway>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    drain: std::time::Duration,
+) -> Result<usage_core::DeliveryReport, String> {
+    let app = router(gateway.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| format!("server error: {e}"))?;
+    gateway.pipeline.shutdown(drain).await.map_err(|e| e.to_string())
+}

@@ -1,0 +1,202 @@
+//! The gateway's HTTP contract, against the real router on a local port.
+
+use flate2::write::GzEncoder;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use usage_core::{json, Event, NetworkEvent, RelayUsage, Resource, UsageConfig};
+use usage_gateway::Gateway;
+
+struct Reply {
+    status: u16,
+    headers: String,
+    body: String,
+}
+
+async fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    s.write_all(body).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Reply { status, headers: head.to_lowercase(), body: body.to_string() }
+}
+
+fn batch(events: &[Event]) -> Vec<u8> {
+    let mut out = b"{\"events\":[".to_vec();
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        json::write_event(&mut out, e, &Resource::new("client"));
+    }
+    out.extend_from_slice(b"]}");
+    out
+}
+
+fn relays(project: &str, n: u64) -> Vec<Event> {
+    (0..n).map(|cu| Event::new(RelayUsage { project: project.into(), cu, ..Default::default() })).collect()
+}
+
+async fn start(dir: &std::path::Path) -> (String, Arc<Gateway>) {
+    usage_core::link_exporters!(usage_file);
+    let toml = format!(
+        r#"
+        [pipeline]
+        flush_interval = "20ms"
+        data_dir = "{d}/data"
+        [spool]
+        path = "{d}/spool"
+        [gateway]
+        max_events = 100
+        max_body = "64KiB"
+        [[gateway.keys]]
+        key = "admin-key"
+        name = "admin"
+        [[gateway.keys]]
+        key = "acme-key"
+        name = "acme"
+        project = "acme"
+        rate_limit = 50.0
+        burst = 60.0
+        [exporters.out]
+        type = "file"
+        path = "{d}/out"
+        "#,
+        d = dir.display()
+    );
+    let gw = Gateway::new(&UsageConfig::from_toml(&toml).unwrap()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let app = usage_gateway::router(gw.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, gw)
+}
+
+fn stored(dir: &std::path::Path) -> Vec<Event> {
+    let mut out = Vec::new();
+    usage_file::read::scan(&dir.join("out"), &Default::default(), |e| out.push(e)).unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepts_valid_batches_durably_and_dedups_repeats() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, gw) = start(dir.path()).await;
+    let sent = relays("acme", 20);
+    let body = batch(&sent);
+    let auth = [("authorization", "Bearer admin-key"), ("idempotency-key", "b-1"), ("content-type", "application/json")];
+    let r = request(&addr, "POST", "/v1/metrics", &auth, &body).await;
+    assert_eq!((r.status, r.body.as_str()), (202, "{\"accepted\":20}"));
+    // With a spool, 202 means durable: the events are in the spool already.
+    assert!(gw.pipeline().stats().spool.unwrap().next_seq >= 20);
+    // The same batch again: acknowledged, not forwarded twice.
+    let r = request(&addr, "POST", "/v1/metrics", &auth, &body).await;
+    assert_eq!(r.status, 202);
+    assert!(r.body.contains("\"duplicate\":true"), "{}", r.body);
+    // gzip works too.
+    let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&batch(&[Event::new(NetworkEvent::default())])).unwrap();
+    let r = request(
+        &addr,
+        "POST",
+        "/v1/metrics",
+        &[("authorization", "Bearer admin-key"), ("content-encoding", "gzip")],
+        &gz.finish().unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    gw.pipeline().flush(Duration::from_secs(10)).await.unwrap();
+    let got = stored(dir.path());
+    assert_eq!(got.len(), 21, "20 relays once, plus one network event");
+    let ids: std::collections::HashSet<_> = got.iter().map(|e| e.id()).collect();
+    assert!(sent.iter().all(|e| ids.contains(&e.id())), "ids are kept end to end");
+    assert_eq!(got[0].resource().unwrap().service_name, "client", "the sender's resource is kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_with_a_status_and_a_message_that_names_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, _gw) = start(dir.path()).await;
+    let ok = batch(&relays("acme", 1));
+    let r = request(&addr, "POST", "/v1/metrics", &[], &ok).await;
+    assert_eq!(r.status, 401);
+    let r = request(&addr, "POST", "/v1/metrics", &[("authorization", "Bearer wrong")], &ok).await;
+    assert_eq!((r.status, r.body.as_str()), (401, "{\"error\":\"missing or invalid bearer key\"}"));
+
+    let mut v: serde_json::Value = serde_json::from_slice(&batch(&relays("acme", 2))).unwrap();
+    v["events"][1]["cu"] = serde_json::json!("ten");
+    let r = request(&addr, "POST", "/v1/metrics", &[("authorization", "Bearer admin-key")], v.to_string().as_bytes()).await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("events[1]: field `cu` of kind `relay_usage` must be u64, got a string"), "{}", r.body);
+    v["events"][1]["cu"] = serde_json::json!(1);
+    v["events"][1].as_object_mut().unwrap().remove("id");
+    let r = request(&addr, "POST", "/v1/metrics", &[("authorization", "Bearer admin-key")], v.to_string().as_bytes()).await;
+    assert!(r.status == 400 && r.body.contains("events[1]: field `id`: is missing"), "{}", r.body);
+    let r = request(&addr, "POST", "/v1/metrics", &[("authorization", "Bearer admin-key")], b"{\"evts\":[]}").await;
+    assert!(r.status == 400 && r.body.contains("expected {\\\"events\\\": [...]}"), "{}", r.body);
+
+    let r = request(&addr, "POST", "/v1/metrics", &[("authorization", "Bearer acme-key")], &batch(&relays("globex", 1))).await;
+    assert_eq!(r.status, 403);
+    assert!(r.body.contains("events[0].project: this key is bound to project `acme`, got `globex`"), "{}", r.body);
+
+    let r = request(&addr, "POST", "/v1/metrics", &[("authorization", "Bearer admin-key")], &batch(&relays("acme", 101))).await;
+    assert!(r.status == 413 && r.body.contains("more than the limit of 100"), "{} {}", r.status, r.body);
+    let r = request(
+        &addr,
+        "POST",
+        "/v1/metrics",
+        &[("authorization", "Bearer admin-key"), ("content-encoding", "br")],
+        &ok,
+    )
+    .await;
+    assert_eq!(r.status, 415);
+    let big = vec![b' '; 70 << 10];
+    let r = request(&addr, "POST", "/v1/metrics", &[("authorization", "Bearer admin-key")], &big).await;
+    assert_eq!(r.status, 413, "over max_body");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_over_its_rate_gets_429_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, _gw) = start(dir.path()).await;
+    let auth = [("authorization", "Bearer acme-key")];
+    let r = request(&addr, "POST", "/v1/metrics", &auth, &batch(&relays("acme", 60))).await;
+    assert_eq!(r.status, 202, "the burst");
+    let r = request(&addr, "POST", "/v1/metrics", &auth, &batch(&relays("acme", 50))).await;
+    assert_eq!(r.status, 429);
+    assert!(r.headers.contains("retry-after: 1"), "{}", r.headers);
+    // Other keys are not affected.
+    let r = request(&addr, "POST", "/v1/metrics", &[("authorization", "Bearer admin-key")], &batch(&relays("x", 50))).await;
+    assert_eq!(r.status, 202);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_and_prometheus_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, _gw) = start(dir.path()).await;
+    assert_eq!(request(&addr, "GET", "/healthz", &[], b"").await.status, 200);
+    let r = request(&addr, "GET", "/readyz", &[], b"").await;
+    assert!(r.status == 200 && r.body.contains("\"ready\":true"), "{}", r.body);
+    request(&addr, "POST", "/v1/metrics", &[("authorization", "Bearer admin-key")], &batch(&relays("a", 3))).await;
+    request(&addr, "POST", "/v1/metrics", &[("authorization", "Bearer nope")], b"{}").await;
+    let m = request(&addr, "GET", "/metrics", &[], b"").await.body;
+    for line in [
+        "usage_gateway_received_events_total 3",
+        "usage_gateway_forwarded_events_total 3",
+        "usage_gateway_rejected_requests_total{reason=\"unauthorized\"} 1",
+        "usage_exporter_exported_events_total{exporter=\"out\",type=\"file\"}",
+        "usage_spool_bytes",
+    ] {
+        assert!(m.contains(line), "missing {line:?} in\n{m}");
+    }
+}
