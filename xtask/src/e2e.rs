@@ -152,7 +152,7 @@ fn print_table(report: &Path) -> (usize, usize) {
     let text = std::fs::read_to_string(report).unwrap_or_default();
     let rows: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     println!(
-        "\n{:<12} {:<18} {:<26} {:>7} {:>7} {:>7} {:>6} {:>5} {:>8}",
+        "\n{:<12} {:<24} {:<26} {:>7} {:>7} {:>7} {:>6} {:>5} {:>8}",
         "exporter", "backend", "check", "sent", "found", "unique", "dupes", "lost", "seconds"
     );
     let mut lost = 0;
@@ -160,7 +160,7 @@ fn print_table(report: &Path) -> (usize, usize) {
         let n = |k: &str| r[k].as_u64().unwrap_or(0);
         lost += n("lost") as usize;
         println!(
-            "{:<12} {:<18} {:<26} {:>7} {:>7} {:>7} {:>6} {:>5} {:>8.1}",
+            "{:<12} {:<24} {:<26} {:>7} {:>7} {:>7} {:>6} {:>5} {:>8.1}",
             r["exporter"].as_str().unwrap_or("?"),
             r["backend"].as_str().unwrap_or("?"),
             r["step"].as_str().unwrap_or("?"),
@@ -186,11 +186,17 @@ pub fn run(root: &Path, cargo: &str, compose: bool) -> Result<(), String> {
         services::kill_all();
         std::process::exit(130);
     });
+    // The gateway runs as the real `usage` binary.
+    services::run(cargo, &["build", "--quiet", "-p", "usage-cli"])?;
     let mut backends = if compose {
         start_compose(root)?
     } else {
         start_local(&work)?
     };
+    backends.env.insert(
+        "USAGE_E2E_USAGE_BIN".into(),
+        root.join("target/debug/usage").display().to_string(),
+    );
     eprintln!("==> backends ready in {:.1}s", start.elapsed().as_secs_f64());
     let status = Command::new(cargo)
         .args([

@@ -33,10 +33,17 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 impl Key {
     fn new(i: usize, k: &KeyConfig, default_rate: Option<f64>) -> Result<Key, ConfigError> {
-        let secret = k.key.expose().map_err(|e| ConfigError::key(format!("gateway.keys[{i}].key"), e))?.into_bytes();
+        let secret = k
+            .key
+            .expose()
+            .map_err(|e| ConfigError::key(format!("gateway.keys[{i}].key"), e))?
+            .into_bytes();
         let bucket = match k.rate_limit.or(default_rate) {
             Some(rate) if rate <= 0.0 => {
-                return Err(ConfigError::key(format!("gateway.keys[{i}].rate_limit"), "must be greater than 0"))
+                return Err(ConfigError::key(
+                    format!("gateway.keys[{i}].rate_limit"),
+                    "must be greater than 0",
+                ))
             }
             Some(rate) => {
                 let burst = k.burst.unwrap_or(rate * 2.0).max(1.0);
@@ -82,15 +89,27 @@ impl Keys {
     /// Resolves the configured keys; at least one is required.
     pub fn new(cfg: &GatewayConfig) -> Result<Keys, ConfigError> {
         if cfg.keys.is_empty() {
-            return Err(ConfigError::key("gateway.keys", "at least one [[gateway.keys]] entry is required"));
+            return Err(ConfigError::key(
+                "gateway.keys",
+                "at least one [[gateway.keys]] entry is required",
+            ));
         }
-        cfg.keys.iter().enumerate().map(|(i, k)| Key::new(i, k, cfg.rate_limit)).collect::<Result<_, _>>().map(Keys)
+        cfg.keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| Key::new(i, k, cfg.rate_limit))
+            .collect::<Result<_, _>>()
+            .map(Keys)
     }
 
     /// The key matching an `Authorization` header value. Every configured key is
     /// compared, in constant time, whatever matches.
     pub fn find(&self, authorization: Option<&str>) -> Option<&Key> {
-        let presented = authorization?.strip_prefix("Bearer ").or_else(|| authorization?.strip_prefix("bearer "))?.trim().as_bytes();
+        let presented = authorization?
+            .strip_prefix("Bearer ")
+            .or_else(|| authorization?.strip_prefix("bearer "))?
+            .trim()
+            .as_bytes();
         let mut found = None;
         for k in &self.0 {
             if constant_time_eq(&k.secret, presented) && found.is_none() {

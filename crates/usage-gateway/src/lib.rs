@@ -42,7 +42,9 @@ impl Gateway {
             pipeline,
             keys,
             idempotency: idempotency::Window::new(cfg.idempotency_window, cfg.idempotency_max_keys),
-            decoder: Decoder::default().require_id(true).allow_unknown_kinds(cfg.allow_unknown_kinds),
+            decoder: Decoder::default()
+                .require_id(true)
+                .allow_unknown_kinds(cfg.allow_unknown_kinds),
             counters: Default::default(),
             pipeline_capacity: config.pipeline.queue_capacity,
             cfg,

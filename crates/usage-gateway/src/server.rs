@@ -24,8 +24,16 @@ pub struct Counters {
     rejected: [AtomicU64; REASONS.len()],
 }
 
-const REASONS: [&str; 8] =
-    ["unauthorized", "forbidden", "invalid", "too_large", "rate_limited", "overloaded", "in_progress", "unsupported"];
+const REASONS: [&str; 8] = [
+    "unauthorized",
+    "forbidden",
+    "invalid",
+    "too_large",
+    "rate_limited",
+    "overloaded",
+    "in_progress",
+    "unsupported",
+];
 
 impl Counters {
     pub(crate) fn reject(&self, reason: &str) {
@@ -70,7 +78,10 @@ pub(crate) fn body_bytes(headers: &HeaderMap, body: Bytes, max: usize) -> Result
             dec.read_to_end(&mut out)
                 .map_err(|e| error(StatusCode::BAD_REQUEST, format!("body: invalid gzip: {e}")))?;
             if out.len() as u64 > limit {
-                return Err(error(StatusCode::PAYLOAD_TOO_LARGE, format!("body inflates beyond {limit} bytes")));
+                return Err(error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("body inflates beyond {limit} bytes"),
+                ));
             }
             Ok(out)
         }
@@ -107,7 +118,13 @@ pub(crate) async fn accept_events(
             }
             Seen::InProgress => {
                 g.counters.reject("in_progress");
-                return with_retry_after(error(StatusCode::CONFLICT, "a request with this Idempotency-Key is in progress"), 1);
+                return with_retry_after(
+                    error(
+                        StatusCode::CONFLICT,
+                        "a request with this Idempotency-Key is in progress",
+                    ),
+                    1,
+                );
             }
         }
     }
@@ -141,7 +158,13 @@ pub(crate) async fn accept_events(
     if let Err(secs) = key.take(events.len()) {
         finish(None);
         g.counters.reject("rate_limited");
-        return with_retry_after(error(StatusCode::TOO_MANY_REQUESTS, format!("rate limit for key {}", key.name)), secs);
+        return with_retry_after(
+            error(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("rate limit for key {}", key.name),
+            ),
+            secs,
+        );
     }
     let n = events.len();
     match g.pipeline.accept(events, g.cfg.accept_timeout).await {
@@ -178,12 +201,19 @@ fn decode_metrics(g: &Gateway, headers: &HeaderMap, body: Bytes) -> Result<Vec<E
         g.counters.reject("too_large");
         return Err(error(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("events: {} events, more than the limit of {}", list.len(), g.cfg.max_events),
+            format!(
+                "events: {} events, more than the limit of {}",
+                list.len(),
+                g.cfg.max_events
+            ),
         ));
     }
     let mut out = Vec::with_capacity(list.len());
     for (i, v) in list.iter().enumerate() {
-        let e = g.decoder.decode_value(v.clone()).map_err(|e| bad(format!("events[{i}]: {e}")))?;
+        let e = g
+            .decoder
+            .decode_value(v.clone())
+            .map_err(|e| bad(format!("events[{i}]: {e}")))?;
         out.push(e);
     }
     Ok(out)
@@ -208,7 +238,11 @@ async fn readyz(State(g): State<Arc<Gateway>>) -> Response {
         "spool_full": spool_full,
         "paused_exporters": s.exporters.iter().filter(|e| e.paused).map(|e| e.name.clone()).collect::<Vec<_>>(),
     });
-    let status = if full_ingest || spool_full { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    let status = if full_ingest || spool_full {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
     (status, [("content-type", "application/json")], body.to_string()).into_response()
 }
 
@@ -217,14 +251,30 @@ async fn prometheus(State(g): State<Arc<Gateway>>) -> Response {
     let c = &g.counters;
     let mut o = String::new();
     let _ = writeln!(o, "# HELP usage_gateway_received_events_total Events received in requests that passed authentication.\n# TYPE usage_gateway_received_events_total counter");
-    let _ = writeln!(o, "usage_gateway_received_events_total {}", c.received_events.load(Relaxed));
+    let _ = writeln!(
+        o,
+        "usage_gateway_received_events_total {}",
+        c.received_events.load(Relaxed)
+    );
     let _ = writeln!(o, "# HELP usage_gateway_forwarded_events_total Events accepted into the pipeline (durable).\n# TYPE usage_gateway_forwarded_events_total counter");
-    let _ = writeln!(o, "usage_gateway_forwarded_events_total {}", c.accepted_events.load(Relaxed));
+    let _ = writeln!(
+        o,
+        "usage_gateway_forwarded_events_total {}",
+        c.accepted_events.load(Relaxed)
+    );
     let _ = writeln!(o, "# HELP usage_gateway_duplicate_batches_total Batches answered from the idempotency window.\n# TYPE usage_gateway_duplicate_batches_total counter");
-    let _ = writeln!(o, "usage_gateway_duplicate_batches_total {}", c.duplicate_batches.load(Relaxed));
+    let _ = writeln!(
+        o,
+        "usage_gateway_duplicate_batches_total {}",
+        c.duplicate_batches.load(Relaxed)
+    );
     let _ = writeln!(o, "# HELP usage_gateway_rejected_requests_total Requests refused, by reason.\n# TYPE usage_gateway_rejected_requests_total counter");
     for (i, r) in REASONS.iter().enumerate() {
-        let _ = writeln!(o, "usage_gateway_rejected_requests_total{{reason=\"{r}\"}} {}", c.rejected[i].load(Relaxed));
+        let _ = writeln!(
+            o,
+            "usage_gateway_rejected_requests_total{{reason=\"{r}\"}} {}",
+            c.rejected[i].load(Relaxed)
+        );
     }
     o.push_str(&g.pipeline.stats().to_prometheus());
     ([("content-type", "text/plain; version=0.0.4")], o).into_response()

@@ -16,7 +16,10 @@ struct Reply {
 
 async fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -28,7 +31,11 @@ async fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)],
     let text = String::from_utf8_lossy(&out).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    Reply { status, headers: head.to_lowercase(), body: body.to_string() }
+    Reply {
+        status,
+        headers: head.to_lowercase(),
+        body: body.to_string(),
+    }
 }
 
 fn batch(events: &[Event]) -> Vec<u8> {
@@ -44,7 +51,15 @@ fn batch(events: &[Event]) -> Vec<u8> {
 }
 
 fn relays(project: &str, n: u64) -> Vec<Event> {
-    (0..n).map(|cu| Event::new(RelayUsage { project: project.into(), cu, ..Default::default() })).collect()
+    (0..n)
+        .map(|cu| {
+            Event::new(RelayUsage {
+                project: project.into(),
+                cu,
+                ..Default::default()
+            })
+        })
+        .collect()
 }
 
 async fn start(dir: &std::path::Path) -> (String, Arc<Gateway>) {
@@ -94,7 +109,11 @@ async fn accepts_valid_batches_durably_and_dedups_repeats() {
     let (addr, gw) = start(dir.path()).await;
     let sent = relays("acme", 20);
     let body = batch(&sent);
-    let auth = [("authorization", "Bearer admin-key"), ("idempotency-key", "b-1"), ("content-type", "application/json")];
+    let auth = [
+        ("authorization", "Bearer admin-key"),
+        ("idempotency-key", "b-1"),
+        ("content-type", "application/json"),
+    ];
     let r = request(&addr, "POST", "/v1/metrics", &auth, &body).await;
     assert_eq!((r.status, r.body.as_str()), (202, "{\"accepted\":20}"));
     // With a spool, 202 means durable: the events are in the spool already.
@@ -120,7 +139,11 @@ async fn accepts_valid_batches_durably_and_dedups_repeats() {
     assert_eq!(got.len(), 21, "20 relays once, plus one network event");
     let ids: std::collections::HashSet<_> = got.iter().map(|e| e.id()).collect();
     assert!(sent.iter().all(|e| ids.contains(&e.id())), "ids are kept end to end");
-    assert_eq!(got[0].resource().unwrap().service_name, "client", "the sender's resource is kept");
+    assert_eq!(
+        got[0].resource().unwrap().service_name,
+        "client",
+        "the sender's resource is kept"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,26 +154,87 @@ async fn refuses_with_a_status_and_a_message_that_names_the_problem() {
     let r = request(&addr, "POST", "/v1/metrics", &[], &ok).await;
     assert_eq!(r.status, 401);
     let r = request(&addr, "POST", "/v1/metrics", &[("authorization", "Bearer wrong")], &ok).await;
-    assert_eq!((r.status, r.body.as_str()), (401, "{\"error\":\"missing or invalid bearer key\"}"));
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (401, "{\"error\":\"missing or invalid bearer key\"}")
+    );
 
     let mut v: serde_json::Value = serde_json::from_slice(&batch(&relays("acme", 2))).unwrap();
     v["events"][1]["cu"] = serde_json::json!("ten");
-    let r = request(&addr, "POST", "/v1/metrics", &[("authorization", "Bearer admin-key")], v.to_string().as_bytes()).await;
+    let r = request(
+        &addr,
+        "POST",
+        "/v1/metrics",
+        &[("authorization", "Bearer admin-key")],
+        v.to_string().as_bytes(),
+    )
+    .await;
     assert_eq!(r.status, 400);
-    assert!(r.body.contains("events[1]: field `cu` of kind `relay_usage` must be u64, got a string"), "{}", r.body);
+    assert!(
+        r.body
+            .contains("events[1]: field `cu` of kind `relay_usage` must be u64, got a string"),
+        "{}",
+        r.body
+    );
     v["events"][1]["cu"] = serde_json::json!(1);
     v["events"][1].as_object_mut().unwrap().remove("id");
-    let r = request(&addr, "POST", "/v1/metrics", &[("authorization", "Bearer admin-key")], v.to_string().as_bytes()).await;
-    assert!(r.status == 400 && r.body.contains("events[1]: field `id`: is missing"), "{}", r.body);
-    let r = request(&addr, "POST", "/v1/metrics", &[("authorization", "Bearer admin-key")], b"{\"evts\":[]}").await;
-    assert!(r.status == 400 && r.body.contains("expected {\\\"events\\\": [...]}"), "{}", r.body);
+    let r = request(
+        &addr,
+        "POST",
+        "/v1/metrics",
+        &[("authorization", "Bearer admin-key")],
+        v.to_string().as_bytes(),
+    )
+    .await;
+    assert!(
+        r.status == 400 && r.body.contains("events[1]: field `id`: is missing"),
+        "{}",
+        r.body
+    );
+    let r = request(
+        &addr,
+        "POST",
+        "/v1/metrics",
+        &[("authorization", "Bearer admin-key")],
+        b"{\"evts\":[]}",
+    )
+    .await;
+    assert!(
+        r.status == 400 && r.body.contains("expected {\\\"events\\\": [...]}"),
+        "{}",
+        r.body
+    );
 
-    let r = request(&addr, "POST", "/v1/metrics", &[("authorization", "Bearer acme-key")], &batch(&relays("globex", 1))).await;
+    let r = request(
+        &addr,
+        "POST",
+        "/v1/metrics",
+        &[("authorization", "Bearer acme-key")],
+        &batch(&relays("globex", 1)),
+    )
+    .await;
     assert_eq!(r.status, 403);
-    assert!(r.body.contains("events[0].project: this key is bound to project `acme`, got `globex`"), "{}", r.body);
+    assert!(
+        r.body
+            .contains("events[0].project: this key is bound to project `acme`, got `globex`"),
+        "{}",
+        r.body
+    );
 
-    let r = request(&addr, "POST", "/v1/metrics", &[("authorization", "Bearer admin-key")], &batch(&relays("acme", 101))).await;
-    assert!(r.status == 413 && r.body.contains("more than the limit of 100"), "{} {}", r.status, r.body);
+    let r = request(
+        &addr,
+        "POST",
+        "/v1/metrics",
+        &[("authorization", "Bearer admin-key")],
+        &batch(&relays("acme", 101)),
+    )
+    .await;
+    assert!(
+        r.status == 413 && r.body.contains("more than the limit of 100"),
+        "{} {}",
+        r.status,
+        r.body
+    );
     let r = request(
         &addr,
         "POST",
@@ -161,7 +245,14 @@ async fn refuses_with_a_status_and_a_message_that_names_the_problem() {
     .await;
     assert_eq!(r.status, 415);
     let big = vec![b' '; 70 << 10];
-    let r = request(&addr, "POST", "/v1/metrics", &[("authorization", "Bearer admin-key")], &big).await;
+    let r = request(
+        &addr,
+        "POST",
+        "/v1/metrics",
+        &[("authorization", "Bearer admin-key")],
+        &big,
+    )
+    .await;
     assert_eq!(r.status, 413, "over max_body");
 }
 
@@ -176,7 +267,14 @@ async fn a_key_over_its_rate_gets_429_with_retry_after() {
     assert_eq!(r.status, 429);
     assert!(r.headers.contains("retry-after: 1"), "{}", r.headers);
     // Other keys are not affected.
-    let r = request(&addr, "POST", "/v1/metrics", &[("authorization", "Bearer admin-key")], &batch(&relays("x", 50))).await;
+    let r = request(
+        &addr,
+        "POST",
+        "/v1/metrics",
+        &[("authorization", "Bearer admin-key")],
+        &batch(&relays("x", 50)),
+    )
+    .await;
     assert_eq!(r.status, 202);
 }
 
@@ -187,7 +285,14 @@ async fn health_readiness_and_prometheus_metrics() {
     assert_eq!(request(&addr, "GET", "/healthz", &[], b"").await.status, 200);
     let r = request(&addr, "GET", "/readyz", &[], b"").await;
     assert!(r.status == 200 && r.body.contains("\"ready\":true"), "{}", r.body);
-    request(&addr, "POST", "/v1/metrics", &[("authorization", "Bearer admin-key")], &batch(&relays("a", 3))).await;
+    request(
+        &addr,
+        "POST",
+        "/v1/metrics",
+        &[("authorization", "Bearer admin-key")],
+        &batch(&relays("a", 3)),
+    )
+    .await;
     request(&addr, "POST", "/v1/metrics", &[("authorization", "Bearer nope")], b"{}").await;
     let m = request(&addr, "GET", "/metrics", &[], b"").await.body;
     for line in [

@@ -30,6 +30,7 @@
 
 mod config;
 mod exporter;
+pub mod read;
 
 pub use config::{Compression, KafkaConfig, Property};
 pub use exporter::{KafkaExporter, FACTORY};

@@ -400,9 +400,19 @@ impl UsageConfig {
     }
 }
 
-/// The `USAGE_` environment provider (`__` separates levels; `USAGE_CONFIG` is the path, not a key).
+/// Config sections environment variables may set.
+const ENV_SECTIONS: [&str; 4] = ["pipeline__", "spool__", "exporters__", "gateway__"];
+
+/// The `USAGE_` environment provider: `USAGE_<SECTION>__<KEY>...` (`__` separates
+/// levels). Only the config sections are read, so other `USAGE_*` variables
+/// (`USAGE_CONFIG`, `USAGE_LOG`, `USAGE_CLOCK`, a tool's own) are not mistaken for keys.
 pub fn env_provider() -> Env {
-    Env::prefixed("USAGE_").ignore(&["config"]).split("__")
+    Env::prefixed("USAGE_")
+        .filter(|k| {
+            let k = k.as_str().to_ascii_lowercase();
+            ENV_SECTIONS.iter().any(|s| k.starts_with(s))
+        })
+        .split("__")
 }
 
 fn split_section(name: String, dict: &mut Dict) -> Result<ExporterSection, ConfigError> {
@@ -538,6 +548,13 @@ mod tests {
             assert_eq!(c.pipeline.service_name, "file");
             assert_eq!(c.exporters[0].name, "my_http");
             assert_eq!(c.exporters[0].type_name, "http");
+            jail.set_env("USAGE_LOG", "debug");
+            jail.set_env("USAGE_SOMETHING_ELSE", "x");
+            assert_eq!(
+                UsageConfig::load().map_err(|e| e.to_string())?.pipeline.queue_capacity,
+                20,
+                "other USAGE_ vars are not keys"
+            );
             jail.set_env("USAGE_PIPELINE__QUEUE_CAPACITY", "many");
             let e = UsageConfig::load().unwrap_err().to_string();
             assert!(

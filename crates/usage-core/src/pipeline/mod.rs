@@ -18,9 +18,9 @@ pub(crate) mod router;
 pub(crate) mod stats;
 pub(crate) mod worker;
 
-use crate::event::Event;
 use crate::config::{ConfigError, ExporterOptions, ExporterSection, PipelineConfig, UsageConfig};
 use crate::event::kind::{kind_schema, registered_kinds, validate_registered_kinds};
+use crate::event::Event;
 use crate::exporter::Exporter;
 use crate::registry::{exporter_factory, unknown_type_error, ExporterContext, ExporterDefaults};
 use crate::resource::Resource;
@@ -448,7 +448,12 @@ impl Pipeline {
             return Ok(());
         }
         let inner = &self.inner;
-        if inner.control.progress.wait_async(deadline, || inner.caught_up(target)).await {
+        if inner
+            .control
+            .progress
+            .wait_async(deadline, || inner.caught_up(target))
+            .await
+        {
             Ok(())
         } else {
             Err(AcceptError::Timeout)

@@ -170,8 +170,16 @@ impl PipelineStats {
                 let _ = writeln!(o, "{name}{labels} {v}");
             }
         };
-        counter("usage_pipeline_emitted_events_total", "Events passed to emit.", &[(String::new(), self.emitted)]);
-        counter("usage_pipeline_accepted_events_total", "Events that entered the queue.", &[(String::new(), self.accepted)]);
+        counter(
+            "usage_pipeline_emitted_events_total",
+            "Events passed to emit.",
+            &[(String::new(), self.emitted)],
+        );
+        counter(
+            "usage_pipeline_accepted_events_total",
+            "Events that entered the queue.",
+            &[(String::new(), self.accepted)],
+        );
         let d = &self.dropped;
         counter(
             "usage_pipeline_dropped_events_total",
@@ -186,28 +194,83 @@ impl PipelineStats {
             ],
         );
         let per = |f: fn(&ExporterStats) -> u64| -> Vec<(String, u64)> {
-            self.exporters.iter().map(|e| (format!("{{exporter=\"{}\",type=\"{}\"}}", e.name, e.type_name), f(e))).collect()
+            self.exporters
+                .iter()
+                .map(|e| (format!("{{exporter=\"{}\",type=\"{}\"}}", e.name, e.type_name), f(e)))
+                .collect()
         };
-        counter("usage_exporter_exported_events_total", "Events the destination acknowledged.", &per(|e| e.exported));
-        counter("usage_exporter_retries_total", "Export attempts that were retries.", &per(|e| e.retried));
-        counter("usage_exporter_errors_total", "Export attempts that failed.", &per(|e| e.errors));
-        counter("usage_exporter_dead_lettered_events_total", "Events written to the dead-letter directory.", &per(|e| e.dead_lettered));
-        counter("usage_exporter_dropped_events_total", "Events dropped because the exporter's queue was full.", &per(|e| e.dropped_queue_full));
-        counter("usage_exporter_failed_events_total", "Events lost because the dead-letter write failed.", &per(|e| e.failed));
+        counter(
+            "usage_exporter_exported_events_total",
+            "Events the destination acknowledged.",
+            &per(|e| e.exported),
+        );
+        counter(
+            "usage_exporter_retries_total",
+            "Export attempts that were retries.",
+            &per(|e| e.retried),
+        );
+        counter(
+            "usage_exporter_errors_total",
+            "Export attempts that failed.",
+            &per(|e| e.errors),
+        );
+        counter(
+            "usage_exporter_dead_lettered_events_total",
+            "Events written to the dead-letter directory.",
+            &per(|e| e.dead_lettered),
+        );
+        counter(
+            "usage_exporter_dropped_events_total",
+            "Events dropped because the exporter's queue was full.",
+            &per(|e| e.dropped_queue_full),
+        );
+        counter(
+            "usage_exporter_failed_events_total",
+            "Events lost because the dead-letter write failed.",
+            &per(|e| e.failed),
+        );
         let mut gauge = |name: &str, help: &str, rows: Vec<(String, u64)>| {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge");
             for (labels, v) in rows {
                 let _ = writeln!(o, "{name}{labels} {v}");
             }
         };
-        gauge("usage_pipeline_queued_events", "Events in the ingest queue.", vec![(String::new(), self.queued_events)]);
-        gauge("usage_exporter_queued_events", "Events in the exporter's queue.", per(|e| e.queued_events));
-        gauge("usage_exporter_lag_events", "Events routed after the exporter's cursor.", per(|e| e.lag));
-        gauge("usage_exporter_paused", "1 while paused after an authentication failure.", per(|e| u64::from(e.paused)));
+        gauge(
+            "usage_pipeline_queued_events",
+            "Events in the ingest queue.",
+            vec![(String::new(), self.queued_events)],
+        );
+        gauge(
+            "usage_exporter_queued_events",
+            "Events in the exporter's queue.",
+            per(|e| e.queued_events),
+        );
+        gauge(
+            "usage_exporter_lag_events",
+            "Events routed after the exporter's cursor.",
+            per(|e| e.lag),
+        );
+        gauge(
+            "usage_exporter_paused",
+            "1 while paused after an authentication failure.",
+            per(|e| u64::from(e.paused)),
+        );
         if let Some(s) = &self.spool {
-            gauge("usage_spool_bytes", "Bytes of spool segments.", vec![(String::new(), s.bytes)]);
-            gauge("usage_spool_segments", "Spool segment files.", vec![(String::new(), s.segments)]);
-            gauge("usage_spool_quarantined_bytes", "Damaged spool bytes quarantined.", vec![(String::new(), s.quarantined_bytes)]);
+            gauge(
+                "usage_spool_bytes",
+                "Bytes of spool segments.",
+                vec![(String::new(), s.bytes)],
+            );
+            gauge(
+                "usage_spool_segments",
+                "Spool segment files.",
+                vec![(String::new(), s.segments)],
+            );
+            gauge(
+                "usage_spool_quarantined_bytes",
+                "Damaged spool bytes quarantined.",
+                vec![(String::new(), s.quarantined_bytes)],
+            );
         }
         o
     }
