@@ -16,11 +16,14 @@ pub enum Seen {
     Done(usize),
 }
 
+/// Key -> (first seen, events accepted once done), plus keys in arrival order for expiry.
+type Entries = (HashMap<String, (Instant, Option<usize>)>, VecDeque<(Instant, String)>);
+
 /// A bounded, time-limited set of keys (scoped per API key).
 pub struct Window {
     ttl: Duration,
     max: usize,
-    inner: Mutex<(HashMap<String, (Instant, Option<usize>)>, VecDeque<(Instant, String)>)>,
+    inner: Mutex<Entries>,
 }
 
 impl Window {
