@@ -10,4 +10,6 @@ pub(crate) fn link_all() {
     usage_core::link_exporters!(usage_clickhouse);
     #[cfg(feature = "http")]
     usage_core::link_exporters!(usage_http);
+    #[cfg(feature = "otlp")]
+    usage_core::link_exporters!(usage_otlp);
 }

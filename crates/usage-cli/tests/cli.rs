@@ -132,7 +132,7 @@ fn bad_config_and_flags_are_one_line_errors_with_exit_code_2() {
         ),
         (
             &["check", "--config", "b.toml"][..],
-            "exporters.main.type: unknown exporter type `kafkaa`; registered types: clickhouse, file, http, kafka",
+            "exporters.main.type: unknown exporter type `kafkaa`; registered types: clickhouse, file, http, kafka, otlp, s3",
         ),
         (
             &["check", "--config", "missing.toml"][..],

@@ -305,3 +305,166 @@ async fn health_readiness_and_prometheus_metrics() {
         assert!(m.contains(line), "missing {line:?} in\n{m}");
     }
 }
+
+/// Events of every built-in kind, with the awkward values (maps, quotes, newlines, unicode).
+fn varied(n: u64) -> Vec<Event> {
+    (0..n)
+        .map(|i| match i % 3 {
+            0 => Event::new(RelayUsage {
+                project: "acme".into(),
+                chain: "ETH1".into(),
+                cu: i * 10 + 1,
+                latency_ms: i,
+                success: i % 2 == 0,
+                provider: "lava@prov\u{e9}der \"1\"\nx".into(),
+                ..Default::default()
+            }),
+            1 => Event::new(usage_core::OptimizerQos {
+                provider: format!("p{i}").into(),
+                epoch: u64::MAX - i,
+                selection_latency: 0.1 + i as f64,
+                ..Default::default()
+            }),
+            _ => Event::new(NetworkEvent {
+                event_type: "stream_started".into(),
+                stream_id: format!("s{i}").into(),
+                // Sorted by key: the receiver rebuilds maps in key order.
+                attributes: vec![("codec".into(), "h264".into()), ("z\"\n".into(), "v\u{263a}".into())],
+                ..Default::default()
+            }),
+        })
+        .collect()
+}
+
+async fn otlp_round_trip(protocol: &str) {
+    usage_core::link_exporters!(usage_otlp);
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, gw) = start(dir.path()).await;
+    let toml = format!(
+        "[pipeline]\nservice_name = \"relay\"\nservice_instance_id = \"relay-7\"\nflush_interval = \"20ms\"\n\
+         data_dir = {data:?}\n[exporters.otel]\ntype = \"otlp\"\nendpoint = \"http://{addr}\"\nprotocol = {protocol:?}\n\
+         batch_max_events = 7\n[exporters.otel.headers]\nauthorization = \"Bearer admin-key\"\n",
+        data = dir.path().join("client").display().to_string(),
+    );
+    let client = usage_core::Pipeline::from_config(&UsageConfig::from_toml(&toml).unwrap()).unwrap();
+    let sent = varied(60);
+    for e in &sent {
+        client.sink().emit(e.clone());
+    }
+    let report = client.shutdown(Duration::from_secs(20)).await.unwrap();
+    assert_eq!(report.exporter("otel").unwrap().delivered, 60, "{report:?}");
+    gw.pipeline().flush(Duration::from_secs(10)).await.unwrap();
+    let mut got = stored(dir.path());
+    assert_eq!(got.len(), sent.len());
+    got.sort_by_key(|e| e.id());
+    let mut want = sent.clone();
+    want.sort_by_key(|e| e.id());
+    for (g, w) in got.iter().zip(&want) {
+        let res = g.resource().expect("a resource").clone();
+        assert_eq!(
+            (res.service_name.as_ref(), res.service_instance_id.as_ref()),
+            ("relay", "relay-7")
+        );
+        assert_eq!(
+            &g.clone().with_resource(Arc::new(Resource::default())),
+            &w.clone().with_resource(Arc::new(Resource::default())),
+            "{protocol}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_exporter_to_gateway_logs_gives_back_identical_events_protobuf() {
+    otlp_round_trip("http/protobuf").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_exporter_to_gateway_logs_gives_back_identical_events_json() {
+    otlp_round_trip("http/json").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_logs_errors_name_the_record_and_attribute() {
+    use usage_otlp::opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, _gw) = start(dir.path()).await;
+    let auth = [
+        ("authorization", "Bearer admin-key"),
+        ("content-type", "application/json"),
+    ];
+    let record = |body: &str, attrs: &str| {
+        format!(
+            r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{{"timeUnixNano":"1","body":{body},"attributes":[{attrs}]}}]}}]}}]}}"#
+        )
+    };
+    let cases = [
+        (
+            record(r#"{"intValue":"3"}"#, ""),
+            400,
+            "logRecords[0]: body must be the event kind as a string",
+        ),
+        (
+            record(r#"{"stringValue":"nope"}"#, ""),
+            400,
+            "logRecords[0]: unknown event kind `nope`",
+        ),
+        (
+            record(
+                r#"{"stringValue":"relay_usage"}"#,
+                r#"{"key":"project","value":{"intValue":"10"}}"#,
+            ),
+            400,
+            "logRecords[0]: attribute `project` must be string, got an int",
+        ),
+        (
+            record(r#"{"stringValue":"relay_usage"}"#, ""),
+            400,
+            "logRecords[0]: attribute `project` (string) is missing",
+        ),
+        ("{not json".to_string(), 400, "body: invalid OTLP/JSON"),
+    ];
+    for (body, status, needle) in cases {
+        let r = request(&addr, "POST", "/v1/logs", &auth, body.as_bytes()).await;
+        assert_eq!(r.status, status, "{body} -> {}", r.body);
+        assert!(r.body.contains(needle), "{body} -> {}", r.body);
+    }
+    let r = request(
+        &addr,
+        "POST",
+        "/v1/logs",
+        &[("content-type", "application/x-protobuf")],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 401, "keys guard /v1/logs too");
+    let r = request(
+        &addr,
+        "POST",
+        "/v1/logs",
+        &[
+            ("authorization", "Bearer admin-key"),
+            ("content-type", "application/x-protobuf"),
+        ],
+        b"\xff\xff",
+    )
+    .await;
+    assert!(
+        r.status == 400 && r.body.contains("invalid OTLP protobuf"),
+        "{}",
+        r.body
+    );
+    // An empty request is valid and answers an OTLP response (what health probes send).
+    let empty = prost::Message::encode_to_vec(&ExportLogsServiceRequest::default());
+    let r = request(
+        &addr,
+        "POST",
+        "/v1/logs",
+        &[
+            ("authorization", "Bearer admin-key"),
+            ("content-type", "application/x-protobuf"),
+        ],
+        &empty,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}

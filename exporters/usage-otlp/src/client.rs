@@ -57,7 +57,11 @@ impl HttpClient for Client {
             }
         };
         let status = resp.status();
-        let after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(retry_after);
+        let after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(retry_after);
         let headers = resp.headers().clone();
         let body = resp.bytes().await.map_err(|e| Box::new(e) as HttpError)?;
         *self.last.lock().unwrap_or_else(|p| p.into_inner()) = LastAnswer {

@@ -80,7 +80,9 @@ pub struct OtlpExporter {
 
 impl std::fmt::Debug for OtlpExporter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OtlpExporter").field("url", &self.url).finish_non_exhaustive()
+        f.debug_struct("OtlpExporter")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -97,13 +99,21 @@ impl OtlpExporter {
     /// An exporter from settings; `section` names the config section in errors.
     pub fn new(cfg: &OtlpConfig, section: &str) -> Result<Self, ConfigError> {
         let url = logs_url(cfg.endpoint.as_deref());
-        let parsed = reqwest::Url::parse(&url).map_err(|e| ConfigError::key(format!("{section}.endpoint"), format!("{url:?}: {e}")))?;
+        let parsed = reqwest::Url::parse(&url)
+            .map_err(|e| ConfigError::key(format!("{section}.endpoint"), format!("{url:?}: {e}")))?;
         if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(ConfigError::key(format!("{section}.endpoint"), "must be http:// or https://"));
+            return Err(ConfigError::key(
+                format!("{section}.endpoint"),
+                "must be http:// or https://",
+            ));
         }
         let mut headers = HashMap::new();
         for (k, v) in &cfg.headers {
-            headers.insert(k.clone(), v.expose().map_err(|e| ConfigError::key(format!("{section}.headers.{k}"), e))?);
+            headers.insert(
+                k.clone(),
+                v.expose()
+                    .map_err(|e| ConfigError::key(format!("{section}.headers.{k}"), e))?,
+            );
         }
         let http = reqwest::Client::builder()
             .timeout(cfg.timeout.unwrap_or(Duration::from_secs(10)))
@@ -131,7 +141,9 @@ impl OtlpExporter {
             client,
             logger,
             _provider: provider,
-            scope: InstrumentationScope::builder("usage").with_version(env!("CARGO_PKG_VERSION")).build(),
+            scope: InstrumentationScope::builder("usage")
+                .with_version(env!("CARGO_PKG_VERSION"))
+                .build(),
             url,
         })
     }

@@ -25,7 +25,11 @@
 
 mod client;
 mod exporter;
+pub mod receive;
 mod record;
+
+/// The OTLP protobuf types, for code that builds or reads requests.
+pub use opentelemetry_proto;
 
 pub use exporter::{OtlpConfig, OtlpExporter, Protocol, FACTORY};
 pub use record::{attributes_of, ID_ATTRIBUTE};

@@ -2,7 +2,7 @@
 
 use opentelemetry::logs::{AnyValue, LogRecord};
 use opentelemetry::Key;
-use usage_core::{Event, FieldType, Value};
+use usage_core::{Event, Value};
 
 /// The attribute holding the event id.
 pub const ID_ATTRIBUTE: &str = "event.id";
@@ -21,10 +21,11 @@ pub fn attributes_of(e: &Event) -> Vec<(Key, AnyValue)> {
             Value::Null => {}
             Value::Str(s) => out.push((Key::from(name), AnyValue::from(s.to_string()))),
             Value::I64(i) => out.push((Key::from(name), AnyValue::from(i))),
-            // OTLP has no unsigned integers: values above i64::MAX are sent as doubles.
+            // OTLP has no unsigned integers: values above i64::MAX travel as decimal
+            // strings, which keeps them exact (a double would not).
             Value::U64(u) => out.push((
                 Key::from(name),
-                i64::try_from(u).map_or(AnyValue::from(u as f64), AnyValue::from),
+                i64::try_from(u).map_or_else(|_| AnyValue::from(u.to_string()), AnyValue::from),
             )),
             Value::F64(f) => out.push((Key::from(name), AnyValue::from(f))),
             Value::Bool(b) => out.push((Key::from(name), AnyValue::from(b))),
@@ -34,7 +35,6 @@ pub fn attributes_of(e: &Event) -> Vec<(Key, AnyValue)> {
                 }
             }
         }
-        let _ = def.ty == FieldType::StrMap;
     });
     out
 }

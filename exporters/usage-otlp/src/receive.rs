@@ -1,0 +1,232 @@
+//! The receiving side: OTLP log records back into events (kind from the body,
+//! fields from the typed attributes, id from `event.id`, time from the record,
+//! resource from `service.name` / `service.instance.id`). The gateway's
+//! `POST /v1/logs` uses it; so does the e2e suite reading rotel's log.
+
+use crate::record::ID_ATTRIBUTE;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as Av;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use prost::Message;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+use usage_core::{
+    kind_schema, Event, EventId, FieldDef, FieldType, OwnedValue, Record, Resource, Schema, Text, Timestamp,
+};
+
+/// Limits and leniency for [`events_from_request`].
+#[derive(Debug, Clone, Copy)]
+pub struct ReceiveOptions {
+    /// At most this many log records per request.
+    pub max_events: usize,
+    /// Accept kinds this binary has no schema for, inferring one from the attributes.
+    pub allow_unknown_kinds: bool,
+}
+
+impl Default for ReceiveOptions {
+    fn default() -> Self {
+        ReceiveOptions {
+            max_events: usize::MAX,
+            allow_unknown_kinds: false,
+        }
+    }
+}
+
+/// Why a request cannot become events.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReceiveError {
+    /// The body or a record is malformed; the message names the record and attribute.
+    Invalid(String),
+    /// More records than [`ReceiveOptions::max_events`].
+    TooMany(usize),
+}
+
+impl std::fmt::Display for ReceiveError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReceiveError::Invalid(m) => f.write_str(m),
+            ReceiveError::TooMany(n) => write!(f, "more than {n} log records in one request"),
+        }
+    }
+}
+
+impl std::error::Error for ReceiveError {}
+
+/// Parses an OTLP/HTTP logs body: protobuf, or JSON when `json`.
+pub fn decode_request(body: &[u8], json: bool) -> Result<ExportLogsServiceRequest, ReceiveError> {
+    if json {
+        serde_json::from_slice(body).map_err(|e| ReceiveError::Invalid(format!("body: invalid OTLP/JSON: {e}")))
+    } else {
+        ExportLogsServiceRequest::decode(body)
+            .map_err(|e| ReceiveError::Invalid(format!("body: invalid OTLP protobuf: {e}")))
+    }
+}
+
+/// Every log record of `req` as an event.
+///
+/// ```
+/// use usage_otlp::receive::{events_from_request, ReceiveOptions};
+/// let req = Default::default();
+/// assert!(events_from_request(&req, &ReceiveOptions::default()).unwrap().is_empty());
+/// ```
+pub fn events_from_request(req: &ExportLogsServiceRequest, opts: &ReceiveOptions) -> Result<Vec<Event>, ReceiveError> {
+    let mut out = Vec::new();
+    for (ri, rl) in req.resource_logs.iter().enumerate() {
+        let attrs = rl.resource.as_ref().map(|r| &r.attributes[..]).unwrap_or(&[]);
+        let res = Arc::new(Resource {
+            service_name: Text::new(string_attr(attrs, "service.name").unwrap_or("unknown_service")),
+            service_instance_id: Text::new(string_attr(attrs, "service.instance.id").unwrap_or_default()),
+        });
+        for (si, sl) in rl.scope_logs.iter().enumerate() {
+            for (li, lr) in sl.log_records.iter().enumerate() {
+                let at = |m: String| {
+                    ReceiveError::Invalid(format!("resourceLogs[{ri}].scopeLogs[{si}].logRecords[{li}]: {m}"))
+                };
+                if out.len() >= opts.max_events {
+                    return Err(ReceiveError::TooMany(opts.max_events));
+                }
+                let kind = match lr.body.as_ref().and_then(|b| b.value.as_ref()) {
+                    Some(Av::StringValue(k)) => k.clone(),
+                    _ => return Err(at("body must be the event kind as a string".into())),
+                };
+                let nanos = if lr.time_unix_nano > 0 {
+                    lr.time_unix_nano
+                } else {
+                    lr.observed_time_unix_nano
+                };
+                let ts = Timestamp::from_micros((nanos / 1000) as i64);
+                let map: HashMap<&str, &Av> = lr
+                    .attributes
+                    .iter()
+                    .filter_map(|kv| Some((kv.key.as_str(), kv.value.as_ref()?.value.as_ref()?)))
+                    .collect();
+                let schema = match kind_schema(&kind) {
+                    Some(s) => Arc::new(s.clone()),
+                    None if opts.allow_unknown_kinds => Arc::new(infer(&kind, &lr.attributes)),
+                    None => return Err(at(format!("unknown event kind `{kind}`"))),
+                };
+                let values = values(&schema, &map).map_err(at)?;
+                let record = Record::new(schema, values).map_err(|e| at(e.to_string()))?;
+                let mut event = Event::from_record(record).with_ts(ts).with_resource(res.clone());
+                match map.get(ID_ATTRIBUTE) {
+                    Some(Av::StringValue(id)) => {
+                        let id: EventId = id
+                            .parse()
+                            .map_err(|_| at(format!("attribute `{ID_ATTRIBUTE}`: not a UUID")))?;
+                        event = event.with_id(id);
+                    }
+                    Some(_) => return Err(at(format!("attribute `{ID_ATTRIBUTE}` must be a string"))),
+                    // Producers other than the `otlp` exporter: a fresh id (no dedup across their retries).
+                    None => {}
+                }
+                out.push(event);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn string_attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
+    attrs
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+            Av::StringValue(s) => Some(s.as_str()),
+            _ => None,
+        })
+}
+
+/// The schema's fields from the attributes; errors name the attribute.
+fn values(schema: &Schema, map: &HashMap<&str, &Av>) -> Result<Vec<OwnedValue>, String> {
+    let mut out = Vec::with_capacity(schema.fields.len());
+    for f in schema.fields.iter() {
+        let name = f.name.as_ref();
+        if f.ty == FieldType::StrMap {
+            let prefix = format!("{name}.");
+            let mut m: Vec<(Text, Text)> = map
+                .iter()
+                .filter_map(|(k, v)| {
+                    let key = k.strip_prefix(&prefix)?;
+                    match v {
+                        Av::StringValue(s) => Some((Text::new(key), Text::new(s))),
+                        _ => None,
+                    }
+                })
+                .collect();
+            m.sort();
+            out.push(OwnedValue::StrMap(m));
+            continue;
+        }
+        let v = match (f.ty, map.get(name)) {
+            (_, None) if f.nullable => OwnedValue::Null,
+            (_, None) => return Err(format!("attribute `{name}` ({}) is missing", f.ty)),
+            (FieldType::Str, Some(Av::StringValue(s))) => OwnedValue::Str(Text::new(s)),
+            (FieldType::U64, Some(Av::IntValue(i))) if *i >= 0 => OwnedValue::U64(*i as u64),
+            // Above i64::MAX the `otlp` exporter sends decimal strings.
+            (FieldType::U64, Some(Av::StringValue(s))) if s.parse::<u64>().is_ok() => {
+                OwnedValue::U64(s.parse().unwrap_or_default())
+            }
+            (FieldType::U64, Some(Av::DoubleValue(d))) if *d >= 0.0 && d.fract() == 0.0 && *d < 1.8e19 => {
+                OwnedValue::U64(*d as u64)
+            }
+            (FieldType::I64, Some(Av::IntValue(i))) => OwnedValue::I64(*i),
+            (FieldType::F64, Some(Av::DoubleValue(d))) => OwnedValue::F64(*d),
+            (FieldType::F64, Some(Av::IntValue(i))) => OwnedValue::F64(*i as f64),
+            (FieldType::Bool, Some(Av::BoolValue(b))) => OwnedValue::Bool(*b),
+            (ty, Some(other)) => return Err(format!("attribute `{name}` must be {ty}, got {}", av_type(other))),
+        };
+        out.push(v);
+    }
+    Ok(out)
+}
+
+fn av_type(v: &Av) -> &'static str {
+    match v {
+        Av::StringValue(_) => "a string",
+        Av::BoolValue(_) => "a bool",
+        Av::IntValue(_) => "an int",
+        Av::DoubleValue(_) => "a double",
+        Av::ArrayValue(_) => "an array",
+        Av::KvlistValue(_) => "a map",
+        Av::BytesValue(_) => "bytes",
+        _ => "an unsupported value",
+    }
+}
+
+/// A schema from the attributes of a kind this binary does not know.
+fn infer(kind: &str, attrs: &[KeyValue]) -> Schema {
+    let fields = attrs
+        .iter()
+        .filter(|kv| kv.key != ID_ATTRIBUTE)
+        .filter_map(|kv| {
+            let ty = match kv.value.as_ref()?.value.as_ref()? {
+                Av::StringValue(_) => FieldType::Str,
+                Av::BoolValue(_) => FieldType::Bool,
+                Av::IntValue(_) => FieldType::I64,
+                Av::DoubleValue(_) => FieldType::F64,
+                _ => return None,
+            };
+            let name: String = kv
+                .key
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_lowercase()
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            Some(FieldDef {
+                name: Cow::Owned(name),
+                ty,
+                nullable: false,
+            })
+        })
+        .collect();
+    Schema {
+        kind: Cow::Owned(kind.to_string()),
+        fields: Cow::Owned(fields),
+    }
+}
