@@ -132,6 +132,10 @@ impl OtlpExporter {
             .with_protocol(protocol)
             .with_headers(headers)
             .with_timeout(cfg.timeout.unwrap_or(Duration::from_secs(10)))
+            // The pipeline retries (counted, with its backoff and Retry-After floor) and
+            // splits on 413; retries hidden inside the SDK would be neither.
+            .with_retry_policy(opentelemetry_otlp::RetryPolicy::disabled())
+            .with_max_request_body_size(usize::MAX)
             .build()
             .map_err(|e| ConfigError::key(section, format!("cannot build the OTLP exporter: {e}")))?;
         let provider = SdkLoggerProvider::builder().build();

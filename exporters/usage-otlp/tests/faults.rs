@@ -1,0 +1,250 @@
+//! The otlp exporter through a real pipeline against a scripted collector
+//! (in-process): every answer an OTLP collector can give is counted and handled
+//! (retry honouring Retry-After, pause on 401 and resume, split on 413,
+//! dead-letter on other 4xx), and every event id arrives once the collector takes it.
+//!
+//! The dev-dependency on `opentelemetry-otlp` switches on its `reqwest-client` and
+//! `reqwest-blocking-client` features, as a host crate might: the exporter must not
+//! panic with them on, from a thread with no runtime or inside one.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use usage_core::{Event, EventId, Pipeline, RelayUsage, UsageConfig};
+use usage_otlp::receive::{decode_request, events_from_request, ReceiveOptions};
+
+/// The collector's answer: status, headers, body.
+type Answer = (u16, Vec<(&'static str, String)>, String);
+/// (request number, records in it, authorization) -> answer.
+type Script = Arc<dyn Fn(usize, usize, &str) -> Answer + Send + Sync>;
+
+#[derive(Default)]
+struct Seen {
+    /// (when, records' ids, answered status)
+    requests: Vec<(Instant, Vec<EventId>, u16)>,
+}
+
+struct Collector {
+    endpoint: String,
+    seen: Arc<Mutex<Seen>>,
+}
+
+impl Collector {
+    fn accepted(&self) -> HashSet<EventId> {
+        let seen = self.seen.lock().unwrap();
+        seen.requests
+            .iter()
+            .filter(|r| r.2 == 200)
+            .flat_map(|r| r.1.clone())
+            .collect()
+    }
+}
+
+/// Reads one HTTP/1.1 request: lower-cased head and body.
+async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<(String, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    loop {
+        let n = sock.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..p]).to_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            while buf.len() < p + 4 + len {
+                let n = sock.read(&mut chunk).await.ok()?;
+                if n == 0 {
+                    return None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            return Some((head, buf[p + 4..p + 4 + len].to_vec()));
+        }
+    }
+}
+
+async fn collector(script: Script) -> Collector {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let seen2 = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let (seen, script) = (seen2.clone(), script.clone());
+            tokio::spawn(async move {
+                while let Some((head, body)) = read_request(&mut sock).await {
+                    let json = head.contains("content-type: application/json");
+                    let req = decode_request(&body, json).expect("a valid OTLP request");
+                    let ids: Vec<EventId> = events_from_request(&req, &ReceiveOptions::default())
+                        .expect("records that decode back into events")
+                        .iter()
+                        .map(|e| e.id())
+                        .collect();
+                    let auth = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("authorization:"))
+                        .unwrap_or("")
+                        .trim()
+                        .to_string();
+                    let n = seen.lock().unwrap().requests.len();
+                    let (status, headers, text) = script(n, ids.len(), &auth);
+                    seen.lock().unwrap().requests.push((Instant::now(), ids, status));
+                    let mut resp = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\n", text.len());
+                    for (k, v) in headers {
+                        resp.push_str(&format!("{k}: {v}\r\n"));
+                    }
+                    resp.push_str("\r\n");
+                    resp.push_str(&text);
+                    if sock.write_all(resp.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Collector { endpoint, seen }
+}
+
+fn ok() -> Answer {
+    (200, vec![], String::new())
+}
+
+fn pipeline(dir: &std::path::Path, endpoint: &str, extra: &str) -> Pipeline {
+    usage_core::link_exporters!(usage_otlp);
+    let toml = format!(
+        "[pipeline]\nretry_base = \"20ms\"\nretry_max = \"200ms\"\nprobe_interval = \"100ms\"\ndata_dir = {:?}\n\
+         [exporters.otel]\ntype = \"otlp\"\nendpoint = {endpoint:?}\nflush_interval = \"20ms\"\nbatch_max_events = 50\n\
+         timeout = \"2s\"\n{extra}",
+        dir.display().to_string()
+    );
+    Pipeline::from_config(&UsageConfig::from_toml(&toml).unwrap()).unwrap()
+}
+
+fn emit(p: &Pipeline, n: u64) -> HashSet<EventId> {
+    (0..n)
+        .map(|cu| {
+            let e = Event::new(RelayUsage {
+                project: "acme".into(),
+                cu,
+                ..Default::default()
+            });
+            let id = e.id();
+            p.sink().emit(e);
+            id
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unavailable_and_throttled_answers_are_retried_after_retry_after() {
+    let script: Script = Arc::new(|n, _, _| match n {
+        0 => (503, vec![], "overloaded".into()),
+        1 => (429, vec![("retry-after", "1".into())], String::new()),
+        _ => ok(),
+    });
+    let c = collector(script).await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path(), &c.endpoint, "");
+    let sent = emit(&p, 40);
+    let report = p.flush(Duration::from_secs(30)).await.unwrap();
+    assert_eq!(c.accepted(), sent);
+    let stats = p.stats();
+    let s = stats.exporter("otel").unwrap();
+    assert_eq!(s.exported, 40, "{s:?}");
+    assert!(s.retried >= 2, "the 503 and the 429 are counted as retries: {s:?}");
+    assert_eq!(report.exporter("otel").unwrap().delivered, 40);
+    let seen = c.seen.lock().unwrap();
+    let gap = seen.requests[2].0 - seen.requests[1].0;
+    assert!(
+        gap >= Duration::from_millis(990),
+        "retried {gap:?} after `Retry-After: 1`"
+    );
+    drop(seen);
+    p.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_key_pauses_the_exporter_until_the_collector_takes_it() {
+    let key_ok = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let k = key_ok.clone();
+    let script: Script = Arc::new(move |_, _, _| {
+        if k.load(std::sync::atomic::Ordering::SeqCst) {
+            ok()
+        } else {
+            (401, vec![], "bad key".into())
+        }
+    });
+    let c = collector(script).await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(
+        dir.path(),
+        &c.endpoint,
+        "[exporters.otel.headers]\nauthorization = \"Bearer k\"\n",
+    );
+    let sent = emit(&p, 30);
+    let end = Instant::now() + Duration::from_secs(10);
+    while !p.stats().exporter("otel").unwrap().paused {
+        assert!(Instant::now() < end, "a 401 pauses the exporter");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(c.accepted().is_empty());
+    key_ok.store(true, std::sync::atomic::Ordering::SeqCst);
+    p.flush(Duration::from_secs(20)).await.unwrap();
+    assert_eq!(
+        c.accepted(),
+        sent,
+        "after the probe succeeds, everything held is delivered"
+    );
+    assert!(!p.stats().exporter("otel").unwrap().paused);
+    p.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_large_splits_and_other_4xx_dead_letter() {
+    let script: Script = Arc::new(|_, records, _| {
+        if records > 12 {
+            (413, vec![], "too big".into())
+        } else if records == 1 {
+            (400, vec![], "bad record".into())
+        } else {
+            ok()
+        }
+    });
+    let c = collector(script).await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path(), &c.endpoint, "");
+    let sent = emit(&p, 50);
+    p.flush(Duration::from_secs(30)).await.unwrap();
+    assert_eq!(c.accepted(), sent, "split down to requests the collector takes");
+    let lone = emit(&p, 1);
+    let err = p.flush(Duration::from_secs(10)).await.unwrap_err();
+    assert_eq!(err.report().exporter("otel").unwrap().dead_lettered, 1);
+    assert!(!c.accepted().contains(lone.iter().next().unwrap()));
+    let _ = p.shutdown(Duration::from_secs(5)).await;
+}
+
+#[test]
+fn emits_from_threads_with_and_without_a_runtime_whatever_the_otlp_features() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let c = rt.block_on(collector(Arc::new(|_, _, _| ok())));
+    let dir = tempfile::tempdir().unwrap();
+    // Built and used outside any runtime.
+    let p = pipeline(dir.path(), &c.endpoint, "protocol = \"http/json\"");
+    let mut sent = emit(&p, 10);
+    // From inside a current-thread runtime, as a host's async code would.
+    let current = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    current.block_on(async { sent.extend(emit(&p, 10)) });
+    let report = p.shutdown_blocking(Duration::from_secs(20)).unwrap();
+    assert_eq!(report.exporter("otel").unwrap().delivered, 20);
+    assert_eq!(c.accepted(), sent);
+}
