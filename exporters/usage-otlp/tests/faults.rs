@@ -160,13 +160,14 @@ async fn unavailable_and_throttled_answers_are_retried_after_retry_after() {
     assert_eq!(s.exported, 40, "{s:?}");
     assert!(s.retried >= 2, "the 503 and the 429 are counted as retries: {s:?}");
     assert_eq!(report.exporter("otel").unwrap().delivered, 40);
-    let seen = c.seen.lock().unwrap();
-    let gap = seen.requests[2].0 - seen.requests[1].0;
+    let gap = {
+        let seen = c.seen.lock().unwrap();
+        seen.requests[2].0 - seen.requests[1].0
+    };
     assert!(
         gap >= Duration::from_millis(990),
         "retried {gap:?} after `Retry-After: 1`"
     );
-    drop(seen);
     p.shutdown(Duration::from_secs(5)).await.unwrap();
 }
 
