@@ -225,6 +225,13 @@ pub fn run(root: &Path, cargo: &str, compose: bool) -> Result<(), String> {
         .env("USAGE_E2E_DIR", &work)
         .status()
         .map_err(|e| format!("cannot run cargo test: {e}"));
+    // The examples' own backend tests (custom_event -> ClickHouse).
+    let examples = Command::new(cargo)
+        .args(["test", "-p", "usage-examples", "--examples", "--", "--ignored"])
+        .envs(&backends.env)
+        .env("USAGE_E2E_DIR", &work)
+        .status()
+        .map_err(|e| format!("cannot run cargo test: {e}"));
     let (rows, lost) = print_table(&report);
     for s in &mut backends.services {
         s.stop();
@@ -244,6 +251,9 @@ pub fn run(root: &Path, cargo: &str, compose: bool) -> Result<(), String> {
         );
     }
     println!("e2e finished in {:.1}s", start.elapsed().as_secs_f64());
+    if !examples?.success() {
+        return Err("the examples' e2e tests failed".into());
+    }
     match status? {
         _ if lost > 0 => Err(format!("{lost} events lost")),
         s if s.success() && rows > 0 => Ok(()),

@@ -90,6 +90,7 @@ fn test() -> Result<(), String> {
         &cargo,
         &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
     )?;
+    step("examples", &cargo, &["build", "--workspace", "--examples"])?;
     step("tests", &cargo, &["test", "--workspace"])?;
     eprintln!("==> e2e");
     e2e::run(&root(), &cargo, false)?;

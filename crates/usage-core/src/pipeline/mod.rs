@@ -437,8 +437,11 @@ impl Pipeline {
             }
         }
         let inner = self.inner.clone();
+        let durable = self.inner.spool.is_some();
         // The drain appends and commits (and, with fsync = "batch", fsyncs) everything queued.
-        let target = tokio::task::spawn_blocking(move || inner.drain())
+        // Without a spool the caller waits for delivery, so partial batches go out now
+        // rather than at their flush interval.
+        let target = tokio::task::spawn_blocking(move || if durable { inner.drain() } else { inner.begin_flush() })
             .await
             .map_err(|_| AcceptError::ShuttingDown)?;
         if self.inner.spool.is_some() {
