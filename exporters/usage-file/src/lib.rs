@@ -32,3 +32,8 @@ usage_core::register_exporter!(FACTORY);
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
+
+/// docs/exporters.md's complete exporter, compiled and run.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/exporters.md")]
+pub struct ExportersDoctests;
