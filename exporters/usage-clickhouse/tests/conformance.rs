@@ -259,3 +259,122 @@ async fn schema_evolution_adds_columns_and_names_type_conflicts() {
     .unwrap();
     assert_eq!(cols.trim(), "String", "never retyped");
 }
+
+/// The `-- clickhouse: <name>` queries of docs/billing.md.
+fn billing_queries() -> Vec<(String, String)> {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/billing.md"))
+        .expect("docs/billing.md");
+    doc.split("```sql\n")
+        .skip(1)
+        .filter_map(|block| {
+            let sql = block.split("```").next()?;
+            let name = sql.lines().next()?.strip_prefix("-- clickhouse: ")?;
+            Some((name.trim().to_string(), sql.to_string()))
+        })
+        .collect()
+}
+
+/// Column `name` of a TSVWithNames answer, summed over its rows.
+fn column_sum(tsv: &str, name: &str) -> u64 {
+    let mut lines = tsv.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split('\t').collect();
+    let i = header
+        .iter()
+        .position(|h| *h == name)
+        .unwrap_or_else(|| panic!("no column {name} in {header:?}"));
+    lines
+        .map(|l| l.split('\t').nth(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))
+        .sum()
+}
+
+#[test]
+#[ignore = "e2e: run by `cargo xtask e2e`"]
+fn the_billing_queries_in_the_docs_run_and_count_each_event_once() {
+    use usage_core::{Pipeline, RelayUsage, UsageConfig};
+    usage_core::link_exporters!(usage_clickhouse);
+    let url = env_addr("USAGE_E2E_CLICKHOUSE_URL");
+    let table = format!("bill_{}", Timestamp::now().as_micros() % 1_000_000_000);
+    let toml = format!(
+        "[pipeline]\ndata_dir = {:?}\n[exporters.ch]\ntype = \"clickhouse\"\nurl = {url:?}\ntable = {table:?}\n",
+        scratch_dir("billing").display().to_string()
+    );
+    let pipeline = Pipeline::from_config(&UsageConfig::from_toml(&toml).unwrap()).unwrap();
+    // November 2026, spread over hours; every tenth event sent twice (a retried batch).
+    let base = Timestamp::from_micros(1_793_491_200_000_000); // 2026-11-01T00:00:00Z
+    let mut events = Vec::new();
+    for i in 0..300u64 {
+        let e = Event::new(RelayUsage {
+            project: ["acme", "globex"][i as usize % 2].into(),
+            chain: ["ETH1", "ARB1", "SOL1"][i as usize % 3].into(),
+            api_method: if i % 7 == 0 {
+                "subscription_delivery".into()
+            } else {
+                "eth_call".into()
+            },
+            provider: if i % 11 == 0 {
+                "".into()
+            } else {
+                format!("p{}", i % 4).into()
+            },
+            cu: if i % 11 == 0 { 0 } else { 10 + i % 50 },
+            success: i % 11 != 0 && i % 13 != 0,
+            cache_hit: i % 5 == 0,
+            hedge_count: (i % 3) as u32,
+            ..Default::default()
+        })
+        .with_ts(Timestamp::from_micros(base.as_micros() + i as i64 * 3_600_000_000 / 7));
+        pipeline.sink().emit(e.clone());
+        if i % 10 == 0 {
+            pipeline.sink().emit(e.clone());
+        }
+        events.push(e);
+    }
+    pipeline.shutdown_blocking(Duration::from_secs(60)).expect("delivered");
+    let field = |e: &Event, f: &str| match e.field(f) {
+        Some(usage_core::Value::U64(v)) => v,
+        Some(usage_core::Value::Bool(b)) => b as u64,
+        Some(usage_core::Value::Str(s)) => s.len() as u64,
+        _ => 0,
+    };
+    let cu_all: u64 = events.iter().map(|e| field(e, "cu")).sum();
+    let cu_ok: u64 = events
+        .iter()
+        .filter(|e| field(e, "success") == 1)
+        .map(|e| field(e, "cu"))
+        .sum();
+    let cu_paid: u64 = events
+        .iter()
+        .filter(|e| field(e, "success") == 1 && field(e, "cache_hit") == 0)
+        .map(|e| field(e, "cu"))
+        .sum();
+    let queries = billing_queries();
+    assert_eq!(
+        queries.len(),
+        3,
+        "docs/billing.md has the hourly, invoice and providers queries"
+    );
+    for (name, sql) in queries {
+        let sql = sql.replace("usage.relay_usage", &format!("default.{table}"));
+        let out = http(&url, &format!("{sql} FORMAT TSVWithNames")).unwrap_or_else(|e| panic!("{name}: {e}"));
+        match name.as_str() {
+            "hourly" => {
+                assert_eq!(column_sum(&out, "cu"), cu_all, "hourly: each event once");
+                assert_eq!(column_sum(&out, "requests"), events.len() as u64);
+            }
+            "invoice" => {
+                assert_eq!(column_sum(&out, "cu_all"), cu_all);
+                assert_eq!(column_sum(&out, "cu_successful"), cu_ok);
+                assert_eq!(column_sum(&out, "cu_billable_if_cache_is_free"), cu_paid);
+                assert_eq!(
+                    column_sum(&out, "failed_before_provider"),
+                    events.iter().filter(|e| field(e, "cu") == 0).count() as u64
+                );
+            }
+            "providers" => {
+                assert_eq!(column_sum(&out, "cu"), cu_all, "cu=0 failures have no provider");
+            }
+            other => panic!("an unchecked query `{other}` in docs/billing.md"),
+        }
+    }
+    let _ = http(&url, &format!("DROP TABLE default.{table}"));
+}
