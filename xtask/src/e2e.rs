@@ -17,7 +17,7 @@ pub struct Backends {
 }
 
 impl Backends {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Backends {
             services: Vec::new(),
             env: BTreeMap::new(),
@@ -28,7 +28,7 @@ impl Backends {
 
 fn start_local(work: &Path) -> Result<Backends, String> {
     let mut b = Backends::new();
-    start_tansu(work, &mut b)?;
+    start_tansu(work, &mut b, true)?;
     start_moto(work, &mut b)?;
     find_s3s(&mut b)?;
     start_clickhouse(work, &mut b)?;
@@ -38,7 +38,7 @@ fn start_local(work: &Path) -> Result<Backends, String> {
 
 /// rotel (pip wheel with the `rotel-agent` binary): the OTLP conformance test starts
 /// and restarts its own instance per run, so it only needs the binary.
-fn find_rotel(work: &Path, b: &mut Backends) -> Result<(), String> {
+pub(crate) fn find_rotel(work: &Path, b: &mut Backends) -> Result<(), String> {
     let bin = services::install_rotel(work)?;
     eprintln!("==> rotel-agent at {}", bin.display());
     b.env.insert("USAGE_E2E_ROTEL_BIN".into(), bin.display().to_string());
@@ -49,7 +49,7 @@ fn find_rotel(work: &Path, b: &mut Backends) -> Result<(), String> {
 
 /// Debian's clickhouse-server with a private config. The conformance test kills and
 /// restarts it (it persists to disk), so it gets the pid, binary and config path.
-fn start_clickhouse(work: &Path, b: &mut Backends) -> Result<(), String> {
+pub(crate) fn start_clickhouse(work: &Path, b: &mut Backends) -> Result<(), String> {
     let bin = services::install_clickhouse()?;
     let (http, tcp, inter) = (services::free_port()?, services::free_port()?, services::free_port()?);
     let dir = work.join("run/clickhouse");
@@ -76,7 +76,7 @@ fn start_clickhouse(work: &Path, b: &mut Backends) -> Result<(), String> {
 }
 
 /// moto's S3 server (pip, in a private venv).
-fn start_moto(work: &Path, b: &mut Backends) -> Result<(), String> {
+pub(crate) fn start_moto(work: &Path, b: &mut Backends) -> Result<(), String> {
     let venv = services::venv(work)?;
     let bin = services::pip_install(&venv, "moto_server", "moto[server]")?;
     let port = services::free_port()?;
@@ -116,11 +116,12 @@ fn find_s3s(b: &mut Backends) -> Result<(), String> {
     Ok(())
 }
 
-/// tansu on a free port, advertising the port of the pausable proxy the Kafka
-/// conformance test runs in front of it.
-fn start_tansu(work: &Path, b: &mut Backends) -> Result<(), String> {
+/// tansu on a free port. With `behind_proxy` it advertises the port of the pausable
+/// proxy the Kafka conformance test runs in front of it; otherwise its own.
+pub(crate) fn start_tansu(work: &Path, b: &mut Backends, behind_proxy: bool) -> Result<(), String> {
     let bin = services::install_tansu(work)?;
-    let (port, proxy) = (services::free_port()?, services::free_port()?);
+    let port = services::free_port()?;
+    let proxy = if behind_proxy { services::free_port()? } else { port };
     let mut s = Service::spawn(
         "tansu",
         &work.join("run/tansu"),

@@ -4,8 +4,12 @@
 //!   warnings denied, every unit, integration and doc test, then `e2e`).
 //! - `e2e`: starts real backends as local processes and runs every exporter's
 //!   conformance suite against them (`--compose` uses docker-compose.yml instead).
-//! - `bench`: the criterion benches.
+//! - `bench`: the side-by-side comparison (criterion benches, real backends, the
+//!   collector role), written to `target/bench/report.md` and `report.json`;
+//!   `bench --criterion-only [args]` runs just `cargo bench --workspace`.
 
+mod bench;
+mod bench_report;
 mod e2e;
 mod services;
 
@@ -18,7 +22,8 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
         Some("e2e") => e2e::run(&root(), &cargo(), args.iter().any(|a| a == "--compose")),
-        Some("bench") => bench(&args[1..]),
+        Some("bench") if args.get(1).map(String::as_str) == Some("--criterion-only") => bench(&args[2..]),
+        Some("bench") => bench::run(&root(), &cargo(), args.iter().any(|a| a == "--quick")),
         Some("help") | Some("--help") | Some("-h") | None => {
             print_help();
             Ok(())
@@ -45,7 +50,8 @@ fn print_help() {
          test    fmt check + clippy -D warnings + all tests + e2e (what CI runs)\n  \
          e2e     real backends as local processes + every exporter's conformance suite\n          \
          (--compose: use docker-compose.yml instead)\n  \
-         bench   run the criterion benches (extra args go to `cargo bench`)"
+         bench   measure everything side by side -> target/bench/report.md (+ .json);
+                 `bench --criterion-only [args]` runs only the criterion benches"
     );
 }
 

@@ -25,6 +25,7 @@
 
 mod client;
 mod exporter;
+pub mod proto;
 pub mod receive;
 mod record;
 

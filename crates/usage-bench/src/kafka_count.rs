@@ -1,0 +1,96 @@
+//! `usage-bench kafka-count`: consumes a topic from the beginning and counts the
+//! events that arrived, distinct by event id, until `expect` are in or `timeout`.
+//! Messages are either one event each (our `kafka` exporter) or OTLP log batches
+//! (a collector's kafka exporter, protobuf).
+
+use prost::Message as _;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::ClientConfig;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+use usage_otlp::opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use usage_otlp::opentelemetry_proto::tonic::common::v1::any_value::Value as Av;
+
+/// How messages carry events.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Format {
+    /// One event per message, id in the `event-id` header.
+    Events,
+    /// An OTLP `ExportLogsServiceRequest` (protobuf) per message, id in `event.id`.
+    Otlp,
+}
+
+pub fn run(
+    brokers: &str,
+    topic: &str,
+    format: Format,
+    expect: u64,
+    timeout: Duration,
+) -> Result<serde_json::Value, String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("usage-bench-{}", std::process::id()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|e| e.to_string())?;
+    consumer.subscribe(&[topic]).map_err(|e| e.to_string())?;
+    let (mut messages, mut records) = (0u64, 0u64);
+    let mut ids: HashSet<String> = HashSet::new();
+    let start = Instant::now();
+    let mut malformed = 0u64;
+    while (ids.len() as u64) < expect && start.elapsed() < timeout {
+        let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        messages += 1;
+        match format {
+            Format::Events => {
+                records += 1;
+                let id = m
+                    .headers()
+                    .and_then(|h| h.iter().find(|h| h.key == "event-id").and_then(|h| h.value))
+                    .map(|v| String::from_utf8_lossy(v).into_owned());
+                match id {
+                    Some(id) => {
+                        ids.insert(id);
+                    }
+                    None => malformed += 1,
+                }
+            }
+            Format::Otlp => match ExportLogsServiceRequest::decode(m.payload().unwrap_or_default()) {
+                Ok(req) => {
+                    for r in req
+                        .resource_logs
+                        .iter()
+                        .flat_map(|r| &r.scope_logs)
+                        .flat_map(|s| &s.log_records)
+                    {
+                        records += 1;
+                        let id = r.attributes.iter().find(|kv| kv.key == "event.id").and_then(|kv| {
+                            match kv.value.as_ref()?.value.as_ref()? {
+                                Av::StringValue(s) => Some(s.clone()),
+                                _ => None,
+                            }
+                        });
+                        match id {
+                            Some(id) => {
+                                ids.insert(id);
+                            }
+                            None => malformed += 1,
+                        }
+                    }
+                }
+                Err(_) => malformed += 1,
+            },
+        }
+    }
+    Ok(serde_json::json!({
+        "messages": messages,
+        "records": records,
+        "unique": ids.len(),
+        "malformed": malformed,
+        "seconds": start.elapsed().as_secs_f64(),
+    }))
+}

@@ -1,0 +1,112 @@
+//! Events as OTLP protobuf messages directly (no SDK): the same mapping the
+//! exporter uses, for load generators, tests and tools that build requests.
+
+use crate::record::ID_ATTRIBUTE;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value::Value as Av, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::resource::v1::Resource as ProtoResource;
+use usage_core::{Event, Resource, Value};
+
+fn kv(key: impl Into<String>, v: Av) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(v) }),
+        ..Default::default()
+    }
+}
+
+/// One log record: body = kind, `event.id`, one typed attribute per field.
+pub fn log_record(e: &Event) -> LogRecord {
+    let nanos = (e.ts().as_micros().max(0) as u64).saturating_mul(1000);
+    let mut attributes = vec![kv(ID_ATTRIBUTE, Av::StringValue(e.id().to_string()))];
+    let schema = e.schema();
+    let mut fields = schema.fields.iter();
+    e.visit(|v| {
+        let Some(def) = fields.next() else { return };
+        let name = def.name.as_ref();
+        match v {
+            Value::Null => {}
+            Value::Str(s) => attributes.push(kv(name, Av::StringValue(s.to_string()))),
+            Value::I64(i) => attributes.push(kv(name, Av::IntValue(i))),
+            Value::U64(u) => attributes.push(kv(
+                name,
+                i64::try_from(u).map_or_else(|_| Av::StringValue(u.to_string()), Av::IntValue),
+            )),
+            Value::F64(f) => attributes.push(kv(name, Av::DoubleValue(f))),
+            Value::Bool(b) => attributes.push(kv(name, Av::BoolValue(b))),
+            Value::StrMap(m) => {
+                for (k, v) in m {
+                    attributes.push(kv(format!("{name}.{k}"), Av::StringValue(v.to_string())));
+                }
+            }
+        }
+    });
+    LogRecord {
+        time_unix_nano: nanos,
+        observed_time_unix_nano: nanos,
+        body: Some(AnyValue {
+            value: Some(Av::StringValue(e.kind().to_string())),
+        }),
+        attributes,
+        ..Default::default()
+    }
+}
+
+/// A request holding `events`, all under `resource`.
+pub fn request<'a>(resource: &Resource, events: impl IntoIterator<Item = &'a Event>) -> ExportLogsServiceRequest {
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(ProtoResource {
+                attributes: vec![
+                    kv("service.name", Av::StringValue(resource.service_name.to_string())),
+                    kv(
+                        "service.instance.id",
+                        Av::StringValue(resource.service_instance_id.to_string()),
+                    ),
+                ],
+                ..Default::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                log_records: events.into_iter().map(log_record).collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::receive::{events_from_request, ReceiveOptions};
+    use std::sync::Arc;
+    use usage_core::{NetworkEvent, OptimizerQos, RelayUsage};
+
+    #[test]
+    fn the_receiver_gives_back_the_events() {
+        let res = Resource::new("svc");
+        let sent = vec![
+            Event::new(RelayUsage {
+                project: "acme".into(),
+                cu: 7,
+                ..Default::default()
+            }),
+            Event::new(OptimizerQos {
+                epoch: u64::MAX,
+                selection_latency: 0.25,
+                ..Default::default()
+            }),
+            Event::new(NetworkEvent {
+                attributes: vec![("a".into(), "1".into())],
+                ..Default::default()
+            }),
+        ];
+        let got = events_from_request(&request(&res, &sent), &ReceiveOptions::default()).unwrap();
+        let with_res: Vec<Event> = sent
+            .into_iter()
+            .map(|e| e.with_resource(Arc::new(res.clone())))
+            .collect();
+        assert_eq!(got, with_res);
+    }
+}

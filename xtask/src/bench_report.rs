@@ -1,0 +1,118 @@
+//! `target/bench/report.md` from the JSON report.
+
+use serde_json::Value;
+use std::fmt::Write;
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or(f64::NAN)
+}
+
+fn ns(report: &Value, group: &str, id: &str) -> f64 {
+    f(&report[group][id]["median_ns"])
+}
+
+pub fn markdown(r: &Value) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# usage benchmark report\n");
+    let _ = writeln!(
+        md,
+        "{} on {} ({} cores, {}). Every figure is the median of {} runs; end-to-end and collector runs move {} events.\n",
+        r["date"].as_str().unwrap_or(""),
+        r["machine"]["cpu"].as_str().unwrap_or(""),
+        r["machine"]["cores"],
+        r["machine"]["memory"].as_str().unwrap_or(""),
+        r["runs_per_figure"],
+        r["events_per_run"]
+    );
+    let _ = writeln!(md, "Versions: {}\n", r["versions"]);
+
+    let (u1, u2) = (ns(r, "emit", "usage_1_thread"), ns(r, "emit", "usage_2_thread"));
+    let (o1, o2) = (
+        ns(r, "emit", "otel_sdk_batch_1_thread"),
+        ns(r, "emit", "otel_sdk_batch_2_thread"),
+    );
+    let _ = writeln!(md, "## 1. Emit cost (15-field relay_usage, ns per event)\n");
+    let _ = writeln!(
+        md,
+        "| threads | usage | opentelemetry_sdk BatchLogProcessor | ratio (goal >= 20x) |\n|---|---|---|---|"
+    );
+    let _ = writeln!(md, "| 1 | {u1:.0} | {o1:.0} | {:.1}x |", o1 / u1);
+    let _ = writeln!(md, "| 2 | {u2:.0} | {o2:.0} | {:.1}x |", o2 / u2);
+    let _ = writeln!(md, "\nNo-op sink: {:.2} ns.\n", ns(r, "emit", "noop_sink"));
+
+    let _ = writeln!(md, "## 2. Collector role: OTLP/HTTP in, Kafka (tansu, acks=all) out\n");
+    let _ = writeln!(
+        md,
+        "| collector | events/s | events per CPU-second | CPU s per 1M | peak RSS MiB | lost |\n|---|---|---|---|---|---|"
+    );
+    for (name, label) in [
+        ("usage_gateway", "usage gateway (spool, fsync=batch)"),
+        ("rotel", "rotel (kafka exporter)"),
+    ] {
+        let c = &r["collector"][name];
+        let _ = writeln!(
+            md,
+            "| {label} | {:.0} | {:.0} | {:.2} | {:.0} | {} |",
+            f(&c["events_per_second"]),
+            f(&c["events_per_cpu_second"]),
+            f(&c["cpu_seconds_per_million"]),
+            f(&c["peak_rss_kib"]) / 1024.0,
+            c["lost"]
+        );
+    }
+    let ratio = f(&r["collector"]["usage_gateway"]["events_per_cpu_second"])
+        / f(&r["collector"]["rotel"]["events_per_cpu_second"]);
+    let _ = writeln!(
+        md,
+        "\nEvents per CPU-second, usage gateway / rotel: **{ratio:.2}x** (goal >= 2x).\n"
+    );
+
+    let _ = writeln!(md, "## 3. Per exporter, end to end (emit -> backend acknowledged)\n");
+    let _ = writeln!(
+        md,
+        "| exporter | backend | events/s | CPU s per 1M (sending process) |\n|---|---|---|---|"
+    );
+    for (name, backend) in [
+        ("file", "local disk"),
+        ("kafka", "tansu"),
+        ("s3", "moto"),
+        ("clickhouse", "clickhouse"),
+        ("http", "usage gateway -> file"),
+        ("otlp", "rotel (blackhole)"),
+    ] {
+        let e = &r["exporters"][name];
+        let _ = writeln!(
+            md,
+            "| {name} | {backend} | {:.0} | {:.2} |",
+            f(&e["events_per_second"]),
+            f(&e["cpu_seconds_per_million"])
+        );
+    }
+
+    let _ = writeln!(md, "\n## 4. Spool\n");
+    let _ = writeln!(md, "| fsync | append events/s |\n|---|---|");
+    for (id, label) in [
+        ("append_batch", "batch"),
+        ("append_interval_100ms", "interval 100ms"),
+        ("append_never", "never"),
+    ] {
+        let _ = writeln!(md, "| {label} | {:.0} |", 1e9 / ns(r, "spool", id));
+    }
+    let _ = writeln!(
+        md,
+        "\nRecovery of a spool holding 1M events: {:.0} ms.\n",
+        ns(r, "spool", "recover_1M") / 1e6
+    );
+
+    let o = &r["overload"];
+    let _ = writeln!(md, "## 5. Memory under overload\n");
+    let _ = writeln!(
+        md,
+        "2M events emitted into an exporter that never acknowledges, queues bounded at 64 MiB each \
+         (ingest + exporter = {:.0} MiB): peak RSS grew by **{:.1} MiB** over the idle pipeline; the rest was \
+         dropped and counted.",
+        f(&o["bound_bytes"]) / 1048576.0,
+        f(&o["growth_kib"]) / 1024.0
+    );
+    md
+}
