@@ -89,10 +89,11 @@ impl Bench {
         let dir = self.work.join("configs");
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let path = dir.join(format!("{name}.toml"));
-        // Backpressure instead of drops: the figure is delivery throughput.
+        // Backpressure at ingest and room in the exporter's queue: the figure is
+        // delivery throughput, so nothing may be dropped.
         let toml = format!(
             "[pipeline]\nservice_name = \"bench\"\ndata_dir = {:?}\nfull_policy = \"block_with_timeout\"\nblock_timeout = \"60s\"\n\
-             [exporters.{name}]\n{exporter}",
+             [exporters.{name}]\nqueue_max_events = 100000000\nqueue_max_bytes = \"2GiB\"\n{exporter}",
             self.work.join("data").join(name).display().to_string()
         );
         std::fs::write(&path, toml).map_err(|e| e.to_string())?;
@@ -419,6 +420,10 @@ fn collector_role(b: &Bench, brokers: &str, rotel_bin: &str) -> Result<Value, St
                         topic.clone(),
                         "--kafka-exporter-acks".into(),
                         "all".into(),
+                        // Its default (8192 records) makes messages over the broker's 1 MB
+                        // limit, and every one is dropped: batch like the load does.
+                        "--logs-batch-max-size".into(),
+                        "1000".into(),
                         "--pid-file".into(),
                         dir.join("rotel.pid").display().to_string(),
                     ],

@@ -155,8 +155,22 @@ fn start_compose(root: &Path) -> Result<Backends, String> {
         &["compose", "-f", &file.display().to_string(), "up", "-d", "--wait"],
     )
     .map_err(|e| format!("docker compose up: {e}"))?;
+    // The same variables the local backends set, at docker-compose.yml's fixed ports.
     let mut b = Backends::new();
     b.env.insert("USAGE_E2E_COMPOSE".into(), file.display().to_string());
+    for (k, v) in [
+        ("USAGE_E2E_KAFKA_UPSTREAM", "127.0.0.1:19092"),
+        ("USAGE_E2E_KAFKA_PROXY_PORT", "19093"),
+        ("USAGE_E2E_MOTO", "127.0.0.1:19000"),
+        ("USAGE_E2E_S3_KEYS", "usage-e2e:usage-e2e-secret"),
+        ("USAGE_E2E_CLICKHOUSE_URL", "http://127.0.0.1:18123"),
+    ] {
+        b.env.insert(k.into(), v.into());
+    }
+    // Not containers: rotel (pip) for the otlp suite, s3s-fs when installed.
+    let work = root.join("target/e2e");
+    find_s3s(&mut b)?;
+    find_rotel(&work, &mut b)?;
     Ok(b)
 }
 

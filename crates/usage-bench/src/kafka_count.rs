@@ -33,18 +33,39 @@ pub fn run(
         .set("group.id", format!("usage-bench-{}", std::process::id()))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
+        // Counting must not be the bottleneck: do not wait for fuller fetches.
+        .set("fetch.wait.max.ms", "10")
         .create()
         .map_err(|e| e.to_string())?;
-    consumer.subscribe(&[topic]).map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    // Assign every partition from the start: no group rebalance to wait for. The
+    // topic appears with the first message, which may still be on its way.
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    while assignment.count() == 0 && start.elapsed() < timeout {
+        if let Ok(metadata) = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
+            for t in metadata.topics().iter().filter(|t| t.error().is_none()) {
+                for p in t.partitions() {
+                    assignment
+                        .add_partition_offset(topic, p.id(), rdkafka::Offset::Beginning)
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        if assignment.count() == 0 {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    consumer.assign(&assignment).map_err(|e| e.to_string())?;
     let (mut messages, mut records) = (0u64, 0u64);
     let mut ids: HashSet<String> = HashSet::new();
-    let start = Instant::now();
     let mut malformed = 0u64;
+    let mut first: Option<f64> = None;
     while (ids.len() as u64) < expect && start.elapsed() < timeout {
         let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) else {
             continue;
         };
         messages += 1;
+        first.get_or_insert(start.elapsed().as_secs_f64());
         match format {
             Format::Events => {
                 records += 1;
@@ -92,5 +113,6 @@ pub fn run(
         "unique": ids.len(),
         "malformed": malformed,
         "seconds": start.elapsed().as_secs_f64(),
+        "first_message_seconds": first,
     }))
 }

@@ -20,6 +20,19 @@ struct ClickHouse {
 // A server this test restarted keeps running for the other e2e tests; `cargo xtask
 // e2e` stops it at the end (by its config path).
 
+/// `docker compose -f FILE <action> clickhouse` (`cargo xtask e2e --compose`).
+fn compose(file: &str, action: &str) -> Result<(), String> {
+    let status = Command::new("docker")
+        .args(["compose", "-f", file, action, "clickhouse"])
+        .status()
+        .map_err(|e| format!("docker compose {action}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("docker compose {action} clickhouse: {status}"))
+    }
+}
+
 fn http(url: &str, sql: &str) -> Result<String, String> {
     use std::io::{Read, Write};
     let addr = url.trim_start_matches("http://");
@@ -125,6 +138,9 @@ impl Backend for ClickHouse {
         Ok(out)
     }
     fn stop(&mut self) -> Result<(), String> {
+        if let Ok(file) = std::env::var("USAGE_E2E_COMPOSE") {
+            return compose(&file, "stop");
+        }
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -144,6 +160,17 @@ impl Backend for ClickHouse {
         Ok(())
     }
     fn start(&mut self) -> Result<(), String> {
+        if let Ok(file) = std::env::var("USAGE_E2E_COMPOSE") {
+            compose(&file, "start")?;
+            let end = Instant::now() + Duration::from_secs(60);
+            while http(&self.url, "SELECT 1").is_err() {
+                if Instant::now() > end {
+                    return Err("clickhouse did not come back".into());
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            return Ok(());
+        }
         let child = Command::new(std::env::var("USAGE_E2E_CLICKHOUSE_BIN").unwrap_or("clickhouse-server".into()))
             .arg(format!("--config-file={}", self.config))
             .stdout(Stdio::null())
@@ -171,7 +198,7 @@ fn clickhouse_exporter_passes_the_conformance_suite() {
     let mut ch = ClickHouse {
         url,
         port,
-        config: env_addr("USAGE_E2E_CLICKHOUSE_CONFIG"),
+        config: std::env::var("USAGE_E2E_CLICKHOUSE_CONFIG").unwrap_or_default(), // unset with --compose
         pid: std::env::var("USAGE_E2E_CLICKHOUSE_PID")
             .ok()
             .and_then(|p| p.parse().ok()),

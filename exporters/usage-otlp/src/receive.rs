@@ -9,7 +9,6 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value as Av;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use prost::Message;
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::Arc;
 use usage_core::{
     kind_schema, Event, EventId, FieldDef, FieldType, OwnedValue, Record, Resource, Schema, Text, Timestamp,
@@ -72,6 +71,7 @@ pub fn decode_request(body: &[u8], json: bool) -> Result<ExportLogsServiceReques
 /// ```
 pub fn events_from_request(req: &ExportLogsServiceRequest, opts: &ReceiveOptions) -> Result<Vec<Event>, ReceiveError> {
     let mut out = Vec::new();
+    let mut schemas = Schemas::default();
     for (ri, rl) in req.resource_logs.iter().enumerate() {
         let attrs = rl.resource.as_ref().map(|r| &r.attributes[..]).unwrap_or(&[]);
         let res = Arc::new(Resource {
@@ -96,20 +96,16 @@ pub fn events_from_request(req: &ExportLogsServiceRequest, opts: &ReceiveOptions
                     lr.observed_time_unix_nano
                 };
                 let ts = Timestamp::from_micros((nanos / 1000) as i64);
-                let map: HashMap<&str, &Av> = lr
-                    .attributes
-                    .iter()
-                    .filter_map(|kv| Some((kv.key.as_str(), kv.value.as_ref()?.value.as_ref()?)))
-                    .collect();
-                let schema = match kind_schema(&kind) {
-                    Some(s) => Arc::new(s.clone()),
-                    None if opts.allow_unknown_kinds => Arc::new(infer(&kind, &lr.attributes)),
+                let schema = match schemas.get(&kind) {
+                    Some(s) => s,
+                    None if opts.allow_unknown_kinds => schemas.insert(Arc::new(infer(&kind, &lr.attributes))),
                     None => return Err(at(format!("unknown event kind `{kind}`"))),
                 };
-                let values = values(&schema, &map).map_err(at)?;
-                let record = Record::new(schema, values).map_err(|e| at(e.to_string()))?;
+                let slots = Slots::of(schema, &lr.attributes);
+                let values = slots.values(&schema.schema).map_err(at)?;
+                let record = Record::new(schema.schema.clone(), values).map_err(|e| at(e.to_string()))?;
                 let mut event = Event::from_record(record).with_ts(ts).with_resource(res.clone());
-                match map.get(ID_ATTRIBUTE) {
+                match slots.id {
                     Some(Av::StringValue(id)) => {
                         let id: EventId = id
                             .parse()
@@ -137,48 +133,127 @@ fn string_attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
         })
 }
 
-/// The schema's fields from the attributes; errors name the attribute.
-fn values(schema: &Schema, map: &HashMap<&str, &Av>) -> Result<Vec<OwnedValue>, String> {
-    let mut out = Vec::with_capacity(schema.fields.len());
-    for f in schema.fields.iter() {
-        let name = f.name.as_ref();
-        if f.ty == FieldType::StrMap {
-            let prefix = format!("{name}.");
-            let mut m: Vec<(Text, Text)> = map
-                .iter()
-                .filter_map(|(k, v)| {
-                    let key = k.strip_prefix(&prefix)?;
-                    match v {
-                        Av::StringValue(s) => Some((Text::new(key), Text::new(s))),
-                        _ => None,
-                    }
-                })
-                .collect();
-            m.sort();
-            out.push(OwnedValue::StrMap(m));
-            continue;
+/// A kind's schema, looked up once per request, with where its map fields are.
+struct KindSchema {
+    schema: Arc<Schema>,
+    map_fields: Vec<usize>,
+}
+
+/// Schemas seen in one request (a registry lookup and an `Arc` per kind, not per record).
+#[derive(Default)]
+struct Schemas {
+    known: Vec<KindSchema>,
+}
+
+impl Schemas {
+    fn get(&mut self, kind: &str) -> Option<&KindSchema> {
+        match self.known.iter().position(|k| k.schema.kind == kind) {
+            Some(i) => Some(&self.known[i]),
+            None => Some(self.insert(Arc::new(kind_schema(kind)?.clone()))),
         }
-        let v = match (f.ty, map.get(name)) {
-            (_, None) if f.nullable => OwnedValue::Null,
-            (_, None) => return Err(format!("attribute `{name}` ({}) is missing", f.ty)),
-            (FieldType::Str, Some(Av::StringValue(s))) => OwnedValue::Str(Text::new(s)),
-            (FieldType::U64, Some(Av::IntValue(i))) if *i >= 0 => OwnedValue::U64(*i as u64),
-            // Above i64::MAX the `otlp` exporter sends decimal strings.
-            (FieldType::U64, Some(Av::StringValue(s))) if s.parse::<u64>().is_ok() => {
-                OwnedValue::U64(s.parse().unwrap_or_default())
-            }
-            (FieldType::U64, Some(Av::DoubleValue(d))) if *d >= 0.0 && d.fract() == 0.0 && *d < 1.8e19 => {
-                OwnedValue::U64(*d as u64)
-            }
-            (FieldType::I64, Some(Av::IntValue(i))) => OwnedValue::I64(*i),
-            (FieldType::F64, Some(Av::DoubleValue(d))) => OwnedValue::F64(*d),
-            (FieldType::F64, Some(Av::IntValue(i))) => OwnedValue::F64(*i as f64),
-            (FieldType::Bool, Some(Av::BoolValue(b))) => OwnedValue::Bool(*b),
-            (ty, Some(other)) => return Err(format!("attribute `{name}` must be {ty}, got {}", av_type(other))),
-        };
-        out.push(v);
     }
-    Ok(out)
+
+    fn insert(&mut self, schema: Arc<Schema>) -> &KindSchema {
+        let map_fields = schema
+            .fields
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.ty == FieldType::StrMap)
+            .map(|(i, _)| i)
+            .collect();
+        self.known.push(KindSchema { schema, map_fields });
+        let last = self.known.len() - 1;
+        &self.known[last]
+    }
+}
+
+/// A record's attributes sorted into the schema's fields.
+struct Slots<'a> {
+    fields: Vec<Option<&'a Av>>,
+    /// (map field, key, value) for `<field>.<key>` attributes.
+    map_entries: Vec<(usize, &'a str, &'a str)>,
+    id: Option<&'a Av>,
+}
+
+impl<'a> Slots<'a> {
+    fn of(kind: &KindSchema, attributes: &'a [KeyValue]) -> Slots<'a> {
+        let fields = &kind.schema.fields;
+        let mut slots = Slots {
+            fields: vec![None; fields.len()],
+            map_entries: Vec::new(),
+            id: None,
+        };
+        // The `otlp` exporter writes attributes in schema order: try the next field first.
+        let mut next = 0;
+        for kv in attributes {
+            let Some(v) = kv.value.as_ref().and_then(|v| v.value.as_ref()) else {
+                continue;
+            };
+            let key = kv.key.as_str();
+            if key == ID_ATTRIBUTE {
+                slots.id = Some(v);
+                continue;
+            }
+            let index = match fields.get(next) {
+                Some(f) if f.name == key => Some(next),
+                _ => fields.iter().position(|f| f.name == key),
+            };
+            if let Some(i) = index {
+                slots.fields[i] = Some(v);
+                next = i + 1;
+                continue;
+            }
+            for &m in &kind.map_fields {
+                let entry = key
+                    .strip_prefix(fields[m].name.as_ref())
+                    .and_then(|r| r.strip_prefix('.'));
+                if let (Some(k), Av::StringValue(s)) = (entry, v) {
+                    slots.map_entries.push((m, k, s));
+                    break;
+                }
+            }
+        }
+        slots
+    }
+
+    /// The schema's values; errors name the attribute.
+    fn values(&self, schema: &Schema) -> Result<Vec<OwnedValue>, String> {
+        let mut out = Vec::with_capacity(schema.fields.len());
+        for (i, f) in schema.fields.iter().enumerate() {
+            let name = f.name.as_ref();
+            if f.ty == FieldType::StrMap {
+                let mut m: Vec<(Text, Text)> = self
+                    .map_entries
+                    .iter()
+                    .filter(|(field, ..)| *field == i)
+                    .map(|(_, k, v)| (Text::new(k), Text::new(v)))
+                    .collect();
+                m.sort();
+                out.push(OwnedValue::StrMap(m));
+                continue;
+            }
+            let v = match (f.ty, self.fields[i]) {
+                (_, None) if f.nullable => OwnedValue::Null,
+                (_, None) => return Err(format!("attribute `{name}` ({}) is missing", f.ty)),
+                (FieldType::Str, Some(Av::StringValue(s))) => OwnedValue::Str(Text::new(s)),
+                (FieldType::U64, Some(Av::IntValue(i))) if *i >= 0 => OwnedValue::U64(*i as u64),
+                // Above i64::MAX the `otlp` exporter sends decimal strings.
+                (FieldType::U64, Some(Av::StringValue(s))) if s.parse::<u64>().is_ok() => {
+                    OwnedValue::U64(s.parse().unwrap_or_default())
+                }
+                (FieldType::U64, Some(Av::DoubleValue(d))) if *d >= 0.0 && d.fract() == 0.0 && *d < 1.8e19 => {
+                    OwnedValue::U64(*d as u64)
+                }
+                (FieldType::I64, Some(Av::IntValue(i))) => OwnedValue::I64(*i),
+                (FieldType::F64, Some(Av::DoubleValue(d))) => OwnedValue::F64(*d),
+                (FieldType::F64, Some(Av::IntValue(i))) => OwnedValue::F64(*i as f64),
+                (FieldType::Bool, Some(Av::BoolValue(b))) => OwnedValue::Bool(*b),
+                (ty, Some(other)) => return Err(format!("attribute `{name}` must be {ty}, got {}", av_type(other))),
+            };
+            out.push(v);
+        }
+        Ok(out)
+    }
 }
 
 fn av_type(v: &Av) -> &'static str {
