@@ -297,14 +297,14 @@ fn measure_with_backends(b: &Bench, backends: &Backends) -> Result<Measured, Str
 
     let exporters: Vec<(&str, String)> = vec![
         ("file", format!("type = \"file\"\npath = {:?}\n", b.work.join("files").display().to_string())),
-        ("kafka", format!("type = \"kafka\"\nbrokers = {brokers:?}\ntopic = \"bench-{{kind}}\"\n")),
+        ("kafka", format!("type = \"kafka\"\nbrokers = {brokers:?}\ntopic = \"bench-@RUN@-{{kind}}\"\n")),
         (
             "s3",
             format!(
                 "type = \"s3\"\nbucket = \"bench\"\nendpoint = \"http://{moto}\"\naccess_key_id = \"bench\"\nsecret_access_key = \"bench\"\n"
             ),
         ),
-        ("clickhouse", format!("type = \"clickhouse\"\nurl = {clickhouse:?}\ntable = \"bench_{{kind}}\"\n")),
+        ("clickhouse", format!("type = \"clickhouse\"\nurl = {clickhouse:?}\ntable = \"bench_@RUN@_{{kind}}\"\n")),
         (
             "http",
             format!("type = \"http\"\nurl = \"http://127.0.0.1:{gw_port}/v1/metrics\"\nkey = \"bench-key\"\n"),
@@ -313,9 +313,14 @@ fn measure_with_backends(b: &Bench, backends: &Backends) -> Result<Measured, Str
     ];
     let mut per_exporter = serde_json::Map::new();
     for (name, settings) in &exporters {
-        let config = b.config(name, settings)?;
         let mut runs = Vec::new();
         for run in 0..run_count() {
+            // A fresh topic / table per run: the backend's state from earlier runs
+            // (tansu keeps topics in memory) must not slow the later ones.
+            let config = b.config(
+                name,
+                &settings.replace("@RUN@", &format!("{run}_{}", std::process::id())),
+            )?;
             eprintln!("==> e2e {name}, run {}/{}", run + 1, run_count());
             runs.push(b.tool(&[
                 "e2e",
