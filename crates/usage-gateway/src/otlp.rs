@@ -15,7 +15,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use prost::Message;
 use std::sync::Arc;
 use usage_core::Event;
-use usage_otlp::receive::{decode_request, events_from_request, ReceiveError, ReceiveOptions};
+use usage_otlp::receive::{events_from_body, ReceiveError, ReceiveOptions};
 
 pub(crate) fn routes() -> Router<Arc<Gateway>> {
     Router::new().route("/v1/logs", post(logs))
@@ -55,16 +55,14 @@ fn decode(g: &Gateway, headers: &HeaderMap, body: Bytes, json: bool) -> Result<V
         max_events: g.cfg.max_events,
         allow_unknown_kinds: g.cfg.allow_unknown_kinds,
     };
-    decode_request(&raw, json)
-        .and_then(|req| events_from_request(&req, &opts))
-        .map_err(|e| match e {
-            ReceiveError::TooMany(_) => {
-                g.counters.reject("too_large");
-                error(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
-            }
-            ReceiveError::Invalid(_) => {
-                g.counters.reject("invalid");
-                error(StatusCode::BAD_REQUEST, e.to_string())
-            }
-        })
+    events_from_body(&raw, json, &opts).map_err(|e| match e {
+        ReceiveError::TooMany(_) => {
+            g.counters.reject("too_large");
+            error(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+        }
+        ReceiveError::Invalid(_) => {
+            g.counters.reject("invalid");
+            error(StatusCode::BAD_REQUEST, e.to_string())
+        }
+    })
 }

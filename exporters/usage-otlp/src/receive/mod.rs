@@ -3,16 +3,18 @@
 //! resource from `service.name` / `service.instance.id`). The gateway's
 //! `POST /v1/logs` uses it; so does the e2e suite reading rotel's log.
 
+mod view;
+mod wire;
+
 use crate::record::ID_ATTRIBUTE;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::any_value::Value as Av;
-use opentelemetry_proto::tonic::common::v1::KeyValue;
 use prost::Message;
 use std::borrow::Cow;
 use std::sync::Arc;
 use usage_core::{
     kind_schema, Event, EventId, FieldDef, FieldType, OwnedValue, Record, Resource, Schema, Text, Timestamp,
 };
+use view::{Any, Attr, RequestView};
 
 /// Limits and leniency for [`events_from_request`].
 #[derive(Debug, Clone, Copy)]
@@ -62,7 +64,25 @@ pub fn decode_request(body: &[u8], json: bool) -> Result<ExportLogsServiceReques
     }
 }
 
-/// Every log record of `req` as an event.
+/// Every log record of an OTLP/HTTP logs body (protobuf, or JSON when `json`) as an event.
+///
+/// Protobuf is read in place: strings are copied once, into the events.
+///
+/// ```
+/// use usage_otlp::receive::{events_from_body, ReceiveOptions};
+/// assert!(events_from_body(b"", false, &ReceiveOptions::default()).unwrap().is_empty());
+/// let err = events_from_body(&[0x0a, 0x05], false, &ReceiveOptions::default()).unwrap_err();
+/// assert!(err.to_string().contains("invalid OTLP protobuf"));
+/// ```
+pub fn events_from_body(body: &[u8], json: bool, opts: &ReceiveOptions) -> Result<Vec<Event>, ReceiveError> {
+    if json {
+        let req = decode_request(body, true)?;
+        return events_from_view(&RequestView::from_decoded(&req, opts.max_events)?, opts);
+    }
+    events_from_view(&RequestView::from_protobuf(body, opts.max_events)?, opts)
+}
+
+/// Every log record of a decoded request as an event.
 ///
 /// ```
 /// use usage_otlp::receive::{events_from_request, ReceiveOptions};
@@ -70,67 +90,56 @@ pub fn decode_request(body: &[u8], json: bool) -> Result<ExportLogsServiceReques
 /// assert!(events_from_request(&req, &ReceiveOptions::default()).unwrap().is_empty());
 /// ```
 pub fn events_from_request(req: &ExportLogsServiceRequest, opts: &ReceiveOptions) -> Result<Vec<Event>, ReceiveError> {
-    let mut out = Vec::new();
-    let mut schemas = Schemas::default();
-    for (ri, rl) in req.resource_logs.iter().enumerate() {
-        let attrs = rl.resource.as_ref().map(|r| &r.attributes[..]).unwrap_or(&[]);
-        let res = Arc::new(Resource {
-            service_name: Text::new(string_attr(attrs, "service.name").unwrap_or("unknown_service")),
-            service_instance_id: Text::new(string_attr(attrs, "service.instance.id").unwrap_or_default()),
-        });
-        for (si, sl) in rl.scope_logs.iter().enumerate() {
-            for (li, lr) in sl.log_records.iter().enumerate() {
-                let at = |m: String| {
-                    ReceiveError::Invalid(format!("resourceLogs[{ri}].scopeLogs[{si}].logRecords[{li}]: {m}"))
-                };
-                if out.len() >= opts.max_events {
-                    return Err(ReceiveError::TooMany(opts.max_events));
-                }
-                let kind = match lr.body.as_ref().and_then(|b| b.value.as_ref()) {
-                    Some(Av::StringValue(k)) => k.clone(),
-                    _ => return Err(at("body must be the event kind as a string".into())),
-                };
-                let nanos = if lr.time_unix_nano > 0 {
-                    lr.time_unix_nano
-                } else {
-                    lr.observed_time_unix_nano
-                };
-                let ts = Timestamp::from_micros((nanos / 1000) as i64);
-                let schema = match schemas.get(&kind) {
-                    Some(s) => s,
-                    None if opts.allow_unknown_kinds => schemas.insert(Arc::new(infer(&kind, &lr.attributes))),
-                    None => return Err(at(format!("unknown event kind `{kind}`"))),
-                };
-                let slots = Slots::of(schema, &lr.attributes);
-                let values = slots.values(&schema.schema).map_err(at)?;
-                let record = Record::new(schema.schema.clone(), values).map_err(|e| at(e.to_string()))?;
-                let mut event = Event::from_record(record).with_ts(ts).with_resource(res.clone());
-                match slots.id {
-                    Some(Av::StringValue(id)) => {
-                        let id: EventId = id
-                            .parse()
-                            .map_err(|_| at(format!("attribute `{ID_ATTRIBUTE}`: not a UUID")))?;
-                        event = event.with_id(id);
-                    }
-                    Some(_) => return Err(at(format!("attribute `{ID_ATTRIBUTE}` must be a string"))),
-                    // Producers other than the `otlp` exporter: a fresh id (no dedup across their retries).
-                    None => {}
-                }
-                out.push(event);
-            }
-        }
-    }
-    Ok(out)
+    events_from_view(&RequestView::from_decoded(req, opts.max_events)?, opts)
 }
 
-fn string_attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
-    attrs
+fn events_from_view(view: &RequestView<'_>, opts: &ReceiveOptions) -> Result<Vec<Event>, ReceiveError> {
+    let mut out = Vec::with_capacity(view.records.len());
+    let mut schemas = Schemas::default();
+    let resources: Vec<Arc<Resource>> = view
+        .resources
         .iter()
-        .find(|kv| kv.key == key)
-        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
-            Av::StringValue(s) => Some(s.as_str()),
-            _ => None,
+        .map(|r| {
+            Arc::new(Resource {
+                service_name: Text::new(r.service_name.unwrap_or("unknown_service")),
+                service_instance_id: Text::new(r.instance_id.unwrap_or_default()),
+            })
         })
+        .collect();
+    for lr in &view.records {
+        let [ri, si, li] = lr.path;
+        let at = |m: String| ReceiveError::Invalid(format!("resourceLogs[{ri}].scopeLogs[{si}].logRecords[{li}]: {m}"));
+        let kind = match lr.body {
+            Some(Any::Str(k)) => k,
+            _ => return Err(at("body must be the event kind as a string".into())),
+        };
+        let ts = Timestamp::from_micros((lr.nanos / 1000) as i64);
+        let attrs = view.attrs(lr);
+        let schema = match schemas.get(kind) {
+            Some(s) => s,
+            None if opts.allow_unknown_kinds => schemas.insert(Arc::new(infer(kind, attrs))),
+            None => return Err(at(format!("unknown event kind `{kind}`"))),
+        };
+        let slots = Slots::of(schema, attrs);
+        let values = slots.values(&schema.schema).map_err(at)?;
+        let record = Record::new(schema.schema.clone(), values).map_err(|e| at(e.to_string()))?;
+        let mut event = Event::from_record(record)
+            .with_ts(ts)
+            .with_resource(resources[lr.resource].clone());
+        match slots.id {
+            Some(Any::Str(id)) => {
+                let id: EventId = id
+                    .parse()
+                    .map_err(|_| at(format!("attribute `{ID_ATTRIBUTE}`: not a UUID")))?;
+                event = event.with_id(id);
+            }
+            Some(_) => return Err(at(format!("attribute `{ID_ATTRIBUTE}` must be a string"))),
+            // Producers other than the `otlp` exporter: a fresh id (no dedup across their retries).
+            None => {}
+        }
+        out.push(event);
+    }
+    Ok(out)
 }
 
 /// A kind's schema, looked up once per request, with where its map fields are.
@@ -169,14 +178,14 @@ impl Schemas {
 
 /// A record's attributes sorted into the schema's fields.
 struct Slots<'a> {
-    fields: Vec<Option<&'a Av>>,
+    fields: Vec<Option<Any<'a>>>,
     /// (map field, key, value) for `<field>.<key>` attributes.
     map_entries: Vec<(usize, &'a str, &'a str)>,
-    id: Option<&'a Av>,
+    id: Option<Any<'a>>,
 }
 
 impl<'a> Slots<'a> {
-    fn of(kind: &KindSchema, attributes: &'a [KeyValue]) -> Slots<'a> {
+    fn of(kind: &KindSchema, attributes: &[Attr<'a>]) -> Slots<'a> {
         let fields = &kind.schema.fields;
         let mut slots = Slots {
             fields: vec![None; fields.len()],
@@ -186,10 +195,10 @@ impl<'a> Slots<'a> {
         // The `otlp` exporter writes attributes in schema order: try the next field first.
         let mut next = 0;
         for kv in attributes {
-            let Some(v) = kv.value.as_ref().and_then(|v| v.value.as_ref()) else {
+            let Some(v) = kv.value else {
                 continue;
             };
-            let key = kv.key.as_str();
+            let key = kv.key;
             if key == ID_ATTRIBUTE {
                 slots.id = Some(v);
                 continue;
@@ -207,7 +216,7 @@ impl<'a> Slots<'a> {
                 let entry = key
                     .strip_prefix(fields[m].name.as_ref())
                     .and_then(|r| r.strip_prefix('.'));
-                if let (Some(k), Av::StringValue(s)) = (entry, v) {
+                if let (Some(k), Any::Str(s)) = (entry, v) {
                     slots.map_entries.push((m, k, s));
                     break;
                 }
@@ -235,19 +244,19 @@ impl<'a> Slots<'a> {
             let v = match (f.ty, self.fields[i]) {
                 (_, None) if f.nullable => OwnedValue::Null,
                 (_, None) => return Err(format!("attribute `{name}` ({}) is missing", f.ty)),
-                (FieldType::Str, Some(Av::StringValue(s))) => OwnedValue::Str(Text::new(s)),
-                (FieldType::U64, Some(Av::IntValue(i))) if *i >= 0 => OwnedValue::U64(*i as u64),
+                (FieldType::Str, Some(Any::Str(s))) => OwnedValue::Str(Text::new(s)),
+                (FieldType::U64, Some(Any::Int(i))) if i >= 0 => OwnedValue::U64(i as u64),
                 // Above i64::MAX the `otlp` exporter sends decimal strings.
-                (FieldType::U64, Some(Av::StringValue(s))) if s.parse::<u64>().is_ok() => {
+                (FieldType::U64, Some(Any::Str(s))) if s.parse::<u64>().is_ok() => {
                     OwnedValue::U64(s.parse().unwrap_or_default())
                 }
-                (FieldType::U64, Some(Av::DoubleValue(d))) if *d >= 0.0 && d.fract() == 0.0 && *d < 1.8e19 => {
-                    OwnedValue::U64(*d as u64)
+                (FieldType::U64, Some(Any::Double(d))) if d >= 0.0 && d.fract() == 0.0 && d < 1.8e19 => {
+                    OwnedValue::U64(d as u64)
                 }
-                (FieldType::I64, Some(Av::IntValue(i))) => OwnedValue::I64(*i),
-                (FieldType::F64, Some(Av::DoubleValue(d))) => OwnedValue::F64(*d),
-                (FieldType::F64, Some(Av::IntValue(i))) => OwnedValue::F64(*i as f64),
-                (FieldType::Bool, Some(Av::BoolValue(b))) => OwnedValue::Bool(*b),
+                (FieldType::I64, Some(Any::Int(i))) => OwnedValue::I64(i),
+                (FieldType::F64, Some(Any::Double(d))) => OwnedValue::F64(d),
+                (FieldType::F64, Some(Any::Int(i))) => OwnedValue::F64(i as f64),
+                (FieldType::Bool, Some(Any::Bool(b))) => OwnedValue::Bool(b),
                 (ty, Some(other)) => return Err(format!("attribute `{name}` must be {ty}, got {}", av_type(other))),
             };
             out.push(v);
@@ -256,31 +265,28 @@ impl<'a> Slots<'a> {
     }
 }
 
-fn av_type(v: &Av) -> &'static str {
+fn av_type(v: Any<'_>) -> &'static str {
     match v {
-        Av::StringValue(_) => "a string",
-        Av::BoolValue(_) => "a bool",
-        Av::IntValue(_) => "an int",
-        Av::DoubleValue(_) => "a double",
-        Av::ArrayValue(_) => "an array",
-        Av::KvlistValue(_) => "a map",
-        Av::BytesValue(_) => "bytes",
-        _ => "an unsupported value",
+        Any::Str(_) => "a string",
+        Any::Bool(_) => "a bool",
+        Any::Int(_) => "an int",
+        Any::Double(_) => "a double",
+        Any::Other(name) => name,
     }
 }
 
 /// A schema from the attributes of a kind this binary does not know.
-fn infer(kind: &str, attrs: &[KeyValue]) -> Schema {
+fn infer(kind: &str, attrs: &[Attr<'_>]) -> Schema {
     let fields = attrs
         .iter()
         .filter(|kv| kv.key != ID_ATTRIBUTE)
         .filter_map(|kv| {
-            let ty = match kv.value.as_ref()?.value.as_ref()? {
-                Av::StringValue(_) => FieldType::Str,
-                Av::BoolValue(_) => FieldType::Bool,
-                Av::IntValue(_) => FieldType::I64,
-                Av::DoubleValue(_) => FieldType::F64,
-                _ => return None,
+            let ty = match kv.value? {
+                Any::Str(_) => FieldType::Str,
+                Any::Bool(_) => FieldType::Bool,
+                Any::Int(_) => FieldType::I64,
+                Any::Double(_) => FieldType::F64,
+                Any::Other(_) => return None,
             };
             let name: String = kv
                 .key
@@ -305,3 +311,6 @@ fn infer(kind: &str, attrs: &[KeyValue]) -> Schema {
         fields: Cow::Owned(fields),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,382 @@
+//! A request as borrowed views: resources, log records and their attributes,
+//! read either straight from protobuf bytes or from a decoded (JSON) request.
+
+use super::wire::{self, Fields, WireError, MAX_DEPTH};
+use super::ReceiveError;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as Av;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
+use std::ops::Range;
+
+/// An attribute or body value; the kinds events cannot hold are only named.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Any<'a> {
+    Str(&'a str),
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    /// Arrays, maps, bytes and string-table references: named for errors.
+    Other(&'static str),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Attr<'a> {
+    pub key: &'a str,
+    /// `None` when the attribute carries no value.
+    pub value: Option<Any<'a>>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct ResourceView<'a> {
+    pub service_name: Option<&'a str>,
+    pub instance_id: Option<&'a str>,
+}
+
+#[derive(Debug)]
+pub(crate) struct RecordView<'a> {
+    /// (resourceLogs, scopeLogs, logRecords) indices, for error messages.
+    pub path: [usize; 3],
+    pub resource: usize,
+    /// Event time, falling back to observed time.
+    pub nanos: u64,
+    pub body: Option<Any<'a>>,
+    pub attrs: Range<usize>,
+}
+
+/// Every log record of one request, in order.
+#[derive(Debug, Default)]
+pub(crate) struct RequestView<'a> {
+    pub resources: Vec<ResourceView<'a>>,
+    pub records: Vec<RecordView<'a>>,
+    attrs: Vec<Attr<'a>>,
+    max_records: usize,
+}
+
+impl<'a> RequestView<'a> {
+    pub(crate) fn attrs(&self, r: &RecordView<'a>) -> &[Attr<'a>] {
+        &self.attrs[r.attrs.clone()]
+    }
+
+    fn check_room(&self) -> Result<(), ReceiveError> {
+        if self.records.len() >= self.max_records {
+            return Err(ReceiveError::TooMany(self.max_records));
+        }
+        Ok(())
+    }
+
+    /// Reads an `ExportLogsServiceRequest` from protobuf bytes without copying strings.
+    pub(crate) fn from_protobuf(body: &'a [u8], max_records: usize) -> Result<Self, ReceiveError> {
+        let mut view = RequestView {
+            max_records,
+            ..Default::default()
+        };
+        // Records are ~100 bytes on the wire and carry ~16 attributes: reserve once.
+        view.records.reserve((body.len() / 128).min(max_records.min(1 << 16)));
+        view.attrs.reserve((body.len() / 16).min(1 << 20));
+        let mut f = Fields::new(body, 0);
+        let mut ri = 0;
+        while let Some((n, w, at)) = f.next_field().map_err(invalid)? {
+            if n == 1 {
+                view.resource_logs(
+                    wire::bytes(w, "ExportLogsServiceRequest.resource_logs", at).map_err(invalid)?,
+                    at,
+                    ri,
+                )?;
+                ri += 1;
+            }
+        }
+        Ok(view)
+    }
+
+    fn resource_logs(&mut self, buf: &'a [u8], base: usize, ri: usize) -> Result<(), ReceiveError> {
+        let resource = self.resources.len();
+        self.resources.push(ResourceView::default());
+        let mut f = Fields::new(buf, base);
+        let mut si = 0;
+        while let Some((n, w, at)) = f.next_field().map_err(invalid)? {
+            match n {
+                1 => {
+                    let b = wire::bytes(w, "ResourceLogs.resource", at).map_err(invalid)?;
+                    self.resource(b, at, resource).map_err(invalid)?;
+                }
+                2 => {
+                    let b = wire::bytes(w, "ResourceLogs.scope_logs", at).map_err(invalid)?;
+                    self.scope_logs(b, at, [ri, si, 0], resource)?;
+                    si += 1;
+                }
+                3 => {
+                    wire::string(w, "ResourceLogs.schema_url", at).map_err(invalid)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn resource(&mut self, buf: &'a [u8], base: usize, index: usize) -> Result<(), WireError> {
+        let mut f = Fields::new(buf, base);
+        while let Some((n, w, at)) = f.next_field()? {
+            match n {
+                1 => {
+                    let a = key_value(wire::bytes(w, "Resource.attributes", at)?, at, 0)?;
+                    // The first of repeated keys wins, as a lookup in the decoded list would.
+                    let r = &mut self.resources[index];
+                    match (a.key, a.value) {
+                        ("service.name", Some(Any::Str(s))) if r.service_name.is_none() => r.service_name = Some(s),
+                        ("service.instance.id", Some(Any::Str(s))) if r.instance_id.is_none() => {
+                            r.instance_id = Some(s)
+                        }
+                        _ => {}
+                    }
+                }
+                2 => {
+                    wire::varint(w, "Resource.dropped_attributes_count", at)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn scope_logs(
+        &mut self,
+        buf: &'a [u8],
+        base: usize,
+        path: [usize; 3],
+        resource: usize,
+    ) -> Result<(), ReceiveError> {
+        let mut f = Fields::new(buf, base);
+        let mut li = 0;
+        while let Some((n, w, at)) = f.next_field().map_err(invalid)? {
+            match n {
+                1 => scope(wire::bytes(w, "ScopeLogs.scope", at).map_err(invalid)?, at).map_err(invalid)?,
+                2 => {
+                    self.check_room()?;
+                    let b = wire::bytes(w, "ScopeLogs.log_records", at).map_err(invalid)?;
+                    self.log_record(b, at, [path[0], path[1], li], resource)
+                        .map_err(invalid)?;
+                    li += 1;
+                }
+                3 => {
+                    wire::string(w, "ScopeLogs.schema_url", at).map_err(invalid)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn log_record(&mut self, buf: &'a [u8], base: usize, path: [usize; 3], resource: usize) -> Result<(), WireError> {
+        let start = self.attrs.len();
+        let (mut time, mut observed, mut body) = (0, 0, None);
+        let mut f = Fields::new(buf, base);
+        while let Some((n, w, at)) = f.next_field()? {
+            match n {
+                1 => time = wire::fixed64(w, "LogRecord.time_unix_nano", at)?,
+                11 => observed = wire::fixed64(w, "LogRecord.observed_time_unix_nano", at)?,
+                2 => {
+                    wire::varint(w, "LogRecord.severity_number", at)?;
+                }
+                3 => {
+                    wire::string(w, "LogRecord.severity_text", at)?;
+                }
+                // A repeated singular message merges: an empty one keeps the earlier value.
+                5 => body = any_value(wire::bytes(w, "LogRecord.body", at)?, at, 0)?.or(body),
+                6 => {
+                    let a = key_value(wire::bytes(w, "LogRecord.attributes", at)?, at, 0)?;
+                    self.attrs.push(a);
+                }
+                7 => {
+                    wire::varint(w, "LogRecord.dropped_attributes_count", at)?;
+                }
+                8 => {
+                    wire::fixed32(w, "LogRecord.flags", at)?;
+                }
+                9 => {
+                    wire::bytes(w, "LogRecord.trace_id", at)?;
+                }
+                10 => {
+                    wire::bytes(w, "LogRecord.span_id", at)?;
+                }
+                12 => {
+                    wire::string(w, "LogRecord.event_name", at)?;
+                }
+                _ => {}
+            }
+        }
+        self.records.push(RecordView {
+            path,
+            resource,
+            nanos: if time > 0 { time } else { observed },
+            body,
+            attrs: start..self.attrs.len(),
+        });
+        Ok(())
+    }
+
+    /// The same view over a request decoded by prost (the OTLP/JSON path).
+    pub(crate) fn from_decoded(req: &'a ExportLogsServiceRequest, max_records: usize) -> Result<Self, ReceiveError> {
+        let mut view = RequestView {
+            max_records,
+            ..Default::default()
+        };
+        for (ri, rl) in req.resource_logs.iter().enumerate() {
+            let resource = view.resources.len();
+            let attrs = rl.resource.as_ref().map(|r| &r.attributes[..]).unwrap_or(&[]);
+            view.resources.push(ResourceView {
+                service_name: string_attr(attrs, "service.name"),
+                instance_id: string_attr(attrs, "service.instance.id"),
+            });
+            for (si, sl) in rl.scope_logs.iter().enumerate() {
+                for (li, lr) in sl.log_records.iter().enumerate() {
+                    view.check_room()?;
+                    let start = view.attrs.len();
+                    view.attrs.extend(lr.attributes.iter().map(|kv| Attr {
+                        key: &kv.key,
+                        value: kv.value.as_ref().and_then(decoded_any),
+                    }));
+                    view.records.push(RecordView {
+                        path: [ri, si, li],
+                        resource,
+                        nanos: if lr.time_unix_nano > 0 {
+                            lr.time_unix_nano
+                        } else {
+                            lr.observed_time_unix_nano
+                        },
+                        body: lr.body.as_ref().and_then(decoded_any),
+                        attrs: start..view.attrs.len(),
+                    });
+                }
+            }
+        }
+        Ok(view)
+    }
+}
+
+fn invalid(e: WireError) -> ReceiveError {
+    ReceiveError::Invalid(format!("body: invalid OTLP protobuf: {}", e.0))
+}
+
+fn string_attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
+    match attrs
+        .iter()
+        .find(|kv| kv.key == key)?
+        .value
+        .as_ref()
+        .and_then(decoded_any)
+    {
+        Some(Any::Str(s)) => Some(s),
+        _ => None,
+    }
+}
+
+fn decoded_any(v: &AnyValue) -> Option<Any<'_>> {
+    Some(match v.value.as_ref()? {
+        Av::StringValue(s) => Any::Str(s),
+        Av::BoolValue(b) => Any::Bool(*b),
+        Av::IntValue(i) => Any::Int(*i),
+        Av::DoubleValue(d) => Any::Double(*d),
+        Av::ArrayValue(_) => Any::Other(ARRAY),
+        Av::KvlistValue(_) => Any::Other(MAP),
+        Av::BytesValue(_) => Any::Other(BYTES),
+        Av::StringValueStrindex(_) => Any::Other(UNSUPPORTED),
+    })
+}
+
+const ARRAY: &str = "an array";
+const MAP: &str = "a map";
+const BYTES: &str = "bytes";
+const UNSUPPORTED: &str = "an unsupported value";
+
+fn key_value(buf: &[u8], base: usize, depth: u32) -> Result<Attr<'_>, WireError> {
+    let mut attr = Attr { key: "", value: None };
+    let mut f = Fields::new(buf, base);
+    while let Some((n, w, at)) = f.next_field()? {
+        match n {
+            1 => attr.key = wire::string(w, "KeyValue.key", at)?,
+            2 => attr.value = any_value(wire::bytes(w, "KeyValue.value", at)?, at, depth + 1)?.or(attr.value),
+            3 => {
+                wire::varint(w, "KeyValue.key_strindex", at)?;
+            }
+            _ => {}
+        }
+    }
+    Ok(attr)
+}
+
+/// An `AnyValue`; nested arrays and maps are checked, then only named.
+fn any_value(buf: &[u8], base: usize, depth: u32) -> Result<Option<Any<'_>>, WireError> {
+    if depth >= MAX_DEPTH {
+        return Err(WireError(format!("values nested too deep at byte {base}")));
+    }
+    let mut value = None;
+    let mut f = Fields::new(buf, base);
+    while let Some((n, w, at)) = f.next_field()? {
+        value = match n {
+            1 => Some(Any::Str(wire::string(w, "AnyValue.string_value", at)?)),
+            2 => Some(Any::Bool(wire::varint(w, "AnyValue.bool_value", at)? != 0)),
+            3 => Some(Any::Int(wire::varint(w, "AnyValue.int_value", at)? as i64)),
+            4 => Some(Any::Double(f64::from_bits(wire::fixed64(
+                w,
+                "AnyValue.double_value",
+                at,
+            )?))),
+            5 => {
+                list(wire::bytes(w, "AnyValue.array_value", at)?, at, depth, false)?;
+                Some(Any::Other(ARRAY))
+            }
+            6 => {
+                list(wire::bytes(w, "AnyValue.kvlist_value", at)?, at, depth, true)?;
+                Some(Any::Other(MAP))
+            }
+            7 => {
+                wire::bytes(w, "AnyValue.bytes_value", at)?;
+                Some(Any::Other(BYTES))
+            }
+            8 => {
+                wire::varint(w, "AnyValue.string_value_strindex", at)?;
+                Some(Any::Other(UNSUPPORTED))
+            }
+            _ => value,
+        };
+    }
+    Ok(value)
+}
+
+/// An `ArrayValue` (of `AnyValue`) or a `KeyValueList` (of `KeyValue`), checked.
+fn list(buf: &[u8], base: usize, depth: u32, keyed: bool) -> Result<(), WireError> {
+    let mut f = Fields::new(buf, base);
+    while let Some((n, w, at)) = f.next_field()? {
+        if n == 1 {
+            if keyed {
+                key_value(wire::bytes(w, "KeyValueList.values", at)?, at, depth + 1)?;
+            } else {
+                any_value(wire::bytes(w, "ArrayValue.values", at)?, at, depth + 1)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An `InstrumentationScope`, checked and ignored.
+fn scope(buf: &[u8], base: usize) -> Result<(), WireError> {
+    let mut f = Fields::new(buf, base);
+    while let Some((n, w, at)) = f.next_field()? {
+        match n {
+            1 => {
+                wire::string(w, "InstrumentationScope.name", at)?;
+            }
+            2 => {
+                wire::string(w, "InstrumentationScope.version", at)?;
+            }
+            3 => {
+                key_value(wire::bytes(w, "InstrumentationScope.attributes", at)?, at, 0)?;
+            }
+            4 => {
+                wire::varint(w, "InstrumentationScope.dropped_attributes_count", at)?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
