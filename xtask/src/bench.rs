@@ -299,6 +299,12 @@ fn measure_with_backends(b: &Bench, backends: &Backends) -> Result<Measured, Str
         ("file", format!("type = \"file\"\npath = {:?}\n", b.work.join("files").display().to_string())),
         ("kafka", format!("type = \"kafka\"\nbrokers = {brokers:?}\ntopic = \"bench-@RUN@-{{kind}}\"\n")),
         (
+            "kafka_packed",
+            format!(
+                "type = \"kafka\"\nbrokers = {brokers:?}\ntopic = \"benchp-@RUN@-{{kind}}\"\nevents_per_message = 1000\n"
+            ),
+        ),
+        (
             "s3",
             format!(
                 "type = \"s3\"\nbucket = \"bench\"\nendpoint = \"http://{moto}\"\naccess_key_id = \"bench\"\nsecret_access_key = \"bench\"\n"
@@ -367,14 +373,20 @@ fn measure_with_backends(b: &Bench, backends: &Backends) -> Result<Measured, Str
 /// exporter -> the same broker; what arrived is consumed back and counted.
 fn collector_role(b: &Bench, brokers: &str, rotel_bin: &str) -> Result<Value, String> {
     let mut results = serde_json::Map::new();
-    for target in ["usage_gateway", "rotel"] {
+    for target in ["usage_gateway", "usage_gateway_packed", "rotel"] {
         let mut runs = Vec::new();
         for run in 0..run_count() {
             eprintln!("==> collector {target}, run {}/{}", run + 1, run_count());
             let topic = format!("coll-{target}-{run}-{}", std::process::id());
             let port = services::free_port()?;
             let dir = b.work.join("run").join(&topic);
-            let (mut service, url, headers, count_topic, format) = if target == "usage_gateway" {
+            let (mut service, url, headers, count_topic, format) = if target != "rotel" {
+                // Packed: NDJSON messages of 1,000 events, as rotel sends one message per OTLP batch.
+                let packing = if target == "usage_gateway_packed" {
+                    "events_per_message = 1000\n"
+                } else {
+                    ""
+                };
                 let config = dir.join("gateway.toml");
                 std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
                 std::fs::write(
@@ -382,7 +394,7 @@ fn collector_role(b: &Bench, brokers: &str, rotel_bin: &str) -> Result<Value, St
                     format!(
                         "[pipeline]\ndata_dir = {d:?}\n[spool]\npath = {s:?}\n\
                          [gateway]\nlisten = \"127.0.0.1:{port}\"\nmax_events = 100000\n[[gateway.keys]]\nkey = \"bench-key\"\n\
-                         [exporters.kafka]\ntype = \"kafka\"\nbrokers = {brokers:?}\ntopic = \"{topic}.{{kind}}\"\ncompression = \"none\"\n",
+                         [exporters.kafka]\ntype = \"kafka\"\nbrokers = {brokers:?}\ntopic = \"{topic}.{{kind}}\"\ncompression = \"none\"\n{packing}",
                         d = dir.join("data").display().to_string(),
                         s = dir.join("spool").display().to_string(),
                     ),

@@ -1,7 +1,7 @@
 //! `usage-bench kafka-count`: consumes a topic from the beginning and counts the
 //! events that arrived, distinct by event id, until `expect` are in or `timeout`.
-//! Messages are either one event each (our `kafka` exporter) or OTLP log batches
-//! (a collector's kafka exporter, protobuf).
+//! Messages are either our `kafka` exporter's (one event each, or NDJSON when it
+//! packs events) or OTLP log batches (a collector's kafka exporter, protobuf).
 
 use prost::Message as _;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -15,7 +15,8 @@ use usage_otlp::opentelemetry_proto::tonic::common::v1::any_value::Value as Av;
 /// How messages carry events.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum Format {
-    /// One event per message, id in the `event-id` header.
+    /// One event per message with its id in the `event-id` header, or NDJSON
+    /// events (`event-count` header) with each id in its line.
     Events,
     /// An OTLP `ExportLogsServiceRequest` (protobuf) per message, id in `event.id`.
     Otlp,
@@ -68,16 +69,29 @@ pub fn run(
         first.get_or_insert(start.elapsed().as_secs_f64());
         match format {
             Format::Events => {
-                records += 1;
                 let id = m
                     .headers()
                     .and_then(|h| h.iter().find(|h| h.key == "event-id").and_then(|h| h.value))
                     .map(|v| String::from_utf8_lossy(v).into_owned());
-                match id {
-                    Some(id) => {
-                        ids.insert(id);
+                if let Some(id) = id {
+                    records += 1;
+                    ids.insert(id);
+                    continue;
+                }
+                for line in m.payload().unwrap_or_default().split(|&b| b == b'\n') {
+                    if line.is_empty() {
+                        continue;
                     }
-                    None => malformed += 1,
+                    records += 1;
+                    let id = serde_json::from_slice::<serde_json::Value>(line)
+                        .ok()
+                        .and_then(|v| v.get("id")?.as_str().map(str::to_owned));
+                    match id {
+                        Some(id) => {
+                            ids.insert(id);
+                        }
+                        None => malformed += 1,
+                    }
                 }
             }
             Format::Otlp => match ExportLogsServiceRequest::decode(m.payload().unwrap_or_default()) {

@@ -81,6 +81,16 @@ pub struct KafkaConfig {
     /// Bound on librdkafka's own queue (`queue.buffering.max.kbytes`, default 64MiB).
     #[serde(default, deserialize_with = "units::opt_bytes")]
     pub max_queue_bytes: Option<usize>,
+    /// Events per message (default 1: one message per event). Above 1, a kind's
+    /// events are packed into NDJSON messages of up to this many events and
+    /// `max_message_bytes`, one message per key (no key when `key = "id"`), with
+    /// headers `kind`, `event-count` and `content-type: application/x-ndjson`.
+    #[serde(default = "default_events_per_message")]
+    pub events_per_message: usize,
+    /// Bound on a packed message's value (default 900KiB, under the 1 MB default
+    /// `message.max.bytes` of librdkafka and brokers). Only used when packing.
+    #[serde(default = "default_max_message_bytes", deserialize_with = "units::bytes")]
+    pub max_message_bytes: usize,
     /// Any librdkafka property, passed through (SASL, TLS, ...). Values may be
     /// `{ env = "VAR" }` or `{ file = "/path" }` for secrets.
     #[serde(default)]
@@ -92,6 +102,12 @@ fn default_topic() -> String {
 }
 fn default_key() -> String {
     "id".into()
+}
+fn default_events_per_message() -> usize {
+    1
+}
+fn default_max_message_bytes() -> usize {
+    900 << 10
 }
 fn default_acks() -> String {
     "all".into()

@@ -1,4 +1,5 @@
-//! The Kafka exporter: one JSON message per event, acknowledged per batch.
+//! The Kafka exporter: one JSON message per event (or, with `events_per_message`,
+//! NDJSON messages of up to that many events), acknowledged per batch.
 //!
 //! Delivery reports arrive on the producer's polling thread and settle a per-batch
 //! tracker (no future or channel per message): the batch is acknowledged only when
@@ -10,6 +11,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,6 +27,7 @@ struct Tracker {
     generation: AtomicU64,
     settled: AtomicUsize,
     failure: Mutex<Option<KafkaError>>,
+    /// Message indices the broker refused as too large.
     too_large: Mutex<Vec<usize>>,
     done: tokio::sync::Notify,
 }
@@ -72,7 +75,8 @@ impl ProducerContext for Reports {
 }
 
 /// Produces each event as a JSON message to `topic` (per kind), keyed by the event
-/// id or a field, with headers `kind` and `event-id`. A batch is acknowledged only
+/// id or a field, with headers `kind` and `event-id` (or packs events into NDJSON
+/// messages, see [`KafkaConfig::events_per_message`]). A batch is acknowledged only
 /// when every message's delivery report succeeded.
 pub struct KafkaExporter {
     producer: Arc<ThreadedProducer<Reports>>,
@@ -82,6 +86,17 @@ pub struct KafkaExporter {
     topic: String,
     key: String,
     brokers: String,
+    events_per_message: usize,
+    max_message_bytes: usize,
+}
+
+/// Events packed into one NDJSON message, all with the same key.
+struct Pack {
+    key: Option<String>,
+    payload: Vec<u8>,
+    /// Batch indices of the events in this message.
+    events: Vec<usize>,
+    ts_ms: i64,
 }
 
 /// Builds the producer configuration (defaults, then the user's passthrough properties).
@@ -99,6 +114,21 @@ pub(crate) fn client_config(cfg: &KafkaConfig, prefix: &str) -> Result<ClientCon
         return Err(ConfigError::key(
             format!("{prefix}.topic"),
             "the only placeholder is {kind}",
+        ));
+    }
+    if cfg.events_per_message == 0 {
+        return Err(ConfigError::key(
+            format!("{prefix}.events_per_message"),
+            "must be at least 1",
+        ));
+    }
+    if cfg.max_message_bytes < 1024 {
+        return Err(ConfigError::key(
+            format!("{prefix}.max_message_bytes"),
+            format!(
+                "{} bytes is too small for a packed message (at least 1KiB)",
+                cfg.max_message_bytes
+            ),
         ));
     }
     let mut c = ClientConfig::new();
@@ -159,6 +189,8 @@ impl KafkaExporter {
             topic: cfg.topic.clone(),
             key: cfg.key.clone(),
             brokers: cfg.brokers.clone(),
+            events_per_message: cfg.events_per_message,
+            max_message_bytes: cfg.max_message_bytes,
         })
     }
 
@@ -179,17 +211,34 @@ impl KafkaExporter {
             Value::Bool(v) => v.to_string().into(),
         })
     }
-}
 
-#[async_trait]
-impl Exporter for KafkaExporter {
-    async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
-        let _one_at_a_time = self.exporting.lock().await;
+    /// Hands one message to librdkafka, waiting while its bounded queue is full.
+    /// Returns whether a delivery report will follow; a message refused at once is
+    /// recorded in the tracker under `index`.
+    async fn produce(&self, mut record: BaseRecord<'_, str, [u8], usize>, index: usize) -> bool {
         let t = &self.tracker;
-        let generation = t.generation.fetch_add(1, SeqCst) + 1;
-        t.settled.store(0, SeqCst);
-        *lock(&t.failure) = None;
-        lock(&t.too_large).clear();
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return true,
+                Err((err, back)) if err.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
+                    // librdkafka's queue is bounded: let it drain, then retry.
+                    record = back;
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                Err((err, _)) => {
+                    if err.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageSizeTooLarge) {
+                        lock(&t.too_large).push(index);
+                    } else {
+                        lock(&t.failure).get_or_insert(err);
+                    }
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// One message per event, keyed, with `kind` and `event-id` headers.
+    async fn send_each(&self, batch: &Batch, generation: u64) -> usize {
         let mut sent = 0usize;
         let mut payload = Vec::with_capacity(512);
         let mut index = 0usize;
@@ -220,29 +269,133 @@ impl Exporter for KafkaExporter {
                 if let Some(k) = key.as_deref() {
                     record = record.key(k);
                 }
-                loop {
-                    match self.producer.send(record) {
-                        Ok(()) => {
-                            sent += 1;
-                            break;
-                        }
-                        Err((err, back)) if err.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
-                            // librdkafka's queue is bounded: let it drain, then retry.
-                            record = back;
-                            tokio::time::sleep(Duration::from_millis(2)).await;
-                        }
-                        Err((err, _)) => {
-                            if err.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageSizeTooLarge) {
-                                lock(&t.too_large).push(i);
-                            } else {
-                                lock(&t.failure).get_or_insert(err);
-                            }
-                            break;
-                        }
-                    }
+                if self.produce(record, i).await {
+                    sent += 1;
                 }
             }
         }
+        sent
+    }
+
+    /// NDJSON messages of up to `events_per_message` events and `max_message_bytes`,
+    /// one open message per key (no key when keyed by id), `event-count` header.
+    async fn send_packed(&self, batch: &Batch, generation: u64, packs: &mut Vec<Vec<usize>>) -> usize {
+        let mut sent = 0usize;
+        let mut index = 0usize;
+        let mut line = Vec::with_capacity(512);
+        for slice in batch.slices() {
+            let Some(first) = slice.first() else { continue };
+            let topic = self.topic_for(first.kind());
+            let kind = first.kind();
+            let mut open: Vec<Pack> = Vec::new();
+            let mut by_key: HashMap<String, usize> = HashMap::new();
+            for e in slice {
+                let i = index;
+                index += 1;
+                let key = if self.key == "id" {
+                    None
+                } else {
+                    self.key_for(e, "").map(|k| k.into_owned())
+                };
+                let slot = match &key {
+                    None => open.iter().position(|p| p.key.is_none()),
+                    Some(k) => by_key.get(k.as_str()).copied(),
+                };
+                let slot = slot.unwrap_or_else(|| {
+                    if let Some(k) = &key {
+                        by_key.insert(k.clone(), open.len());
+                    }
+                    open.push(Pack {
+                        key,
+                        payload: Vec::new(),
+                        events: Vec::new(),
+                        ts_ms: 0,
+                    });
+                    open.len() - 1
+                });
+                line.clear();
+                json::write_event(&mut line, e, batch.resource());
+                line.push(b'\n');
+                let full = {
+                    let p = &open[slot];
+                    !p.events.is_empty() && p.payload.len() + line.len() > self.max_message_bytes
+                };
+                if full {
+                    sent += self.send_pack(&topic, kind, &mut open[slot], generation, packs).await;
+                }
+                let p = &mut open[slot];
+                if p.events.is_empty() {
+                    p.ts_ms = e.ts().as_millis();
+                }
+                p.payload.extend_from_slice(&line);
+                p.events.push(i);
+                if p.events.len() >= self.events_per_message {
+                    sent += self.send_pack(&topic, kind, p, generation, packs).await;
+                }
+            }
+            for p in &mut open {
+                if !p.events.is_empty() {
+                    sent += self.send_pack(&topic, kind, p, generation, packs).await;
+                }
+            }
+        }
+        sent
+    }
+
+    /// Produces one packed message and empties the pack; 1 when a report will follow.
+    async fn send_pack(
+        &self,
+        topic: &str,
+        kind: &str,
+        p: &mut Pack,
+        generation: u64,
+        packs: &mut Vec<Vec<usize>>,
+    ) -> usize {
+        let m = packs.len();
+        packs.push(std::mem::take(&mut p.events));
+        let count = packs[m].len().to_string();
+        let headers = OwnedHeaders::new_with_capacity(3)
+            .insert(Header {
+                key: "kind",
+                value: Some(kind),
+            })
+            .insert(Header {
+                key: "event-count",
+                value: Some(&count),
+            })
+            .insert(Header {
+                key: "content-type",
+                value: Some("application/x-ndjson"),
+            });
+        let mut record = BaseRecord::with_opaque_to(topic, Tracker::opaque(generation, m))
+            .payload(&p.payload[..])
+            .headers(headers)
+            .timestamp(p.ts_ms);
+        if let Some(k) = p.key.as_deref() {
+            record = record.key(k);
+        }
+        let sent = usize::from(self.produce(record, m).await);
+        p.payload.clear();
+        sent
+    }
+}
+
+#[async_trait]
+impl Exporter for KafkaExporter {
+    async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
+        let _one_at_a_time = self.exporting.lock().await;
+        let t = &self.tracker;
+        let generation = t.generation.fetch_add(1, SeqCst) + 1;
+        t.settled.store(0, SeqCst);
+        *lock(&t.failure) = None;
+        lock(&t.too_large).clear();
+        // Packed: message index -> the events it carries.
+        let mut packs: Vec<Vec<usize>> = Vec::new();
+        let sent = if self.events_per_message > 1 {
+            self.send_packed(batch, generation, &mut packs).await
+        } else {
+            self.send_each(batch, generation).await
+        };
         loop {
             let notified = t.done.notified();
             if t.settled.load(SeqCst) >= sent {
@@ -255,7 +408,15 @@ impl Exporter for KafkaExporter {
             // delivered are sent again with the same event ids.
             return Err(ExportError::retryable(format!("kafka {}: {e}", self.brokers)));
         }
-        let mut too_large = std::mem::take(&mut *lock(&t.too_large));
+        let refused = std::mem::take(&mut *lock(&t.too_large));
+        let mut too_large: Vec<usize> = if self.events_per_message > 1 {
+            refused
+                .iter()
+                .flat_map(|&m| packs.get(m).into_iter().flatten().copied())
+                .collect()
+        } else {
+            refused
+        };
         if !too_large.is_empty() {
             too_large.sort_unstable();
             return Err(ExportError::rejected_events(

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use usage_core::json::Decoder;
 use usage_core::Event;
 
-/// Every event in `topic` from the beginning, read until the topic has been quiet
+/// Every event in `topic` from the beginning (one per message, or NDJSON lines of
+/// packed messages), read until the topic has been quiet
 /// for `quiet` (some brokers' high watermarks lag) or `limit` passes.
 pub fn read_events(brokers: &str, topic: &str, quiet: Duration, limit: Duration) -> Result<Vec<Event>, String> {
     let consumer: BaseConsumer = ClientConfig::new()
@@ -36,11 +37,12 @@ pub fn read_events(brokers: &str, topic: &str, quiet: Duration, limit: Duration)
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
                 last = Instant::now();
-                out.push(
-                    decoder
-                        .decode(m.payload().unwrap_or_default())
-                        .map_err(|e| format!("{topic}: {e}"))?,
-                );
+                // One event per message, or NDJSON when the producer packs events.
+                for line in m.payload().unwrap_or_default().split(|&b| b == b'\n') {
+                    if !line.is_empty() {
+                        out.push(decoder.decode(line).map_err(|e| format!("{topic}: {e}"))?);
+                    }
+                }
             }
             Some(Err(e)) => return Err(format!("consume {topic}: {e}")),
             None => {}

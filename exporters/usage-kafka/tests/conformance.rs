@@ -1,6 +1,7 @@
 //! The shared conformance suite against a real Kafka-protocol broker (tansu, started
 //! by `cargo xtask e2e`). tansu keeps data in memory, so the outage is a network
-//! outage: its advertised address is a pausable proxy.
+//! outage: its advertised address is a pausable proxy. It runs twice: one message
+//! per event, then packed (`events_per_message = 500`).
 
 use std::time::Duration;
 use usage_conformance::{env_addr, record, run, scratch_dir, Backend, TcpProxy};
@@ -9,19 +10,25 @@ use usage_core::Event;
 struct Tansu {
     proxy: TcpProxy,
     brokers: String,
+    /// `events_per_message`: 1 is one message per event.
+    per_message: usize,
 }
 
 impl Backend for Tansu {
     fn name(&self) -> String {
-        "tansu 0.6".into()
+        if self.per_message > 1 {
+            format!("tansu 0.6, {} events/message", self.per_message)
+        } else {
+            "tansu 0.6".into()
+        }
     }
     fn exporter_type(&self) -> String {
         "kafka".into()
     }
     fn exporter_settings(&self, run: &str) -> String {
         format!(
-            "brokers = {:?}\ntopic = \"conf-{run}.{{kind}}\"\nkey = \"id\"\n",
-            self.brokers
+            "brokers = {:?}\ntopic = \"conf-{run}.{{kind}}\"\nkey = \"id\"\nevents_per_message = {}\n",
+            self.brokers, self.per_message
         )
     }
     fn read_back(&self, run: &str, expected: usize) -> Result<Vec<Event>, String> {
@@ -58,8 +65,13 @@ fn kafka_exporter_passes_the_conformance_suite_against_tansu() {
     let mut backend = Tansu {
         brokers: format!("127.0.0.1:{}", proxy.port()),
         proxy,
+        per_message: 1,
     };
     let scratch = scratch_dir("conformance-kafka");
     let reports = run(&mut backend, &scratch, 3000).unwrap_or_else(|e| panic!("kafka: {e}"));
+    record(&reports);
+    // Packed into NDJSON messages: the same suite, through the same proxy (one port).
+    backend.per_message = 500;
+    let reports = run(&mut backend, &scratch, 3000).unwrap_or_else(|e| panic!("kafka, packed: {e}"));
     record(&reports);
 }

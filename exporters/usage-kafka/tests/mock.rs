@@ -136,6 +136,130 @@ async fn a_message_too_large_is_rejected_alone() {
     );
 }
 
+/// Each packed message's events, decoded from its NDJSON lines.
+fn unpack(value: &str) -> Vec<Event> {
+    value
+        .lines()
+        .map(|l| usage_core::json::decode_event(l.as_bytes()).unwrap())
+        .collect()
+}
+
+fn header<'a>(headers: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packed_messages_are_ndjson_grouped_by_key() {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("t.relay_usage", 2, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let mut cfg = config(&brokers);
+    cfg.events_per_message = 4;
+    let exporter = KafkaExporter::new(&cfg, "exporters.k").unwrap();
+    let events: Vec<Event> = (0..10u64)
+        .map(|cu| {
+            Event::new(RelayUsage {
+                project: if cu < 7 { "a" } else { "b" }.into(),
+                cu,
+                ..Default::default()
+            })
+        })
+        .collect();
+    let batch = Batch::from_events(events.clone(), Arc::new(Resource::new("svc")));
+    exporter.export(&batch).await.unwrap();
+    // a: 4 + 3, b: 3.
+    let messages = read_all(&brokers, "t.relay_usage", 2, 3);
+    let mut counts: Vec<usize> = Vec::new();
+    let mut got: Vec<Event> = Vec::new();
+    for (key, value, headers) in &messages {
+        let inside = unpack(value);
+        assert_eq!(header(headers, "event-count"), Some(inside.len().to_string().as_str()));
+        assert_eq!(header(headers, "content-type"), Some("application/x-ndjson"));
+        assert_eq!(header(headers, "kind"), Some("relay_usage"));
+        assert_eq!(header(headers, "event-id"), None, "ids are in the lines");
+        for e in &inside {
+            assert_eq!(
+                e.field("project"),
+                key.as_deref().map(usage_core::Value::Str),
+                "keyed by project"
+            );
+        }
+        counts.push(inside.len());
+        got.extend(inside);
+    }
+    counts.sort_unstable();
+    assert_eq!(counts, vec![3, 3, 4]);
+    got.sort_by_key(|e| e.id());
+    let mut sent = events;
+    sent.sort_by_key(|e| e.id());
+    assert_eq!(
+        got.iter().map(|e| (e.id(), e.values())).collect::<Vec<_>>(),
+        sent.iter().map(|e| (e.id(), e.values())).collect::<Vec<_>>()
+    );
+    let back = usage_kafka::read::read_events(
+        &brokers,
+        "t.relay_usage",
+        Duration::from_millis(500),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    assert_eq!(back.len(), 10, "read_events unpacks NDJSON messages");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packing_keeps_under_the_byte_bound_and_a_huge_event_is_rejected_alone() {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("t.relay_usage", 1, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let mut cfg = config(&brokers);
+    cfg.key = "id".into();
+    cfg.events_per_message = 1000;
+    cfg.max_message_bytes = 2000;
+    cfg.librdkafka
+        .insert("message.max.bytes".into(), usage_kafka::Property::Int(4000));
+    let exporter = KafkaExporter::new(&cfg, "exporters.k").unwrap();
+    let mut events: Vec<Event> = (0..20)
+        .map(|cu| {
+            Event::new(RelayUsage {
+                project: "p".into(),
+                cu,
+                ..Default::default()
+            })
+        })
+        .collect();
+    events[9] = Event::new(RelayUsage {
+        project: "p".into(),
+        origin: "x".repeat(5000).into(),
+        ..Default::default()
+    });
+    let batch = Batch::from_events(events, Arc::new(Resource::default()));
+    match exporter.export(&batch).await {
+        Err(ExportError::PartiallyRejected { indices, message }) => {
+            assert_eq!(indices, vec![9], "only the huge event, alone in its message");
+            assert!(message.contains("message.max.bytes"), "{message}");
+        }
+        other => panic!("expected a partial rejection, got {other:?}"),
+    }
+    let back = usage_kafka::read::read_events(
+        &brokers,
+        "t.relay_usage",
+        Duration::from_millis(500),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    assert_eq!(back.len(), 19, "the rest went through");
+    let messages = read_all(&brokers, "t.relay_usage", 1, 19);
+    assert!(
+        messages.len() > 1,
+        "packed under the byte bound: {} messages",
+        messages.len()
+    );
+    for (key, value, _) in &messages {
+        assert_eq!(key, &None, "keyed by id: packed messages carry no key");
+        assert!(value.len() <= 2000, "{} bytes", value.len());
+    }
+}
+
 #[test]
 fn bad_settings_name_the_key() {
     let bad = |k: &str, v: &str| {
@@ -156,4 +280,17 @@ fn bad_settings_name_the_key() {
     assert!(bad("compression", "lz5").starts_with("exporters.k.compression: unknown variant"));
     assert!(bad("topic", "usage.{knd}").contains("the only placeholder is {kind}"));
     assert!(bad("linger", "soon").contains("exporters.k.linger: invalid duration"));
+    let mut c = config("127.0.0.1:1");
+    c.events_per_message = 0;
+    assert_eq!(
+        KafkaExporter::new(&c, "exporters.k").err().unwrap().to_string(),
+        "exporters.k.events_per_message: must be at least 1"
+    );
+    let mut c = config("127.0.0.1:1");
+    c.max_message_bytes = 10;
+    assert!(KafkaExporter::new(&c, "exporters.k")
+        .err()
+        .unwrap()
+        .to_string()
+        .starts_with("exporters.k.max_message_bytes: 10 bytes is too small"));
 }
