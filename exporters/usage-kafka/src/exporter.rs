@@ -282,7 +282,7 @@ impl KafkaExporter {
     async fn send_packed(&self, batch: &Batch, generation: u64, packs: &mut Vec<Vec<usize>>) -> usize {
         let mut sent = 0usize;
         let mut index = 0usize;
-        let mut line = Vec::with_capacity(512);
+        let mut carry = Vec::new();
         for slice in batch.slices() {
             let Some(first) = slice.first() else { continue };
             let topic = self.topic_for(first.kind());
@@ -313,21 +313,22 @@ impl KafkaExporter {
                     });
                     open.len() - 1
                 });
-                line.clear();
-                json::write_event(&mut line, e, batch.resource());
-                line.push(b'\n');
-                let full = {
-                    let p = &open[slot];
-                    !p.events.is_empty() && p.payload.len() + line.len() > self.max_message_bytes
-                };
-                if full {
-                    sent += self.send_pack(&topic, kind, &mut open[slot], generation, packs).await;
-                }
+                // Written straight into the message; moved to the next one only when
+                // it would cross the byte bound.
                 let p = &mut open[slot];
+                let before = p.payload.len();
+                json::write_event(&mut p.payload, e, batch.resource());
+                p.payload.push(b'\n');
+                if !p.events.is_empty() && p.payload.len() > self.max_message_bytes {
+                    carry.clear();
+                    carry.extend_from_slice(&p.payload[before..]);
+                    p.payload.truncate(before);
+                    sent += self.send_pack(&topic, kind, p, generation, packs).await;
+                    p.payload.extend_from_slice(&carry);
+                }
                 if p.events.is_empty() {
                     p.ts_ms = e.ts().as_millis();
                 }
-                p.payload.extend_from_slice(&line);
                 p.events.push(i);
                 if p.events.len() >= self.events_per_message {
                     sent += self.send_pack(&topic, kind, p, generation, packs).await;
