@@ -8,6 +8,10 @@
 //! - value: the JSON encoding (`docs/encoding.md`),
 //! - headers `kind` and `event-id`, timestamp = event time.
 //!
+//! Or, with `events_per_message = N`, NDJSON messages of up to N events of a kind
+//! (one open message per key, bounded by `max_message_bytes`, header `event-count`):
+//! far fewer messages for brokers and consumers that read lines.
+//!
 //! Safe defaults: `acks=all`, idempotent producer, zstd, 5 ms linger, a bounded
 //! librdkafka queue. Any librdkafka property can be passed through:
 //!
