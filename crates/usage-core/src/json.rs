@@ -107,8 +107,20 @@ const NEEDS_ESCAPE: [bool; 256] = {
     t
 };
 
+/// Whether any byte of an 8-byte word needs escaping (a control byte, `"` or `\\`),
+/// tested on the whole word at once.
+#[inline(always)]
+fn word_needs_escape(word: [u8; 8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let w = u64::from_le_bytes(word);
+    // A byte below n sets its high bit in (w - n) while clear in w (exact for n <= 0x80).
+    let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGHS;
+    (below(w, 0x20) | below(w ^ (ONES * u64::from(b'"')), 1) | below(w ^ (ONES * u64::from(b'\\')), 1)) != 0
+}
+
 /// Appends a JSON string literal with escaping. Runs without special bytes (the
-/// usual case) are copied whole.
+/// usual case) are copied whole, checked a word at a time.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.reserve(s.len() + 2);
     out.push(b'"');
@@ -116,7 +128,13 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
     let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
-        let b = bytes[i];
+        while let Some(word) = bytes.get(i..i + 8).and_then(|c| <[u8; 8]>::try_from(c).ok()) {
+            if word_needs_escape(word) {
+                break;
+            }
+            i += 8;
+        }
+        let Some(&b) = bytes.get(i) else { break };
         if !NEEDS_ESCAPE[usize::from(b)] {
             i += 1;
             continue;
@@ -379,6 +397,47 @@ mod tests {
         let mut out = Vec::new();
         write_str(&mut out, "a\"b\\c\nd\u{1}é");
         assert_eq!(String::from_utf8(out).unwrap(), "\"a\\\"b\\\\c\\nd\\u0001é\"");
+    }
+
+    /// The encoding's escaping rules, one character at a time.
+    fn escaped(s: &str) -> String {
+        let mut out = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    #[test]
+    fn every_ascii_byte_at_every_word_offset_is_escaped() {
+        for b in 0u8..0x80 {
+            for at in 0..20 {
+                let mut s = "abcdefghijklmnopqrstu".to_string();
+                s.replace_range(at..at + 1, std::str::from_utf8(&[b]).unwrap());
+                let mut out = Vec::new();
+                write_str(&mut out, &s);
+                assert_eq!(String::from_utf8(out).unwrap(), escaped(&s), "byte {b:#x} at {at}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_string_reads_back_as_itself(s in ".*") {
+            let mut out = Vec::new();
+            write_str(&mut out, &s);
+            proptest::prop_assert_eq!(String::from_utf8(out.clone()).unwrap(), escaped(&s));
+            proptest::prop_assert_eq!(serde_json::from_slice::<String>(&out).unwrap(), s);
+        }
     }
 
     #[test]

@@ -20,10 +20,18 @@ use std::sync::Arc;
 /// ]).unwrap();
 /// assert_eq!(Event::from_record(rec).kind(), "network_event");
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Record {
     schema: Arc<Schema>,
     values: Vec<OwnedValue>,
+    /// Heap bytes, counted once: queues and batches ask for every event's size.
+    heap: usize,
+}
+
+impl PartialEq for Record {
+    fn eq(&self, other: &Self) -> bool {
+        self.schema == other.schema && self.values == other.values
+    }
 }
 
 /// Why a [`Record`] does not match its schema; names the field.
@@ -87,7 +95,9 @@ impl Record {
                 *v = c;
             }
         }
-        Ok(Record { schema, values })
+        let heap = values.capacity() * std::mem::size_of::<OwnedValue>()
+            + values.iter().map(OwnedValue::heap_bytes).sum::<usize>();
+        Ok(Record { schema, values, heap })
     }
 
     /// The record's schema.
@@ -122,8 +132,7 @@ impl EventData for Record {
         }
     }
     fn heap_bytes(&self) -> usize {
-        self.values.capacity() * std::mem::size_of::<OwnedValue>()
-            + self.values.iter().map(OwnedValue::heap_bytes).sum::<usize>()
+        self.heap
     }
     fn clone_boxed(&self) -> Box<dyn EventData> {
         Box::new(self.clone())
