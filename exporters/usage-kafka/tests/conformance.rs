@@ -17,7 +17,7 @@ struct Tansu {
 impl Backend for Tansu {
     fn name(&self) -> String {
         if self.per_message > 1 {
-            format!("tansu 0.6, {} events/message", self.per_message)
+            format!("tansu 0.6, packed x{}", self.per_message)
         } else {
             "tansu 0.6".into()
         }
