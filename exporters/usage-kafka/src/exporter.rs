@@ -292,16 +292,15 @@ impl KafkaExporter {
             for e in slice {
                 let i = index;
                 index += 1;
-                let key = if self.key == "id" {
-                    None
-                } else {
-                    self.key_for(e, "").map(|k| k.into_owned())
-                };
-                let slot = match &key {
+                // Keyed by id: one unkeyed message at a time. By a field: one per value
+                // (the key is copied only when a new value opens a message).
+                let key = if self.key == "id" { None } else { self.key_for(e, "") };
+                let found = match key.as_deref() {
                     None => open.iter().position(|p| p.key.is_none()),
-                    Some(k) => by_key.get(k.as_str()).copied(),
+                    Some(k) => by_key.get(k).copied(),
                 };
-                let slot = slot.unwrap_or_else(|| {
+                let slot = found.unwrap_or_else(|| {
+                    let key = key.map(|k| k.into_owned());
                     if let Some(k) = &key {
                         by_key.insert(k.clone(), open.len());
                     }
