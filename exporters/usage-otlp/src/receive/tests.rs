@@ -204,3 +204,18 @@ fn json_goes_through_the_same_mapping() {
         events_from_request(&req, &ReceiveOptions::default()).unwrap()
     );
 }
+
+#[test]
+fn the_first_resource_key_decides_even_when_it_is_not_a_string() {
+    let mut req = busy_request();
+    let attrs = &mut req.resource_logs[0].resource.as_mut().unwrap().attributes;
+    attrs.insert(0, kv("service.name", Av::IntValue(7)));
+    attrs.push(kv("service.instance.id", Av::StringValue("later".into())));
+    let body = req.encode_to_vec();
+    let (ours, prost) = both(&body, &ReceiveOptions::default());
+    let ours = ours.unwrap();
+    assert_eq!(ours, prost.unwrap());
+    let res = ours[0].resource().unwrap();
+    assert_eq!(res.service_name.as_str(), "unknown_service", "an int service.name is no name");
+    assert_ne!(res.service_instance_id.as_str(), "later", "the first instance id wins");
+}

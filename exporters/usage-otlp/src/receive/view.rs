@@ -5,7 +5,7 @@ use super::wire::{self, Fields, WireError, MAX_DEPTH};
 use super::ReceiveError;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Av;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
+use opentelemetry_proto::tonic::common::v1::AnyValue;
 use std::ops::Range;
 
 /// An attribute or body value; the kinds events cannot hold are only named.
@@ -33,6 +33,35 @@ pub(crate) struct Attr<'a> {
 pub(crate) struct ResourceView<'a> {
     pub service_name: Option<&'a str>,
     pub instance_id: Option<&'a str>,
+    /// Whether each key was met yet: its first occurrence decides, whatever its type,
+    /// as a lookup in the decoded attribute list does.
+    seen: [bool; 2],
+}
+
+impl<'a> ResourceView<'a> {
+    fn note(&mut self, attr: Attr<'a>) {
+        let (slot, seen) = match attr.key {
+            "service.name" => (&mut self.service_name, &mut self.seen[0]),
+            "service.instance.id" => (&mut self.instance_id, &mut self.seen[1]),
+            _ => return,
+        };
+        if !*seen {
+            *seen = true;
+            *slot = match attr.value {
+                Some(Any::Str(s)) => Some(s),
+                _ => None,
+            };
+        }
+    }
+}
+
+/// Event time, or the observed time when the producer left it unset.
+fn event_nanos(time: u64, observed: u64) -> u64 {
+    if time > 0 {
+        time
+    } else {
+        observed
+    }
 }
 
 #[derive(Debug)]
@@ -73,7 +102,7 @@ impl<'a> RequestView<'a> {
             max_records,
             ..Default::default()
         };
-        // Records are ~100 bytes on the wire and carry ~16 attributes: reserve once.
+        // A record takes at least ~128 bytes on the wire and an attribute ~16: reserve once.
         view.records.reserve((body.len() / 128).min(max_records.min(1 << 16)));
         view.attrs.reserve((body.len() / 16).min(1 << 20));
         let mut f = Fields::new(body, 0);
@@ -104,7 +133,7 @@ impl<'a> RequestView<'a> {
                 }
                 2 => {
                     let b = wire::bytes(w, "ResourceLogs.scope_logs", at).map_err(invalid)?;
-                    self.scope_logs(b, at, [ri, si, 0], resource)?;
+                    self.scope_logs(b, at, [ri, si], resource)?;
                     si += 1;
                 }
                 3 => {
@@ -122,15 +151,7 @@ impl<'a> RequestView<'a> {
             match n {
                 1 => {
                     let a = key_value(wire::bytes(w, "Resource.attributes", at)?, at, 0)?;
-                    // The first of repeated keys wins, as a lookup in the decoded list would.
-                    let r = &mut self.resources[index];
-                    match (a.key, a.value) {
-                        ("service.name", Some(Any::Str(s))) if r.service_name.is_none() => r.service_name = Some(s),
-                        ("service.instance.id", Some(Any::Str(s))) if r.instance_id.is_none() => {
-                            r.instance_id = Some(s)
-                        }
-                        _ => {}
-                    }
+                    self.resources[index].note(a);
                 }
                 2 => {
                     wire::varint(w, "Resource.dropped_attributes_count", at)?;
@@ -145,7 +166,7 @@ impl<'a> RequestView<'a> {
         &mut self,
         buf: &'a [u8],
         base: usize,
-        path: [usize; 3],
+        [ri, si]: [usize; 2],
         resource: usize,
     ) -> Result<(), ReceiveError> {
         let mut f = Fields::new(buf, base);
@@ -156,8 +177,7 @@ impl<'a> RequestView<'a> {
                 2 => {
                     self.check_room()?;
                     let b = wire::bytes(w, "ScopeLogs.log_records", at).map_err(invalid)?;
-                    self.log_record(b, at, [path[0], path[1], li], resource)
-                        .map_err(invalid)?;
+                    self.log_record(b, at, [ri, si, li], resource).map_err(invalid)?;
                     li += 1;
                 }
                 3 => {
@@ -210,7 +230,7 @@ impl<'a> RequestView<'a> {
         self.records.push(RecordView {
             path,
             resource,
-            nanos: if time > 0 { time } else { observed },
+            nanos: event_nanos(time, observed),
             body,
             attrs: start..self.attrs.len(),
         });
@@ -226,10 +246,14 @@ impl<'a> RequestView<'a> {
         for (ri, rl) in req.resource_logs.iter().enumerate() {
             let resource = view.resources.len();
             let attrs = rl.resource.as_ref().map(|r| &r.attributes[..]).unwrap_or(&[]);
-            view.resources.push(ResourceView {
-                service_name: string_attr(attrs, "service.name"),
-                instance_id: string_attr(attrs, "service.instance.id"),
-            });
+            let mut r = ResourceView::default();
+            for kv in attrs {
+                r.note(Attr {
+                    key: &kv.key,
+                    value: kv.value.as_ref().and_then(decoded_any),
+                });
+            }
+            view.resources.push(r);
             for (si, sl) in rl.scope_logs.iter().enumerate() {
                 for (li, lr) in sl.log_records.iter().enumerate() {
                     view.check_room()?;
@@ -241,11 +265,7 @@ impl<'a> RequestView<'a> {
                     view.records.push(RecordView {
                         path: [ri, si, li],
                         resource,
-                        nanos: if lr.time_unix_nano > 0 {
-                            lr.time_unix_nano
-                        } else {
-                            lr.observed_time_unix_nano
-                        },
+                        nanos: event_nanos(lr.time_unix_nano, lr.observed_time_unix_nano),
                         body: lr.body.as_ref().and_then(decoded_any),
                         attrs: start..view.attrs.len(),
                     });
@@ -258,19 +278,6 @@ impl<'a> RequestView<'a> {
 
 fn invalid(e: WireError) -> ReceiveError {
     ReceiveError::Invalid(format!("body: invalid OTLP protobuf: {}", e.0))
-}
-
-fn string_attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
-    match attrs
-        .iter()
-        .find(|kv| kv.key == key)?
-        .value
-        .as_ref()
-        .and_then(decoded_any)
-    {
-        Some(Any::Str(s)) => Some(s),
-        _ => None,
-    }
 }
 
 fn decoded_any(v: &AnyValue) -> Option<Any<'_>> {
