@@ -190,11 +190,10 @@ impl<'a> Slots<'a> {
     /// Sorts one record's attributes, reusing the buffers of the previous record.
     fn fill(&mut self, kind: &KindSchema, attributes: &[Attr<'a>]) {
         let fields = &kind.schema.fields;
-        let slots = self;
-        slots.fields.clear();
-        slots.fields.resize(fields.len(), None);
-        slots.map_entries.clear();
-        slots.id = None;
+        self.fields.clear();
+        self.fields.resize(fields.len(), None);
+        self.map_entries.clear();
+        self.id = None;
         // The `otlp` exporter writes attributes in schema order: try the next field first.
         let mut next = 0;
         for kv in attributes {
@@ -203,7 +202,7 @@ impl<'a> Slots<'a> {
             };
             let key = kv.key;
             if key == ID_ATTRIBUTE {
-                slots.id = Some(v);
+                self.id = Some(v);
                 continue;
             }
             let index = match fields.get(next) {
@@ -211,7 +210,7 @@ impl<'a> Slots<'a> {
                 _ => fields.iter().position(|f| f.name == key),
             };
             if let Some(i) = index {
-                slots.fields[i] = Some(v);
+                self.fields[i] = Some(v);
                 next = i + 1;
                 continue;
             }
@@ -220,7 +219,7 @@ impl<'a> Slots<'a> {
                     .strip_prefix(fields[m].name.as_ref())
                     .and_then(|r| r.strip_prefix('.'));
                 if let (Some(k), Any::Str(s)) = (entry, v) {
-                    slots.map_entries.push((m, k, s));
+                    self.map_entries.push((m, k, s));
                     break;
                 }
             }

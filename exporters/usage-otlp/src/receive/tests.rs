@@ -216,6 +216,10 @@ fn the_first_resource_key_decides_even_when_it_is_not_a_string() {
     let ours = ours.unwrap();
     assert_eq!(ours, prost.unwrap());
     let res = ours[0].resource().unwrap();
-    assert_eq!(res.service_name.as_str(), "unknown_service", "an int service.name is no name");
+    assert_eq!(
+        res.service_name.as_str(),
+        "unknown_service",
+        "an int service.name is no name"
+    );
     assert_ne!(res.service_instance_id.as_str(), "later", "the first instance id wins");
 }
