@@ -98,6 +98,36 @@ async fn topic_per_kind_key_headers_and_json_value() {
     assert_eq!(net[0].0, None, "network_event has no `project`: no key");
 }
 
+/// `n` small relay_usage events, the one at `huge` with a 5,000-byte origin.
+fn batch_with_a_huge_event(n: u64, huge: usize) -> Batch {
+    let mut events: Vec<Event> = (0..n)
+        .map(|cu| {
+            Event::new(RelayUsage {
+                project: "p".into(),
+                cu,
+                ..Default::default()
+            })
+        })
+        .collect();
+    events[huge] = Event::new(RelayUsage {
+        project: "p".into(),
+        origin: "x".repeat(5000).into(),
+        ..Default::default()
+    });
+    Batch::from_events(events, Arc::new(Resource::default()))
+}
+
+/// The export refused exactly the huge event, naming the setting to raise.
+fn assert_rejected_alone(outcome: Result<(), ExportError>, huge: usize) {
+    match outcome {
+        Err(ExportError::PartiallyRejected { indices, message }) => {
+            assert_eq!(indices, vec![huge], "only the huge event, alone in its message");
+            assert!(message.contains("message.max.bytes"), "{message}");
+        }
+        other => panic!("expected a partial rejection, got {other:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_too_large_is_rejected_alone() {
     let cluster = MockCluster::new(1).unwrap();
@@ -107,28 +137,8 @@ async fn a_message_too_large_is_rejected_alone() {
     cfg.librdkafka
         .insert("message.max.bytes".into(), usage_kafka::Property::Int(1000));
     let exporter = KafkaExporter::new(&cfg, "exporters.k").unwrap();
-    let mut events: Vec<Event> = (0..5)
-        .map(|cu| {
-            Event::new(RelayUsage {
-                project: "p".into(),
-                cu,
-                ..Default::default()
-            })
-        })
-        .collect();
-    events[2] = Event::new(RelayUsage {
-        project: "p".into(),
-        origin: "x".repeat(5000).into(),
-        ..Default::default()
-    });
-    let batch = Batch::from_events(events, Arc::new(Resource::default()));
-    match exporter.export(&batch).await {
-        Err(ExportError::PartiallyRejected { indices, message }) => {
-            assert_eq!(indices, vec![2]);
-            assert!(message.contains("message.max.bytes"), "{message}");
-        }
-        other => panic!("expected a partial rejection, got {other:?}"),
-    }
+    let batch = batch_with_a_huge_event(5, 2);
+    assert_rejected_alone(exporter.export(&batch).await, 2);
     assert_eq!(
         read_all(&brokers, "t.relay_usage", 1, 4).len(),
         4,
@@ -218,28 +228,8 @@ async fn packing_keeps_under_the_byte_bound_and_a_huge_event_is_rejected_alone()
     cfg.librdkafka
         .insert("message.max.bytes".into(), usage_kafka::Property::Int(4000));
     let exporter = KafkaExporter::new(&cfg, "exporters.k").unwrap();
-    let mut events: Vec<Event> = (0..20)
-        .map(|cu| {
-            Event::new(RelayUsage {
-                project: "p".into(),
-                cu,
-                ..Default::default()
-            })
-        })
-        .collect();
-    events[9] = Event::new(RelayUsage {
-        project: "p".into(),
-        origin: "x".repeat(5000).into(),
-        ..Default::default()
-    });
-    let batch = Batch::from_events(events, Arc::new(Resource::default()));
-    match exporter.export(&batch).await {
-        Err(ExportError::PartiallyRejected { indices, message }) => {
-            assert_eq!(indices, vec![9], "only the huge event, alone in its message");
-            assert!(message.contains("message.max.bytes"), "{message}");
-        }
-        other => panic!("expected a partial rejection, got {other:?}"),
-    }
+    let batch = batch_with_a_huge_event(20, 9);
+    assert_rejected_alone(exporter.export(&batch).await, 9);
     let back = usage_kafka::read::read_events(
         &brokers,
         "t.relay_usage",
