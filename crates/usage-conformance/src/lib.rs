@@ -17,7 +17,7 @@ mod proxy;
 
 pub use proxy::TcpProxy;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use usage_core::{Event, EventId, NetworkEvent, OptimizerQos, Pipeline, RelayUsage, Text, UsageConfig, Value};
@@ -374,4 +374,21 @@ pub fn poll_read(
 /// how to run the e2e tests when it is missing.
 pub fn env_addr(var: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set: run the e2e tests with `cargo xtask e2e`"))
+}
+
+/// Emits `n` `relay_usage` events for project `acme` (cu 0..n) and returns their ids,
+/// for fault tests that check every id arrives.
+pub fn emit_relays(p: &Pipeline, n: u64) -> HashSet<EventId> {
+    (0..n)
+        .map(|cu| {
+            let e = Event::new(RelayUsage {
+                project: "acme".into(),
+                cu,
+                ..Default::default()
+            });
+            let id = e.id();
+            p.sink().emit(e);
+            id
+        })
+        .collect()
 }

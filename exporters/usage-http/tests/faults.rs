@@ -9,7 +9,8 @@ use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use usage_core::{Event, EventId, Pipeline, RelayUsage, UsageConfig};
+use usage_conformance::emit_relays;
+use usage_core::{EventId, Pipeline, UsageConfig};
 
 /// What the fake does with a request.
 #[derive(Clone)]
@@ -157,21 +158,6 @@ fn pipeline(dir: &std::path::Path, url: &str, key: &str, extra: &str) -> Pipelin
     Pipeline::from_config(&UsageConfig::from_toml(&toml).unwrap()).unwrap()
 }
 
-fn emit(p: &Pipeline, n: u64) -> HashSet<EventId> {
-    (0..n)
-        .map(|cu| {
-            let e = Event::new(RelayUsage {
-                project: "acme".into(),
-                cu,
-                ..Default::default()
-            });
-            let id = e.id();
-            p.sink().emit(e);
-            id
-        })
-        .collect()
-}
-
 async fn flush(p: &Pipeline) -> usage_core::DeliveryReport {
     p.flush(Duration::from_secs(30)).await.unwrap_or_else(|e| panic!("{e}"))
 }
@@ -187,7 +173,7 @@ async fn bursts_of_5xx_resets_and_slow_answers_are_retried_with_the_same_key() {
     let server = fake(script).await;
     let dir = tempfile::tempdir().unwrap();
     let p = pipeline(dir.path(), &server.url, "\"k1\"", "");
-    let sent = emit(&p, 120);
+    let sent = emit_relays(&p, 120);
     flush(&p).await;
     assert_eq!(server.accepted(), sent, "every event arrived");
     {
@@ -220,7 +206,7 @@ async fn nothing_is_sent_before_retry_after() {
     let server = fake(script).await;
     let dir = tempfile::tempdir().unwrap();
     let p = pipeline(dir.path(), &server.url, "\"k1\"", "");
-    let sent = emit(&p, 10);
+    let sent = emit_relays(&p, 10);
     flush(&p).await;
     assert_eq!(server.accepted(), sent);
     {
@@ -255,7 +241,7 @@ async fn a_refused_key_pauses_until_it_is_rotated() {
     std::fs::write(&key_file, "k1\n").unwrap();
     let key = format!("{{ file = {:?} }}", key_file.display().to_string());
     let p = pipeline(dir.path(), &server.url, &key, "");
-    let sent = emit(&p, 30);
+    let sent = emit_relays(&p, 30);
     let end = Instant::now() + Duration::from_secs(10);
     while !p.stats().exporters[0].paused && Instant::now() < end {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -293,11 +279,11 @@ async fn too_large_splits_and_other_4xx_dead_letter() {
     let server = fake(script).await;
     let dir = tempfile::tempdir().unwrap();
     let p = pipeline(dir.path(), &server.url, "\"k1\"", "");
-    let sent = emit(&p, 50);
+    let sent = emit_relays(&p, 50);
     flush(&p).await;
     assert_eq!(server.accepted(), sent, "split down to batches the server takes");
     assert!(server.seen.lock().unwrap().requests.iter().all(|r| r.3.len() <= 50));
-    let lone = emit(&p, 1);
+    let lone = emit_relays(&p, 1);
     let err = p.flush(Duration::from_secs(10)).await.unwrap_err();
     assert_eq!(err.report().exporter("api").unwrap().dead_lettered, 1);
     let dl = dir.path().join("dead-letter/api");

@@ -11,7 +11,8 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use usage_core::{Event, EventId, Pipeline, RelayUsage, UsageConfig};
+use usage_conformance::emit_relays;
+use usage_core::{EventId, Pipeline, UsageConfig};
 use usage_otlp::receive::{decode_request, events_from_request, ReceiveOptions};
 
 /// The collector's answer: status, headers, body.
@@ -127,21 +128,6 @@ fn pipeline(dir: &std::path::Path, endpoint: &str, extra: &str) -> Pipeline {
     Pipeline::from_config(&UsageConfig::from_toml(&toml).unwrap()).unwrap()
 }
 
-fn emit(p: &Pipeline, n: u64) -> HashSet<EventId> {
-    (0..n)
-        .map(|cu| {
-            let e = Event::new(RelayUsage {
-                project: "acme".into(),
-                cu,
-                ..Default::default()
-            });
-            let id = e.id();
-            p.sink().emit(e);
-            id
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unavailable_and_throttled_answers_are_retried_after_retry_after() {
     let script: Script = Arc::new(|n, _, _| match n {
@@ -152,7 +138,7 @@ async fn unavailable_and_throttled_answers_are_retried_after_retry_after() {
     let c = collector(script).await;
     let dir = tempfile::tempdir().unwrap();
     let p = pipeline(dir.path(), &c.endpoint, "");
-    let sent = emit(&p, 40);
+    let sent = emit_relays(&p, 40);
     let report = p.flush(Duration::from_secs(30)).await.unwrap();
     assert_eq!(c.accepted(), sent);
     let stats = p.stats();
@@ -189,7 +175,7 @@ async fn a_refused_key_pauses_the_exporter_until_the_collector_takes_it() {
         &c.endpoint,
         "[exporters.otel.headers]\nauthorization = \"Bearer k\"\n",
     );
-    let sent = emit(&p, 30);
+    let sent = emit_relays(&p, 30);
     let end = Instant::now() + Duration::from_secs(10);
     while !p.stats().exporter("otel").unwrap().paused {
         assert!(Instant::now() < end, "a 401 pauses the exporter");
@@ -221,10 +207,10 @@ async fn too_large_splits_and_other_4xx_dead_letter() {
     let c = collector(script).await;
     let dir = tempfile::tempdir().unwrap();
     let p = pipeline(dir.path(), &c.endpoint, "");
-    let sent = emit(&p, 50);
+    let sent = emit_relays(&p, 50);
     p.flush(Duration::from_secs(30)).await.unwrap();
     assert_eq!(c.accepted(), sent, "split down to requests the collector takes");
-    let lone = emit(&p, 1);
+    let lone = emit_relays(&p, 1);
     let err = p.flush(Duration::from_secs(10)).await.unwrap_err();
     assert_eq!(err.report().exporter("otel").unwrap().dead_lettered, 1);
     assert!(!c.accepted().contains(lone.iter().next().unwrap()));
@@ -238,13 +224,13 @@ fn emits_from_threads_with_and_without_a_runtime_whatever_the_otlp_features() {
     let dir = tempfile::tempdir().unwrap();
     // Built and used outside any runtime.
     let p = pipeline(dir.path(), &c.endpoint, "protocol = \"http/json\"");
-    let mut sent = emit(&p, 10);
+    let mut sent = emit_relays(&p, 10);
     // From inside a current-thread runtime, as a host's async code would.
     let current = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    current.block_on(async { sent.extend(emit(&p, 10)) });
+    current.block_on(async { sent.extend(emit_relays(&p, 10)) });
     let report = p.shutdown_blocking(Duration::from_secs(20)).unwrap();
     assert_eq!(report.exporter("otel").unwrap().delivered, 20);
     assert_eq!(c.accepted(), sent);
