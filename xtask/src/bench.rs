@@ -369,8 +369,9 @@ fn measure_with_backends(b: &Bench, backends: &Backends) -> Result<Measured, Str
     Ok((Value::Object(per_exporter), collector, overload, versions))
 }
 
-/// The same OTLP/HTTP load into (a) `usage gateway` -> Kafka and (b) rotel's kafka
-/// exporter -> a Kafka broker; what arrived is consumed back and counted.
+/// The same OTLP/HTTP load into (a) `usage gateway` -> Kafka, one message per event,
+/// (b) the same packed 1,000 events per message, and (c) rotel's kafka exporter; what
+/// arrived is consumed back and counted.
 fn collector_role(b: &Bench, rotel_bin: &str) -> Result<Value, String> {
     let mut results = serde_json::Map::new();
     for target in ["usage_gateway", "usage_gateway_packed", "rotel"] {
@@ -381,8 +382,10 @@ fn collector_role(b: &Bench, rotel_bin: &str) -> Result<Value, String> {
             // fills, which would favour whichever collector runs first.
             let mut broker = Backends::new();
             e2e::start_tansu(&b.root.join("target/e2e"), &mut broker, false)?;
-            let brokers = broker.env.get("USAGE_E2E_KAFKA_UPSTREAM").cloned().unwrap_or_default();
-            let outcome = collector_run(b, target, run, &brokers, rotel_bin);
+            let outcome = match broker.env.get("USAGE_E2E_KAFKA_UPSTREAM") {
+                Some(brokers) => collector_run(b, target, run, brokers, rotel_bin),
+                None => Err("tansu started without an address".to_string()),
+            };
             for s in &mut broker.services {
                 s.stop();
             }
