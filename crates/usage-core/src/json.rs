@@ -107,7 +107,7 @@ const NEEDS_ESCAPE: [bool; 256] = {
     t
 };
 
-/// Whether any byte of an 8-byte word needs escaping (a control byte, `"` or `\\`),
+/// Whether any byte of an 8-byte word needs escaping (a control byte, `"` or `\`),
 /// tested on the whole word at once.
 #[inline(always)]
 fn word_needs_escape(word: [u8; 8]) -> bool {
