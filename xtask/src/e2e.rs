@@ -213,8 +213,10 @@ pub fn run(root: &Path, cargo: &str, compose: bool) -> Result<(), String> {
         services::kill_all();
         std::process::exit(130);
     });
-    // The gateway runs as the real `usage` binary.
-    services::run(cargo, &["build", "--quiet", "-p", "usage-cli"])?;
+    // The gateway runs as the real `usage` binary. Building it with the same
+    // `cargo test --workspace` selection as the tests keeps one feature set, so
+    // nothing is compiled twice (after `cargo xtask test`'s tests step this is a no-op).
+    services::run(cargo, &["test", "--workspace", "--no-run", "--quiet"])?;
     let mut backends = if compose {
         start_compose(root)?
     } else {
@@ -242,7 +244,7 @@ pub fn run(root: &Path, cargo: &str, compose: bool) -> Result<(), String> {
         .map_err(|e| format!("cannot run cargo test: {e}"));
     // The examples' own backend tests (custom_event -> ClickHouse).
     let examples = Command::new(cargo)
-        .args(["test", "-p", "usage-examples", "--examples", "--", "--ignored"])
+        .args(["test", "--workspace", "--examples", "--", "--ignored"])
         .envs(&backends.env)
         .env("USAGE_E2E_DIR", &work)
         .status()
