@@ -202,10 +202,26 @@ fn print_table(report: &Path) -> (usize, usize) {
     (rows.len(), lost)
 }
 
+/// Data the tests of earlier runs left behind (one directory per test process,
+/// kept after a run so a failure can be inspected). Installed backends stay.
+const RUN_DATA_PREFIXES: &[&str] = &["conformance-", "billing-", "s3s-fs-data-"];
+
+fn clear_previous_runs(work: &Path) {
+    let Ok(entries) = std::fs::read_dir(work) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if RUN_DATA_PREFIXES.iter().any(|p| name.starts_with(p)) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 pub fn run(root: &Path, cargo: &str, compose: bool) -> Result<(), String> {
     let start = Instant::now();
     let work: PathBuf = root.join("target/e2e");
     std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    clear_previous_runs(&work);
     let report = work.join("report.jsonl");
     let _ = std::fs::remove_file(&report);
     let _ = ctrlc::set_handler(|| {
