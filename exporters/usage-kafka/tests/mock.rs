@@ -206,13 +206,7 @@ async fn packed_messages_are_ndjson_grouped_by_key() {
         got.iter().map(|e| (e.id(), e.values())).collect::<Vec<_>>(),
         sent.iter().map(|e| (e.id(), e.values())).collect::<Vec<_>>()
     );
-    let back = usage_kafka::read::read_events(
-        &brokers,
-        "t.relay_usage",
-        Duration::from_millis(500),
-        Duration::from_secs(10),
-    )
-    .unwrap();
+    let back = read_relays(&brokers);
     assert_eq!(back.len(), 10, "read_events unpacks NDJSON messages");
 }
 
@@ -230,13 +224,7 @@ async fn packing_keeps_under_the_byte_bound_and_a_huge_event_is_rejected_alone()
     let exporter = KafkaExporter::new(&cfg, "exporters.k").unwrap();
     let batch = batch_with_a_huge_event(20, 9);
     assert_rejected_alone(exporter.export(&batch).await, 9);
-    let back = usage_kafka::read::read_events(
-        &brokers,
-        "t.relay_usage",
-        Duration::from_millis(500),
-        Duration::from_secs(10),
-    )
-    .unwrap();
+    let back = read_relays(&brokers);
     assert_eq!(back.len(), 19, "the rest went through");
     let messages = read_all(&brokers, "t.relay_usage", 1, 19);
     assert!(
@@ -283,4 +271,15 @@ fn bad_settings_name_the_key() {
         .unwrap()
         .to_string()
         .starts_with("exporters.k.max_message_bytes: 10 bytes is too small"));
+}
+
+/// Every event on `t.relay_usage`, unpacked, as a consumer would read them back.
+fn read_relays(brokers: &str) -> Vec<Event> {
+    usage_kafka::read::read_events(
+        brokers,
+        "t.relay_usage",
+        Duration::from_millis(500),
+        Duration::from_secs(10),
+    )
+    .unwrap()
 }
