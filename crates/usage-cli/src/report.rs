@@ -2,9 +2,9 @@
 
 use crate::{Failure, Outcome};
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
-use usage_core::Timestamp;
+use usage_core::{EventId, Timestamp};
 use usage_file::encode::decompress;
 use usage_file::read::{list_parts, Filter};
 
@@ -19,6 +19,11 @@ pub(crate) struct Args {
     /// Only events before this time (same forms as --from).
     #[arg(long, value_parser = parse_time)]
     to: Option<Timestamp>,
+    /// Count an event id every time it appears. By default a re-sent event (delivery is
+    /// at-least-once, and a re-send keeps its id) is counted once; remembering the ids
+    /// takes about 40 bytes of memory per event.
+    #[arg(long)]
+    no_dedup: bool,
 }
 
 /// RFC 3339, or a UTC date or date-and-hour.
@@ -35,6 +40,7 @@ pub(crate) fn parse_time(s: &str) -> Result<Timestamp, String> {
 /// Only what billing needs from a `relay_usage` line.
 #[derive(Deserialize)]
 struct Row<'a> {
+    id: &'a str,
     ts: &'a str,
     project: &'a str,
     chain: &'a str,
@@ -107,6 +113,8 @@ pub(crate) fn run(args: Args) -> Outcome {
     let parts = list_parts(&args.dir, &filter);
     let mut by_key: BTreeMap<(String, String), Totals> = BTreeMap::new();
     let (mut first, mut last): (Option<Timestamp>, Option<Timestamp>) = (None, None);
+    let mut seen: HashSet<EventId> = HashSet::new();
+    let mut duplicates = 0u64;
     for part in &parts {
         let bytes = std::fs::read(&part.path).map_err(|e| Failure::Failed(format!("{}: {e}", part.path.display())))?;
         let raw = decompress(&bytes, part.compression)
@@ -118,6 +126,16 @@ pub(crate) fn run(args: Args) -> Outcome {
                 .map_err(|e| Failure::Failed(format!("{}:{}: {e}", part.path.display(), i + 1)))?;
             if args.from.is_some_and(|f| ts < f) || args.to.is_some_and(|t| ts >= t) {
                 continue;
+            }
+            if !args.no_dedup {
+                let id: EventId = row
+                    .id
+                    .parse()
+                    .map_err(|e| Failure::Failed(format!("{}:{}: id {:?}: {e}", part.path.display(), i + 1, row.id)))?;
+                if !seen.insert(id) {
+                    duplicates += 1;
+                    continue;
+                }
             }
             first = Some(first.map_or(ts, |f| f.min(ts)));
             last = Some(last.map_or(ts, |l| l.max(ts)));
@@ -196,6 +214,12 @@ pub(crate) fn run(args: Args) -> Outcome {
             );
         }
         println!("{}", line(r));
+    }
+    if duplicates > 0 {
+        println!(
+            "\n{} re-sent events (same id) counted once; --no-dedup counts every copy",
+            thousands(duplicates)
+        );
     }
     Ok(())
 }

@@ -26,6 +26,21 @@ fn total_line(report: &str) -> Vec<u64> {
         .collect()
 }
 
+/// The first `.ndjson.zst` part under `dir`, searched depth-first.
+fn first_part(dir: &Path) -> std::path::PathBuf {
+    let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            return first_part(&p);
+        }
+        if p.to_string_lossy().ends_with(".ndjson.zst") {
+            return p;
+        }
+    }
+    panic!("no part under {}", dir.display())
+}
+
 #[test]
 fn demo_then_report_on_the_embedded_default() {
     let dir = tempfile::tempdir().unwrap();
@@ -58,6 +73,19 @@ fn demo_then_report_on_the_embedded_default() {
     .unwrap();
     assert!(events > 1000, "{events}");
     assert_eq!(total_line(&report)[..2], [events, cu], "{report}");
+    // An at-least-once re-send writes the same events (same ids) again: a copy of a
+    // part. Billing counts each id once, unless asked not to.
+    let part = first_part(&dir.path().join("usage-data/relay_usage"));
+    let copy = part.with_file_name("part-resent.ndjson.zst");
+    std::fs::copy(&part, &copy).unwrap();
+    let o = usage(dir.path(), &["report"]);
+    let (report, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(total_line(&report)[..2], [events, cu], "{report}");
+    assert!(report.contains("re-sent events (same id) counted once"), "{report}");
+    let o = usage(dir.path(), &["report", "--no-dedup"]);
+    let (report, _) = text(&o);
+    assert!(total_line(&report)[0] > events, "{report}");
     // A range in the future has nothing.
     let o = usage(dir.path(), &["report", "--from", "2999-01-01"]);
     assert!(o.status.success());
