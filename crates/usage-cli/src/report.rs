@@ -21,7 +21,7 @@ pub(crate) struct Args {
     to: Option<Timestamp>,
     /// Count an event id every time it appears. By default a re-sent event (delivery is
     /// at-least-once, and a re-send keeps its id) is counted once; remembering the ids
-    /// takes about 40 bytes of memory per event.
+    /// takes up to about 40 bytes of memory per event.
     #[arg(long)]
     no_dedup: bool,
 }
