@@ -392,3 +392,21 @@ pub fn emit_relays(p: &Pipeline, n: u64) -> HashSet<EventId> {
         })
         .collect()
 }
+
+/// The `relay_usage` every throughput bench sends (project `acme`, 15 fields, two
+/// strings longer than the inline limit), so their figures compare like for like.
+/// usage-core's own benches keep a copy: they cannot depend on this crate.
+pub fn bench_relay(i: u64) -> RelayUsage {
+    RelayUsage {
+        project: Text::new_static("acme"),
+        chain: Text::new_static("ETH1"),
+        api_interface: Text::new_static("jsonrpc"),
+        api_method: Text::new_static("eth_getBlockByNumber"),
+        cu: 10 + (i & 7),
+        latency_ms: 42,
+        success: true,
+        provider: Text::new_static("lava@1qu0jm3ts8g5sc7kmc9wruyqk7gk2ms8etjmg6y"),
+        origin: Text::new_static("https://app.acme.io"),
+        ..Default::default()
+    }
+}

@@ -7,7 +7,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use flate2::write::GzEncoder;
 use std::io::Write;
 use std::time::{Duration, Instant};
-use usage_core::{json, Event, RelayUsage, Resource, Text, UsageConfig};
+use usage_core::{json, Event, Resource, UsageConfig};
 use usage_gateway::Gateway;
 
 const BATCH: usize = 1_000;
@@ -19,18 +19,7 @@ fn body() -> Vec<u8> {
         if i > 0 {
             raw.push(b',');
         }
-        let e = Event::new(RelayUsage {
-            project: Text::new_static("acme"),
-            chain: Text::new_static("ETH1"),
-            api_interface: Text::new_static("jsonrpc"),
-            api_method: Text::new_static("eth_getBlockByNumber"),
-            cu: 10 + (i as u64 & 7),
-            latency_ms: 42,
-            success: true,
-            provider: Text::new_static("lava@1qu0jm3ts8g5sc7kmc9wruyqk7gk2ms8etjmg6y"),
-            origin: Text::new_static("https://app.acme.io"),
-            ..Default::default()
-        });
+        let e = Event::new(usage_conformance::bench_relay(i as u64));
         json::write_event(&mut raw, &e, &Resource::new("bench"));
     }
     raw.extend_from_slice(b"]}");

@@ -13,7 +13,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use usage_core::{json, Event, Pipeline, RelayUsage, Resource, Text, UsageConfig};
+use usage_core::{json, Event, Pipeline, Resource, UsageConfig};
 
 struct Broker {
     addr: String,
@@ -68,21 +68,6 @@ fn broker() -> Option<Broker> {
     })
 }
 
-fn relay(i: u64) -> RelayUsage {
-    RelayUsage {
-        project: Text::new_static("acme"),
-        chain: Text::new_static("ETH1"),
-        api_interface: Text::new_static("jsonrpc"),
-        api_method: Text::new_static("eth_getBlockByNumber"),
-        cu: 10 + (i & 7),
-        latency_ms: 42,
-        success: true,
-        provider: Text::new_static("lava@1qu0jm3ts8g5sc7kmc9wruyqk7gk2ms8etjmg6y"),
-        origin: Text::new_static("https://app.acme.io"),
-        ..Default::default()
-    }
-}
-
 /// Emits `n` events through the pipeline, pacing so no queue overflows, and waits
 /// until the exporter has acknowledged them all.
 fn through_pipeline(p: &Pipeline, n: u64) -> Duration {
@@ -92,7 +77,7 @@ fn through_pipeline(p: &Pipeline, n: u64) -> Duration {
     let mut i = 0;
     while i < n {
         for _ in 0..1000.min(n - i) {
-            sink.emit(relay(i));
+            sink.emit(usage_conformance::bench_relay(i));
             i += 1;
         }
         while {
@@ -165,7 +150,9 @@ fn bench(c: &mut Criterion) {
         .set("queue.buffering.max.messages", "200000")
         .create()
         .expect("producer");
-    let events: Vec<Event> = (0..10_000).map(|i| Event::new(relay(i))).collect();
+    let events: Vec<Event> = (0..10_000)
+        .map(|i| Event::new(usage_conformance::bench_relay(i)))
+        .collect();
 
     // One iteration = a block of BLOCK events, so every sample is a sustained run
     // (the flush interval and linger do not dominate).

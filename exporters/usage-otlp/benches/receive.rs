@@ -4,7 +4,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use prost::Message;
-use usage_core::{Event, RelayUsage, Resource, Text};
+use usage_core::{Event, Resource};
 use usage_otlp::proto::request;
 use usage_otlp::receive::{decode_request, events_from_body, events_from_request, ReceiveOptions};
 
@@ -12,20 +12,7 @@ const RECORDS: usize = 1_000;
 
 fn body() -> Vec<u8> {
     let events: Vec<Event> = (0..RECORDS)
-        .map(|i| {
-            Event::new(RelayUsage {
-                project: Text::new_static("acme"),
-                chain: Text::new_static("ETH1"),
-                api_interface: Text::new_static("jsonrpc"),
-                api_method: Text::new_static("eth_getBlockByNumber"),
-                cu: 10 + (i as u64 & 7),
-                latency_ms: 42,
-                success: true,
-                provider: Text::new_static("lava@1qu0jm3ts8g5sc7kmc9wruyqk7gk2ms8etjmg6y"),
-                origin: Text::new_static("https://app.acme.io"),
-                ..Default::default()
-            })
-        })
+        .map(|i| Event::new(usage_conformance::bench_relay(i as u64)))
         .collect();
     request(&Resource::new("bench"), &events).encode_to_vec()
 }
