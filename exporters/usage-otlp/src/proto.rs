@@ -77,19 +77,21 @@ pub fn request<'a>(resource: &Resource, events: impl IntoIterator<Item = &'a Eve
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::receive::{events_from_request, ReceiveOptions};
     use std::sync::Arc;
     use usage_core::{NetworkEvent, OptimizerQos, RelayUsage};
 
-    #[test]
-    fn the_receiver_gives_back_the_events() {
-        let res = Resource::new("svc");
-        let sent = vec![
+    /// One event of each built-in kind, with a non-ASCII string, an extreme integer,
+    /// a float and an empty map value: what the receive tests send.
+    pub(crate) fn one_of_each_kind() -> Vec<Event> {
+        vec![
             Event::new(RelayUsage {
                 project: "acme".into(),
+                api_method: "eth_call ünïcödé".into(),
                 cu: 7,
+                success: true,
                 ..Default::default()
             }),
             Event::new(OptimizerQos {
@@ -98,10 +100,16 @@ mod tests {
                 ..Default::default()
             }),
             Event::new(NetworkEvent {
-                attributes: vec![("a".into(), "1".into())],
+                attributes: vec![("a".into(), "1".into()), ("b".into(), "".into())],
                 ..Default::default()
             }),
-        ];
+        ]
+    }
+
+    #[test]
+    fn the_receiver_gives_back_the_events() {
+        let res = Resource::new("svc");
+        let sent = one_of_each_kind();
         let got = events_from_request(&request(&res, &sent), &ReceiveOptions::default()).unwrap();
         let with_res: Vec<Event> = sent
             .into_iter()

@@ -4,7 +4,6 @@ use super::*;
 use crate::proto::request;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Av;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList};
-use usage_core::{NetworkEvent, OptimizerQos, RelayUsage};
 
 fn kv(key: &str, v: Av) -> KeyValue {
     KeyValue {
@@ -16,24 +15,7 @@ fn kv(key: &str, v: Av) -> KeyValue {
 
 /// Two resources, three kinds, and every field a producer may set that we ignore.
 fn busy_request() -> ExportLogsServiceRequest {
-    let sent = [
-        Event::new(RelayUsage {
-            project: "acme".into(),
-            api_method: "eth_call ünïcödé".into(),
-            cu: 7,
-            success: true,
-            ..Default::default()
-        }),
-        Event::new(OptimizerQos {
-            epoch: u64::MAX,
-            selection_latency: 0.25,
-            ..Default::default()
-        }),
-        Event::new(NetworkEvent {
-            attributes: vec![("a".into(), "1".into()), ("b".into(), "".into())],
-            ..Default::default()
-        }),
-    ];
+    let sent = crate::proto::tests::one_of_each_kind();
     let mut req = request(&Resource::new("svc-a"), &sent);
     let mut other = request(&Resource::new("svc-b"), &sent[..1]).resource_logs.remove(0);
     other.schema_url = "https://opentelemetry.io/schemas/1.0".into();
