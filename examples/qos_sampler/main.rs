@@ -19,7 +19,7 @@ pub struct Score {
     pub availability: f64,
     pub latency: f64,
     pub sync: f64,
-    pub stake: u64,
+    pub stake: i64,
 }
 
 impl Score {
@@ -55,7 +55,7 @@ impl Sampler {
             loop {
                 tokio::select! {
                     _ = ticker.tick() => {
-                        let epoch = counter.fetch_add(1, Ordering::SeqCst);
+                        let epoch = counter.fetch_add(1, Ordering::SeqCst) as i64;
                         sample(&sink, source.as_ref(), epoch, &consumer);
                     }
                     _ = stopped.changed() => return,
@@ -78,7 +78,7 @@ impl Sampler {
 }
 
 /// One event per scored (chain, provider); unscored providers are skipped.
-fn sample(sink: &UsageSink, source: &dyn ScoreSource, epoch: u64, consumer: &Text) {
+fn sample(sink: &UsageSink, source: &dyn ScoreSource, epoch: i64, consumer: &Text) {
     for (index, (chain, provider, score)) in source.scores().into_iter().enumerate() {
         let Some(s) = score else { continue };
         let composite = s.composite();
@@ -87,7 +87,7 @@ fn sample(sink: &UsageSink, source: &dyn ScoreSource, epoch: u64, consumer: &Tex
             consumer_hostname: consumer.clone(),
             chain_id: chain,
             epoch,
-            entry_index: index as u64,
+            entry_index: index as i64,
             provider_stake: s.stake,
             selection_availability: s.availability,
             selection_latency: s.latency,

@@ -62,6 +62,7 @@ impl StreamTracer {
             stream_id: stream_id.into(),
             pipeline: self.pipeline.clone(),
             attributes,
+            data: None,
         });
         self.sink.emit(event.clone());
         event

@@ -92,7 +92,7 @@ impl Synth {
     }
 
     /// QoS samples for one tick: one per (chain, provider) that has a score.
-    pub(crate) fn qos_tick(&mut self, epoch: u64) -> Vec<OptimizerQos> {
+    pub(crate) fn qos_tick(&mut self, epoch: i64) -> Vec<OptimizerQos> {
         let mut out = Vec::new();
         for (c, chain) in CHAINS.iter().enumerate() {
             for (i, provider) in self.providers[c].clone().into_iter().enumerate() {
@@ -106,10 +106,10 @@ impl Synth {
                     consumer_hostname: self.host.clone(),
                     consumer_pub_address: Text::new_static("lava@1consumerqu0jm3ts8g5sc7kmc9wruyqk7"),
                     chain_id: Text::new_static(chain),
-                    geo_location: Text::new_static("USC"),
+                    geo_location: 1,
                     epoch,
-                    entry_index: i as u64,
-                    provider_stake: 1_000_000 + self.below(9_000_000),
+                    entry_index: i as i64,
+                    provider_stake: 1_000_000 + self.below(9_000_000) as i64,
                     selection_availability: a,
                     selection_latency: l,
                     selection_sync: y,
@@ -137,6 +137,7 @@ impl Synth {
                 ("codec".into(), "h264".into()),
                 ("bitrate_kbps".into(), Text::new(format!("{}", 500 + n))),
             ],
+            data: None,
         }
     }
 
@@ -145,7 +146,7 @@ impl Synth {
         Some(match kind {
             "relay_usage" => Event::new(self.relay()),
             "optimizer_qos" => {
-                let epoch = self.below(1000);
+                let epoch = self.below(1000) as i64;
                 let mut tick = self.qos_tick(epoch);
                 Event::new(tick.pop().unwrap_or_default())
             }

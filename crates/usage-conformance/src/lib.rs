@@ -91,11 +91,14 @@ fn events(n: usize, run: &str) -> Vec<Event> {
                     ("codec".into(), "h264".into()),
                     ("quote\"\n".into(), format!("v{i}").into()),
                 ],
+                // Daydream's payload, verbatim JSON with nesting, on every other trace.
+                data: (i % 10 == 4)
+                    .then(|| Text::new(format!(r#"{{"type":"stream_started","n":{i},"ids":["a"],"x":{{}}}}"#))),
             }),
             3 => Event::new(OptimizerQos {
                 provider: Text::new(format!("p{}", i % 7)),
                 chain_id: Text::new("ETH1"),
-                epoch: i as u64,
+                epoch: i as i64,
                 selection_latency: 0.5 + i as f64 / 1000.0,
                 ..Default::default()
             }),

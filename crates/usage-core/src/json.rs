@@ -23,6 +23,7 @@ use crate::event::schema::{FieldDef, FieldType, Schema};
 use crate::event::time::Timestamp;
 use crate::event::value::{OwnedValue, Text, Value};
 use crate::event::Event;
+use crate::receive::{absent_value, coerce, Received, RejectReason};
 use crate::resource::Resource;
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -182,9 +183,28 @@ pub enum DecodeError {
     /// The kind is not registered in this binary and unknown kinds are not allowed.
     #[error("unknown event kind `{0}`")]
     UnknownKind(String),
-    /// A field of the kind is missing, unexpected or mistyped.
+    /// A field of the kind is unexpected or mistyped.
     #[error("{0}")]
     Field(String),
+    /// A required field of the kind is absent or null.
+    #[error("{0}")]
+    Missing(String),
+}
+
+impl DecodeError {
+    /// Why, as a receiver counts it.
+    pub fn reason(&self) -> RejectReason {
+        match self {
+            DecodeError::Syntax(_) => RejectReason::Malformed,
+            DecodeError::Envelope { field: "kind", .. } => RejectReason::NoKind,
+            DecodeError::Envelope { field: "ts", .. } => RejectReason::BadTime,
+            DecodeError::Envelope { field: "id", .. } => RejectReason::BadId,
+            DecodeError::Envelope { .. } => RejectReason::WrongType,
+            DecodeError::UnknownKind(_) => RejectReason::UnknownKind,
+            DecodeError::Field(_) => RejectReason::WrongType,
+            DecodeError::Missing(_) => RejectReason::MissingField,
+        }
+    }
 }
 
 impl From<RecordError> for DecodeError {
@@ -204,6 +224,7 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, DecodeError> {
 pub struct Decoder {
     allow_unknown_kinds: bool,
     require_id: bool,
+    fill_absent: bool,
 }
 
 impl Decoder {
@@ -220,10 +241,46 @@ impl Decoder {
         self
     }
 
+    /// Fill fields a producer left out by the receive rule
+    /// ([`receive::absent_value`](crate::receive::absent_value)) instead of rejecting
+    /// the event; required fields are still required.
+    pub fn fill_absent(mut self, yes: bool) -> Self {
+        self.fill_absent = yes;
+        self
+    }
+
     /// Decodes one JSON object.
     pub fn decode(&self, bytes: &[u8]) -> Result<Event, DecodeError> {
         let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| DecodeError::Syntax(e.to_string()))?;
         self.decode_value(v)
+    }
+
+    /// Decodes one JSON object; an event without an `id` gets one derived from these
+    /// exact bytes and `seed` ([`EventId::from_content`]), so a re-sent event gets
+    /// the same id (whatever [`Decoder::require_id`] says).
+    ///
+    /// ```
+    /// use usage_core::json::Decoder;
+    /// let line = br#"{"ts":"2026-01-01T00:00:00Z","kind":"relay_usage","project":"p","chain":"c","cu":1}"#;
+    /// let d = Decoder::default().fill_absent(true);
+    /// let (a, b) = (d.decode_or_derive(line, 7).unwrap(), d.decode_or_derive(line, 7).unwrap());
+    /// assert_eq!(a.id(), b.id());
+    /// assert_ne!(a.id(), d.decode_or_derive(line, 8).unwrap().id());
+    /// ```
+    pub fn decode_or_derive(&self, bytes: &[u8], seed: u64) -> Result<Event, DecodeError> {
+        let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| DecodeError::Syntax(e.to_string()))?;
+        let derive = Decoder {
+            require_id: false,
+            ..self.clone()
+        };
+        let has_id = v.get("id").is_some();
+        let event = derive.decode_value(v)?;
+        Ok(if has_id {
+            event
+        } else {
+            let id = EventId::from_content(Some(event.ts()), seed, bytes);
+            event.with_id(id)
+        })
     }
 
     /// Decodes one already-parsed JSON object.
@@ -261,7 +318,17 @@ impl Decoder {
         };
         let mut values = Vec::with_capacity(schema.fields.len());
         for def in schema.fields.iter() {
-            let v = obj.remove(def.name.as_ref()).unwrap_or(serde_json::Value::Null);
+            let v = match obj.remove(def.name.as_ref()) {
+                Some(v) => v,
+                None if self.fill_absent => match absent_value(&schema.kind, def) {
+                    Some(filled) => {
+                        values.push(filled);
+                        continue;
+                    }
+                    None => serde_json::Value::Null,
+                },
+                None => serde_json::Value::Null,
+            };
             values.push(json_to_value(&schema.kind, def, v)?);
         }
         if let Some(extra) = obj.keys().next() {
@@ -315,18 +382,30 @@ fn json_to_value(kind: &str, def: &FieldDef, v: serde_json::Value) -> Result<Own
     };
     Ok(match (def.ty, v) {
         (_, J::Null) if def.nullable => OwnedValue::Null,
-        (_, J::Null) => return bad("null or nothing"),
+        (_, J::Null) => {
+            return Err(DecodeError::Missing(format!(
+                "field `{}` of kind `{kind}` ({}) is missing",
+                def.name, def.ty
+            )))
+        }
         (FieldType::Str, J::String(s)) => OwnedValue::Str(s.into()),
+        (ty, J::Number(n)) if ty != FieldType::StrMap => {
+            let received = match (n.as_i64(), n.as_u64()) {
+                (Some(i), _) => Received::Int(i),
+                (None, Some(u)) => Received::UInt(u),
+                _ => Received::Double(n.as_f64().unwrap_or(f64::NAN)),
+            };
+            match coerce(ty, received) {
+                Some(v) => v,
+                None => return bad(&format!("{n}")),
+            }
+        }
+        (ty @ (FieldType::I64 | FieldType::U64), J::String(s)) => match coerce(ty, Received::Str(&s)) {
+            Some(v) => v,
+            None => return bad("a string"),
+        },
+        (FieldType::Str, J::Bool(b)) => OwnedValue::Str(Text::new_static(if b { "true" } else { "false" })),
         (FieldType::Bool, J::Bool(b)) => OwnedValue::Bool(b),
-        (FieldType::U64, J::Number(n)) => match n.as_u64() {
-            Some(u) => OwnedValue::U64(u),
-            None => return bad(&format!("{n}")),
-        },
-        (FieldType::I64, J::Number(n)) => match n.as_i64() {
-            Some(i) => OwnedValue::I64(i),
-            None => return bad(&format!("{n}")),
-        },
-        (FieldType::F64, J::Number(n)) => OwnedValue::F64(n.as_f64().unwrap_or(0.0)),
         (FieldType::StrMap, J::Object(m)) => {
             let mut out = Vec::with_capacity(m.len());
             for (k, v) in m {
@@ -464,6 +543,7 @@ mod tests {
                 stream_id: "s1".into(),
                 pipeline: "p".into(),
                 attributes: vec![("codec".into(), "h264".into()), ("k\n".into(), "v".into())],
+                data: Some(r#"{"type":"stream_started","a":[1,{"b":null}]}"#.into()),
             }),
         ];
         for ev in &events {

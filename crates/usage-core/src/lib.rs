@@ -43,6 +43,7 @@ mod exporter;
 pub mod fs;
 pub mod json;
 mod pipeline;
+pub mod receive;
 pub mod registry;
 mod resource;
 mod sink;

@@ -1,9 +1,10 @@
 //! `[gateway]` and `[[gateway.keys]]`.
 
 use serde::Deserialize;
+use std::path::PathBuf;
 use std::time::Duration;
 use usage_core::config::units;
-use usage_core::Secret;
+use usage_core::{ConfigError, Secret};
 
 /// One API key.
 #[derive(Debug, Clone, Deserialize)]
@@ -44,8 +45,41 @@ pub struct GatewayConfig {
     pub allow_unknown_kinds: bool,
     /// Default events/s per key (none: unlimited).
     pub rate_limit: Option<f64>,
+    /// Where refused records are kept (default `<pipeline.data_dir>/rejected`).
+    pub rejected_dir: Option<PathBuf>,
     /// API keys. At least one is required.
     pub keys: Vec<KeyConfig>,
+}
+
+/// What every deployed producer sends at most in one request: Daydream's reporter
+/// sends up to 500 events and 1 MiB, so smaller limits would refuse its batches.
+pub const MIN_MAX_EVENTS: usize = 500;
+/// See [`MIN_MAX_EVENTS`].
+pub const MIN_MAX_BODY: usize = 1 << 20;
+
+impl GatewayConfig {
+    /// Checks the limits admit what deployed producers send; errors name the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_events < MIN_MAX_EVENTS {
+            return Err(ConfigError::key(
+                "gateway.max_events",
+                format!(
+                    "{} is below {MIN_MAX_EVENTS}, the batch Daydream's reporter sends",
+                    self.max_events
+                ),
+            ));
+        }
+        if self.max_body < MIN_MAX_BODY {
+            return Err(ConfigError::key(
+                "gateway.max_body",
+                format!(
+                    "{} bytes is below 1MiB, the body Daydream's reporter sends",
+                    self.max_body
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for GatewayConfig {
@@ -59,6 +93,7 @@ impl Default for GatewayConfig {
             accept_timeout: Duration::from_secs(10),
             allow_unknown_kinds: false,
             rate_limit: None,
+            rejected_dir: None,
             keys: Vec::new(),
         }
     }

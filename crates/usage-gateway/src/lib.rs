@@ -15,11 +15,16 @@
 //!
 //! See `docs/openapi.yaml` and `docs/operations.md`.
 
+mod accept;
 mod auth;
+mod body;
 pub mod config;
 mod idempotency;
+mod metrics_api;
 mod otlp;
+mod rejected;
 mod server;
+mod stream_event;
 
 pub use config::{GatewayConfig, KeyConfig};
 pub use server::{router, Gateway};
@@ -33,6 +38,7 @@ impl Gateway {
     /// `[spool]`, `[exporters.*]`).
     pub fn new(config: &UsageConfig) -> Result<Arc<Gateway>, ConfigError> {
         let cfg: GatewayConfig = config.gateway()?;
+        cfg.validate()?;
         let keys = auth::Keys::new(&cfg)?;
         if config.spool.is_none() {
             tracing::warn!("the gateway has no [spool]: a 202 waits for every exporter to acknowledge");
@@ -43,10 +49,15 @@ impl Gateway {
             keys,
             idempotency: idempotency::Window::new(cfg.idempotency_window, cfg.idempotency_max_keys),
             decoder: Decoder::default()
-                .require_id(true)
+                .fill_absent(true)
                 .allow_unknown_kinds(cfg.allow_unknown_kinds),
             counters: Default::default(),
             pipeline_capacity: config.pipeline.queue_capacity,
+            rejected: rejected::RejectedStore::new(
+                cfg.rejected_dir
+                    .clone()
+                    .unwrap_or_else(|| config.pipeline.data_dir.join("rejected")),
+            ),
             cfg,
         }))
     }

@@ -1,21 +1,28 @@
 //! `POST /v1/logs`: an OTLP/HTTP logs receiver (protobuf or JSON) that turns log
 //! records back into events (see [`usage_otlp::receive`]) and feeds the same
-//! pipeline, so the gateway can stand where a per-host collector stands.
+//! pipeline, so the gateway can stand where a per-host collector stands. Records it
+//! cannot take are kept and reported in `partial_success`; the rest are accepted.
 // Handlers return a ready `Response` as their error, as axum handlers do.
 #![allow(clippy::result_large_err)]
 
-use crate::server::{accept_events, body_bytes, error, Gateway};
+use crate::accept::{accept_events, Decoded, Outcome};
+use crate::body::body_bytes;
+use crate::rejected::{Raw, Rejected};
+use crate::server::{error, Gateway};
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsPartialSuccess, ExportLogsServiceResponse};
 use prost::Message;
 use std::sync::Arc;
-use usage_core::Event;
 use usage_otlp::receive::{events_from_body, ReceiveError, ReceiveOptions};
+
+/// At most this many record errors are spelled out in `partial_success.error_message`.
+const MESSAGES_SHOWN: usize = 5;
 
 pub(crate) fn routes() -> Router<Arc<Gateway>> {
     Router::new().route("/v1/logs", post(logs))
@@ -25,17 +32,37 @@ fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|c| c.starts_with("application/json"))
+        .is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("application/json"))
 }
 
-async fn logs(State(g): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn logs(State(g): State<Arc<Gateway>>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
     let json = is_json(&headers);
-    let r = accept_events(&g, &headers, |g| decode(g, &headers, body, json)).await;
-    if r.status() != StatusCode::ACCEPTED {
-        return r;
+    match accept_events(&g, &headers, |g| decode(g, &headers, body, json)).await {
+        Ok(outcome) => answer(&outcome, json),
+        Err(r) => r,
     }
-    // OTLP clients expect 200 with an ExportLogsServiceResponse.
-    let resp = ExportLogsServiceResponse { partial_success: None };
+}
+
+/// `200` with an `ExportLogsServiceResponse`; `partial_success` names the refused records.
+fn answer(o: &Outcome, json: bool) -> Response {
+    let partial_success = (!o.rejected.is_empty()).then(|| {
+        let mut message = format!("{} log records rejected (kept by the gateway): ", o.rejected.len());
+        let shown: Vec<&str> = o
+            .rejected
+            .iter()
+            .take(MESSAGES_SHOWN)
+            .map(|(_, _, m)| m.as_str())
+            .collect();
+        message.push_str(&shown.join("; "));
+        if o.rejected.len() > MESSAGES_SHOWN {
+            message.push_str("; ...");
+        }
+        ExportLogsPartialSuccess {
+            rejected_log_records: o.rejected.len() as i64,
+            error_message: message,
+        }
+    });
+    let resp = ExportLogsServiceResponse { partial_success };
     if json {
         let body = serde_json::to_string(&resp).unwrap_or_else(|_| "{}".into());
         (StatusCode::OK, [("content-type", "application/json")], body).into_response()
@@ -49,20 +76,52 @@ async fn logs(State(g): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) ->
     }
 }
 
-fn decode(g: &Gateway, headers: &HeaderMap, body: Bytes, json: bool) -> Result<Vec<Event>, Response> {
-    let raw = body_bytes(headers, body, g.cfg.max_body)?;
+fn decode(
+    g: &Gateway,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    json: bool,
+) -> Result<Decoded, Response> {
+    let raw = body_bytes(g, headers, body)?;
     let opts = ReceiveOptions {
         max_events: g.cfg.max_events,
         allow_unknown_kinds: g.cfg.allow_unknown_kinds,
     };
-    events_from_body(&raw, json, &opts).map_err(|e| match e {
+    let received = events_from_body(&raw, json, &opts).map_err(|e| match e {
         ReceiveError::TooMany(_) => {
             g.counters.reject("too_large");
-            error(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+            error(StatusCode::PAYLOAD_TOO_LARGE, format!("{e} (gateway.max_events)"))
         }
         ReceiveError::Invalid(_) => {
             g.counters.reject("invalid");
             error(StatusCode::BAD_REQUEST, e.to_string())
         }
-    })
+    })?;
+    let mut out = Decoded::with_capacity(received.events.len());
+    // Events and rejections are each in request order: merge the positions back.
+    let mut rejected = received.rejected.iter().map(|r| r.index).peekable();
+    let mut index = 0;
+    for event in received.events {
+        while rejected.peek() == Some(&index) {
+            rejected.next();
+            index += 1;
+        }
+        out.push(index, event);
+        index += 1;
+    }
+    out.rejected = received
+        .rejected
+        .into_iter()
+        .map(|r| Rejected {
+            index: r.index,
+            reason: r.reason,
+            message: r.message,
+            raw: if json {
+                Raw::OtlpJson(r.raw)
+            } else {
+                Raw::OtlpProtobuf(r.raw)
+            },
+        })
+        .collect();
+    Ok(out)
 }

@@ -72,8 +72,8 @@ async fn start(dir: &std::path::Path) -> (String, Arc<Gateway>) {
         [spool]
         path = "{d}/spool"
         [gateway]
-        max_events = 100
-        max_body = "64KiB"
+        max_events = 500
+        max_body = "1MiB"
         [[gateway.keys]]
         key = "admin-key"
         name = "admin"
@@ -115,12 +115,12 @@ async fn accepts_valid_batches_durably_and_dedups_repeats() {
         ("content-type", "application/json"),
     ];
     let r = request(&addr, "POST", "/v1/metrics", &auth, &body).await;
-    assert_eq!((r.status, r.body.as_str()), (202, "{\"accepted\":20}"));
-    // With a spool, 202 means durable: the events are in the spool already.
+    assert_eq!((r.status, r.body.as_str()), (200, "{\"accepted\":20,\"rejected\":[]}"));
+    // With a spool, 200 means durable: the events are in the spool already.
     assert!(gw.pipeline().stats().spool.unwrap().next_seq >= 20);
     // The same batch again: acknowledged, not forwarded twice.
     let r = request(&addr, "POST", "/v1/metrics", &auth, &body).await;
-    assert_eq!(r.status, 202);
+    assert_eq!(r.status, 200);
     assert!(r.body.contains("\"duplicate\":true"), "{}", r.body);
     // gzip works too.
     let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -133,7 +133,7 @@ async fn accepts_valid_batches_durably_and_dedups_repeats() {
         &gz.finish().unwrap(),
     )
     .await;
-    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.status, 200, "{}", r.body);
     gw.pipeline().flush(Duration::from_secs(10)).await.unwrap();
     let got = stored(dir.path());
     assert_eq!(got.len(), 21, "20 relays once, plus one network event");
@@ -169,12 +169,15 @@ async fn refuses_with_a_status_and_a_message_that_names_the_problem() {
         v.to_string().as_bytes(),
     )
     .await;
-    assert_eq!(r.status, 400);
-    assert!(
-        r.body
-            .contains("events[1]: field `cu` of kind `relay_usage` must be u64, got a string"),
-        "{}",
-        r.body
+    // One bad event costs only itself: its neighbour is accepted, it is kept and named.
+    assert_eq!(r.status, 200);
+    let answer: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(answer["accepted"], 1, "{}", r.body);
+    assert_eq!(answer["rejected"][0]["index"], 1);
+    assert_eq!(answer["rejected"][0]["reason"], "wrong_type");
+    assert_eq!(
+        answer["rejected"][0]["error"],
+        "events[1]: field `cu` of kind `relay_usage` must be u64, got a string"
     );
     v["events"][1]["cu"] = serde_json::json!(1);
     v["events"][1].as_object_mut().unwrap().remove("id");
@@ -186,11 +189,8 @@ async fn refuses_with_a_status_and_a_message_that_names_the_problem() {
         v.to_string().as_bytes(),
     )
     .await;
-    assert!(
-        r.status == 400 && r.body.contains("events[1]: field `id`: is missing"),
-        "{}",
-        r.body
-    );
+    // No id: one derived from the event's bytes, not a refusal.
+    assert_eq!((r.status, r.body.as_str()), (200, "{\"accepted\":2,\"rejected\":[]}"));
     let r = request(
         &addr,
         "POST",
@@ -213,10 +213,12 @@ async fn refuses_with_a_status_and_a_message_that_names_the_problem() {
         &batch(&relays("globex", 1)),
     )
     .await;
-    assert_eq!(r.status, 403);
+    assert_eq!(r.status, 200);
     assert!(
-        r.body
-            .contains("events[0].project: this key is bound to project `acme`, got `globex`"),
+        r.body.contains("\"accepted\":0")
+            && r.body.contains("\"reason\":\"project\"")
+            && r.body
+                .contains("events[0].project: this key is bound to project `acme`, got `globex`"),
         "{}",
         r.body
     );
@@ -226,11 +228,11 @@ async fn refuses_with_a_status_and_a_message_that_names_the_problem() {
         "POST",
         "/v1/metrics",
         &[("authorization", "Bearer admin-key")],
-        &batch(&relays("acme", 101)),
+        &batch(&relays("acme", 501)),
     )
     .await;
     assert!(
-        r.status == 413 && r.body.contains("more than the limit of 100"),
+        r.status == 413 && r.body.contains("more than the limit of 500"),
         "{} {}",
         r.status,
         r.body
@@ -244,7 +246,7 @@ async fn refuses_with_a_status_and_a_message_that_names_the_problem() {
     )
     .await;
     assert_eq!(r.status, 415);
-    let big = vec![b' '; 70 << 10];
+    let big = vec![b' '; (1 << 20) + 1];
     let r = request(
         &addr,
         "POST",
@@ -254,6 +256,8 @@ async fn refuses_with_a_status_and_a_message_that_names_the_problem() {
     )
     .await;
     assert_eq!(r.status, 413, "over max_body");
+    assert!(r.headers.contains("content-type: application/json"), "{}", r.headers);
+    assert!(r.body.contains("gateway.max_body"), "{}", r.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -262,7 +266,7 @@ async fn a_key_over_its_rate_gets_429_with_retry_after() {
     let (addr, _gw) = start(dir.path()).await;
     let auth = [("authorization", "Bearer acme-key")];
     let r = request(&addr, "POST", "/v1/metrics", &auth, &batch(&relays("acme", 60))).await;
-    assert_eq!(r.status, 202, "the burst");
+    assert_eq!(r.status, 200, "the burst");
     let r = request(&addr, "POST", "/v1/metrics", &auth, &batch(&relays("acme", 50))).await;
     assert_eq!(r.status, 429);
     assert!(r.headers.contains("retry-after: 1"), "{}", r.headers);
@@ -275,7 +279,7 @@ async fn a_key_over_its_rate_gets_429_with_retry_after() {
         &batch(&relays("x", 50)),
     )
     .await;
-    assert_eq!(r.status, 202);
+    assert_eq!(r.status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -321,7 +325,7 @@ fn varied(n: u64) -> Vec<Event> {
             }),
             1 => Event::new(usage_core::OptimizerQos {
                 provider: format!("p{i}").into(),
-                epoch: u64::MAX - i,
+                epoch: i64::MAX - i as i64,
                 selection_latency: 0.1 + i as f64,
                 ..Default::default()
             }),
@@ -400,25 +404,25 @@ async fn otlp_logs_errors_name_the_record_and_attribute() {
     let cases = [
         (
             record(r#"{"intValue":"3"}"#, ""),
-            400,
+            200,
             "logRecords[0]: body must be the event kind as a string",
         ),
         (
             record(r#"{"stringValue":"nope"}"#, ""),
-            400,
+            200,
             "logRecords[0]: unknown event kind `nope`",
         ),
         (
             record(
                 r#"{"stringValue":"relay_usage"}"#,
-                r#"{"key":"project","value":{"intValue":"10"}}"#,
+                r#"{"key":"project","value":{"boolValue":true}},{"key":"chain","value":{"doubleValue":1.5}}"#,
             ),
-            400,
-            "logRecords[0]: attribute `project` must be string, got an int",
+            200,
+            "logRecords[0]: attribute `chain` must be string, got a double",
         ),
         (
             record(r#"{"stringValue":"relay_usage"}"#, ""),
-            400,
+            200,
             "logRecords[0]: attribute `project` (string) is missing",
         ),
         ("{not json".to_string(), 400, "body: invalid OTLP/JSON"),
@@ -427,6 +431,10 @@ async fn otlp_logs_errors_name_the_record_and_attribute() {
         let r = request(&addr, "POST", "/v1/logs", &auth, body.as_bytes()).await;
         assert_eq!(r.status, status, "{body} -> {}", r.body);
         assert!(r.body.contains(needle), "{body} -> {}", r.body);
+        if status == 200 {
+            // OTLP's answer for records it did not take.
+            assert!(r.body.contains("\"rejectedLogRecords\":1"), "{}", r.body);
+        }
     }
     let r = request(
         &addr,

@@ -55,7 +55,7 @@ pub struct Column {
 }
 
 /// Text fields that repeat a lot (projects, chains, methods): `LowCardinality` on modern servers.
-const LOW_CARDINALITY: [&str; 10] = [
+const LOW_CARDINALITY: [&str; 9] = [
     "project",
     "chain",
     "api_interface",
@@ -63,7 +63,6 @@ const LOW_CARDINALITY: [&str; 10] = [
     "provider",
     "origin",
     "chain_id",
-    "geo_location",
     "event_type",
     "pipeline",
 ];

@@ -130,7 +130,12 @@ impl HttpExporter {
         };
         let status = resp.status().as_u16();
         if resp.status().is_success() {
-            return Ok(());
+            // A gateway that refused single events says so in a 200 body.
+            let text = resp.text().await.unwrap_or_default();
+            return match refused_events(&text) {
+                Some((indices, message)) => Err(ExportError::PartiallyRejected { indices, message }),
+                None => Ok(()),
+            };
         }
         let after = resp
             .headers()
@@ -158,6 +163,22 @@ impl HttpExporter {
             _ => ExportError::rejected(message),
         })
     }
+}
+
+/// `{"rejected":[{"index","reason","error"}]}` in a success answer: the positions
+/// refused and a message naming the first few; `None` when nothing was refused.
+fn refused_events(body: &str) -> Option<(Vec<usize>, String)> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    let list = v.get("rejected")?.as_array()?;
+    let indices: Vec<usize> = list
+        .iter()
+        .filter_map(|r| r.get("index")?.as_u64().map(|i| i as usize))
+        .collect();
+    if indices.is_empty() {
+        return None;
+    }
+    let errors: Vec<&str> = list.iter().take(3).filter_map(|r| r.get("error")?.as_str()).collect();
+    Some((indices, errors.join("; ")))
 }
 
 #[async_trait]
@@ -233,5 +254,18 @@ mod tests {
             "past dates mean now"
         );
         assert_eq!(retry_after("soon"), None);
+    }
+
+    #[test]
+    fn a_success_body_with_refused_events_names_them() {
+        assert_eq!(refused_events(r#"{"accepted":3,"rejected":[]}"#), None);
+        assert_eq!(refused_events("not json"), None);
+        assert_eq!(refused_events(r#"{"accepted":3}"#), None);
+        let (indices, message) = refused_events(
+            r#"{"accepted":1,"rejected":[{"index":0,"reason":"wrong_type","error":"events[0]: a"},{"index":2,"reason":"x","error":"events[2]: b"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(indices, [0, 2]);
+        assert_eq!(message, "events[0]: a; events[2]: b");
     }
 }

@@ -23,13 +23,13 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("otlp_receive_1000_records");
     g.throughput(Throughput::Elements(RECORDS as u64));
     g.bench_function("in_place", |b| {
-        b.iter(|| events_from_body(&body, false, &opts).map(|v| v.len()))
+        b.iter(|| events_from_body(&body, false, &opts).map(|v| v.events.len()))
     });
     g.bench_function("prost_decode_anchor", |b| {
         b.iter(|| {
             decode_request(&body, false)
                 .and_then(|r| events_from_request(&r, &opts))
-                .map(|v| v.len())
+                .map(|v| v.events.len())
         })
     });
     g.finish();

@@ -95,7 +95,7 @@ pub(crate) mod tests {
                 ..Default::default()
             }),
             Event::new(OptimizerQos {
-                epoch: u64::MAX,
+                epoch: i64::MAX,
                 selection_latency: 0.25,
                 ..Default::default()
             }),
@@ -110,7 +110,9 @@ pub(crate) mod tests {
     fn the_receiver_gives_back_the_events() {
         let res = Resource::new("svc");
         let sent = one_of_each_kind();
-        let got = events_from_request(&request(&res, &sent), &ReceiveOptions::default()).unwrap();
+        let got = events_from_request(&request(&res, &sent), &ReceiveOptions::default())
+            .and_then(|r| r.all())
+            .unwrap();
         let with_res: Vec<Event> = sent
             .into_iter()
             .map(|e| e.with_resource(Arc::new(res.clone())))

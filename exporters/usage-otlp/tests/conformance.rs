@@ -99,7 +99,11 @@ impl Rotel {
             }
             let text = std::fs::read_to_string(entry.path()).map_err(|e| e.to_string())?;
             let req = rotel::parse(rotel::complete_records(&text)).map_err(|e| format!("{name}: {e}"))?;
-            out.extend(events_from_request(&req, &ReceiveOptions::default()).map_err(|e| format!("{name}: {e}"))?);
+            out.extend(
+                events_from_request(&req, &ReceiveOptions::default())
+                    .and_then(|r| r.all())
+                    .map_err(|e| format!("{name}: {e}"))?,
+            );
         }
         Ok(out)
     }

@@ -84,6 +84,7 @@ async fn collector(script: Script) -> Collector {
                     let json = head.contains("content-type: application/json");
                     let req = decode_request(&body, json).expect("a valid OTLP request");
                     let ids: Vec<EventId> = events_from_request(&req, &ReceiveOptions::default())
+                        .and_then(|r| r.all())
                         .expect("records that decode back into events")
                         .iter()
                         .map(|e| e.id())

@@ -70,14 +70,14 @@ crate::usage_event! {
         pub consumer_pub_address: Text,
         /// Chain id.
         pub chain_id: Text,
-        /// Consumer geolocation.
-        pub geo_location: Text,
+        /// Consumer geolocation, Lava's numeric geolocation code (int64 on the wire).
+        pub geo_location: i64,
         /// Epoch number.
-        pub epoch: u64,
+        pub epoch: i64,
         /// Provider's index in the pairing list.
-        pub entry_index: u64,
+        pub entry_index: i64,
         /// Provider stake.
-        pub provider_stake: u64,
+        pub provider_stake: i64,
         /// Availability score used for selection.
         pub selection_availability: f64,
         /// Latency score used for selection.
@@ -102,6 +102,9 @@ crate::usage_event! {
 crate::usage_event! {
     #[usage(kind = "network_event")]
     /// A stream lifecycle trace: `stream_started`, `stream_stopped`, `error`, ...
+    ///
+    /// Daydream's reporter events (`{"type","data","id","timestamp"}` on
+    /// `/v1/metrics`) arrive as this kind: `data` keeps their payload verbatim.
     #[derive(Default)]
     pub struct NetworkEvent {
         /// What happened, e.g. `stream_started`.
@@ -112,6 +115,9 @@ crate::usage_event! {
         pub pipeline: Text,
         /// Free-form string attributes.
         pub attributes: StrMap,
+        /// The producer's original trace payload as JSON text, byte for byte (nested
+        /// objects and arrays included), when it sent one.
+        pub data: Option<Text>,
     }
 }
 

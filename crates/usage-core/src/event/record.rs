@@ -17,6 +17,7 @@ use std::sync::Arc;
 ///     OwnedValue::Str("s-1".into()),
 ///     OwnedValue::Str("ingest".into()),
 ///     OwnedValue::StrMap(vec![]),
+///     OwnedValue::Null,
 /// ]).unwrap();
 /// assert_eq!(Event::from_record(rec).kind(), "network_event");
 /// ```

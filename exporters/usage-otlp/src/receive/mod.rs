@@ -3,6 +3,7 @@
 //! resource from `service.name` / `service.instance.id`). The gateway's
 //! `POST /v1/logs` uses it; so does the e2e suite reading rotel's log.
 
+mod raw;
 mod view;
 mod wire;
 
@@ -11,10 +12,11 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use prost::Message;
 use std::borrow::Cow;
 use std::sync::Arc;
+use usage_core::receive::{absent_value, coerce, Received as Scalar, RejectReason};
 use usage_core::{
     kind_schema, Event, EventId, FieldDef, FieldType, OwnedValue, Record, Resource, Schema, Text, Timestamp,
 };
-use view::{Any, Attr, RequestView};
+use view::{Any, Attr, RequestView, Source};
 
 /// Limits and leniency for [`events_from_request`].
 #[derive(Debug, Clone, Copy)]
@@ -64,39 +66,89 @@ pub fn decode_request(body: &[u8], json: bool) -> Result<ExportLogsServiceReques
     }
 }
 
-/// Every log record of an OTLP/HTTP logs body (protobuf, or JSON when `json`) as an event.
+/// What a request became: the events, and each record refused with why. One bad
+/// record never costs its neighbours.
+#[derive(Debug, Default)]
+pub struct Received {
+    /// The records that became events, in request order.
+    pub events: Vec<Event>,
+    /// The records refused, in request order.
+    pub rejected: Vec<RejectedRecord>,
+}
+
+impl Received {
+    /// All or nothing: the events, or the first rejection as an error (for readers of
+    /// our own exporter's output, where any rejection is a bug).
+    pub fn all(self) -> Result<Vec<Event>, ReceiveError> {
+        match self.rejected.into_iter().next() {
+            Some(r) => Err(ReceiveError::Invalid(r.message)),
+            None => Ok(self.events),
+        }
+    }
+}
+
+/// One refused log record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectedRecord {
+    /// Its position among the request's records (0-based, request order).
+    pub index: usize,
+    /// Why, as counted.
+    pub reason: RejectReason,
+    /// Why, naming the record (`resourceLogs[r].scopeLogs[s].logRecords[l]`) and the attribute.
+    pub message: String,
+    /// The record alone as a one-record request in the request's encoding (protobuf,
+    /// or OTLP/JSON), with its resource and scope: posting it to `/v1/logs` again
+    /// replays it, and gives it the id it would have had.
+    pub raw: Vec<u8>,
+}
+
+/// Every log record of an OTLP/HTTP logs body (protobuf, or JSON when `json`) as an
+/// event, or as a rejected record. `Err` only when the body as a whole cannot be read.
 ///
 /// Protobuf is read in place: strings are copied once, into the events.
 ///
 /// ```
 /// use usage_otlp::receive::{events_from_body, ReceiveOptions};
-/// assert!(events_from_body(b"", false, &ReceiveOptions::default()).unwrap().is_empty());
+/// assert!(events_from_body(b"", false, &ReceiveOptions::default()).unwrap().events.is_empty());
 /// let err = events_from_body(&[0x0a, 0x05], false, &ReceiveOptions::default()).unwrap_err();
 /// assert!(err.to_string().contains("invalid OTLP protobuf"));
 /// ```
-pub fn events_from_body(body: &[u8], json: bool, opts: &ReceiveOptions) -> Result<Vec<Event>, ReceiveError> {
+pub fn events_from_body(body: &[u8], json: bool, opts: &ReceiveOptions) -> Result<Received, ReceiveError> {
     if json {
         let req = decode_request(body, true)?;
-        return events_from_view(&RequestView::from_decoded(&req, opts.max_events)?, opts);
+        return Ok(events_from_view(
+            &RequestView::from_decoded(&req, opts.max_events)?,
+            opts,
+        ));
     }
-    events_from_view(&RequestView::from_protobuf(body, opts.max_events)?, opts)
+    Ok(events_from_view(
+        &RequestView::from_protobuf(body, opts.max_events)?,
+        opts,
+    ))
 }
 
-/// Every log record of a decoded request as an event.
+/// Every log record of a decoded request as an event, or as a rejected record.
 ///
 /// ```
 /// use usage_otlp::receive::{events_from_request, ReceiveOptions};
 /// let req = Default::default();
-/// assert!(events_from_request(&req, &ReceiveOptions::default()).unwrap().is_empty());
+/// assert!(events_from_request(&req, &ReceiveOptions::default()).unwrap().events.is_empty());
 /// ```
-pub fn events_from_request(req: &ExportLogsServiceRequest, opts: &ReceiveOptions) -> Result<Vec<Event>, ReceiveError> {
-    events_from_view(&RequestView::from_decoded(req, opts.max_events)?, opts)
+pub fn events_from_request(req: &ExportLogsServiceRequest, opts: &ReceiveOptions) -> Result<Received, ReceiveError> {
+    Ok(events_from_view(
+        &RequestView::from_decoded(req, opts.max_events)?,
+        opts,
+    ))
 }
 
-fn events_from_view(view: &RequestView<'_>, opts: &ReceiveOptions) -> Result<Vec<Event>, ReceiveError> {
-    let mut out = Vec::with_capacity(view.records.len());
+fn events_from_view(view: &RequestView<'_>, opts: &ReceiveOptions) -> Received {
+    let mut out = Received {
+        events: Vec::with_capacity(view.records.len()),
+        rejected: Vec::new(),
+    };
     let mut schemas = Schemas::default();
     let mut slots = Slots::default();
+    let mut seeds = SeedCache::default();
     let resources: Vec<Arc<Resource>> = view
         .resources
         .iter()
@@ -107,40 +159,118 @@ fn events_from_view(view: &RequestView<'_>, opts: &ReceiveOptions) -> Result<Vec
             })
         })
         .collect();
-    for lr in &view.records {
-        let [ri, si, li] = lr.path;
-        let at = |m: String| ReceiveError::Invalid(format!("resourceLogs[{ri}].scopeLogs[{si}].logRecords[{li}]: {m}"));
-        let kind = match lr.body {
-            Some(Any::Str(k)) => k,
-            _ => return Err(at("body must be the event kind as a string".into())),
-        };
-        let ts = Timestamp::from_micros((lr.nanos / 1000) as i64);
-        let attrs = view.attrs(lr);
-        let schema = match schemas.get(kind) {
-            Some(s) => s,
-            None if opts.allow_unknown_kinds => schemas.insert(Arc::new(infer(kind, attrs))),
-            None => return Err(at(format!("unknown event kind `{kind}`"))),
-        };
-        slots.fill(schema, attrs);
-        let values = slots.values(&schema.schema).map_err(at)?;
-        let record = Record::new(schema.schema.clone(), values).map_err(|e| at(e.to_string()))?;
-        let mut event = Event::from_record(record)
-            .with_ts(ts)
-            .with_resource(resources[lr.resource].clone());
-        match slots.id {
-            Some(Any::Str(id)) => {
-                let id: EventId = id
-                    .parse()
-                    .map_err(|_| at(format!("attribute `{ID_ATTRIBUTE}`: not a UUID")))?;
-                event = event.with_id(id);
+    for (index, lr) in view.records.iter().enumerate() {
+        match record_event(view, lr, opts, &mut schemas, &mut slots) {
+            Ok(mut event) => {
+                event = event.with_resource(resources[lr.resource].clone());
+                if slots.id.is_none() {
+                    let (seed, content) = seeds.seed_and_content(view, lr);
+                    let id = EventId::from_content(Some(event.ts()), seed, &content);
+                    event = event.with_id(id);
+                }
+                out.events.push(event);
             }
-            Some(_) => return Err(at(format!("attribute `{ID_ATTRIBUTE}` must be a string"))),
-            // Producers other than the `otlp` exporter: a fresh id (no dedup across their retries).
-            None => {}
+            Err((reason, m)) => {
+                let [ri, si, li] = lr.path;
+                out.rejected.push(RejectedRecord {
+                    index,
+                    reason,
+                    message: format!("resourceLogs[{ri}].scopeLogs[{si}].logRecords[{li}]: {m}"),
+                    raw: raw::one_record_request(view, lr),
+                });
+            }
         }
-        out.push(event);
     }
-    Ok(out)
+    out
+}
+
+/// One record as an event (without its resource), or why not.
+fn record_event<'a>(
+    view: &RequestView<'a>,
+    lr: &view::RecordView<'a>,
+    opts: &ReceiveOptions,
+    schemas: &mut Schemas,
+    slots: &mut Slots<'a>,
+) -> Result<Event, (RejectReason, String)> {
+    slots.id = None;
+    if let Some(m) = &lr.malformed {
+        return Err((RejectReason::Malformed, m.clone()));
+    }
+    let kind = match lr.body {
+        Some(Any::Str(k)) => k,
+        _ => return Err((RejectReason::NoKind, "body must be the event kind as a string".into())),
+    };
+    let ts = Timestamp::from_micros((lr.nanos / 1000) as i64);
+    let attrs = view.attrs(lr);
+    let schema = match schemas.get(kind) {
+        Some(s) => s,
+        None if opts.allow_unknown_kinds => schemas.insert(Arc::new(infer(kind, attrs))),
+        None => return Err((RejectReason::UnknownKind, format!("unknown event kind `{kind}`"))),
+    };
+    slots.fill(schema, attrs);
+    let values = slots.values(&schema.schema)?;
+    let record = Record::new(schema.schema.clone(), values).map_err(|e| (RejectReason::WrongType, e.to_string()))?;
+    let event = Event::from_record(record).with_ts(ts);
+    match slots.id {
+        Some(Any::Str(id)) => {
+            let id: EventId = id
+                .parse()
+                .map_err(|_| (RejectReason::BadId, format!("attribute `{ID_ATTRIBUTE}`: not a UUID")))?;
+            Ok(event.with_id(id))
+        }
+        Some(_) => Err((
+            RejectReason::BadId,
+            format!("attribute `{ID_ATTRIBUTE}` must be a string"),
+        )),
+        None => Ok(event),
+    }
+}
+
+/// Content-derived ids: the resource and scope bytes seed the hash of the record's
+/// bytes (see `docs/otlp.md`); the seed is computed once per scope, not per record.
+#[derive(Default)]
+struct SeedCache {
+    last: Option<(usize, usize, usize, u64)>,
+}
+
+impl SeedCache {
+    fn seed_and_content<'a>(&mut self, view: &RequestView<'a>, lr: &view::RecordView<'a>) -> (u64, Cow<'a, [u8]>) {
+        match lr.source {
+            Source::Wire { scope, record } => {
+                let key = (lr.resource, scope.as_ptr() as usize, scope.len());
+                let seed = match self.last {
+                    Some((r, p, l, seed)) if (r, p, l) == key => seed,
+                    _ => {
+                        let seed = EventId::content_seed(&[view.resources[lr.resource].raw, scope]);
+                        self.last = Some((key.0, key.1, key.2, seed));
+                        seed
+                    }
+                };
+                (seed, Cow::Borrowed(record))
+            }
+            // OTLP/JSON: the same derivation over the protobuf encoding of the decoded messages.
+            Source::Decoded {
+                resource_logs,
+                scope_logs,
+                record,
+            } => {
+                let resource = resource_logs
+                    .resource
+                    .as_ref()
+                    .map(Message::encode_to_vec)
+                    .unwrap_or_default();
+                let scope = scope_logs
+                    .scope
+                    .as_ref()
+                    .map(Message::encode_to_vec)
+                    .unwrap_or_default();
+                (
+                    EventId::content_seed(&[&resource, &scope]),
+                    Cow::Owned(record.encode_to_vec()),
+                )
+            }
+        }
+    }
 }
 
 /// A kind's schema, looked up once per request, with where its map fields are.
@@ -226,8 +356,9 @@ impl<'a> Slots<'a> {
         }
     }
 
-    /// The schema's values; errors name the attribute.
-    fn values(&self, schema: &Schema) -> Result<Vec<OwnedValue>, String> {
+    /// The schema's values: absent attributes by the receive rule, types by the
+    /// lossless coercions (`usage_core::receive`); errors name the attribute.
+    fn values(&self, schema: &Schema) -> Result<Vec<OwnedValue>, (RejectReason, String)> {
         let mut out = Vec::with_capacity(schema.fields.len());
         for (i, f) in schema.fields.iter().enumerate() {
             let name = f.name.as_ref();
@@ -242,23 +373,28 @@ impl<'a> Slots<'a> {
                 out.push(OwnedValue::StrMap(m));
                 continue;
             }
-            let v = match (f.ty, self.fields[i]) {
-                (_, None) if f.nullable => OwnedValue::Null,
-                (_, None) => return Err(format!("attribute `{name}` ({}) is missing", f.ty)),
-                (FieldType::Str, Some(Any::Str(s))) => OwnedValue::Str(Text::new(s)),
-                (FieldType::U64, Some(Any::Int(i))) if i >= 0 => OwnedValue::U64(i as u64),
-                // Above i64::MAX the `otlp` exporter sends decimal strings.
-                (FieldType::U64, Some(Any::Str(s))) if s.parse::<u64>().is_ok() => {
-                    OwnedValue::U64(s.parse().unwrap_or_default())
+            let v = match self.fields[i] {
+                None => absent_value(&schema.kind, f).ok_or_else(|| {
+                    (
+                        RejectReason::MissingField,
+                        format!("attribute `{name}` ({}) is missing", f.ty),
+                    )
+                })?,
+                Some(v) => {
+                    let scalar = match v {
+                        Any::Str(s) => Some(Scalar::Str(s)),
+                        Any::Int(i) => Some(Scalar::Int(i)),
+                        Any::Double(d) => Some(Scalar::Double(d)),
+                        Any::Bool(b) => Some(Scalar::Bool(b)),
+                        Any::Other(_) => None,
+                    };
+                    scalar.and_then(|s| coerce(f.ty, s)).ok_or_else(|| {
+                        (
+                            RejectReason::WrongType,
+                            format!("attribute `{name}` must be {}, got {}", f.ty, av_type(v)),
+                        )
+                    })?
                 }
-                (FieldType::U64, Some(Any::Double(d))) if d >= 0.0 && d.fract() == 0.0 && d < 1.8e19 => {
-                    OwnedValue::U64(d as u64)
-                }
-                (FieldType::I64, Some(Any::Int(i))) => OwnedValue::I64(i),
-                (FieldType::F64, Some(Any::Double(d))) => OwnedValue::F64(d),
-                (FieldType::F64, Some(Any::Int(i))) => OwnedValue::F64(i as f64),
-                (FieldType::Bool, Some(Any::Bool(b))) => OwnedValue::Bool(b),
-                (ty, Some(other)) => return Err(format!("attribute `{name}` must be {ty}, got {}", av_type(other))),
             };
             out.push(v);
         }
@@ -313,5 +449,7 @@ fn infer(kind: &str, attrs: &[Attr<'_>]) -> Schema {
     }
 }
 
+#[cfg(test)]
+mod producer_tests;
 #[cfg(test)]
 mod tests;

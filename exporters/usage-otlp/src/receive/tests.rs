@@ -55,8 +55,10 @@ fn busy_request() -> ExportLogsServiceRequest {
 }
 
 fn both(body: &[u8], opts: &ReceiveOptions) -> (Result<Vec<Event>, ReceiveError>, Result<Vec<Event>, ReceiveError>) {
-    let ours = events_from_body(body, false, opts);
-    let prost = decode_request(body, false).and_then(|r| events_from_request(&r, opts));
+    let ours = events_from_body(body, false, opts).and_then(Received::all);
+    let prost = decode_request(body, false)
+        .and_then(|r| events_from_request(&r, opts))
+        .and_then(Received::all);
     (ours, prost)
 }
 
@@ -132,10 +134,14 @@ fn a_malformed_field_is_named_with_its_offset() {
     let scope = [&[0x12, record.len() as u8][..], &record].concat();
     let rl = [&[0x12, scope.len() as u8][..], &scope].concat();
     let body = [&[0x0a, rl.len() as u8][..], &rl].concat();
-    let err = events_from_body(&body, false, &ReceiveOptions::default()).unwrap_err();
+    let got = events_from_body(&body, false, &ReceiveOptions::default()).unwrap();
+    assert!(got.events.is_empty());
+    assert_eq!(got.rejected.len(), 1);
+    assert_eq!(got.rejected[0].reason, RejectReason::Malformed);
     assert_eq!(
-        err.to_string(),
-        "body: invalid OTLP protobuf: LogRecord.time_unix_nano: expected a fixed64, got a varint at byte 7"
+        got.rejected[0].message,
+        "resourceLogs[0].scopeLogs[0].logRecords[0]: invalid OTLP protobuf: \
+         LogRecord.time_unix_nano: expected a fixed64, got a varint at byte 7"
     );
 }
 
@@ -173,6 +179,10 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
     let body = req.encode_to_vec();
     let (ours, prost) = both(&body, &ReceiveOptions::default());
     assert!(ours.unwrap_err().to_string().contains("nested too deep"));
+    // Only that record is refused; its neighbours arrive.
+    let got = events_from_body(&body, false, &ReceiveOptions::default()).unwrap();
+    assert_eq!((got.events.len(), got.rejected.len()), (3, 1));
+    assert_eq!(got.rejected[0].index, 0);
     assert!(prost.is_err());
 }
 
@@ -182,8 +192,8 @@ fn json_goes_through_the_same_mapping() {
     let json = serde_json::to_vec(&req).unwrap();
     let from_json = events_from_body(&json, true, &ReceiveOptions::default()).unwrap();
     assert_eq!(
-        from_json,
-        events_from_request(&req, &ReceiveOptions::default()).unwrap()
+        from_json.events,
+        events_from_request(&req, &ReceiveOptions::default()).unwrap().events
     );
 }
 

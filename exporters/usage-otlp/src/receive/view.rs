@@ -6,6 +6,7 @@ use super::ReceiveError;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Av;
 use opentelemetry_proto::tonic::common::v1::AnyValue;
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use std::ops::Range;
 
 /// An attribute or body value; the kinds events cannot hold are only named.
@@ -31,6 +32,8 @@ pub(crate) struct Attr<'a> {
 
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct ResourceView<'a> {
+    /// The `Resource` message's bytes (empty when absent or decoded from JSON).
+    pub raw: &'a [u8],
     pub service_name: Option<&'a str>,
     pub instance_id: Option<&'a str>,
     /// Whether each key was met yet: its first occurrence decides, whatever its type,
@@ -73,6 +76,23 @@ pub(crate) struct RecordView<'a> {
     pub nanos: u64,
     pub body: Option<Any<'a>>,
     pub attrs: Range<usize>,
+    /// Where the record came from: its own bytes, or the decoded messages.
+    pub source: Source<'a>,
+    /// Why the record's own bytes cannot be read (its neighbours still can).
+    pub malformed: Option<String>,
+}
+
+/// A record's origin, for content-derived ids and for keeping a rejected record.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Source<'a> {
+    /// Read in place: the enclosing `InstrumentationScope` and the `LogRecord` bytes.
+    Wire { scope: &'a [u8], record: &'a [u8] },
+    /// Decoded from OTLP/JSON.
+    Decoded {
+        resource_logs: &'a ResourceLogs,
+        scope_logs: &'a ScopeLogs,
+        record: &'a LogRecord,
+    },
 }
 
 /// Every log record of one request, in order.
@@ -129,6 +149,7 @@ impl<'a> RequestView<'a> {
             match n {
                 1 => {
                     let b = wire::bytes(w, "ResourceLogs.resource", at).map_err(invalid)?;
+                    self.resources[resource].raw = b;
                     self.resource(b, at, resource).map_err(invalid)?;
                 }
                 2 => {
@@ -171,13 +192,18 @@ impl<'a> RequestView<'a> {
     ) -> Result<(), ReceiveError> {
         let mut f = Fields::new(buf, base);
         let mut li = 0;
+        let first = self.records.len();
+        let mut scope_bytes: &'a [u8] = &[];
         while let Some((n, w, at)) = f.next_field().map_err(invalid)? {
             match n {
-                1 => scope(wire::bytes(w, "ScopeLogs.scope", at).map_err(invalid)?, at).map_err(invalid)?,
+                1 => {
+                    scope_bytes = wire::bytes(w, "ScopeLogs.scope", at).map_err(invalid)?;
+                    scope(scope_bytes, at).map_err(invalid)?;
+                }
                 2 => {
                     self.check_room()?;
                     let b = wire::bytes(w, "ScopeLogs.log_records", at).map_err(invalid)?;
-                    self.log_record(b, at, [ri, si, li], resource).map_err(invalid)?;
+                    self.log_record(b, at, [ri, si, li], resource, scope_bytes);
                     li += 1;
                 }
                 3 => {
@@ -186,11 +212,39 @@ impl<'a> RequestView<'a> {
                 _ => {}
             }
         }
+        // The scope may follow its records on the wire: every record gets the final one.
+        for r in &mut self.records[first..] {
+            if let Source::Wire { scope, .. } = &mut r.source {
+                *scope = scope_bytes;
+            }
+        }
         Ok(())
     }
 
-    fn log_record(&mut self, buf: &'a [u8], base: usize, path: [usize; 3], resource: usize) -> Result<(), WireError> {
+    /// One record; malformed bytes make a record that says so, not a request error.
+    fn log_record(&mut self, buf: &'a [u8], base: usize, path: [usize; 3], resource: usize, scope: &'a [u8]) {
         let start = self.attrs.len();
+        let source = Source::Wire { scope, record: buf };
+        let (nanos, body, malformed) = match self.log_record_fields(buf, base) {
+            Ok((nanos, body)) => (nanos, body, None),
+            Err(e) => {
+                self.attrs.truncate(start);
+                (0, None, Some(format!("invalid OTLP protobuf: {}", e.0)))
+            }
+        };
+        self.records.push(RecordView {
+            path,
+            resource,
+            nanos,
+            body,
+            attrs: start..self.attrs.len(),
+            source,
+            malformed,
+        });
+    }
+
+    /// A record's time, body and attributes (pushed to `attrs`).
+    fn log_record_fields(&mut self, buf: &'a [u8], base: usize) -> Result<(u64, Option<Any<'a>>), WireError> {
         let (mut time, mut observed, mut body) = (0, 0, None);
         let mut f = Fields::new(buf, base);
         while let Some((n, w, at)) = f.next_field()? {
@@ -227,14 +281,7 @@ impl<'a> RequestView<'a> {
                 _ => {}
             }
         }
-        self.records.push(RecordView {
-            path,
-            resource,
-            nanos: event_nanos(time, observed),
-            body,
-            attrs: start..self.attrs.len(),
-        });
-        Ok(())
+        Ok((event_nanos(time, observed), body))
     }
 
     /// The same view over a request decoded by prost (the OTLP/JSON path).
@@ -268,6 +315,12 @@ impl<'a> RequestView<'a> {
                         nanos: event_nanos(lr.time_unix_nano, lr.observed_time_unix_nano),
                         body: lr.body.as_ref().and_then(decoded_any),
                         attrs: start..view.attrs.len(),
+                        source: Source::Decoded {
+                            resource_logs: rl,
+                            scope_logs: sl,
+                            record: lr,
+                        },
+                        malformed: None,
                     });
                 }
             }

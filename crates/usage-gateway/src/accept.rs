@@ -1,0 +1,190 @@
+//! The steps every ingest route shares: key, idempotency window, decoding, project
+//! binding, rate limit, keeping the rejected records, then the pipeline. The route
+//! turns the [`Outcome`] into its protocol's success answer.
+// Handlers return a ready `Response` as their error, as axum handlers do.
+#![allow(clippy::result_large_err)]
+
+use crate::idempotency::Seen;
+use crate::rejected::{Raw, Rejected};
+use crate::server::{error, with_retry_after, Gateway};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use std::sync::atomic::Ordering::Relaxed;
+use usage_core::receive::RejectReason;
+use usage_core::{json, AcceptError, Event, Resource, Value};
+
+/// What a body became: events (with their positions in the request) and refused records.
+#[derive(Default)]
+pub(crate) struct Decoded {
+    pub events: Vec<Event>,
+    /// `indices[i]` is the position of `events[i]` in the request.
+    pub indices: Vec<usize>,
+    pub rejected: Vec<Rejected>,
+}
+
+impl Decoded {
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        Decoded {
+            events: Vec::with_capacity(n),
+            indices: Vec::with_capacity(n),
+            rejected: Vec::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, index: usize, event: Event) {
+        self.events.push(event);
+        self.indices.push(index);
+    }
+}
+
+/// A request's result, for the route's success answer.
+pub(crate) struct Outcome {
+    pub accepted: usize,
+    /// (position in the request, reason, message), in request order.
+    pub rejected: Vec<(usize, RejectReason, String)>,
+    /// Answered from the idempotency window; nothing was forwarded again.
+    pub duplicate: bool,
+}
+
+/// Runs the shared steps. `Err` is a whole-request answer (401, 400, 409, 413, 415,
+/// 429, 503); `Ok` means every accepted event is durable and every refused record kept.
+pub(crate) async fn accept_events(
+    g: &Gateway,
+    headers: &HeaderMap,
+    decode: impl FnOnce(&Gateway) -> Result<Decoded, Response>,
+) -> Result<Outcome, Response> {
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+    let Some(key) = g.keys.find(auth) else {
+        g.counters.reject("unauthorized");
+        return Err(error(StatusCode::UNAUTHORIZED, "missing or invalid bearer key"));
+    };
+    let idem = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(|k| format!("{}:{k}", key.name));
+    if let Some(k) = &idem {
+        match g.idempotency.begin(k) {
+            Seen::New => {}
+            Seen::Done(n) => {
+                g.counters.duplicate_batches.fetch_add(1, Relaxed);
+                return Ok(Outcome {
+                    accepted: n,
+                    rejected: Vec::new(),
+                    duplicate: true,
+                });
+            }
+            Seen::InProgress => {
+                g.counters.reject("in_progress");
+                return Err(with_retry_after(
+                    error(
+                        StatusCode::CONFLICT,
+                        "a request with this Idempotency-Key is in progress",
+                    ),
+                    1,
+                ));
+            }
+        }
+    }
+    let finish = |accepted: Option<usize>| {
+        if let Some(k) = &idem {
+            g.idempotency.finish(k, accepted);
+        }
+    };
+    let mut decoded = match decode(g) {
+        Ok(d) => d,
+        Err(r) => {
+            finish(None);
+            return Err(r);
+        }
+    };
+    g.counters
+        .received_events
+        .fetch_add((decoded.events.len() + decoded.rejected.len()) as u64, Relaxed);
+    if let Some(project) = &key.project {
+        refuse_other_projects(&mut decoded, project);
+    }
+    if let Err(secs) = key.take(decoded.events.len()) {
+        finish(None);
+        g.counters.reject("rate_limited");
+        return Err(with_retry_after(
+            error(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("rate limit for key {}", key.name),
+            ),
+            secs,
+        ));
+    }
+    let Decoded { events, rejected, .. } = decoded;
+    if !rejected.is_empty() {
+        // Kept before anything is accepted: if this fails the client re-sends the
+        // whole request, and the accepted part of it dedups by id.
+        match g.rejected.keep(&key.name, &rejected).await {
+            Ok(path) => tracing::warn!(
+                key = %key.name,
+                records = rejected.len(),
+                first_error = %rejected[0].message,
+                file = %path.display(),
+                "records rejected and kept"
+            ),
+            Err(e) => {
+                finish(None);
+                g.counters.reject("overloaded");
+                tracing::error!(dir = %g.rejected.dir().display(), error = %e, "cannot keep rejected records; request refused");
+                return Err(with_retry_after(
+                    error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "rejected records could not be kept; nothing was accepted",
+                    ),
+                    1,
+                ));
+            }
+        }
+        for r in &rejected {
+            g.counters.reject_record(r.reason);
+        }
+    }
+    let n = events.len();
+    if n > 0 {
+        if let Err(e) = g.pipeline.accept(events, g.cfg.accept_timeout).await {
+            finish(None);
+            g.counters.reject("overloaded");
+            let status = match e {
+                AcceptError::Full | AcceptError::Timeout | AcceptError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            return Err(with_retry_after(error(status, format!("not accepted: {e}")), 1));
+        }
+    }
+    finish(Some(n));
+    g.counters.accepted_events.fetch_add(n as u64, Relaxed);
+    Ok(Outcome {
+        accepted: n,
+        rejected: rejected.into_iter().map(|r| (r.index, r.reason, r.message)).collect(),
+        duplicate: false,
+    })
+}
+
+/// Moves events of another project than the key's into the rejected records (kept
+/// in the usage JSON encoding, replayable to `/v1/metrics` with the right key).
+fn refuse_other_projects(decoded: &mut Decoded, project: &str) {
+    let events = std::mem::take(&mut decoded.events);
+    let indices = std::mem::take(&mut decoded.indices);
+    for (event, index) in events.into_iter().zip(indices) {
+        let other = match event.field("project") {
+            Some(Value::Str(p)) if p != project => p.to_string(),
+            _ => {
+                decoded.push(index, event);
+                continue;
+            }
+        };
+        let mut body = b"{\"events\":[".to_vec();
+        json::write_event(&mut body, &event, &Resource::default());
+        body.extend_from_slice(b"]}");
+        decoded.rejected.push(Rejected {
+            index,
+            reason: RejectReason::Project,
+            message: format!("events[{index}].project: this key is bound to project `{project}`, got `{other}`"),
+            raw: Raw::Metrics(body),
+        });
+    }
+    decoded.rejected.sort_by_key(|r| r.index);
+}

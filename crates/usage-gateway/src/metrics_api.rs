@@ -1,0 +1,142 @@
+//! `POST /v1/metrics`: `{"app"?, "host"?, "events": [...]}` where each event is
+//! either the usage JSON encoding (it has `kind`) or a Daydream reporter event (it
+//! has `type`). Answers `200 {"accepted", "rejected": [{"index","reason","error"}]}`.
+// Handlers return a ready `Response` as their error, as axum handlers do.
+#![allow(clippy::result_large_err)]
+
+use crate::accept::{accept_events, Decoded, Outcome};
+use crate::body::body_bytes;
+use crate::rejected::{Raw, Rejected};
+use crate::server::{error, Gateway};
+use crate::stream_event::{self, Origin};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::sync::Arc;
+use usage_core::receive::RejectReason;
+use usage_core::Event;
+
+/// The body; other top-level keys are ignored.
+#[derive(Deserialize)]
+struct Body<'a> {
+    #[serde(default, borrow)]
+    app: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    host: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    events: Vec<&'a RawValue>,
+}
+
+/// Which shape an event has, read from its keys without decoding it.
+#[derive(Deserialize)]
+struct Shape {
+    #[serde(default)]
+    kind: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "type")]
+    ty: Option<serde::de::IgnoredAny>,
+}
+
+pub(crate) async fn ingest(
+    State(g): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match accept_events(&g, &headers, |g| decode(g, &headers, body)).await {
+        Ok(outcome) => answer(&outcome),
+        Err(r) => r,
+    }
+}
+
+/// `200` for every client: Daydream's reporter treats any other 2xx as a failure.
+fn answer(o: &Outcome) -> Response {
+    let rejected: Vec<serde_json::Value> = o
+        .rejected
+        .iter()
+        .map(|(index, reason, message)| serde_json::json!({ "index": index, "reason": reason.as_str(), "error": message }))
+        .collect();
+    let mut body = serde_json::json!({ "accepted": o.accepted, "rejected": rejected });
+    if o.duplicate {
+        body["duplicate"] = serde_json::Value::Bool(true);
+    }
+    (StatusCode::OK, [("content-type", "application/json")], body.to_string()).into_response()
+}
+
+fn decode(g: &Gateway, headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Decoded, Response> {
+    let raw = body_bytes(g, headers, body)?;
+    let bad = |m: String| {
+        g.counters.reject("invalid");
+        error(StatusCode::BAD_REQUEST, m)
+    };
+    let body: Body<'_> =
+        serde_json::from_slice(&raw).map_err(|e| bad(format!("body: expected {{\"events\": [...]}}: {e}")))?;
+    if body.events.len() > g.cfg.max_events {
+        g.counters.reject("too_large");
+        return Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "events: {} events, more than the limit of {} (gateway.max_events)",
+                body.events.len(),
+                g.cfg.max_events
+            ),
+        ));
+    }
+    let (app, host) = (body.app.as_deref(), body.host.as_deref());
+    let origin = Origin::new(app, host);
+    let mut out = Decoded::with_capacity(body.events.len());
+    for (index, raw) in body.events.iter().enumerate() {
+        match decode_event(g, raw, &origin) {
+            Ok(event) => out.push(index, event),
+            Err((reason, message)) => out.rejected.push(Rejected {
+                index,
+                reason,
+                message: format!("events[{index}]: {message}"),
+                raw: Raw::Metrics(one_event_body(app, host, raw)),
+            }),
+        }
+    }
+    Ok(out)
+}
+
+fn decode_event(g: &Gateway, raw: &RawValue, origin: &Origin) -> Result<Event, (RejectReason, String)> {
+    let shape: Shape = serde_json::from_str(raw.get())
+        .map_err(|_| (RejectReason::Malformed, "an event must be a JSON object".to_string()))?;
+    match (shape.kind, shape.ty) {
+        (Some(_), _) => {
+            let mut event = g
+                .decoder
+                .decode_or_derive(raw.get().as_bytes(), origin.seed)
+                .map_err(|e| (e.reason(), e.to_string()))?;
+            if event.resource().is_none() {
+                if let Some(r) = &origin.resource {
+                    event = event.with_resource(r.clone());
+                }
+            }
+            Ok(event)
+        }
+        (None, Some(_)) => stream_event::decode(raw, origin),
+        (None, None) => Err((
+            RejectReason::NoKind,
+            "an event needs `kind` (usage encoding) or `type` (stream event)".into(),
+        )),
+    }
+}
+
+/// `{"app","host","events":[<the event as sent>]}`: the event alone, postable again.
+fn one_event_body(app: Option<&str>, host: Option<&str>, raw: &RawValue) -> Vec<u8> {
+    let mut out = b"{".to_vec();
+    for (name, v) in [("app", app), ("host", host)] {
+        if let Some(v) = v {
+            out.extend_from_slice(format!("\"{name}\":").as_bytes());
+            usage_core::json::write_str(&mut out, v);
+            out.push(b',');
+        }
+    }
+    out.extend_from_slice(b"\"events\":[");
+    out.extend_from_slice(raw.get().as_bytes());
+    out.extend_from_slice(b"]}");
+    out
+}
