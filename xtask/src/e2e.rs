@@ -33,7 +33,24 @@ fn start_local(work: &Path) -> Result<Backends, String> {
     find_s3s(&mut b)?;
     start_clickhouse(work, &mut b)?;
     find_rotel(work, &mut b)?;
+    install_otel_sdk(work, &mut b)?;
     Ok(b)
+}
+
+/// The Python OpenTelemetry SDK (PyPI, in the shared venv): the producers' interop
+/// suite sends Lava's records with it. Pinned to the version the suite was written against.
+pub(crate) fn install_otel_sdk(work: &Path, b: &mut Backends) -> Result<(), String> {
+    let venv = services::venv(work)?;
+    let python = services::pip_install_module(
+        &venv,
+        "opentelemetry.exporter.otlp.proto.http._log_exporter",
+        &[
+            "opentelemetry-sdk==1.45.2",
+            "opentelemetry-exporter-otlp-proto-http==1.45.2",
+        ],
+    )?;
+    b.env.insert("USAGE_E2E_PYTHON".into(), python.display().to_string());
+    Ok(())
 }
 
 /// rotel (pip wheel with the `rotel-agent` binary): the OTLP conformance test starts
@@ -171,6 +188,7 @@ fn start_compose(root: &Path) -> Result<Backends, String> {
     let work = root.join("target/e2e");
     find_s3s(&mut b)?;
     find_rotel(&work, &mut b)?;
+    install_otel_sdk(&work, &mut b)?;
     Ok(b)
 }
 
@@ -179,15 +197,22 @@ fn print_table(report: &Path) -> (usize, usize) {
     let text = std::fs::read_to_string(report).unwrap_or_default();
     let rows: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     println!(
-        "\n{:<12} {:<24} {:<26} {:>7} {:>7} {:>7} {:>6} {:>5} {:>8}",
-        "exporter", "backend", "check", "sent", "found", "unique", "dupes", "lost", "seconds"
+        "\n{:<17} {:<24} {:<26} {:>7} {:>7} {:>7} {:>6} {:>5} {:>8} {:>8} {:>6}",
+        "exporter", "backend", "check", "sent", "found", "unique", "dupes", "lost", "rejected", "sum(cu)", "seconds"
     );
     let mut lost = 0;
     for r in &rows {
         let n = |k: &str| r[k].as_u64().unwrap_or(0);
         lost += n("lost") as usize;
+        // Interop rows also say what was refused (and kept) and whether SUM(cu) matched.
+        let rejected = r["rejected"].as_u64().map_or("-".to_string(), |v| v.to_string());
+        let cu = match (r["cu_sent"].as_u64(), r["cu_delivered"].as_u64()) {
+            (Some(a), Some(b)) if a == b => "equal".to_string(),
+            (Some(_), Some(_)) => "DIFFERS".to_string(),
+            _ => "-".to_string(),
+        };
         println!(
-            "{:<12} {:<24} {:<26} {:>7} {:>7} {:>7} {:>6} {:>5} {:>8.1}",
+            "{:<17} {:<24} {:<26} {:>7} {:>7} {:>7} {:>6} {:>5} {:>8} {:>8} {:>6.1}",
             r["exporter"].as_str().unwrap_or("?"),
             r["backend"].as_str().unwrap_or("?"),
             r["step"].as_str().unwrap_or("?"),
@@ -196,6 +221,8 @@ fn print_table(report: &Path) -> (usize, usize) {
             n("unique"),
             n("duplicates"),
             n("lost"),
+            rejected,
+            cu,
             r["seconds"].as_f64().unwrap_or(0.0)
         );
     }

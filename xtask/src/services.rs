@@ -186,6 +186,21 @@ pub fn pip_install(venv: &Path, probe: &str, spec: &str) -> Result<PathBuf, Stri
 }
 
 /// rotel's `rotel-agent` binary from its pip wheel (the wheel has no console script).
+/// Installs `specs` into the venv unless `module` already imports; returns its python.
+pub fn pip_install_module(venv: &Path, module: &str, specs: &[&str]) -> Result<PathBuf, String> {
+    let python = venv.join("bin/python");
+    let python_s = python.display().to_string();
+    if run(&python_s, &["-c", &format!("import {module}")]).is_err() {
+        eprintln!("==> installing {}", specs.join(" "));
+        let mut args = vec!["-m", "pip", "install", "--quiet"];
+        args.extend_from_slice(specs);
+        run(&python_s, &args)?;
+        run(&python_s, &["-c", &format!("import {module}")])
+            .map_err(|e| format!("{} installed but {module} does not import: {e}", specs.join(" ")))?;
+    }
+    Ok(python)
+}
+
 pub fn install_rotel(work: &Path) -> Result<PathBuf, String> {
     let venv = venv(work)?;
     let find = || -> Option<PathBuf> {

@@ -6,6 +6,7 @@ mod gateway;
 mod link;
 mod progress;
 mod pump;
+mod rejected;
 mod report;
 mod schema;
 mod spool;
@@ -43,6 +44,9 @@ enum Command {
     /// Look into a spool directory, or replay it to an exporter.
     #[command(subcommand)]
     Spool(spool::Command),
+    /// List the records the gateway refused and kept, or post them to it again.
+    #[command(subcommand)]
+    Rejected(rejected::Command),
 }
 
 /// A failure and the exit code it maps to: 2 for bad input (flags, config), 1 otherwise.
@@ -102,6 +106,7 @@ fn main() -> ExitCode {
         Command::Schema(a) => schema::run(a),
         Command::Gateway(a) => gateway::run(a),
         Command::Spool(c) => spool::run(c),
+        Command::Rejected(c) => rejected::run(c),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -346,6 +346,22 @@ pub fn record(reports: &[StepReport]) {
     }
 }
 
+/// Appends one free-form row (a JSON object with at least the [`StepReport`] keys)
+/// to `$USAGE_E2E_REPORT`, for rows with more columns than [`StepReport`] has.
+pub fn record_json(row: &serde_json::Value) {
+    let Ok(path) = std::env::var("USAGE_E2E_REPORT") else {
+        return;
+    };
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(PathBuf::from(path))
+    {
+        let _ = writeln!(f, "{row}");
+    }
+}
+
 /// A scratch directory under the e2e work dir (or the system temp dir).
 pub fn scratch_dir(name: &str) -> PathBuf {
     let base = std::env::var_os("USAGE_E2E_DIR")
