@@ -37,8 +37,9 @@ fn start_local(work: &Path) -> Result<Backends, String> {
     Ok(b)
 }
 
-/// The Python OpenTelemetry SDK (PyPI, in the shared venv): the producers' interop
-/// suite sends Lava's records with it. Pinned to the version the suite was written against.
+/// The Python OpenTelemetry SDK (PyPI, in the shared venv) and Node's (npm, in
+/// `work/node`): the producers' interop suite sends Lava's records with both. Pinned
+/// to the versions the suite was written against.
 pub(crate) fn install_otel_sdk(work: &Path, b: &mut Backends) -> Result<(), String> {
     let venv = services::venv(work)?;
     let python = services::pip_install_module(
@@ -50,6 +51,16 @@ pub(crate) fn install_otel_sdk(work: &Path, b: &mut Backends) -> Result<(), Stri
         ],
     )?;
     b.env.insert("USAGE_E2E_PYTHON".into(), python.display().to_string());
+    let node = services::npm_install(
+        &work.join("node"),
+        &[
+            "@opentelemetry/sdk-logs@0.223.1",
+            "@opentelemetry/exporter-logs-otlp-http@0.223.1",
+            "@opentelemetry/resources@2.12.1",
+            "@opentelemetry/api-logs@0.223.1",
+        ],
+    )?;
+    b.env.insert("USAGE_E2E_NODE_DIR".into(), node.display().to_string());
     Ok(())
 }
 

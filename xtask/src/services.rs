@@ -201,6 +201,26 @@ pub fn pip_install_module(venv: &Path, module: &str, specs: &[&str]) -> Result<P
     Ok(python)
 }
 
+/// Installs npm packages into `dir` unless its lock file already lists them all; returns `dir`.
+pub fn npm_install(dir: &Path, packages: &[&str]) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let lock = std::fs::read_to_string(dir.join("package-lock.json")).unwrap_or_default();
+    let installed = packages.iter().all(|p| {
+        let (name, version) = p.rsplit_once('@').unwrap_or((p, ""));
+        lock.contains(&format!(
+            "\"node_modules/{name}\": {{\n      \"version\": \"{version}\""
+        ))
+    });
+    if !installed {
+        eprintln!("==> installing {} (npm)", packages.join(" "));
+        let dir_s = dir.display().to_string();
+        let mut args = vec!["install", "--prefix", &dir_s, "--no-audit", "--no-fund", "--silent"];
+        args.extend_from_slice(packages);
+        run("npm", &args)?;
+    }
+    Ok(dir.to_path_buf())
+}
+
 pub fn install_rotel(work: &Path) -> Result<PathBuf, String> {
     let venv = venv(work)?;
     let find = || -> Option<PathBuf> {

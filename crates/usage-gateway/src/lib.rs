@@ -3,13 +3,19 @@
 //! The receiving side, run as `usage gateway`: a metrics API that feeds the same
 //! pipeline and exporters as an embedded sink.
 //!
-//! - `POST /v1/metrics`: `{"events":[...]}` (JSON encoding, gzip accepted) with
-//!   `Authorization: Bearer <key>`. Keys are compared in constant time and may be
-//!   bound to a project. The body size and events per request are bounded; an
-//!   invalid event gets a 400 naming it and its field; a per-key token bucket answers
-//!   429 with `Retry-After`. The answer is 202 only once the events are durable in the
-//!   gateway's pipeline (committed to its spool, or acknowledged by every exporter
-//!   when there is no spool). A repeated `Idempotency-Key` within the window is
+//! - `POST /v1/metrics`: `{"app"?, "host"?, "events":[...]}` (the usage JSON
+//!   encoding, or Daydream reporter events mapped to `network_event`; gzip accepted)
+//!   with `Authorization: Bearer <key>`. Keys are compared in constant time and may be
+//!   bound to a project. The body size and events per request are bounded; a per-key
+//!   token bucket answers 429 with `Retry-After`.
+//! - `POST /v1/logs`: OTLP/HTTP logs (protobuf or JSON), the same keys and limits.
+//! - Both take a request record by record: an event that cannot be taken is refused
+//!   alone, kept in `rejected_dir` with its reason and counted, and named in the
+//!   answer (`rejected` list, or OTLP `partial_success`). The answer is 200 only once
+//!   the accepted events are durable in the gateway's pipeline (committed to its
+//!   spool, or acknowledged by every exporter when there is no spool) and the refused
+//!   ones kept. Events without an id get one derived from their content, so a re-sent
+//!   request maps to the same ids. A repeated `Idempotency-Key` within the window is
 //!   acknowledged without being forwarded again.
 //! - `GET /healthz`, `GET /readyz`, `GET /metrics` (Prometheus text).
 //!
@@ -41,7 +47,7 @@ impl Gateway {
         cfg.validate()?;
         let keys = auth::Keys::new(&cfg)?;
         if config.spool.is_none() {
-            tracing::warn!("the gateway has no [spool]: a 202 waits for every exporter to acknowledge");
+            tracing::warn!("the gateway has no [spool]: a 200 waits for every exporter to acknowledge");
         }
         let pipeline = Pipeline::from_config(config)?;
         Ok(Arc::new(Gateway {

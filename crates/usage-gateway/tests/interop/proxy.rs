@@ -65,7 +65,8 @@ fn serve(mut client: TcpStream, upstream: u16, faults: &Faults) -> std::io::Resu
 }
 
 /// The request's head (with `connection: close`, so the gateway ends the answer by
-/// closing) and its `content-length` body; `None` when the client sent nothing.
+/// closing) and its body (`content-length`, or chunked as Node sends it, forwarded
+/// as it came); `None` when the client sent nothing.
 fn read_request(client: &mut TcpStream) -> std::io::Result<Option<Vec<u8>>> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16 << 10];
@@ -83,6 +84,7 @@ fn read_request(client: &mut TcpStream) -> std::io::Result<Option<Vec<u8>>> {
     let mut lines = head.split("\r\n").filter(|l| !l.is_empty());
     let mut out = format!("{}\r\n", lines.next().unwrap_or_default());
     let mut length = 0usize;
+    let mut chunked = false;
     for line in lines {
         let lower = line.to_ascii_lowercase();
         if lower.starts_with("connection:") || lower.starts_with("keep-alive:") {
@@ -91,11 +93,21 @@ fn read_request(client: &mut TcpStream) -> std::io::Result<Option<Vec<u8>>> {
         if let Some(v) = lower.strip_prefix("content-length:") {
             length = v.trim().parse().unwrap_or(0);
         }
+        if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
+            chunked = true;
+        }
         out.push_str(line);
         out.push_str("\r\n");
     }
     out.push_str("connection: close\r\n\r\n");
     let mut body = buf[head_end..].to_vec();
+    while chunked && !chunked_complete(&body) {
+        let n = client.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
     while body.len() < length {
         let n = client.read(&mut chunk)?;
         if n == 0 {
@@ -106,4 +118,26 @@ fn read_request(client: &mut TcpStream) -> std::io::Result<Option<Vec<u8>>> {
     let mut request = out.into_bytes();
     request.extend_from_slice(&body);
     Ok(Some(request))
+}
+
+/// Whether a chunked body has arrived whole (its zero-length last chunk included).
+fn chunked_complete(body: &[u8]) -> bool {
+    let mut at = 0;
+    loop {
+        let Some(line_end) = body[at..].windows(2).position(|w| w == b"\r\n") else {
+            return false;
+        };
+        let size_text = String::from_utf8_lossy(&body[at..at + line_end]);
+        let Ok(size) = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16) else {
+            return false;
+        };
+        at += line_end + 2;
+        if size == 0 {
+            return body[at..].windows(2).any(|w| w == b"\r\n");
+        }
+        at += size + 2;
+        if at > body.len() {
+            return false;
+        }
+    }
 }
