@@ -1,8 +1,9 @@
 //! The ClickHouse exporter: one table per kind, created and migrated from the event
 //! schema, whole batches inserted as RowBinary (LZ4).
 
+use crate::blocks::{block_token, Blocks, Table};
 use crate::config::{ClickHouseConfig, InsertCompression};
-use crate::ddl::{self, Column, Flavor};
+use crate::ddl::{self, Flavor};
 use crate::rowbinary;
 use clickhouse::Client;
 use serde::Deserialize;
@@ -12,14 +13,6 @@ use usage_core::{
     async_trait, Batch, ConfigError, Event, ExportError, Exporter, ExporterContext, ExporterDefaults, ExporterFactory,
     Schema,
 };
-
-/// A table ready for inserts: its name and the columns to fill, in order.
-#[derive(Debug, Clone)]
-struct Table {
-    name: String,
-    schema: Schema,
-    columns: Vec<Column>,
-}
 
 /// Inserts batches into ClickHouse, one table per kind.
 pub struct ClickHouseExporter {
@@ -199,9 +192,16 @@ impl ClickHouseExporter {
         Ok(t)
     }
 
-    async fn insert(&self, table: &Table, events: &[Event], batch: &Batch, flavor: Flavor) -> Result<(), ExportError> {
+    /// One INSERT of one block. Its dedup token is the block's own (see [`block_token`]).
+    async fn insert(&self, table: &Table, events: &[&Event], batch: &Batch, flavor: Flavor) -> Result<(), ExportError> {
         let mut rows = Vec::with_capacity(events.len() * 160);
-        rowbinary::encode(&mut rows, events, &table.columns, flavor, batch.resource());
+        rowbinary::encode(
+            &mut rows,
+            events.iter().copied(),
+            &table.columns,
+            flavor,
+            batch.resource(),
+        );
         let cols: Vec<String> = table.columns.iter().map(|c| ddl::ident(&c.name)).collect();
         let sql = format!(
             "INSERT INTO {}.{} ({}) FORMAT RowBinary",
@@ -211,8 +211,8 @@ impl ClickHouseExporter {
         );
         let mut insert = self.client.insert_formatted_with(sql);
         if flavor == Flavor::Modern {
-            // A retried batch carries the same token: the server drops the repeat.
-            insert = insert.with_setting("insert_deduplication_token", format!("{}-{}", batch.id(), table.name));
+            // A retried block carries the same token: the server drops the repeat.
+            insert = insert.with_setting("insert_deduplication_token", block_token(batch, &table.name, events));
         }
         let what = format!("insert into {}.{}", self.cfg.database, table.name);
         insert
@@ -227,18 +227,22 @@ impl ClickHouseExporter {
 impl Exporter for ClickHouseExporter {
     async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
         let flavor = self.flavor().await?;
+        let mut blocks = Blocks::default();
         for slice in batch.slices() {
             let Some(first) = slice.first() else { continue };
             let table = self.table_for(first).await?;
             // A slice is one kind; events decoded at run time may still carry a newer schema.
             if slice.iter().all(|e| *e.schema() == table.schema) {
-                self.insert(&table, slice, batch, flavor).await?;
+                blocks.add(&table, slice);
             } else {
                 for e in slice {
                     let t = self.table_for(e).await?;
-                    self.insert(&t, std::slice::from_ref(e), batch, flavor).await?;
+                    blocks.add(&t, std::iter::once(e));
                 }
             }
+        }
+        for (table, events) in &blocks.blocks {
+            self.insert(table, events, batch, flavor).await?;
         }
         Ok(())
     }

@@ -24,6 +24,7 @@
 //! relay_usage = "(project, chain, api_method, ts, id)"
 //! ```
 
+mod blocks;
 mod config;
 pub mod ddl;
 mod exporter;

@@ -21,7 +21,13 @@ fn string(out: &mut Vec<u8>, s: &[u8]) {
 }
 
 /// Appends one row per event.
-pub fn encode(out: &mut Vec<u8>, events: &[Event], columns: &[Column], flavor: Flavor, resource: &Resource) {
+pub fn encode<'a>(
+    out: &mut Vec<u8>,
+    events: impl IntoIterator<Item = &'a Event>,
+    columns: &[Column],
+    flavor: Flavor,
+    resource: &Resource,
+) {
     let mut values = Vec::new();
     let mut scratch = Vec::new();
     for e in events {
