@@ -179,6 +179,7 @@ pub fn run(root: &Path, cargo: &str, quick: bool) -> Result<(), String> {
     e2e::start_tansu(&e2e_work, &mut backends, false)?;
     e2e::start_moto(&e2e_work, &mut backends)?;
     e2e::start_clickhouse(&e2e_work, &mut backends)?;
+    e2e::start_clickhouse_front(&e2e_work, &mut backends)?;
     e2e::find_rotel(&e2e_work, &mut backends)?;
     let result = measure_with_backends(&b, &backends);
     for s in &mut backends.services {
@@ -242,11 +243,13 @@ fn measure_with_backends(b: &Bench, backends: &Backends) -> Result<Measured, Str
     let brokers = env("USAGE_E2E_KAFKA_UPSTREAM")?;
     let moto = env("USAGE_E2E_MOTO")?;
     let clickhouse = env("USAGE_E2E_CLICKHOUSE_URL")?;
+    let clickhouse_current = env("USAGE_E2E_CHDB_URL")?;
     let rotel_bin = env("USAGE_E2E_ROTEL_BIN")?;
     http(&moto, "PUT", "/bench", "")?;
     let versions = json!({
         "rustc": version("rustc", &["-V"]),
         "clickhouse": http(clickhouse.trim_start_matches("http://"), "POST", "/", "SELECT version()").map(|v| v.trim().to_string()).unwrap_or_default(),
+        "clickhouse_current": http(clickhouse_current.trim_start_matches("http://"), "POST", "/", "SELECT version()").map(|v| format!("{} (chdb)", v.trim())).unwrap_or_default(),
         "rotel": version(&rotel_bin, &["--version"]),
         "tansu": version(&services::install_tansu(&b.root.join("target/e2e"))?.display().to_string(), &["--version"]),
         "opentelemetry_sdk": "0.33",
@@ -311,6 +314,10 @@ fn measure_with_backends(b: &Bench, backends: &Backends) -> Result<Measured, Str
             ),
         ),
         ("clickhouse", format!("type = \"clickhouse\"\nurl = {clickhouse:?}\ntable = \"bench_@RUN@_{{kind}}\"\n")),
+        (
+            "clickhouse_current",
+            format!("type = \"clickhouse\"\nurl = {clickhouse_current:?}\ntable = \"bench_@RUN@_{{kind}}\"\n"),
+        ),
         (
             "http",
             format!("type = \"http\"\nurl = \"http://127.0.0.1:{gw_port}/v1/metrics\"\nkey = \"bench-key\"\n"),

@@ -121,7 +121,8 @@ fn exporters_section(md: &mut String, r: &Value) {
         ("kafka", "tansu"),
         ("kafka_packed", "tansu, 1,000 events per message"),
         ("s3", "moto"),
-        ("clickhouse", "clickhouse"),
+        ("clickhouse", "clickhouse 18.16 (server)"),
+        ("clickhouse_current", "clickhouse 26.9 (chdb engine, our HTTP front)"),
         ("http", "usage gateway -> file"),
         ("otlp", "rotel (blackhole)"),
     ] {
@@ -129,7 +130,7 @@ fn exporters_section(md: &mut String, r: &Value) {
         let _ = writeln!(
             md,
             "| {} | {backend} | {:.0} | {:.2} |",
-            name.trim_end_matches("_packed"),
+            name.trim_end_matches("_packed").trim_end_matches("_current"),
             f(&e["events_per_second"]),
             f(&e["cpu_seconds_per_million"])
         );

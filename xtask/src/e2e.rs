@@ -32,6 +32,7 @@ fn start_local(work: &Path) -> Result<Backends, String> {
     start_moto(work, &mut b)?;
     find_s3s(&mut b)?;
     start_clickhouse(work, &mut b)?;
+    start_clickhouse_front(work, &mut b)?;
     find_rotel(work, &mut b)?;
     install_otel_sdk(work, &mut b)?;
     Ok(b)
@@ -99,6 +100,45 @@ pub(crate) fn start_clickhouse(work: &Path, b: &mut Backends) -> Result<(), Stri
         b.env.insert("USAGE_E2E_CLICKHOUSE_PID".into(), pid.to_string());
     }
     b.cleanup.push(config.display().to_string());
+    b.services.push(s);
+    Ok(())
+}
+
+/// A current ClickHouse engine: chDB (ClickHouse 26.x in-process, PyPI) behind our
+/// HTTP front, `xtask/clickhouse_front.py`. The HTTP layer is ours; every statement,
+/// RowBinary insert and dedup token is handled by ClickHouse's engine.
+pub(crate) fn start_clickhouse_front(work: &Path, b: &mut Backends) -> Result<(), String> {
+    let venv = services::venv(work)?;
+    let python = services::pip_install_module(
+        &venv,
+        "chdb, lz4.block",
+        &["chdb==4.4.0", "chdb-core==26.9.0", "lz4==4.4.5"],
+    )?;
+    let port = services::free_port()?;
+    let dir = work.join("run/chdb");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("clickhouse_front.py");
+    let command = vec![
+        python.display().to_string(),
+        script.display().to_string(),
+        port.to_string(),
+        dir.join("data").display().to_string(),
+    ];
+    let mut s = Service::spawn("clickhouse-front", &dir, command.clone())?;
+    services::wait_for_http(&mut s, port, "/ping", std::time::Duration::from_secs(60))?;
+    eprintln!(
+        "==> clickhouse 26 (chdb, our HTTP front) on 127.0.0.1:{port}, pid {:?}",
+        s.pid()
+    );
+    b.env
+        .insert("USAGE_E2E_CHDB_URL".into(), format!("http://127.0.0.1:{port}"));
+    b.env.insert(
+        "USAGE_E2E_CHDB_CMD".into(),
+        serde_json::to_string(&command).map_err(|e| e.to_string())?,
+    );
+    if let Some(pid) = s.pid() {
+        b.env.insert("USAGE_E2E_CHDB_PID".into(), pid.to_string());
+    }
+    b.cleanup.push(dir.join("data").display().to_string());
     b.services.push(s);
     Ok(())
 }
@@ -208,7 +248,7 @@ fn print_table(report: &Path) -> (usize, usize) {
     let text = std::fs::read_to_string(report).unwrap_or_default();
     let rows: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     println!(
-        "\n{:<17} {:<24} {:<26} {:>7} {:>7} {:>7} {:>6} {:>5} {:>8} {:>8} {:>6}",
+        "\n{:<20} {:<28} {:<26} {:>7} {:>7} {:>7} {:>6} {:>5} {:>8} {:>8} {:>6}",
         "exporter", "backend", "check", "sent", "found", "unique", "dupes", "lost", "rejected", "sum(cu)", "seconds"
     );
     let mut lost = 0;
@@ -223,7 +263,7 @@ fn print_table(report: &Path) -> (usize, usize) {
             _ => "-".to_string(),
         };
         println!(
-            "{:<17} {:<24} {:<26} {:>7} {:>7} {:>7} {:>6} {:>5} {:>8} {:>8} {:>6.1}",
+            "{:<20} {:<28} {:<26} {:>7} {:>7} {:>7} {:>6} {:>5} {:>8} {:>8} {:>6.1}",
             r["exporter"].as_str().unwrap_or("?"),
             r["backend"].as_str().unwrap_or("?"),
             r["step"].as_str().unwrap_or("?"),

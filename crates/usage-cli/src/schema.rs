@@ -23,6 +23,10 @@ pub(crate) struct Args {
     /// For `clickhouse`: the DDL for servers before 22.3 (e.g. 18.16).
     #[arg(long)]
     legacy: bool,
+    /// For `clickhouse`: the DDL for a cluster (`ON CLUSTER`, replicated tables and a
+    /// `Distributed` table), as the exporter runs it with `cluster = "NAME"`.
+    #[arg(long)]
+    cluster: Option<String>,
 }
 
 fn kinds(only: Option<&str>) -> Result<Vec<&'static Schema>, Failure> {
@@ -99,10 +103,14 @@ fn clickhouse(args: &Args) -> Outcome {
     };
     for schema in kinds(args.kind.as_deref())? {
         let table = args.table.clone().unwrap_or_else(|| schema.kind.to_string());
-        println!(
-            "{};\n",
-            ddl::create_table(&args.database, &table, schema, flavor, &ddl::default_order_by(schema))
-        );
+        let target = ddl::Target {
+            database: &args.database,
+            table: &table,
+            cluster: args.cluster.as_deref(),
+        };
+        for sql in ddl::create_statements(target, schema, flavor, &ddl::default_order_by(schema)) {
+            println!("{sql};\n");
+        }
     }
     Ok(())
 }

@@ -43,6 +43,10 @@ pub struct ClickHouseConfig {
     /// `lz4` (default) or `none`.
     #[serde(default)]
     pub compression: InsertCompression,
+    /// A cluster (`remote_servers` name): tables are created and migrated `ON CLUSTER`
+    /// as `ReplicatedReplacingMergeTree` `<table>_local` plus a `Distributed` `<table>`
+    /// that inserts go to (docs/clickhouse.md, "A cluster").
+    pub cluster: Option<String>,
 }
 
 fn default_url() -> String {

@@ -156,6 +156,29 @@ pub fn default_order_by(schema: &Schema) -> String {
     format!("({})", cols.join(", "))
 }
 
+/// Whether an `ORDER BY` expression's last column is exactly `id` (so a
+/// `ReplacingMergeTree` collapses copies of one event and never two events):
+/// `(project, ts, id)` yes; `(ts, paid)` or `(id, ts)` no.
+pub fn order_by_ends_with_id(order: &str) -> bool {
+    let inner = order.trim();
+    let inner = inner
+        .strip_prefix('(')
+        .and_then(|r| r.strip_suffix(')'))
+        .unwrap_or(inner);
+    let (mut depth, mut start) = (0i32, 0);
+    let mut last = inner;
+    for (i, c) in inner.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => start = i + 1,
+            _ => {}
+        }
+        last = &inner[start..];
+    }
+    matches!(last.trim(), "id" | "`id`" | "\"id\"")
+}
+
 /// Quotes an identifier.
 pub fn ident(s: &str) -> String {
     format!("`{}`", s.replace('`', "``"))
@@ -191,6 +214,79 @@ pub fn add_column(database: &str, table: &str, column: &Column) -> String {
     )
 }
 
+/// Where a kind's table lives.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// Database.
+    pub database: &'a str,
+    /// The table inserts go to (on a cluster: the `Distributed` one).
+    pub table: &'a str,
+    /// `Some(name)`: a `ReplicatedReplacingMergeTree` table `<table>_local` on every
+    /// node of the cluster and a `Distributed` table `<table>` over it, all `ON CLUSTER`.
+    pub cluster: Option<&'a str>,
+}
+
+/// The replicated table behind a cluster's `Distributed` table.
+pub fn local_table(table: &str) -> String {
+    format!("{table}_local")
+}
+
+/// The statements that create a kind's tables, in order.
+pub fn create_statements(t: Target<'_>, schema: &Schema, flavor: Flavor, order_by: &str) -> Vec<String> {
+    let Some(cluster) = t.cluster else {
+        return vec![create_table(t.database, t.table, schema, flavor, order_by)];
+    };
+    let local = local_table(t.table);
+    let cols: Vec<String> = columns(schema, flavor)
+        .iter()
+        .map(|c| format!("    {} {}", ident(&c.name), c.ty))
+        .collect();
+    // Replicas of a shard share a Keeper path; `{shard}` and `{replica}` are the
+    // nodes' own macros. Replicated tables dedup retried blocks by token without settings.
+    let path = format!("/clickhouse/tables/{{shard}}/{}/{local}", t.database);
+    vec![
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.{local_id} ON CLUSTER {c} (\n{cols}\n)\n\
+             ENGINE = ReplicatedReplacingMergeTree('{path}', '{{replica}}')\nPARTITION BY toYYYYMM(ts)\nORDER BY {order_by}",
+            db = ident(t.database),
+            local_id = ident(&local),
+            c = ident(cluster),
+            cols = cols.join(",\n"),
+            path = path.replace('\\', "\\\\").replace('\'', "\\'"),
+        ),
+        // Sharded by id: every copy of an event lands on the shard that collapses it.
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.{table} ON CLUSTER {c} AS {db}.{local_id}\n\
+             ENGINE = Distributed({c}, {db}, {local_id}, cityHash64(id))",
+            db = ident(t.database),
+            table = ident(t.table),
+            local_id = ident(&local),
+            c = ident(cluster),
+        ),
+    ]
+}
+
+/// The statements that add a missing column (on a cluster: to the replicated
+/// tables first, then to the `Distributed` one).
+pub fn add_column_statements(t: Target<'_>, column: &Column) -> Vec<String> {
+    let Some(cluster) = t.cluster else {
+        return vec![add_column(t.database, t.table, column)];
+    };
+    [local_table(t.table), t.table.to_string()]
+        .iter()
+        .map(|table| {
+            format!(
+                "ALTER TABLE {}.{} ON CLUSTER {} ADD COLUMN IF NOT EXISTS {} {}",
+                ident(t.database),
+                ident(table),
+                ident(cluster),
+                ident(&column.name),
+                column.ty
+            )
+        })
+        .collect()
+}
+
 /// Whether an existing column type holds what `wanted` would (ignoring
 /// `LowCardinality` and time zone arguments, which do not change the values).
 pub fn compatible(existing: &str, wanted: &str) -> bool {
@@ -222,6 +318,62 @@ fn normalize(t: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn order_by_must_end_with_exactly_id() {
+        for ok in [
+            "(project, ts, id)",
+            "(toStartOfHour(ts), `id`)",
+            "id",
+            " ( project , id ) ",
+        ] {
+            assert!(order_by_ends_with_id(ok), "{ok}");
+        }
+        for bad in ["(ts, paid)", "(id, ts)", "(project, chain_id)", "(f(id, x))", "()", ""] {
+            assert!(!order_by_ends_with_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cluster_tables_are_replicated_and_distributed_by_id() {
+        let schema = usage_core::kind_schema("relay_usage").unwrap();
+        let t = Target {
+            database: "usage",
+            table: "relay_usage",
+            cluster: Some("main"),
+        };
+        let create = create_statements(t, schema, Flavor::Modern, &default_order_by(schema));
+        assert_eq!(create.len(), 2);
+        assert!(create[0].starts_with("CREATE TABLE IF NOT EXISTS `usage`.`relay_usage_local` ON CLUSTER `main` ("));
+        assert!(create[0].contains(
+            "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/usage/relay_usage_local', '{replica}')"
+        ));
+        assert!(create[0].ends_with("ORDER BY (project, chain, ts, id)"));
+        assert_eq!(
+            create[1],
+            "CREATE TABLE IF NOT EXISTS `usage`.`relay_usage` ON CLUSTER `main` AS `usage`.`relay_usage_local`\n\
+             ENGINE = Distributed(`main`, `usage`, `relay_usage_local`, cityHash64(id))"
+        );
+        let col = Column {
+            name: "region".into(),
+            ty: "String".into(),
+            source: Source::Field(0),
+        };
+        let alter = add_column_statements(t, &col);
+        assert_eq!(
+            alter,
+            [
+                "ALTER TABLE `usage`.`relay_usage_local` ON CLUSTER `main` ADD COLUMN IF NOT EXISTS `region` String",
+                "ALTER TABLE `usage`.`relay_usage` ON CLUSTER `main` ADD COLUMN IF NOT EXISTS `region` String",
+            ]
+        );
+        let single = Target { cluster: None, ..t };
+        assert_eq!(
+            add_column_statements(single, &col),
+            [add_column("usage", "relay_usage", &col)]
+        );
+    }
+
     use super::*;
     use usage_core::{EventKind, NetworkEvent, RelayUsage};
 

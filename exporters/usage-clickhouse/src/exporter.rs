@@ -4,6 +4,7 @@
 use crate::blocks::{block_token, Blocks, Table};
 use crate::config::{ClickHouseConfig, InsertCompression};
 use crate::ddl::{self, Flavor};
+use crate::errors::{self, Class};
 use crate::rowbinary;
 use clickhouse::Client;
 use serde::Deserialize;
@@ -29,38 +30,28 @@ struct ColumnRow {
     ty: String,
 }
 
-/// What a ClickHouse error means for the pipeline.
+/// A client error as the pipeline's error.
 fn classify(e: clickhouse::error::Error, what: &str) -> ExportError {
-    use clickhouse::error::Error as E;
-    let text = e.to_string();
-    let code = text
-        .split("Code: ")
-        .nth(1)
-        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|n| n.parse::<u32>().ok());
-    let message = format!("clickhouse {what}: {text}");
-    match (&e, code) {
-        (E::Network(_) | E::TimedOut, _) => ExportError::retryable(message),
-        // Authentication failed, unknown user, wrong password, access denied.
-        (_, Some(192 | 193 | 194 | 195 | 497 | 516)) => ExportError::paused(message),
-        // Too many parts, memory limit, timeouts, server shutting down, readonly replica.
-        (_, Some(159 | 164 | 202 | 209 | 210 | 241 | 242 | 252 | 285 | 319 | 425)) => ExportError::retryable(message),
-        // Input too large for the server's limits.
-        (_, Some(131 | 396)) => ExportError::too_large(message),
-        (E::BadResponse(_), Some(_)) => ExportError::rejected(message),
-        _ => ExportError::retryable(message),
-    }
+    errors::classify(e, what).1
 }
 
 impl ClickHouseExporter {
     /// An exporter from settings.
     pub fn new(cfg: ClickHouseConfig, section: &str) -> Result<Self, ConfigError> {
         for (kind, order) in &cfg.order_by {
-            if !order.trim_end_matches(')').trim_end().ends_with("id") {
+            if !ddl::order_by_ends_with_id(order) {
                 return Err(ConfigError::key(
                     format!("{section}.order_by.{kind}"),
-                    format!("{order:?} must end with `id`, so duplicates of an event collapse"),
+                    format!(
+                        "{order:?} must have `id` as its last column, so copies of one event collapse \
+                         and distinct events never do"
+                    ),
                 ));
+            }
+        }
+        if let Some(c) = &cfg.cluster {
+            if c.trim().is_empty() {
+                return Err(ConfigError::key(format!("{section}.cluster"), "must name a cluster"));
             }
         }
         let mut client = Client::default()
@@ -106,6 +97,14 @@ impl ClickHouseExporter {
             .copied()
     }
 
+    fn target<'a>(&'a self, table: &'a str) -> ddl::Target<'a> {
+        ddl::Target {
+            database: &self.cfg.database,
+            table,
+            cluster: self.cfg.cluster.as_deref(),
+        }
+    }
+
     fn table_name(&self, kind: &str) -> String {
         self.cfg.table.replace("{kind}", kind)
     }
@@ -136,12 +135,13 @@ impl ClickHouseExporter {
                 .get(schema.kind.as_ref())
                 .cloned()
                 .unwrap_or_else(|| ddl::default_order_by(schema));
-            let sql = ddl::create_table(&self.cfg.database, &name, schema, flavor, &order);
-            self.client
-                .query(&sql)
-                .execute()
-                .await
-                .map_err(|e| classify(e, &format!("creating {full}")))?;
+            for sql in ddl::create_statements(self.target(&name), schema, flavor, &order) {
+                self.client
+                    .query(&sql)
+                    .execute()
+                    .await
+                    .map_err(|e| classify(e, &format!("creating {full}")))?;
+            }
             tracing::info!(table = %full, "clickhouse table created");
         } else {
             for col in &wanted {
@@ -156,12 +156,13 @@ impl ClickHouseExporter {
                         )));
                     }
                     None if self.cfg.migrate => {
-                        let sql = ddl::add_column(&self.cfg.database, &name, col);
-                        self.client
-                            .query(&sql)
-                            .execute()
-                            .await
-                            .map_err(|e| classify(e, &format!("altering {full}")))?;
+                        for sql in ddl::add_column_statements(self.target(&name), col) {
+                            self.client
+                                .query(&sql)
+                                .execute()
+                                .await
+                                .map_err(|e| classify(e, &format!("altering {full}")))?;
+                        }
                         tracing::warn!(table = %full, column = %col.name, ty = %col.ty, "clickhouse column added");
                     }
                     None => {
@@ -214,12 +215,23 @@ impl ClickHouseExporter {
             // A retried block carries the same token: the server drops the repeat.
             insert = insert.with_setting("insert_deduplication_token", block_token(batch, &table.name, events));
         }
+        if self.cfg.cluster.is_some() {
+            // Answer once the shards have the rows (and see the token), not when queued.
+            insert = insert.with_setting("insert_distributed_sync", "1");
+        }
         let what = format!("insert into {}.{}", self.cfg.database, table.name);
-        insert
-            .send(bytes::Bytes::from(rows))
-            .await
-            .map_err(|e| classify(e, &what))?;
-        insert.end().await.map_err(|e| classify(e, &what))
+        let sent = match insert.send(bytes::Bytes::from(rows)).await {
+            Ok(()) => insert.end().await,
+            Err(e) => Err(e),
+        };
+        let Err(e) = sent else { return Ok(()) };
+        let (class, error) = errors::classify(e, &what);
+        if class == Class::Schema {
+            // Dropped or recreated by an operator: re-create or migrate on the retry.
+            tracing::warn!(table = %table.name, %error, "clickhouse table changed; re-reading its definition");
+            self.tables.lock().await.clear();
+        }
+        Err(error)
     }
 }
 

@@ -27,6 +27,7 @@
 mod blocks;
 mod config;
 pub mod ddl;
+pub mod errors;
 mod exporter;
 mod rowbinary;
 

@@ -1,7 +1,9 @@
-//! The shared conformance suite against a real ClickHouse server started by
-//! `cargo xtask e2e` (Debian's clickhouse-server 18.16 here, a current server with
-//! `--compose`). ClickHouse persists to disk, so the outage is a real kill and
-//! restart of the server process.
+//! The shared conformance suite against the ClickHouse engines `cargo xtask e2e`
+//! starts: Debian's clickhouse-server 18.16 (the legacy path), and a current engine,
+//! ClickHouse 26.x as chDB behind our HTTP front (`xtask/clickhouse_front.py`: the
+//! HTTP layer is ours, the engine is ClickHouse's), or a current server with
+//! `--compose`. Both persist to disk, so the outage is a real kill and restart of
+//! the process.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -12,9 +14,48 @@ use usage_core::{kind_schema, Event, EventId, FieldType, OwnedValue, Record, Res
 struct ClickHouse {
     url: String,
     port: u16,
-    config: String,
+    /// How to start it again after a kill.
+    restart: Vec<String>,
+    /// What the e2e table calls it, e.g. `clickhouse 26.9.2.1 (chdb)`.
+    suffix: &'static str,
     pid: Option<u32>,
     child: Option<Child>,
+}
+
+impl ClickHouse {
+    /// Every engine `cargo xtask e2e` started: (URL variable, pid variable, restart command, suffix).
+    fn all() -> Vec<ClickHouse> {
+        let mut out = Vec::new();
+        let server = std::env::var("USAGE_E2E_CLICKHOUSE_CONFIG").ok().map(|config| {
+            vec![
+                std::env::var("USAGE_E2E_CLICKHOUSE_BIN").unwrap_or("clickhouse-server".into()),
+                format!("--config-file={config}"),
+            ]
+        });
+        let front = std::env::var("USAGE_E2E_CHDB_CMD")
+            .ok()
+            .map(|c| serde_json::from_str::<Vec<String>>(&c).expect("USAGE_E2E_CHDB_CMD is a JSON list"));
+        for (url, pid, restart, suffix) in [
+            ("USAGE_E2E_CLICKHOUSE_URL", "USAGE_E2E_CLICKHOUSE_PID", server, ""),
+            ("USAGE_E2E_CHDB_URL", "USAGE_E2E_CHDB_PID", front, " (chdb)"),
+        ] {
+            let Ok(url) = std::env::var(url) else { continue };
+            let port: u16 = url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+            out.push(ClickHouse {
+                url,
+                port,
+                restart: restart.unwrap_or_default(), // unset with --compose
+                suffix,
+                pid: std::env::var(pid).ok().and_then(|p| p.parse().ok()),
+                child: None,
+            });
+        }
+        assert!(
+            !out.is_empty(),
+            "no ClickHouse engine: run the e2e tests with `cargo xtask e2e`"
+        );
+        out
+    }
 }
 
 // A server this test restarted keeps running for the other e2e tests; `cargo xtask
@@ -90,7 +131,7 @@ fn parse_ts(row: &serde_json::Map<String, serde_json::Value>) -> Result<Timestam
 impl Backend for ClickHouse {
     fn name(&self) -> String {
         let v = http(&self.url, "SELECT version()").unwrap_or_default();
-        format!("clickhouse {}", v.trim())
+        format!("clickhouse {}{}", v.trim(), self.suffix)
     }
     fn exporter_type(&self) -> String {
         "clickhouse".into()
@@ -171,8 +212,9 @@ impl Backend for ClickHouse {
             }
             return Ok(());
         }
-        let child = Command::new(std::env::var("USAGE_E2E_CLICKHOUSE_BIN").unwrap_or("clickhouse-server".into()))
-            .arg(format!("--config-file={}", self.config))
+        let (program, args) = self.restart.split_first().ok_or("no restart command")?;
+        let child = Command::new(program)
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -193,29 +235,34 @@ impl Backend for ClickHouse {
 #[ignore = "e2e: run by `cargo xtask e2e`"]
 fn clickhouse_exporter_passes_the_conformance_suite() {
     usage_core::link_exporters!(usage_clickhouse);
-    let url = env_addr("USAGE_E2E_CLICKHOUSE_URL");
-    let port: u16 = url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
-    let mut ch = ClickHouse {
-        url,
-        port,
-        config: std::env::var("USAGE_E2E_CLICKHOUSE_CONFIG").unwrap_or_default(), // unset with --compose
-        pid: std::env::var("USAGE_E2E_CLICKHOUSE_PID")
-            .ok()
-            .and_then(|p| p.parse().ok()),
-        child: None,
-    };
-    let reports =
-        run(&mut ch, &scratch_dir("conformance-clickhouse"), 3000).unwrap_or_else(|e| panic!("clickhouse: {e}"));
-    record(&reports);
+    for mut ch in ClickHouse::all() {
+        let name = ch.name();
+        let reports =
+            run(&mut ch, &scratch_dir("conformance-clickhouse"), 3000).unwrap_or_else(|e| panic!("{name}: {e}"));
+        record(&reports);
+    }
+}
+
+/// Urls of every engine started (`http()` and the exporter talk to both alike).
+fn urls() -> Vec<String> {
+    ["USAGE_E2E_CLICKHOUSE_URL", "USAGE_E2E_CHDB_URL"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .collect()
 }
 
 #[tokio::test]
 #[ignore = "e2e: run by `cargo xtask e2e`"]
 async fn schema_evolution_adds_columns_and_names_type_conflicts() {
+    for url in urls() {
+        schema_evolution(&url).await;
+    }
+}
+
+async fn schema_evolution(url: &str) {
     use std::borrow::Cow;
     use usage_clickhouse::{ClickHouseConfig, ClickHouseExporter};
     use usage_core::{Batch, ExportError, Exporter, ExporterSection, FieldDef, Schema};
-    let url = env_addr("USAGE_E2E_CLICKHOUSE_URL");
     let kind = format!("evo_{}", Timestamp::now().as_micros() % 1_000_000_000);
     let schema = |fields: Vec<FieldDef>| {
         Arc::new(Schema {
@@ -225,7 +272,7 @@ async fn schema_evolution_adds_columns_and_names_type_conflicts() {
     };
     let event = |s: &Arc<Schema>, values: Vec<OwnedValue>| Event::from_record(Record::new(s.clone(), values).unwrap());
     let cfg: ClickHouseConfig = ExporterSection::new("ch", "clickhouse")
-        .set("url", url.as_str())
+        .set("url", url)
         .parse()
         .unwrap();
     let ch = ClickHouseExporter::new(cfg, "exporters.ch").unwrap();
@@ -250,12 +297,12 @@ async fn schema_evolution_adds_columns_and_names_type_conflicts() {
     .await
     .unwrap();
     let cols = http(
-        &url,
+        url,
         &format!("SELECT name, type FROM system.columns WHERE table = '{kind}' FORMAT TSV"),
     )
     .unwrap();
     assert!(cols.contains("b\tUInt64"), "{cols}");
-    let sum = http(&url, &format!("SELECT count(), sum(b) FROM default.{kind} FORMAT TSV")).unwrap();
+    let sum = http(url, &format!("SELECT count(), sum(b) FROM default.{kind} FORMAT TSV")).unwrap();
     assert_eq!(sum.trim(), "2\t7");
     // A field changes type: nothing is retyped, the exporter pauses and says exactly what clashes.
     let v3 = schema(vec![
@@ -280,7 +327,7 @@ async fn schema_evolution_adds_columns_and_names_type_conflicts() {
         other => panic!("expected a pause, got {other:?}"),
     }
     let cols = http(
-        &url,
+        url,
         &format!("SELECT type FROM system.columns WHERE table = '{kind}' AND name = 'a' FORMAT TSV"),
     )
     .unwrap();
@@ -317,9 +364,14 @@ fn column_sum(tsv: &str, name: &str) -> u64 {
 #[test]
 #[ignore = "e2e: run by `cargo xtask e2e`"]
 fn the_billing_queries_in_the_docs_run_and_count_each_event_once() {
+    for url in urls() {
+        billing_queries_on(&url);
+    }
+}
+
+fn billing_queries_on(url: &str) {
     use usage_core::{Pipeline, RelayUsage, UsageConfig};
     usage_core::link_exporters!(usage_clickhouse);
-    let url = env_addr("USAGE_E2E_CLICKHOUSE_URL");
     let table = format!("bill_{}", Timestamp::now().as_micros() % 1_000_000_000);
     let toml = format!(
         "[pipeline]\ndata_dir = {:?}\n[exporters.ch]\ntype = \"clickhouse\"\nurl = {url:?}\ntable = {table:?}\n",
@@ -382,7 +434,7 @@ fn the_billing_queries_in_the_docs_run_and_count_each_event_once() {
     );
     for (name, sql) in queries {
         let sql = sql.replace("usage.relay_usage", &format!("default.{table}"));
-        let out = http(&url, &format!("{sql} FORMAT TSVWithNames")).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let out = http(url, &format!("{sql} FORMAT TSVWithNames")).unwrap_or_else(|e| panic!("{name}: {e}"));
         match name.as_str() {
             "hourly" => {
                 assert_eq!(column_sum(&out, "cu"), cu_all, "hourly: each event once");
@@ -403,5 +455,117 @@ fn the_billing_queries_in_the_docs_run_and_count_each_event_once() {
             other => panic!("an unchecked query `{other}` in docs/billing.md"),
         }
     }
-    let _ = http(&url, &format!("DROP TABLE default.{table}"));
+    let _ = http(url, &format!("DROP TABLE default.{table}"));
+}
+
+/// A clickhouse exporter on `url` with the table template `table`.
+fn exporter(url: &str, table: &str) -> usage_clickhouse::ClickHouseExporter {
+    let cfg: usage_clickhouse::ClickHouseConfig = usage_core::ExporterSection::new("ch", "clickhouse")
+        .set("url", url)
+        .set("table", table)
+        .parse()
+        .unwrap();
+    usage_clickhouse::ClickHouseExporter::new(cfg, "exporters.ch").unwrap()
+}
+
+/// Review C1: several router slices of one kind in a batch each became an INSERT under
+/// one dedup token, and a current server kept only the first. Now one block per
+/// table, with its own token: all rows arrive, and a retried batch adds none.
+#[tokio::test]
+#[ignore = "e2e: run by `cargo xtask e2e`"]
+async fn a_current_engine_keeps_every_slice_and_drops_a_retried_block() {
+    use usage_core::{Batch, Exporter, OptimizerQos, RelayUsage};
+    let url = env_addr("USAGE_E2E_CHDB_URL");
+    let table = format!("dedup_{}_{{kind}}", Timestamp::now().as_micros() % 1_000_000_000);
+    let ch = exporter(&url, &table);
+    let relay = |cu| {
+        Event::new(RelayUsage {
+            cu,
+            ..Default::default()
+        })
+    };
+    let mut events: Vec<Event> = Vec::new();
+    for pass in 0..5u64 {
+        events.extend((0..100).map(|i| relay(pass * 100 + i)));
+        events.push(Event::new(OptimizerQos::default()));
+    }
+    let batch = Batch::from_events(events, Arc::new(Resource::new("dedup")));
+    assert_eq!(batch.slices().count(), 10, "five relay slices, five qos slices");
+    let relays = table.replace("{kind}", "relay_usage");
+    let count = || {
+        http(
+            &url,
+            &format!("SELECT count(), sum(cu) FROM default.{relays} FORMAT TSV"),
+        )
+    };
+    ch.export(&batch).await.unwrap();
+    assert_eq!(count().unwrap().trim(), "500\t124750", "every slice arrived");
+    ch.export(&batch).await.unwrap();
+    assert_eq!(
+        count().unwrap().trim(),
+        "500\t124750",
+        "the retry was dropped by its token, not stored twice"
+    );
+}
+
+/// `cluster = "..."` DDL is never run here (one engine, no Keeper), so the current
+/// engine's own parser checks every statement the exporter would send to a cluster.
+#[test]
+#[ignore = "e2e: run by `cargo xtask e2e`"]
+fn cluster_ddl_parses_on_the_current_engine() {
+    use usage_clickhouse::ddl::{self, Column, Flavor, Source, Target};
+    let url = env_addr("USAGE_E2E_CHDB_URL");
+    for schema in usage_core::registered_kinds() {
+        let target = Target {
+            database: "usage",
+            table: &schema.kind,
+            cluster: Some("main"),
+        };
+        let column = Column {
+            name: "added_later".into(),
+            ty: "Nullable(String)".into(),
+            source: Source::Field(0),
+        };
+        let mut statements = ddl::create_statements(target, schema, Flavor::Modern, &ddl::default_order_by(schema));
+        statements.extend(ddl::add_column_statements(target, &column));
+        for sql in statements {
+            let ast = http(&url, &format!("EXPLAIN AST {sql}")).unwrap_or_else(|e| panic!("{sql}\n-> {e}"));
+            assert!(ast.contains("Query"), "{sql}\n-> {ast}");
+        }
+    }
+}
+
+/// An operator drops a table under a running exporter: the insert fails with
+/// UNKNOWN_TABLE (a schema error, retried), the exporter forgets the table, and the
+/// retry re-creates it and delivers.
+#[tokio::test]
+#[ignore = "e2e: run by `cargo xtask e2e`"]
+async fn a_dropped_table_is_recreated_on_the_retry() {
+    use usage_core::{Batch, ExportError, Exporter, RelayUsage};
+    for url in urls() {
+        let table = format!("dropped_{}", Timestamp::now().as_micros() % 1_000_000_000);
+        let ch = exporter(&url, &table);
+        let batch = |cu| {
+            Batch::from_events(
+                vec![Event::new(RelayUsage {
+                    cu,
+                    ..Default::default()
+                })],
+                Arc::new(Resource::new("drop")),
+            )
+        };
+        ch.export(&batch(1)).await.unwrap();
+        http(&url, &format!("DROP TABLE default.{table}")).unwrap();
+        match ch.export(&batch(2)).await {
+            Err(ExportError::Retryable { message, .. }) => assert!(message.contains("Code: 60"), "{message}"),
+            other => panic!("{url}: expected a retryable UNKNOWN_TABLE, got {other:?}"),
+        }
+        ch.export(&batch(2)).await.unwrap();
+        let sum = http(
+            &url,
+            &format!("SELECT count(), sum(cu) FROM default.{table} FORMAT TSV"),
+        )
+        .unwrap();
+        assert_eq!(sum.trim(), "1\t2", "{url}");
+    }
 }
