@@ -83,6 +83,8 @@ class Engine:
             "TabSeparatedRaw",
         ).decode()
         types = dict(line.split("\t", 1) for line in rows.splitlines() if line)
+        if not types:
+            raise RuntimeError(f"Code: 60. DB::Exception: Table {table} does not exist. (UNKNOWN_TABLE)")
         cols = [unquote(c) for c in columns.split(",")]
         missing = [c for c in cols if c not in types]
         if missing:

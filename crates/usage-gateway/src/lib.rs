@@ -27,6 +27,7 @@ mod body;
 pub mod config;
 mod idempotency;
 mod metrics_api;
+mod metrics_body;
 mod otlp;
 mod rejected;
 mod server;

@@ -6,6 +6,7 @@
 
 use crate::accept::{accept_events, Decoded, Outcome};
 use crate::body::body_bytes;
+use crate::metrics_body::{self, BodyError};
 use crate::rejected::{Raw, Rejected};
 use crate::server::{error, Gateway};
 use crate::stream_event::{self, Origin};
@@ -19,17 +20,6 @@ use serde_json::value::RawValue;
 use std::sync::Arc;
 use usage_core::receive::RejectReason;
 use usage_core::Event;
-
-/// The body; other top-level keys are ignored.
-#[derive(Deserialize)]
-struct Body<'a> {
-    #[serde(default, borrow)]
-    app: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default, borrow)]
-    host: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow)]
-    events: Vec<&'a RawValue>,
-}
 
 /// Which shape an event has, read from its keys without decoding it.
 #[derive(Deserialize)]
@@ -71,19 +61,17 @@ fn decode(g: &Gateway, headers: &HeaderMap, body: Result<Bytes, BytesRejection>)
         g.counters.reject("invalid");
         error(StatusCode::BAD_REQUEST, m)
     };
-    let body: Body<'_> =
-        serde_json::from_slice(&raw).map_err(|e| bad(format!("body: expected {{\"events\": [...]}}: {e}")))?;
-    if body.events.len() > g.cfg.max_events {
-        g.counters.reject("too_large");
-        return Err(error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "events: {} events, more than the limit of {} (gateway.max_events)",
-                body.events.len(),
-                g.cfg.max_events
-            ),
-        ));
-    }
+    let body = match metrics_body::parse(&raw, g.cfg.max_events) {
+        Ok(b) => b,
+        Err(BodyError::Invalid(m)) => return Err(bad(m)),
+        Err(BodyError::TooMany(max)) => {
+            g.counters.reject("too_large");
+            return Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("events: more than the limit of {max} (gateway.max_events)"),
+            ));
+        }
+    };
     let (app, host) = (body.app.as_deref(), body.host.as_deref());
     let origin = Origin::new(app, host);
     let mut out = Decoded::with_capacity(body.events.len());
