@@ -23,7 +23,26 @@ pub(crate) fn run(args: Args) -> Outcome {
     for f in registered_exporters() {
         println!("  {:<12} {}", f.type_name, f.description);
     }
-    let pipeline = Pipeline::from_config(&config)?;
+    // The spool is only looked at: it may belong to a running gateway, and a check
+    // must not recover, roll or lock it.
+    if let Some(spool) = &config.spool {
+        match usage_core::inspect_spool(&spool.path) {
+            Ok(i) => println!(
+                "\nspool: {} ({} segments, end seq {}, {})",
+                spool.path.display(),
+                i.segments.len(),
+                i.end_seq,
+                i.writer_pid
+                    .map_or("no writer now".to_string(), |p| format!("in use by pid {p}"))
+            ),
+            Err(_) => println!("\nspool: {} (not created yet)", spool.path.display()),
+        }
+    }
+    let without_spool = usage_core::UsageConfig {
+        spool: None,
+        ..config.clone()
+    };
+    let pipeline = Pipeline::from_config(&without_spool)?;
     println!("\nexporter instances:");
     if config.exporters.is_empty() {
         println!(

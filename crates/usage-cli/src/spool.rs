@@ -47,6 +47,10 @@ fn inspect(dir: PathBuf) -> Outcome {
     let bytes: u64 = i.segments.iter().map(|s| s.bytes).sum();
     let events: u64 = i.segments.iter().map(|s| s.events).sum();
     println!("spool {}", dir.display());
+    match i.writer_pid {
+        Some(pid) => println!("  writer: pid {pid} (this look changes nothing)"),
+        None => println!("  writer: none"),
+    }
     println!(
         "  segments: {}  bytes: {bytes}  events: {events}  end seq: {}",
         i.segments.len(),

@@ -247,6 +247,7 @@ impl Inner {
                 if let Err(e) = spool.sync() {
                     tracing::error!("spool fsync at shutdown failed: {e}");
                 }
+                spool.unlock();
             }
         }
         let report = DeliveryReport::between(&PipelineStats::default(), &self.stats());
@@ -431,6 +432,8 @@ impl Pipeline {
         if self.done_result().is_some() {
             return Err(AcceptError::ShuttingDown);
         }
+        // Any commit that fails from here on may have held these events.
+        let write_errors = self.spool_write_errors();
         for e in events {
             if !self.inner.ingest.offer(e) {
                 return Err(AcceptError::Full);
@@ -448,6 +451,10 @@ impl Pipeline {
             if self.inner.ingest.is_spool_full() && self.inner.ingest.len() > 0 {
                 return Err(AcceptError::Full);
             }
+            if self.spool_write_errors() != write_errors {
+                // Not known to be on disk: the caller retries (ids make that harmless).
+                return Err(AcceptError::Full);
+            }
             return Ok(());
         }
         let inner = &self.inner;
@@ -461,6 +468,13 @@ impl Pipeline {
         } else {
             Err(AcceptError::Timeout)
         }
+    }
+
+    fn spool_write_errors(&self) -> u64 {
+        self.inner
+            .spool
+            .as_ref()
+            .map_or(0, |s| s.counters.write_errors.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Resumes a paused exporter now (e.g. after rotating its key) instead of

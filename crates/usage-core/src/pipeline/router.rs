@@ -150,6 +150,7 @@ impl Router {
         if let Some(spool) = self.spool.as_mut() {
             if let Err(e) = spool.commit() {
                 self.spool_errors += 1;
+                spool.shared.counters.write_errors.fetch_add(1, Relaxed);
                 tracing::error!(
                     errors = self.spool_errors,
                     "SPOOL WRITE FAILED: these events are delivered from memory without crash safety: {e}"

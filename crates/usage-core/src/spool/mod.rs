@@ -10,13 +10,14 @@
 
 pub(crate) mod codec;
 pub(crate) mod cursor;
+mod lock;
 pub(crate) mod segment;
 
 use crate::config::units;
 use crate::event::schema::Schema;
 use crate::event::Event;
 use crate::resource::Resource;
-use segment::{encode_record, parse_record, scan, Header, Parsed, RecordType, HEADER_LEN};
+use segment::{encode_record, parse_record, Header, Parsed, RecordType, HEADER_LEN};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::fs::File;
@@ -125,6 +126,9 @@ pub(crate) struct SpoolCounters {
     pub(crate) bytes_on_disk: AtomicU64,
     pub(crate) segments: AtomicU64,
     pub(crate) oldest_seq: AtomicU64,
+    /// Commits that failed (write, fsync or roll): a request whose events may have been
+    /// in one is not acknowledged as durable.
+    pub(crate) write_errors: AtomicU64,
 }
 
 /// What readers (exporter workers) share with the writer.
@@ -340,6 +344,8 @@ pub struct RecoveryReport {
 
 /// The writer side, owned by the router.
 pub(crate) struct Spool {
+    /// Held until shutdown (or drop): one writer per directory.
+    lock: Option<lock::DirLock>,
     cfg: SpoolConfig,
     pub(crate) shared: Arc<Shared>,
     resource: Arc<Resource>,
@@ -376,6 +382,9 @@ impl Spool {
             message,
         };
         let start = Instant::now();
+        std::fs::create_dir_all(&cfg.path).map_err(|e| fail(format!("cannot create the directory: {e}")))?;
+        // Before anything is read or changed: another writer's files are not ours to recover.
+        let dir_lock = lock::DirLock::acquire(&cfg.path).map_err(fail)?;
         for sub in ["segments", "cursors", "quarantine"] {
             std::fs::create_dir_all(cfg.path.join(sub)).map_err(|e| fail(format!("cannot create {sub}/: {e}")))?;
         }
@@ -441,6 +450,7 @@ impl Spool {
             );
         }
         let mut spool = Spool {
+            lock: Some(dir_lock),
             cfg,
             shared,
             resource,
@@ -462,14 +472,22 @@ impl Spool {
         self.next_seq
     }
 
+    /// Lets another process open the directory: called at shutdown, after the last
+    /// sync, since a shut-down pipeline may live on as a value.
+    pub(crate) fn unlock(&mut self) {
+        self.lock = None;
+    }
+
     /// True when the segments hold `max_bytes` or more.
     pub(crate) fn is_full(&self) -> bool {
         self.shared.counters.bytes_on_disk.load(Relaxed) + self.buf.len() as u64 >= self.cfg.max_bytes as u64
     }
 
     /// Starts a new segment at `next_seq` (the previous one is synced and sealed).
+    /// The previous segment stays active until the new one exists: a failed roll
+    /// leaves the spool writable, and the next commit tries again.
     fn roll(&mut self) -> std::io::Result<()> {
-        if let Some(old) = self.active.take() {
+        if let Some(old) = self.active.as_ref() {
             old.file.sync_data()?;
         }
         let path = self.cfg.path.join("segments").join(segment_name(self.next_seq));
@@ -552,7 +570,13 @@ impl Spool {
             return Ok(());
         };
         if !self.buf.is_empty() {
-            active.file.write_all(&self.buf)?;
+            if let Err(e) = active.file.write_all(&self.buf) {
+                // All or nothing: cut a partial write off and keep the buffer for the
+                // next commit, so offsets and the index stay true.
+                let _ = active.file.set_len(active.bytes);
+                let _ = active.file.seek(SeekFrom::Start(active.bytes));
+                return Err(e);
+            }
             active.bytes += self.buf.len() as u64;
             let c = &self.shared.counters;
             c.appended_bytes.fetch_add(self.buf.len() as u64, Relaxed);
@@ -584,7 +608,11 @@ impl Spool {
         self.shared.counters.appended_events.fetch_add(appended, Relaxed);
         self.shared.written_seq.store(self.next_seq, Relaxed);
         if active.bytes >= self.cfg.segment_bytes as u64 {
-            self.roll()?;
+            // The records are durable in this segment already: a failed roll is not a
+            // failed commit. The segment stays active and the next commit rolls again.
+            if let Err(e) = self.roll() {
+                tracing::warn!(spool = %self.cfg.path.display(), "cannot start a new spool segment, will retry: {e}");
+            }
         }
         Ok(())
     }
@@ -642,11 +670,13 @@ fn recover_segment(
     dry_run: bool,
 ) -> std::io::Result<Option<SegmentMeta>> {
     let bytes = std::fs::read(path)?;
-    let s = scan(&bytes);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    // The name is the base seq: a damaged header is rebuilt from it.
+    let named_base = name.strip_suffix(".seg").and_then(|n| n.parse::<u64>().ok());
+    let s = segment::scan_with(&bytes, named_base);
     if !s.damaged.is_empty() {
         let mut damaged = Vec::new();
         for r in &s.damaged {
@@ -788,6 +818,8 @@ pub struct CursorInfo {
 /// A read-only look at a spool directory (`usage spool inspect`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SpoolInspection {
+    /// The pid of the process writing to this spool now, if one is.
+    pub writer_pid: Option<u32>,
     /// Segments, oldest first.
     pub segments: Vec<SegmentInfo>,
     /// Exporter cursors, by name.
@@ -816,7 +848,10 @@ pub(crate) fn open_read_only(dir: &Path) -> Result<(Arc<Shared>, SpoolInspection
         .filter(|p| p.extension().is_some_and(|x| x == "seg"))
         .collect();
     names.sort();
-    let mut inspection = SpoolInspection::default();
+    let mut inspection = SpoolInspection {
+        writer_pid: lock::DirLock::holder(dir),
+        ..Default::default()
+    };
     let mut metas = Vec::new();
     for path in names {
         let mut report = RecoveryReport::default();

@@ -179,10 +179,25 @@ pub(crate) struct Scan {
 
 /// Scans a complete segment: every intact record, every damaged range.
 pub(crate) fn scan(buf: &[u8]) -> Scan {
+    scan_with(buf, None)
+}
+
+/// Like [`scan`]; when the header is damaged and `base_seq` is known (from the file
+/// name), the header is rebuilt and the records after it are still read: every record
+/// frames itself, so a damaged header costs only its own 32 bytes.
+pub(crate) fn scan_with(buf: &[u8], base_seq: Option<u64>) -> Scan {
     let mut out = Scan::default();
-    match Header::decode(buf) {
-        Ok(h) => out.header = Some(h),
-        Err(e) => {
+    match (Header::decode(buf), base_seq) {
+        (Ok(h), _) => out.header = Some(h),
+        (Err(e), Some(base_seq)) if buf.len() >= HEADER_LEN => {
+            out.header_error = Some(e);
+            out.header = Some(Header {
+                base_seq,
+                created_micros: 0,
+            });
+            out.damaged.push(0..HEADER_LEN);
+        }
+        (Err(e), _) => {
             out.header_error = Some(e);
             if !buf.is_empty() {
                 out.damaged.push(0..buf.len());
@@ -312,6 +327,24 @@ mod tests {
                 prop_assert_eq!(&b[x.payload.clone()], &payloads[i][..]);
             }
         }
+    }
+
+    #[test]
+    fn a_damaged_header_costs_only_itself_when_the_base_is_known() {
+        let (mut b, payloads) = segment(4);
+        b[3] ^= 0xff;
+        let s = scan_with(&b, Some(100));
+        assert!(s.header_error.as_deref().unwrap().contains("bad magic"));
+        assert_eq!(s.header.unwrap().base_seq, 100);
+        assert_eq!(s.damaged, vec![0..HEADER_LEN]);
+        assert_eq!(s.records.len(), payloads.len());
+        // The first page zeroed: the records after it are found again.
+        let (mut b, _) = segment(40);
+        b[..512].fill(0);
+        let s = scan_with(&b, Some(100));
+        let first_intact = s.records[0].offset;
+        assert!(first_intact >= 512 && s.records.len() > 30, "{first_intact} {}", s.records.len());
+        assert_eq!(s.records.last().unwrap().seq, 139);
     }
 
     #[test]

@@ -254,3 +254,62 @@ fn reads_across_many_commits_and_segments_in_windows() {
     assert_eq!(got.len(), 19_800);
     assert!(got == ids[200..], "same ids in order");
 }
+
+#[test]
+fn a_second_writer_is_refused_naming_the_first() {
+    let d = tempfile::tempdir().unwrap();
+    let (mut first, _) = Spool::open(cfg(d.path()), res()).unwrap();
+    let err = Spool::open(cfg(d.path()), res()).err().expect("refused").to_string();
+    assert!(
+        err.contains(&format!("locked by another process (pid {})", std::process::id())),
+        "{err}"
+    );
+    // A read-only look is allowed, changes nothing and names the writer.
+    let look = inspect(d.path()).unwrap();
+    assert_eq!(look.writer_pid, Some(std::process::id()));
+    first.unlock();
+    assert_eq!(inspect(d.path()).unwrap().writer_pid, None);
+    drop(first);
+    Spool::open(cfg(d.path()), res()).unwrap();
+}
+
+/// Review H1: a roll that fails used to leave no active segment, after which commits
+/// "succeeded" writing nothing. Now the old segment stays active and the next commit
+/// rolls again.
+#[test]
+fn a_failed_roll_keeps_the_spool_writable_and_is_retried() {
+    let d = tempfile::tempdir().unwrap();
+    let small = SpoolConfig {
+        segment_bytes: 4096,
+        ..SpoolConfig::new(d.path())
+    };
+    let (mut s, _) = Spool::open(small, res()).unwrap();
+    // Every segment name a roll could take is a directory: creating it fails (as root too).
+    let blockers: Vec<PathBuf> = (1..=150)
+        .map(|seq| d.path().join("segments").join(segment_name(seq)))
+        .collect();
+    for b in &blockers {
+        std::fs::create_dir_all(b).unwrap();
+    }
+    let mut sent = 0;
+    while s.next_seq() < 150 {
+        s.append(&relays(1));
+        s.commit().unwrap();
+        sent += 1;
+    }
+    assert_eq!(s.shared.stats().segments, 1, "every roll failed, the segment stays active");
+    assert!(s.shared.stats().bytes > 4096, "and keeps growing past segment_bytes");
+    for b in &blockers {
+        std::fs::remove_dir(b).unwrap();
+    }
+    s.append(&relays(1));
+    s.commit().unwrap();
+    sent += 1;
+    assert!(s.shared.stats().segments >= 2, "rolled once the way was clear");
+    assert_eq!(read_all(&s.shared).len(), sent);
+    drop(s);
+    let (s, report) = Spool::open(cfg(d.path()), res()).unwrap();
+    assert_eq!(report.events, sent as u64);
+    assert_eq!(report.quarantined_bytes, 0);
+    assert_eq!(read_all(&s.shared).len(), sent);
+}
