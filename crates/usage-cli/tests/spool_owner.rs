@@ -16,7 +16,11 @@ impl Drop for Running {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn config(dir: &Path, port: u16) -> std::path::PathBuf {
@@ -73,7 +77,11 @@ fn a_second_gateway_on_one_spool_refuses_to_start_and_check_changes_nothing() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let pid = first.0.id();
-    let second = usage(&["gateway", "--config", &config(dir.path(), free_port()).display().to_string()]);
+    let second = usage(&[
+        "gateway",
+        "--config",
+        &config(dir.path(), free_port()).display().to_string(),
+    ]);
     let err = String::from_utf8_lossy(&second.stderr);
     assert_eq!(second.status.code(), Some(2), "{err}");
     assert!(err.contains(&format!("locked by another process (pid {pid})")), "{err}");
@@ -82,7 +90,11 @@ fn a_second_gateway_on_one_spool_refuses_to_start_and_check_changes_nothing() {
     let before = snapshot(&spool);
     let check = usage(&["check", "--config", &first_config.display().to_string()]);
     let out = String::from_utf8_lossy(&check.stdout);
-    assert!(check.status.success(), "{out}{}", String::from_utf8_lossy(&check.stderr));
+    assert!(
+        check.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
     assert!(out.contains(&format!("in use by pid {pid}")), "{out}");
     let inspect = usage(&["spool", "inspect", &spool.display().to_string()]);
     let out = String::from_utf8_lossy(&inspect.stdout);

@@ -62,8 +62,8 @@ fn relay(i: u64) -> RelayUsage {
         api_method: Text::new_static("eth_getBlockByNumber"),
         cu: 10 + (i & 7),
         latency_ms: 20 + (i % 200),
-        success: i % 50 != 0,
-        cache_hit: i % 4 == 0,
+        success: !i.is_multiple_of(50),
+        cache_hit: i.is_multiple_of(4),
         provider: Text::new_static("lava@1qu0jm3ts8g5sc7kmc9wruyqk7gk2ms8etjmg6y"),
         origin: Text::new_static("https://app.acme.io"),
         ..Default::default()

@@ -258,6 +258,17 @@ impl Inner {
     }
 }
 
+/// The pipeline's own runtime while it is being built; dropped without blocking.
+struct RuntimeGuard(Option<Runtime>);
+
+impl Drop for RuntimeGuard {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 /// Why [`Pipeline::accept`] did not accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AcceptError {
@@ -471,10 +482,9 @@ impl Pipeline {
     }
 
     fn spool_write_errors(&self) -> u64 {
-        self.inner
-            .spool
-            .as_ref()
-            .map_or(0, |s| s.counters.write_errors.load(std::sync::atomic::Ordering::Relaxed))
+        self.inner.spool.as_ref().map_or(0, |s| {
+            s.counters.write_errors.load(std::sync::atomic::Ordering::Relaxed)
+        })
     }
 
     /// Resumes a paused exporter now (e.g. after rotating its key) instead of
@@ -749,8 +759,10 @@ impl PipelineBuilder {
                 }
             }
         }
-        let (runtime, handle) = match self.handle.clone() {
-            Some(h) => (None, h),
+        // A build that fails after this point drops the runtime: without blocking, so a
+        // caller inside async code (the gateway) gets the error, not a panic.
+        let (mut runtime, handle) = match self.handle.clone() {
+            Some(h) => (RuntimeGuard(None), h),
             None => {
                 let rt = tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(2)
@@ -759,7 +771,7 @@ impl PipelineBuilder {
                     .build()
                     .map_err(|e| ConfigError::msg(format!("cannot start the pipeline runtime: {e}")))?;
                 let h = rt.handle().clone();
-                (Some(rt), h)
+                (RuntimeGuard(Some(rt)), h)
             }
         };
         let c = &self.config;
@@ -876,7 +888,7 @@ impl PipelineBuilder {
             inner,
             router: Mutex::new(Some(router)),
             handle: Some(handle),
-            runtime: Mutex::new(runtime),
+            runtime: Mutex::new(runtime.0.take()),
             done: Mutex::new(None),
         })
     }

@@ -552,7 +552,7 @@ impl Spool {
                     i
                 }
             };
-            if self.next_seq % INDEX_EVERY == 0 {
+            if self.next_seq.is_multiple_of(INDEX_EVERY) {
                 self.pending_index
                     .push((self.next_seq, active.bytes + self.buf.len() as u64));
             }

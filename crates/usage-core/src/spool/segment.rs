@@ -178,6 +178,7 @@ pub(crate) struct Scan {
 }
 
 /// Scans a complete segment: every intact record, every damaged range.
+#[cfg(test)]
 pub(crate) fn scan(buf: &[u8]) -> Scan {
     scan_with(buf, None)
 }
@@ -343,7 +344,11 @@ mod tests {
         b[..512].fill(0);
         let s = scan_with(&b, Some(100));
         let first_intact = s.records[0].offset;
-        assert!(first_intact >= 512 && s.records.len() > 30, "{first_intact} {}", s.records.len());
+        assert!(
+            first_intact >= 512 && s.records.len() > 30,
+            "{first_intact} {}",
+            s.records.len()
+        );
         assert_eq!(s.records.last().unwrap().seq, 139);
     }
 

@@ -297,7 +297,11 @@ fn a_failed_roll_keeps_the_spool_writable_and_is_retried() {
         s.commit().unwrap();
         sent += 1;
     }
-    assert_eq!(s.shared.stats().segments, 1, "every roll failed, the segment stays active");
+    assert_eq!(
+        s.shared.stats().segments,
+        1,
+        "every roll failed, the segment stays active"
+    );
     assert!(s.shared.stats().bytes > 4096, "and keeps growing past segment_bytes");
     for b in &blockers {
         std::fs::remove_dir(b).unwrap();
