@@ -60,6 +60,12 @@ fn inspect(dir: PathBuf) -> Outcome {
         "  quarantined: {} bytes in {} files",
         i.quarantined_bytes, i.quarantined_files
     );
+    if i.missing_events > 0 {
+        println!(
+            "  MISSING: {} events between segments (a segment was deleted or emptied)",
+            i.missing_events
+        );
+    }
     println!(
         "\n  {:<28} {:>12} {:>12} {:>8} {:>10} {:>8}",
         "segment", "first seq", "end seq", "events", "bytes", "damaged"

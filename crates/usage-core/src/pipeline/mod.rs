@@ -785,6 +785,7 @@ impl PipelineBuilder {
             c.block_timeout,
         ));
         let resource = Arc::new(self.resource());
+        let mut spool_data_end = 0;
         let spool = match self.spool.clone() {
             Some(cfg) => {
                 if cfg.max_bytes == 0 || cfg.segment_bytes < 4096 {
@@ -799,9 +800,11 @@ impl PipelineBuilder {
                     events = report.events,
                     segments = report.segments,
                     quarantined_bytes = report.quarantined_bytes,
+                    missing_events = report.missing_events,
                     elapsed_ms = report.elapsed.as_millis() as u64,
                     "spool recovered"
                 );
+                spool_data_end = report.data_end;
                 Some(spool)
             }
             None => None,
@@ -849,7 +852,7 @@ impl PipelineBuilder {
                 spool_shared.is_some(),
             ));
             if let Some(shared) = &spool_shared {
-                slot.start_at(start_cursor(shared, &slot.name, spool_end), spool_end);
+                slot.start_at(start_cursor(shared, &slot.name, spool_end, spool_data_end), spool_end);
             }
             workers.push(Worker {
                 slot: slot.clone(),
@@ -936,18 +939,21 @@ fn router_tick(c: &PipelineConfig, spool: Option<&SpoolConfig>) -> Duration {
 
 /// Where a spooled exporter starts: its cursor, or the oldest retained event when
 /// the cursor is missing or unreadable (at-least-once: nothing is skipped).
-fn start_cursor(spool: &crate::spool::Shared, exporter: &str, end: u64) -> u64 {
+fn start_cursor(spool: &crate::spool::Shared, exporter: &str, end: u64, data_end: u64) -> u64 {
     let oldest = spool.stats().oldest_seq.min(end);
     let path = cursor::path(&spool.dir, exporter);
     match cursor::load(&path) {
-        cursor::Loaded::Seq(s) if s > end => {
+        // An exporter only acknowledges what was written: a cursor past the data is
+        // damage (or the data went missing), and skipping to it would skip events.
+        cursor::Loaded::Seq(s) if s > data_end && data_end > oldest => {
             tracing::warn!(
                 exporter,
                 cursor = s,
-                end,
-                "spool cursor is past the end of the spool; starting at the end"
+                data_end,
+                "spool cursor is PAST THE END of the spooled data; re-delivering from the oldest spooled event \
+                 (duplicates keep their ids)"
             );
-            end
+            oldest
         }
         cursor::Loaded::Seq(s) => s.max(oldest),
         cursor::Loaded::Missing => {
@@ -997,3 +1003,7 @@ fn run_router(inner: Arc<Inner>) {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "start_cursor_tests.rs"]
+mod start_cursor_tests;

@@ -129,6 +129,8 @@ pub(crate) struct SpoolCounters {
     /// Commits that failed (write, fsync or roll): a request whose events may have been
     /// in one is not acknowledged as durable.
     pub(crate) write_errors: AtomicU64,
+    /// Events found missing at open (sequence gaps between segments).
+    pub(crate) missing_events: AtomicU64,
 }
 
 /// What readers (exporter workers) share with the writer.
@@ -338,6 +340,11 @@ pub struct RecoveryReport {
     pub quarantined_bytes: u64,
     /// Damaged regions.
     pub quarantined_regions: u64,
+    /// Events missing between the segments (a segment deleted or emptied while
+    /// some exporter still needed it), counted from the sequence gaps.
+    pub missing_events: u64,
+    /// One past the last event in the segments (cursors not counted).
+    pub data_end: u64,
     /// Time taken.
     pub elapsed: Duration,
 }
@@ -421,7 +428,9 @@ impl Spool {
                 Err(e) => return Err(fail(format!("{}: {e}", path.display()))),
             }
         }
+        report.data_end = next_seq;
         // Never reuse a seq an exporter has acknowledged, even if its segments are gone.
+        let mut cursors = Vec::new();
         for entry in std::fs::read_dir(cfg.path.join("cursors"))
             .into_iter()
             .flatten()
@@ -429,7 +438,16 @@ impl Spool {
         {
             if let cursor::Loaded::Seq(s) = cursor::load(&entry.path()) {
                 next_seq = next_seq.max(s);
+                cursors.push(s);
             }
+        }
+        report.missing_events = missing_between(&metas, cursors.iter().copied().min());
+        shared.counters.missing_events.store(report.missing_events, Relaxed);
+        if report.missing_events > 0 {
+            tracing::warn!(
+                spool = %cfg.path.display(), events = report.missing_events,
+                "spool segments are MISSING: events some exporter had not delivered are gone (a segment was deleted or emptied)"
+            );
         }
         shared
             .counters
@@ -661,6 +679,21 @@ impl Spool {
     }
 }
 
+/// Events absent from the segments that an exporter could still need: the gaps
+/// between consecutive segments, and before the first one back to the slowest cursor.
+/// (Segments are only deleted from the oldest end once every exporter is past them,
+/// so any other gap is loss.)
+fn missing_between(metas: &[SegmentMeta], slowest_cursor: Option<u64>) -> u64 {
+    let mut missing = 0;
+    for pair in metas.windows(2) {
+        missing += pair[1].base_seq.saturating_sub(pair[0].next_seq);
+    }
+    if let (Some(first), Some(cursor)) = (metas.first(), slowest_cursor) {
+        missing += first.base_seq.saturating_sub(cursor);
+    }
+    missing
+}
+
 /// Scans one segment file; quarantines damage and rewrites the file with only its
 /// intact records. `Ok(None)` when nothing usable remains (the file is removed).
 fn recover_segment(
@@ -820,6 +853,8 @@ pub struct CursorInfo {
 pub struct SpoolInspection {
     /// The pid of the process writing to this spool now, if one is.
     pub writer_pid: Option<u32>,
+    /// Events missing between segments (see [`RecoveryReport::missing_events`]).
+    pub missing_events: u64,
     /// Segments, oldest first.
     pub segments: Vec<SegmentInfo>,
     /// Exporter cursors, by name.
@@ -884,13 +919,23 @@ pub(crate) fn open_read_only(dir: &Path) -> Result<(Arc<Shared>, SpoolInspection
             Err(e) => return Err(fail(format!("{}: {e}", path.display()))),
         }
     }
+    let data_end = inspection.end_seq;
+    let oldest = metas.first().map_or(data_end, |m| m.base_seq);
+    let mut slowest = None::<u64>;
     for entry in std::fs::read_dir(dir.join("cursors")).into_iter().flatten().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some(exporter) = name.strip_suffix(".cursor") else {
             continue;
         };
         let seq = match cursor::load(&entry.path()) {
-            cursor::Loaded::Seq(s) => Ok(s),
+            // As the pipeline reads it: past the data, it cannot be an acknowledgement.
+            cursor::Loaded::Seq(s) if s > data_end && data_end > oldest => Err(format!(
+                "{s} is past the end of the spooled data ({data_end}): damaged; delivery restarts at {oldest}"
+            )),
+            cursor::Loaded::Seq(s) => {
+                slowest = Some(slowest.map_or(s, |m| m.min(s)));
+                Ok(s)
+            }
             cursor::Loaded::Missing => continue,
             cursor::Loaded::Garbage(why) => Err(why),
         };
@@ -903,8 +948,12 @@ pub(crate) fn open_read_only(dir: &Path) -> Result<(Arc<Shared>, SpoolInspection
     }
     let end = inspection.end_seq;
     for c in &mut inspection.cursors {
-        c.lag = c.seq.as_ref().map_or(end, |s| end.saturating_sub(*s));
+        c.lag = c
+            .seq
+            .as_ref()
+            .map_or(data_end.saturating_sub(oldest), |s| end.saturating_sub(*s));
     }
+    inspection.missing_events = missing_between(&metas, slowest);
     inspection.cursors.sort_by(|a, b| a.exporter.cmp(&b.exporter));
     for entry in std::fs::read_dir(dir.join("quarantine"))
         .into_iter()

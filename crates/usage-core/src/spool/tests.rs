@@ -317,3 +317,33 @@ fn a_failed_roll_keeps_the_spool_writable_and_is_retried() {
     assert_eq!(report.quarantined_bytes, 0);
     assert_eq!(read_all(&s.shared).len(), sent);
 }
+
+/// A segment deleted or emptied under a lagging exporter is loss: counted from the
+/// sequence gap, not silent.
+#[test]
+fn missing_segments_are_counted_from_sequence_gaps() {
+    let d = tempfile::tempdir().unwrap();
+    let small = SpoolConfig {
+        segment_bytes: 4096,
+        ..SpoolConfig::new(d.path())
+    };
+    let (mut s, _) = Spool::open(small.clone(), res()).unwrap();
+    for _ in 0..10 {
+        s.append(&relays(40));
+        s.commit().unwrap();
+    }
+    let metas = s.shared.lock_segments_mut().clone();
+    assert!(metas.len() >= 4, "{} segments", metas.len());
+    drop(s);
+    // The second segment emptied (truncated to 0 bytes), the third deleted.
+    let (second, third) = (&metas[1], &metas[2]);
+    std::fs::write(&second.path, b"").unwrap();
+    std::fs::remove_file(&third.path).unwrap();
+    let lost = third.next_seq - second.base_seq;
+    let look = inspect(d.path()).unwrap();
+    assert_eq!(look.missing_events, lost);
+    let (s, report) = Spool::open(small, res()).unwrap();
+    assert_eq!(report.missing_events, lost);
+    assert_eq!(report.events, 400 - lost);
+    assert_eq!(read_all(&s.shared).len() as u64, 400 - lost);
+}
