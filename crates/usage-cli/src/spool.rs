@@ -60,6 +60,12 @@ fn inspect(dir: PathBuf) -> Outcome {
         "  quarantined: {} bytes in {} files",
         i.quarantined_bytes, i.quarantined_files
     );
+    if i.unreadable_events > 0 {
+        println!(
+            "  UNREADABLE: {} events whose schema record is damaged",
+            i.unreadable_events
+        );
+    }
     if i.missing_events > 0 {
         println!(
             "  MISSING: {} events between segments (a segment was deleted or emptied)",

@@ -801,6 +801,7 @@ impl PipelineBuilder {
                     segments = report.segments,
                     quarantined_bytes = report.quarantined_bytes,
                     missing_events = report.missing_events,
+                    unreadable_events = report.unreadable_events,
                     elapsed_ms = report.elapsed.as_millis() as u64,
                     "spool recovered"
                 );

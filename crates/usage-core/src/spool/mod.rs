@@ -345,6 +345,9 @@ pub struct RecoveryReport {
     pub missing_events: u64,
     /// One past the last event in the segments (cursors not counted).
     pub data_end: u64,
+    /// Intact event records that cannot be decoded because their kind's schema record
+    /// in that segment is damaged (not delivered; counted and logged at WARN).
+    pub unreadable_events: u64,
     /// Time taken.
     pub elapsed: Duration,
 }
@@ -810,6 +813,25 @@ fn build_meta(
             c.extend_from_slice(&bytes[r.offset..r.end()]);
         }
     }
+    // Events whose kind's schema record is damaged cannot be decoded: count them.
+    let schemaless = s
+        .records
+        .iter()
+        .filter(|r| r.ty == RecordType::Event)
+        .filter(|r| {
+            let kind = bytes
+                .get(r.payload.start..r.payload.start + 2)
+                .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
+            kind.is_none_or(|i| meta.schemas.get(i).is_none_or(Option::is_none))
+        })
+        .count() as u64;
+    if schemaless > 0 {
+        report.unreadable_events += schemaless;
+        tracing::warn!(
+            segment = %path.display(), events = schemaless,
+            "spooled events whose schema record is damaged cannot be decoded and will not be delivered"
+        );
+    }
     meta.bytes = match clean {
         Some(c) => {
             crate::fs::write_atomic(path, &c)?;
@@ -855,6 +877,8 @@ pub struct SpoolInspection {
     pub writer_pid: Option<u32>,
     /// Events missing between segments (see [`RecoveryReport::missing_events`]).
     pub missing_events: u64,
+    /// Events whose schema record is damaged (see [`RecoveryReport::unreadable_events`]).
+    pub unreadable_events: u64,
     /// Segments, oldest first.
     pub segments: Vec<SegmentInfo>,
     /// Exporter cursors, by name.
@@ -897,6 +921,7 @@ pub(crate) fn open_read_only(dir: &Path) -> Result<(Arc<Shared>, SpoolInspection
         let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         match recover_segment(dir, &path, &mut report, true) {
             Ok(Some(meta)) => {
+                inspection.unreadable_events += report.unreadable_events;
                 inspection.end_seq = inspection.end_seq.max(meta.next_seq);
                 inspection.segments.push(SegmentInfo {
                     file,
