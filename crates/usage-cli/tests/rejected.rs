@@ -3,27 +3,14 @@
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-struct Gateway(Child);
+mod common;
 
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{free_port, start_gateway, Running};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn gateway(dir: &Path, port: u16, allow_unknown: bool) -> Gateway {
+fn gateway(dir: &Path, port: u16, allow_unknown: bool) -> Running {
     let config = dir.join("gateway.toml");
     std::fs::write(
         &config,
@@ -36,19 +23,7 @@ fn gateway(dir: &Path, port: u16, allow_unknown: bool) -> Gateway {
         ),
     )
     .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_usage"))
-        .args(["gateway", "--config", &config.display().to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let g = Gateway(child);
-    let end = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < end, "gateway did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    g
+    start_gateway(&config, port)
 }
 
 fn post_json(port: u16, path: &str, body: &str) -> (u16, String) {

@@ -3,25 +3,11 @@
 //! changing anything.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-struct Running(Child);
+mod common;
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::{free_port, start_gateway};
 
 fn config(dir: &Path, port: u16) -> std::path::PathBuf {
     let path = dir.join(format!("gateway-{port}.toml"));
@@ -63,19 +49,7 @@ fn a_second_gateway_on_one_spool_refuses_to_start_and_check_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let first_config = config(dir.path(), port);
-    let first = Running(
-        Command::new(env!("CARGO_BIN_EXE_usage"))
-            .args(["gateway", "--config", &first_config.display().to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let end = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < end, "the first gateway did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let first = start_gateway(&first_config, port);
     let pid = first.0.id();
     let second = usage(&[
         "gateway",
