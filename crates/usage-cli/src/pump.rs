@@ -41,16 +41,17 @@ pub(crate) struct Args {
 /// Prints the per-exporter table shared by `pump` and `demo`.
 pub(crate) fn print_exporters(stats: &PipelineStats, report: &DeliveryReport) {
     println!(
-        "{:<16} {:<10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8}",
-        "exporter", "type", "delivered", "pending", "dead", "dropped", "failed", "retried"
+        "{:<16} {:<10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8}",
+        "exporter", "type", "delivered", "spooled", "pending", "dead", "dropped", "failed", "retried"
     );
     for e in &report.exporters {
         let s = stats.exporter(&e.name);
         println!(
-            "{:<16} {:<10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8}",
+            "{:<16} {:<10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8}",
             e.name,
             s.map_or("", |s| s.type_name.as_str()),
             e.delivered,
+            e.spooled,
             e.pending,
             e.dead_lettered,
             e.dropped,
@@ -136,7 +137,7 @@ pub(crate) fn run(args: Args) -> Outcome {
             .iter()
             .map(|e| {
                 serde_json::json!({
-                    "name": e.name, "delivered": e.delivered, "pending": e.pending,
+                    "name": e.name, "delivered": e.delivered, "spooled": e.spooled, "pending": e.pending,
                     "dead_lettered": e.dead_lettered, "dropped": e.dropped, "failed": e.failed,
                     "retried": stats.exporter(&e.name).map_or(0, |s| s.retried),
                 })
@@ -155,8 +156,15 @@ pub(crate) fn run(args: Args) -> Outcome {
             })
         );
     } else {
+        // Spooled events are not lost, but not delivered either: say which it is.
+        let spooled: u64 = report.exporters.iter().map(|e| e.spooled).sum();
+        let end = if spooled > 0 {
+            format!("stopped after {secs:.2}s with {spooled} deliveries still in the spool (made after a restart)")
+        } else {
+            format!("all exporters done after {secs:.2}s")
+        };
         println!(
-            "sent {} {} events in {emit_secs:.2}s ({:.0}/s); all exporters done after {secs:.2}s",
+            "sent {} {} events in {emit_secs:.2}s ({:.0}/s); {end}",
             args.count,
             args.kind,
             args.count as f64 / emit_secs.max(1e-9)

@@ -148,6 +148,34 @@ fn pump_exits_non_zero_when_events_are_not_delivered() {
     assert!(out.contains("last error: writing parts under blocker/sub"), "{out}");
 }
 
+/// With a spool, undelivered events are not lost: pump says they wait in the spool,
+/// shows them per exporter, and exits 0 (review: it printed "all exporters done").
+#[test]
+fn pump_shows_what_waits_in_the_spool() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("blocker"), b"a file where a directory must go").unwrap();
+    std::fs::write(
+        dir.path().join("spooled.toml"),
+        "[pipeline]\nretry_base = \"10ms\"\nretry_max = \"50ms\"\n[spool]\npath = \"spool\"\n\
+         [exporters.local]\ntype = \"file\"\npath = \"blocker/sub\"\n",
+    )
+    .unwrap();
+    let o = usage(
+        dir.path(),
+        &["pump", "--config", "spooled.toml", "--count", "100", "--timeout", "1s"],
+    );
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(out.contains("with 100 deliveries still in the spool"), "{out}");
+    let row = out.lines().find(|l| l.starts_with("local")).expect("a row for local");
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        (cols[2], cols[3], cols[4]),
+        ("0", "100", "0"),
+        "delivered, spooled, pending: {row}"
+    );
+}
+
 #[test]
 fn bad_config_and_flags_are_one_line_errors_with_exit_code_2() {
     let dir = tempfile::tempdir().unwrap();
