@@ -366,6 +366,8 @@ pub(crate) struct Spool {
     pending_index: Vec<(u64, u64)>,
     last_sync: Instant,
     unsynced: bool,
+    /// A write made while appending failed: the next commit reports it.
+    deferred_error: Option<std::io::Error>,
 }
 
 /// A spool that cannot be opened.
@@ -482,6 +484,7 @@ impl Spool {
             pending_index: Vec::new(),
             last_sync: Instant::now(),
             unsynced: false,
+            deferred_error: None,
         };
         spool
             .roll()
@@ -554,10 +557,24 @@ impl Spool {
     /// written until [`commit`](Spool::commit).
     pub(crate) fn append(&mut self, events: &[Event]) -> u64 {
         let first = self.next_seq;
-        let Some(active) = self.active.as_mut() else {
-            return first;
-        };
+        // After a failed write, the rest of this append waits for the commit.
+        let mut failed = false;
         for e in events {
+            // Keep segments near `segment_bytes` (a damaged schema record costs at most
+            // one segment): write what is buffered and roll before the segment outgrows it.
+            let over = self
+                .active
+                .as_ref()
+                .is_some_and(|a| a.bytes + self.buf.len() as u64 >= self.cfg.segment_bytes as u64);
+            if over && !failed {
+                if let Err(err) = self.commit_buffered() {
+                    failed = true;
+                    self.deferred_error.get_or_insert(err);
+                }
+            }
+            let Some(active) = self.active.as_mut() else {
+                return first;
+            };
             let idx = match active.kinds.get(e.kind()) {
                 Some(i) => *i,
                 None => {
@@ -585,8 +602,17 @@ impl Spool {
         first
     }
 
-    /// Writes buffered records, fsyncs as the mode says, makes them readable.
+    /// Writes buffered records, fsyncs as the mode says, makes them readable. An
+    /// error of a write made while appending is returned here too.
     pub(crate) fn commit(&mut self) -> std::io::Result<()> {
+        let result = self.commit_buffered();
+        match self.deferred_error.take() {
+            Some(e) => Err(e),
+            None => result,
+        }
+    }
+
+    fn commit_buffered(&mut self) -> std::io::Result<()> {
         let Some(active) = self.active.as_mut() else {
             return Ok(());
         };

@@ -370,3 +370,28 @@ fn events_behind_a_damaged_schema_record_are_counted() {
     let (_, report) = Spool::open(cfg(d.path()), res()).unwrap();
     assert_eq!(report.unreadable_events, 30);
 }
+
+/// Segments used to come out about 8x `segment_bytes`: one commit wrote its whole
+/// buffer before rolling. Now a long append rolls as it goes.
+#[test]
+fn segments_stay_near_segment_bytes_even_within_one_commit() {
+    let d = tempfile::tempdir().unwrap();
+    let small = SpoolConfig {
+        segment_bytes: 8192,
+        ..SpoolConfig::new(d.path())
+    };
+    let (mut s, _) = Spool::open(small.clone(), res()).unwrap();
+    s.append(&relays(2000));
+    s.commit().unwrap();
+    let segments = s.shared.lock_segments_mut().clone();
+    assert!(segments.len() > 10, "{} segments", segments.len());
+    for seg in &segments {
+        let len = std::fs::metadata(&seg.path).unwrap().len();
+        assert!(len < 8192 + 1024, "{} is {len} bytes", seg.path.display());
+    }
+    assert_eq!(read_all(&s.shared).len(), 2000);
+    drop(s);
+    let (s, report) = Spool::open(small, res()).unwrap();
+    assert_eq!((report.events, report.quarantined_bytes), (2000, 0));
+    assert_eq!(read_all(&s.shared).len(), 2000);
+}
