@@ -796,6 +796,8 @@ fn build_meta(
         resource: None,
         index: Vec::new(),
     };
+    // Events whose kind's schema record is damaged cannot be decoded: counted.
+    let mut schemaless = 0u64;
     for r in &s.records {
         let payload = &bytes[r.payload.clone()];
         let offset = clean.as_ref().map_or(r.offset as u64, |c| c.len() as u64);
@@ -831,6 +833,11 @@ fn build_meta(
                     }
                     meta.next_seq = r.seq + 1;
                     report.events += 1;
+                    // Its kind's schema record (written before it) is damaged: undecodable.
+                    let kind = payload.get(..2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
+                    if kind.is_none_or(|i| meta.schemas.get(i).is_none_or(Option::is_none)) {
+                        schemaless += 1;
+                    }
                     true
                 }
             }
@@ -839,18 +846,6 @@ fn build_meta(
             c.extend_from_slice(&bytes[r.offset..r.end()]);
         }
     }
-    // Events whose kind's schema record is damaged cannot be decoded: count them.
-    let schemaless = s
-        .records
-        .iter()
-        .filter(|r| r.ty == RecordType::Event)
-        .filter(|r| {
-            let kind = bytes
-                .get(r.payload.start..r.payload.start + 2)
-                .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
-            kind.is_none_or(|i| meta.schemas.get(i).is_none_or(Option::is_none))
-        })
-        .count() as u64;
     if schemaless > 0 {
         report.unreadable_events += schemaless;
         tracing::warn!(
