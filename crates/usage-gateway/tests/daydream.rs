@@ -7,9 +7,14 @@ use usage_core::{Event, UsageConfig, Value};
 use usage_gateway::Gateway;
 
 async fn start(dir: &std::path::Path) -> (String, Arc<Gateway>) {
+    start_with(dir, "").await
+}
+
+/// A gateway with `gateway_keys` added to its `[gateway]` section.
+async fn start_with(dir: &std::path::Path, gateway_keys: &str) -> (String, Arc<Gateway>) {
     usage_core::link_exporters!(usage_file);
     let toml = format!(
-        "[pipeline]\nflush_interval = \"20ms\"\ndata_dir = {data:?}\n[gateway]\n\
+        "[pipeline]\nflush_interval = \"20ms\"\ndata_dir = {data:?}\n[gateway]\n{gateway_keys}\n\
          [[gateway.keys]]\nkey = \"dd-key\"\nname = \"daydream\"\n\
          [exporters.out]\ntype = \"file\"\npath = {out:?}\n",
         data = dir.join("data").display().to_string(),
@@ -130,4 +135,23 @@ fn limits_below_what_the_reporter_sends_are_a_config_error() {
             .expect("refused");
         assert!(err.to_string().contains(&format!("gateway.{key}")), "{err}");
     }
+}
+
+/// A refused record is kept before anything is answered: if it cannot be written,
+/// the whole request gets 503 and nothing of it is accepted (the client re-sends it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_record_that_cannot_be_kept_refuses_the_request() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("blocker"), b"a file where a directory must go").unwrap();
+    let rejected = dir.path().join("blocker/rejected").display().to_string();
+    let (url, gw) = start_with(dir.path(), &format!("rejected_dir = {rejected:?}")).await;
+    let body = r#"{"events":[{"type":"ok","timestamp":"1764633600000"},{"type":"bad","timestamp":"never"}]}"#;
+    let (status, answer) = post(&url, "dd-key", body.into()).await;
+    assert_eq!(status, 503, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("nothing was accepted"),
+        "{answer}"
+    );
+    gw.pipeline().flush(Duration::from_secs(10)).await.unwrap();
+    assert!(stored(dir.path()).is_empty(), "the valid event was not accepted either");
 }
