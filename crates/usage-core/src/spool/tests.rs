@@ -14,6 +14,14 @@ fn cfg(dir: &Path) -> SpoolConfig {
     }
 }
 
+/// A spool whose segments roll at `bytes`.
+fn cfg_segments_of(dir: &Path, bytes: usize) -> SpoolConfig {
+    SpoolConfig {
+        segment_bytes: bytes,
+        ..SpoolConfig::new(dir)
+    }
+}
+
 fn relays(n: u64) -> Vec<Event> {
     (0..n)
         .map(|cu| {
@@ -279,10 +287,7 @@ fn a_second_writer_is_refused_naming_the_first() {
 #[test]
 fn a_failed_roll_keeps_the_spool_writable_and_is_retried() {
     let d = tempfile::tempdir().unwrap();
-    let small = SpoolConfig {
-        segment_bytes: 4096,
-        ..SpoolConfig::new(d.path())
-    };
+    let small = cfg_segments_of(d.path(), 4096);
     let (mut s, _) = Spool::open(small, res()).unwrap();
     // Every segment name a roll could take is a directory: creating it fails (as root too).
     let blockers: Vec<PathBuf> = (1..=150)
@@ -323,10 +328,7 @@ fn a_failed_roll_keeps_the_spool_writable_and_is_retried() {
 #[test]
 fn missing_segments_are_counted_from_sequence_gaps() {
     let d = tempfile::tempdir().unwrap();
-    let small = SpoolConfig {
-        segment_bytes: 4096,
-        ..SpoolConfig::new(d.path())
-    };
+    let small = cfg_segments_of(d.path(), 4096);
     let (mut s, _) = Spool::open(small.clone(), res()).unwrap();
     for _ in 0..10 {
         s.append(&relays(40));
@@ -376,10 +378,7 @@ fn events_behind_a_damaged_schema_record_are_counted() {
 #[test]
 fn segments_stay_near_segment_bytes_even_within_one_commit() {
     let d = tempfile::tempdir().unwrap();
-    let small = SpoolConfig {
-        segment_bytes: 8192,
-        ..SpoolConfig::new(d.path())
-    };
+    let small = cfg_segments_of(d.path(), 8192);
     let (mut s, _) = Spool::open(small.clone(), res()).unwrap();
     s.append(&relays(2000));
     s.commit().unwrap();
