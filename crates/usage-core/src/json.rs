@@ -404,8 +404,10 @@ fn json_to_value(kind: &str, def: &FieldDef, v: serde_json::Value) -> Result<Own
             Some(v) => v,
             None => return bad("a string"),
         },
-        (FieldType::Str, J::Bool(b)) => OwnedValue::Str(Text::new_static(if b { "true" } else { "false" })),
-        (FieldType::Bool, J::Bool(b)) => OwnedValue::Bool(b),
+        (ty, J::Bool(b)) => match coerce(ty, Received::Bool(b)) {
+            Some(v) => v,
+            None => return bad("a bool"),
+        },
         (FieldType::StrMap, J::Object(m)) => {
             let mut out = Vec::with_capacity(m.len());
             for (k, v) in m {

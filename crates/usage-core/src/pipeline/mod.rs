@@ -946,7 +946,7 @@ fn start_cursor(spool: &crate::spool::Shared, exporter: &str, end: u64, data_end
     match cursor::load(&path) {
         // An exporter only acknowledges what was written: a cursor past the data is
         // damage (or the data went missing), and skipping to it would skip events.
-        cursor::Loaded::Seq(s) if s > data_end && data_end > oldest => {
+        cursor::Loaded::Seq(s) if crate::spool::cursor_past_data(s, data_end, oldest) => {
             tracing::warn!(
                 exporter,
                 cursor = s,
@@ -956,7 +956,18 @@ fn start_cursor(spool: &crate::spool::Shared, exporter: &str, end: u64, data_end
             );
             oldest
         }
-        cursor::Loaded::Seq(s) => s.max(oldest),
+        cursor::Loaded::Seq(s) if s < oldest => {
+            // Segments are deleted only once every exporter is past them: these are gone.
+            tracing::warn!(
+                exporter,
+                cursor = s,
+                oldest,
+                missing_events = oldest - s,
+                "spooled events this exporter had not delivered are MISSING (their segments were deleted or emptied)"
+            );
+            oldest
+        }
+        cursor::Loaded::Seq(s) => s,
         cursor::Loaded::Missing => {
             if end > oldest {
                 tracing::info!(

@@ -129,8 +129,6 @@ pub(crate) struct SpoolCounters {
     /// Commits that failed (write, fsync or roll): a request whose events may have been
     /// in one is not acknowledged as durable.
     pub(crate) write_errors: AtomicU64,
-    /// Events found missing at open (sequence gaps between segments).
-    pub(crate) missing_events: AtomicU64,
 }
 
 /// What readers (exporter workers) share with the writer.
@@ -340,8 +338,9 @@ pub struct RecoveryReport {
     pub quarantined_bytes: u64,
     /// Damaged regions.
     pub quarantined_regions: u64,
-    /// Events missing between the segments (a segment deleted or emptied while
-    /// some exporter still needed it), counted from the sequence gaps.
+    /// Events missing between the segments (a segment deleted or emptied), counted
+    /// from the sequence gaps. Events missing before the first segment are named per
+    /// exporter when it starts (its cursor is below the oldest spooled event).
     pub missing_events: u64,
     /// One past the last event in the segments (cursors not counted).
     pub data_end: u64,
@@ -435,7 +434,6 @@ impl Spool {
         }
         report.data_end = next_seq;
         // Never reuse a seq an exporter has acknowledged, even if its segments are gone.
-        let mut cursors = Vec::new();
         for entry in std::fs::read_dir(cfg.path.join("cursors"))
             .into_iter()
             .flatten()
@@ -443,11 +441,9 @@ impl Spool {
         {
             if let cursor::Loaded::Seq(s) = cursor::load(&entry.path()) {
                 next_seq = next_seq.max(s);
-                cursors.push(s);
             }
         }
-        report.missing_events = missing_between(&metas, cursors.iter().copied().min());
-        shared.counters.missing_events.store(report.missing_events, Relaxed);
+        report.missing_events = gaps_between(&metas);
         if report.missing_events > 0 {
             tracing::warn!(
                 spool = %cfg.path.display(), events = report.missing_events,
@@ -708,19 +704,20 @@ impl Spool {
     }
 }
 
-/// Events absent from the segments that an exporter could still need: the gaps
-/// between consecutive segments, and before the first one back to the slowest cursor.
-/// (Segments are only deleted from the oldest end once every exporter is past them,
-/// so any other gap is loss.)
-fn missing_between(metas: &[SegmentMeta], slowest_cursor: Option<u64>) -> u64 {
-    let mut missing = 0;
-    for pair in metas.windows(2) {
-        missing += pair[1].base_seq.saturating_sub(pair[0].next_seq);
-    }
-    if let (Some(first), Some(cursor)) = (metas.first(), slowest_cursor) {
-        missing += first.base_seq.saturating_sub(cursor);
-    }
-    missing
+/// Events absent between consecutive segments. Segments are only deleted from the
+/// oldest end, once every exporter is past them, so a gap in the middle is loss.
+fn gaps_between(metas: &[SegmentMeta]) -> u64 {
+    metas
+        .windows(2)
+        .map(|pair| pair[1].base_seq.saturating_sub(pair[0].next_seq))
+        .sum()
+}
+
+/// Whether a stored cursor cannot be an acknowledgement: it is past the end of the
+/// spooled data (an exporter only acknowledges what was written) while data remains.
+/// The pipeline re-delivers from the oldest event instead; `inspect` calls it damaged.
+pub(crate) fn cursor_past_data(seq: u64, data_end: u64, oldest: u64) -> bool {
+    seq > data_end && data_end > oldest
 }
 
 /// Scans one segment file; quarantines damage and rewrites the file with only its
@@ -967,21 +964,16 @@ pub(crate) fn open_read_only(dir: &Path) -> Result<(Arc<Shared>, SpoolInspection
     }
     let data_end = inspection.end_seq;
     let oldest = metas.first().map_or(data_end, |m| m.base_seq);
-    let mut slowest = None::<u64>;
     for entry in std::fs::read_dir(dir.join("cursors")).into_iter().flatten().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some(exporter) = name.strip_suffix(".cursor") else {
             continue;
         };
         let seq = match cursor::load(&entry.path()) {
-            // As the pipeline reads it: past the data, it cannot be an acknowledgement.
-            cursor::Loaded::Seq(s) if s > data_end && data_end > oldest => Err(format!(
+            cursor::Loaded::Seq(s) if cursor_past_data(s, data_end, oldest) => Err(format!(
                 "{s} is past the end of the spooled data ({data_end}): damaged; delivery restarts at {oldest}"
             )),
-            cursor::Loaded::Seq(s) => {
-                slowest = Some(slowest.map_or(s, |m| m.min(s)));
-                Ok(s)
-            }
+            cursor::Loaded::Seq(s) => Ok(s),
             cursor::Loaded::Missing => continue,
             cursor::Loaded::Garbage(why) => Err(why),
         };
@@ -999,7 +991,7 @@ pub(crate) fn open_read_only(dir: &Path) -> Result<(Arc<Shared>, SpoolInspection
             .as_ref()
             .map_or(data_end.saturating_sub(oldest), |s| end.saturating_sub(*s));
     }
-    inspection.missing_events = missing_between(&metas, slowest);
+    inspection.missing_events = gaps_between(&metas);
     inspection.cursors.sort_by(|a, b| a.exporter.cmp(&b.exporter));
     for entry in std::fs::read_dir(dir.join("quarantine"))
         .into_iter()
