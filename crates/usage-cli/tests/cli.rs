@@ -126,19 +126,28 @@ fn pump_accounts_for_every_event_and_matches_the_data() {
     }
 }
 
+/// `usage pump --count 100` into a file exporter that cannot write (its directory's
+/// place is taken by a file), with `extra` config sections.
+fn pump_into_a_broken_exporter(dir: &Path, extra: &str) -> Output {
+    std::fs::write(dir.join("blocker"), b"a file where a directory must go").unwrap();
+    std::fs::write(
+        dir.join("bad.toml"),
+        format!(
+            "[pipeline]\nretry_base = \"10ms\"\nretry_max = \"50ms\"\n{extra}\
+             [exporters.local]\ntype = \"file\"\npath = \"blocker/sub\"\n"
+        ),
+    )
+    .unwrap();
+    usage(
+        dir,
+        &["pump", "--config", "bad.toml", "--count", "100", "--timeout", "1s"],
+    )
+}
+
 #[test]
 fn pump_exits_non_zero_when_events_are_not_delivered() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("blocker"), b"a file where a directory must go").unwrap();
-    std::fs::write(
-        dir.path().join("bad.toml"),
-        "[pipeline]\nretry_base = \"10ms\"\nretry_max = \"50ms\"\n[exporters.local]\ntype = \"file\"\npath = \"blocker/sub\"\n",
-    )
-    .unwrap();
-    let o = usage(
-        dir.path(),
-        &["pump", "--config", "bad.toml", "--count", "100", "--timeout", "1s"],
-    );
+    let o = pump_into_a_broken_exporter(dir.path(), "");
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
     assert!(
@@ -153,17 +162,7 @@ fn pump_exits_non_zero_when_events_are_not_delivered() {
 #[test]
 fn pump_shows_what_waits_in_the_spool() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("blocker"), b"a file where a directory must go").unwrap();
-    std::fs::write(
-        dir.path().join("spooled.toml"),
-        "[pipeline]\nretry_base = \"10ms\"\nretry_max = \"50ms\"\n[spool]\npath = \"spool\"\n\
-         [exporters.local]\ntype = \"file\"\npath = \"blocker/sub\"\n",
-    )
-    .unwrap();
-    let o = usage(
-        dir.path(),
-        &["pump", "--config", "spooled.toml", "--count", "100", "--timeout", "1s"],
-    );
+    let o = pump_into_a_broken_exporter(dir.path(), "[spool]\npath = \"spool\"\n");
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
     assert!(out.contains("with 100 deliveries still in the spool"), "{out}");

@@ -27,9 +27,9 @@ pub struct Counters {
     rejected_records: [AtomicU64; RejectReason::ALL.len()],
 }
 
-const REASONS: [&str; 8] = [
+// Whole requests refused; a key's other-project events are refused per record (`project`).
+const REASONS: [&str; 7] = [
     "unauthorized",
-    "forbidden",
     "invalid",
     "too_large",
     "rate_limited",
