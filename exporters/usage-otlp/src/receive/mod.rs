@@ -238,14 +238,7 @@ impl SeedCache {
         match lr.source {
             Source::Wire { scope, record } => {
                 let key = (lr.resource, scope.as_ptr() as usize, scope.len());
-                let seed = match self.last {
-                    Some((r, p, l, seed)) if (r, p, l) == key => seed,
-                    _ => {
-                        let seed = EventId::content_seed(&[view.resources[lr.resource].raw, scope]);
-                        self.last = Some((key.0, key.1, key.2, seed));
-                        seed
-                    }
-                };
+                let seed = self.seed(key, || EventId::content_seed(&[view.resources[lr.resource].raw, scope]));
                 (seed, Cow::Borrowed(record))
             }
             // OTLP/JSON: the same derivation over the protobuf encoding of the decoded messages.
@@ -254,20 +247,26 @@ impl SeedCache {
                 scope_logs,
                 record,
             } => {
-                let resource = resource_logs
-                    .resource
-                    .as_ref()
-                    .map(Message::encode_to_vec)
-                    .unwrap_or_default();
-                let scope = scope_logs
-                    .scope
-                    .as_ref()
-                    .map(Message::encode_to_vec)
-                    .unwrap_or_default();
-                (
-                    EventId::content_seed(&[&resource, &scope]),
-                    Cow::Owned(record.encode_to_vec()),
-                )
+                let key = (lr.resource, scope_logs as *const _ as usize, 0);
+                let seed = self.seed(key, || {
+                    let resource = resource_logs.resource.as_ref().map(Message::encode_to_vec);
+                    let scope = scope_logs.scope.as_ref().map(Message::encode_to_vec);
+                    let (resource, scope) = (resource.unwrap_or_default(), scope.unwrap_or_default());
+                    EventId::content_seed(&[&resource, &scope])
+                });
+                (seed, Cow::Owned(record.encode_to_vec()))
+            }
+        }
+    }
+
+    /// The seed of the scope `key` names: computed when the scope changes, not per record.
+    fn seed(&mut self, key: (usize, usize, usize), compute: impl FnOnce() -> u64) -> u64 {
+        match self.last {
+            Some((r, p, l, seed)) if (r, p, l) == key => seed,
+            _ => {
+                let seed = compute();
+                self.last = Some((key.0, key.1, key.2, seed));
+                seed
             }
         }
     }
