@@ -2,6 +2,9 @@
 
 use super::*;
 use crate::{NetworkEvent, RelayUsage};
+use segment::HEADER_LEN;
+use serde::Deserialize;
+use std::path::Path;
 
 fn res() -> Arc<Resource> {
     Arc::new(Resource::new("svc").with_instance_id("i"))

@@ -1,0 +1,126 @@
+//! The reader side: exporter workers read spooled events back by seq.
+
+use super::segment::{parse_record, Parsed, RecordType, HEADER_LEN};
+use super::{codec, SegmentMeta, Shared};
+use crate::event::Event;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::sync::atomic::Ordering::Relaxed;
+
+impl Shared {
+    /// Reads events with `from <= seq < to` whose kind `wants` accepts, up to
+    /// `max_events`/`max_bytes`. Returns the events and the seq to continue from.
+    pub(crate) fn read(
+        &self,
+        from: u64,
+        to: u64,
+        max_events: usize,
+        max_bytes: usize,
+        wants: &dyn Fn(&str) -> bool,
+    ) -> std::io::Result<(Vec<Event>, u64)> {
+        let metas: Vec<SegmentMeta> = self
+            .lock_segments()
+            .iter()
+            .filter(|s| s.next_seq > from && s.base_seq < to)
+            .cloned()
+            .collect();
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        let mut pos = from;
+        for seg in metas {
+            pos = pos.max(seg.base_seq);
+            let start = seg
+                .index
+                .iter()
+                .rev()
+                .find(|(s, _)| *s <= pos)
+                .map_or(HEADER_LEN as u64, |(_, o)| *o);
+            let mut file = match File::open(&seg.path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            file.seek(SeekFrom::Start(start))?;
+            let mut remaining = seg.bytes.saturating_sub(start);
+            let mut buf: Vec<u8> = Vec::new();
+            let mut at = 0usize;
+            loop {
+                // Refill: keep the unparsed tail, read up to 1 MiB more.
+                if at > 0 {
+                    buf.drain(..at);
+                    at = 0;
+                }
+                let want = remaining.min(1 << 20) as usize;
+                if want > 0 {
+                    let old = buf.len();
+                    buf.resize(old + want, 0);
+                    file.read_exact(&mut buf[old..])?;
+                    remaining -= want as u64;
+                }
+                let mut progressed = false;
+                while at < buf.len() {
+                    match parse_record(&buf, at) {
+                        Parsed::Record(r) => {
+                            progressed = true;
+                            at = r.end();
+                            if r.ty != RecordType::Event || r.seq < pos {
+                                continue;
+                            }
+                            if r.seq >= to {
+                                return Ok((out, to));
+                            }
+                            let payload = &buf[r.payload.clone()];
+                            let kind_ok = payload
+                                .get(..2)
+                                .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
+                                .and_then(|i| seg.schemas.get(i).and_then(Option::as_ref))
+                                .is_some_and(|s| wants(&s.kind));
+                            pos = r.seq + 1;
+                            if !kind_ok {
+                                continue;
+                            }
+                            match codec::decode_event(payload, &seg.schemas, seg.resource.as_ref()) {
+                                Ok(e) => {
+                                    bytes += e.approx_bytes();
+                                    out.push(e);
+                                }
+                                Err(err) => {
+                                    self.counters.quarantined_regions.fetch_add(1, Relaxed);
+                                    self.counters
+                                        .quarantined_bytes
+                                        .fetch_add(r.payload.len() as u64, Relaxed);
+                                    tracing::error!(segment = %seg.path.display(), seq = r.seq, "undecodable spooled event skipped: {err}");
+                                }
+                            }
+                            if out.len() >= max_events || bytes >= max_bytes {
+                                self.counters.replayed_events.fetch_add(out.len() as u64, Relaxed);
+                                return Ok((out, pos));
+                            }
+                        }
+                        Parsed::Incomplete if remaining > 0 => break,
+                        Parsed::Incomplete | Parsed::Invalid => {
+                            // Damage found while reading (it was intact at recovery): skip to
+                            // the next intact record and count it.
+                            let skip_to = (at + 1..buf.len())
+                                .find(|p| matches!(parse_record(&buf, *p), Parsed::Record(_)))
+                                .unwrap_or(buf.len());
+                            self.counters.quarantined_regions.fetch_add(1, Relaxed);
+                            self.counters
+                                .quarantined_bytes
+                                .fetch_add((skip_to - at) as u64, Relaxed);
+                            tracing::error!(segment = %seg.path.display(), offset = start + at as u64, "damaged spool bytes skipped while reading");
+                            progressed = true;
+                            at = skip_to;
+                        }
+                    }
+                }
+                if remaining == 0 || !progressed && want == 0 {
+                    break;
+                }
+            }
+            pos = pos.max(seg.next_seq.min(to));
+        }
+        self.counters.replayed_events.fetch_add(out.len() as u64, Relaxed);
+        Ok((out, pos.max(to.min(self.written_seq.load(Relaxed)))))
+    }
+}
