@@ -60,9 +60,15 @@ fn inspect(dir: PathBuf) -> Outcome {
         "  quarantined: {} bytes in {} files",
         i.quarantined_bytes, i.quarantined_files
     );
+    if i.damaged_events > 0 {
+        println!(
+            "  DAMAGED: {} events in damaged records (counted from sequence gaps; bytes go to quarantine/)",
+            i.damaged_events
+        );
+    }
     if i.unreadable_events > 0 {
         println!(
-            "  UNREADABLE: {} events whose schema record is damaged",
+            "  UNREADABLE: {} events whose schema or resource record is damaged in every copy",
             i.unreadable_events
         );
     }

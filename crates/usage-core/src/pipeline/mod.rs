@@ -802,6 +802,7 @@ impl PipelineBuilder {
                     quarantined_bytes = report.quarantined_bytes,
                     missing_events = report.missing_events,
                     unreadable_events = report.unreadable_events,
+                    damaged_events = report.damaged_events,
                     elapsed_ms = report.elapsed.as_millis() as u64,
                     "spool recovered"
                 );

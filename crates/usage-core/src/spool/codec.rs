@@ -1,15 +1,19 @@
 //! Binary encoding of events inside spool records.
 //!
-//! A segment is self-describing: a schema record (kind, field names, types) is
-//! written before the first event of that kind in the segment, and a resource
-//! record before the first event, so any binary can replay any segment, including
+//! A spool is self-describing: schema records (kind, field names, types) and resource
+//! records travel with the events, so any binary can replay any segment, including
 //! kinds it was not compiled with.
 //!
-//! Event payload: `schema index u16 | id [16] | ts i64 | resource flag u8 [| name | instance]`
-//! then each field in schema order: nullable fields start with a presence byte;
+//! Event payload, format 2: `schema ref u64 | id [16] | ts i64 | resource`, where the
+//! resource is `0` (none), `1 | name | instance` (inline) or `2 | resource ref u64`;
+//! references are fingerprints of a schema or resource record (see `catalog`).
+//! Format 1 had `schema index u16` first (a schema record's position in the same
+//! segment) and `0` meant the segment's resource record.
+//! Then each field in schema order: nullable fields start with a presence byte;
 //! strings are `u32 length | bytes`, integers and floats 8 bytes little-endian,
 //! bools 1 byte, string maps `u32 count | (key, value)*`.
 
+use super::catalog::Catalog;
 use crate::event::id::EventId;
 use crate::event::record::Record;
 use crate::event::schema::{FieldDef, FieldType, Schema};
@@ -74,10 +78,10 @@ pub(crate) fn encode_resource(out: &mut Vec<u8>, r: &Resource) {
     put_str(out, &r.service_instance_id);
 }
 
-/// Encodes an event record payload; `schema_index` refers to a schema record
-/// already written in the same segment.
-pub(crate) fn encode_event(out: &mut Vec<u8>, schema_index: u16, e: &Event) {
-    out.extend_from_slice(&schema_index.to_le_bytes());
+/// Encodes a format-2 event record payload. `schema_ref` names its schema record;
+/// an event without its own resource refers to `default_resource`.
+pub(crate) fn encode_event(out: &mut Vec<u8>, schema_ref: u64, default_resource: u64, e: &Event) {
+    out.extend_from_slice(&schema_ref.to_le_bytes());
     out.extend_from_slice(e.id().as_bytes());
     out.extend_from_slice(&e.ts().as_micros().to_le_bytes());
     match e.resource() {
@@ -85,7 +89,10 @@ pub(crate) fn encode_event(out: &mut Vec<u8>, schema_index: u16, e: &Event) {
             out.push(1);
             encode_resource(out, r);
         }
-        None => out.push(0),
+        None => {
+            out.push(2);
+            out.extend_from_slice(&default_resource.to_le_bytes());
+        }
     }
     let schema = e.schema();
     let mut defs = schema.fields.iter();
@@ -200,26 +207,89 @@ fn read_resource(r: &mut Reader<'_>) -> Result<Resource, CodecError> {
     })
 }
 
-/// Decodes an event record payload given the segment's schemas and resource.
-pub(crate) fn decode_event(
-    payload: &[u8],
-    schemas: &[Option<Arc<Schema>>],
-    resource: Option<&Arc<Resource>>,
-) -> Result<Event, CodecError> {
-    let mut r = Reader { b: payload };
-    let idx = r.u16()? as usize;
-    let Some(schema) = schemas.get(idx).and_then(Option::as_ref) else {
-        return err(format!(
-            "event refers to schema {idx}, which this segment does not hold intact"
-        ));
+/// How a segment's event records name their schema and resource.
+#[derive(Clone, Copy)]
+pub(crate) enum Refs<'a> {
+    /// Format 1: schemas by index within the segment; events without their own
+    /// resource take the segment's.
+    Segment {
+        schemas: &'a [Option<Arc<Schema>>],
+        resource: Option<&'a Arc<Resource>>,
+    },
+    /// Format 2: by fingerprint, from any copy in the spool.
+    Catalog(&'a Catalog),
+}
+
+/// Offset of the resource flag in an event payload.
+const fn resource_flag_at(refs: &Refs<'_>) -> usize {
+    match refs {
+        Refs::Segment { .. } => 2 + 16 + 8,
+        Refs::Catalog(_) => 8 + 16 + 8,
+    }
+}
+
+impl<'a> Refs<'a> {
+    /// The schema an event payload refers to, if it is held intact.
+    pub(crate) fn schema_of(&self, payload: &[u8]) -> Option<&'a Arc<Schema>> {
+        match *self {
+            Refs::Segment { schemas, .. } => {
+                let b = payload.get(..2)?;
+                schemas.get(usize::from(u16::from_le_bytes([b[0], b[1]])))?.as_ref()
+            }
+            Refs::Catalog(c) => c.schema(le_u64(payload.get(..8)?)),
+        }
+    }
+
+    /// Whether everything the payload refers to is held intact (its schema and, in
+    /// format 2, a referenced resource): events that fail this were counted as
+    /// unreadable when the spool was recovered.
+    pub(crate) fn resolves(&self, payload: &[u8]) -> bool {
+        match self {
+            Refs::Segment { .. } => self.schema_of(payload).is_some(),
+            Refs::Catalog(c) => references(payload).is_some_and(|(schema, resource)| {
+                c.schema(schema).is_some() && resource.is_none_or(|r| c.resource(r).is_some())
+            }),
+        }
+    }
+}
+
+/// What a format-2 event payload refers to: its schema and, if it has one, its
+/// resource. `None` when the payload is too short to say.
+pub(crate) fn references(payload: &[u8]) -> Option<(u64, Option<u64>)> {
+    let schema = le_u64(payload.get(..8)?);
+    let at = 8 + 16 + 8;
+    let resource = match payload.get(at)? {
+        2 => Some(le_u64(payload.get(at + 1..at + 9)?)),
+        _ => None,
     };
+    Some((schema, resource))
+}
+
+fn le_u64(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    u64::from_le_bytes(a)
+}
+
+/// Decodes an event record payload.
+pub(crate) fn decode_event(payload: &[u8], refs: Refs<'_>) -> Result<Event, CodecError> {
+    let Some(schema) = refs.schema_of(payload) else {
+        return err("the event's schema record is not held intact anywhere in the spool");
+    };
+    let mut r = Reader { b: payload };
+    r.take(resource_flag_at(&refs) - 24)?;
     let mut id = [0u8; 16];
     id.copy_from_slice(r.take(16)?);
     let ts = Timestamp::from_micros(r.u64()? as i64);
-    let own_resource = match r.u8()? {
-        0 => None,
-        1 => Some(Arc::new(read_resource(&mut r)?)),
-        other => return err(format!("bad resource flag {other}")),
+    let own_resource = match (r.u8()?, refs) {
+        (0, Refs::Segment { resource, .. }) => resource.cloned(),
+        (0, Refs::Catalog(_)) => None,
+        (1, _) => Some(Arc::new(read_resource(&mut r)?)),
+        (2, Refs::Catalog(c)) => match c.resource(r.u64()?) {
+            Some(res) => Some(res.clone()),
+            None => return err("the event's resource record is not held intact anywhere in the spool"),
+        },
+        (other, _) => return err(format!("bad resource flag {other}")),
     };
     let mut values = Vec::with_capacity(schema.fields.len());
     for def in schema.fields.iter() {
@@ -248,25 +318,36 @@ pub(crate) fn decode_event(
     let mut event = Event::from_record(record)
         .with_id(EventId::from_uuid(uuid::Uuid::from_bytes(id)))
         .with_ts(ts);
-    if let Some(res) = own_resource.or_else(|| resource.cloned()) {
+    if let Some(res) = own_resource {
         event = event.with_resource(res);
     }
     Ok(event)
 }
 
+/// A format-1 payload from a format-2 one (tests of reading old spools): the schema
+/// index in front, and an event without its own resource takes the segment's.
+#[cfg(test)]
+pub(crate) fn to_format_1(v2: &[u8], schema_index: u16) -> Vec<u8> {
+    let mut out = schema_index.to_le_bytes().to_vec();
+    let flag_at = 8 + 16 + 8;
+    out.extend_from_slice(&v2[8..flag_at]);
+    if v2[flag_at] == 2 {
+        out.push(0);
+        out.extend_from_slice(&v2[flag_at + 9..]);
+    } else {
+        out.extend_from_slice(&v2[flag_at..]);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    use super::super::catalog::fingerprint;
     use super::*;
     use crate::{EventKind, NetworkEvent, OptimizerQos, RelayUsage};
 
-    #[test]
-    fn events_round_trip_with_ids_times_values_and_resources() {
-        let schemas: Vec<Option<Arc<Schema>>> = [RelayUsage::schema(), OptimizerQos::schema(), NetworkEvent::schema()]
-            .iter()
-            .map(|s| Some(Arc::new((*s).clone())))
-            .collect();
-        let res = Arc::new(Resource::new("svc").with_instance_id("h-1"));
-        let events = [
+    fn sample_events() -> [Event; 3] {
+        [
             Event::new(RelayUsage {
                 project: "p".into(),
                 cu: u64::MAX,
@@ -283,22 +364,64 @@ mod tests {
                 ..Default::default()
             })
             .with_resource(Arc::new(Resource::new("other"))),
-        ];
-        for (i, e) in events.iter().enumerate() {
+        ]
+    }
+
+    fn assert_same(back: &Event, e: &Event, res: &Arc<Resource>) {
+        assert_eq!((back.id(), back.ts(), back.kind()), (e.id(), e.ts(), e.kind()));
+        assert_eq!(back.values(), e.values());
+        let want = e.resource().cloned().unwrap_or_else(|| res.clone());
+        assert_eq!(back.resource().unwrap().as_ref(), want.as_ref());
+    }
+
+    #[test]
+    fn events_round_trip_by_reference_with_ids_times_values_and_resources() {
+        let res = Arc::new(Resource::new("svc").with_instance_id("h-1"));
+        let mut res_payload = Vec::new();
+        encode_resource(&mut res_payload, &res);
+        let mut catalog = Catalog::default();
+        assert!(catalog.add_resource_record(fingerprint(&res_payload), &res_payload));
+        for e in sample_events() {
+            let mut s = Vec::new();
+            encode_schema(&mut s, e.schema());
+            assert!(catalog.add_schema_record(fingerprint(&s), &s));
             let mut buf = Vec::new();
-            encode_event(&mut buf, i as u16, e);
-            let back = decode_event(&buf, &schemas, Some(&res)).unwrap();
-            assert_eq!((back.id(), back.ts(), back.kind()), (e.id(), e.ts(), e.kind()));
-            assert_eq!(back.values(), e.values());
-            let want = e.resource().cloned().unwrap_or_else(|| res.clone());
-            assert_eq!(back.resource().unwrap().as_ref(), want.as_ref());
+            encode_event(&mut buf, fingerprint(&s), fingerprint(&res_payload), &e);
+            let back = decode_event(&buf, Refs::Catalog(&catalog)).unwrap();
+            assert_same(&back, &e, &res);
             // every strict prefix is rejected, never misread
             for cut in 0..buf.len() {
-                assert!(decode_event(&buf[..cut], &schemas, Some(&res)).is_err());
+                assert!(decode_event(&buf[..cut], Refs::Catalog(&catalog)).is_err());
             }
+            // a reference nothing holds is refused, not guessed
+            let empty = Catalog::default();
+            assert!(!Refs::Catalog(&empty).resolves(&buf));
+            assert!(decode_event(&buf, Refs::Catalog(&empty)).is_err());
         }
         let mut s = Vec::new();
         encode_schema(&mut s, NetworkEvent::schema());
         assert_eq!(&decode_schema(&s).unwrap(), NetworkEvent::schema());
+    }
+
+    #[test]
+    fn format_1_payloads_still_decode() {
+        let res = Arc::new(Resource::new("svc").with_instance_id("h-1"));
+        let schemas: Vec<Option<Arc<Schema>>> = sample_events()
+            .iter()
+            .map(|e| Some(Arc::new(e.schema().clone())))
+            .collect();
+        let refs = Refs::Segment {
+            schemas: &schemas,
+            resource: Some(&res),
+        };
+        for (i, e) in sample_events().iter().enumerate() {
+            let mut v2 = Vec::new();
+            encode_event(&mut v2, 0, 0, e);
+            let v1 = to_format_1(&v2, i as u16);
+            assert_same(&decode_event(&v1, refs).unwrap(), e, &res);
+            for cut in 0..v1.len() {
+                assert!(decode_event(&v1[..cut], refs).is_err());
+            }
+        }
     }
 }

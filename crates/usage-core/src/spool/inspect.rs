@@ -1,7 +1,7 @@
 //! Read-only views of a spool: `usage spool inspect` and `usage spool replay`.
 
-use super::recover::{cursor_past_data, gaps_between, recover_segment};
-use super::{cursor, lock, RecoveryReport, Shared, SpoolCounters, SpoolError};
+use super::recover::{cursor_past_data, gaps_between, Recovery};
+use super::{cursor, lock, Shared, SpoolCounters, SpoolError};
 use crate::event::Event;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
@@ -40,9 +40,11 @@ pub struct CursorInfo {
 pub struct SpoolInspection {
     /// The pid of the process writing to this spool now, if one is.
     pub writer_pid: Option<u32>,
-    /// Events missing between segments (see [`RecoveryReport::missing_events`]).
+    /// Events missing between segments (see [`RecoveryReport::missing_events`](super::RecoveryReport::missing_events)).
     pub missing_events: u64,
-    /// Events whose schema record is damaged (see [`RecoveryReport::unreadable_events`]).
+    /// Event records lost to damage (see [`RecoveryReport::damaged_events`](super::RecoveryReport::damaged_events)).
+    pub damaged_events: u64,
+    /// Events whose schema record is damaged (see [`RecoveryReport::unreadable_events`](super::RecoveryReport::unreadable_events)).
     pub unreadable_events: u64,
     /// Segments, oldest first.
     pub segments: Vec<SegmentInfo>,
@@ -77,24 +79,24 @@ pub(crate) fn open_read_only(dir: &Path) -> Result<(Arc<Shared>, SpoolInspection
         ..Default::default()
     };
     let mut metas = Vec::new();
+    let mut recovery = Recovery::new(dir, true);
     for path in names {
-        let mut report = RecoveryReport::default();
+        let (events_before, damaged_before) = (recovery.report.events, recovery.report.quarantined_bytes);
         let file = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        match recover_segment(dir, &path, &mut report, true) {
+        match recovery.segment(&path) {
             Ok(Some(meta)) => {
-                inspection.unreadable_events += report.unreadable_events;
                 inspection.end_seq = inspection.end_seq.max(meta.next_seq);
                 inspection.segments.push(SegmentInfo {
                     file,
                     base_seq: meta.base_seq,
                     next_seq: meta.next_seq,
-                    events: report.events,
+                    events: recovery.report.events - events_before,
                     bytes,
-                    damaged_bytes: report.quarantined_bytes,
+                    damaged_bytes: recovery.report.quarantined_bytes - damaged_before,
                 });
                 metas.push(meta);
             }
@@ -109,6 +111,9 @@ pub(crate) fn open_read_only(dir: &Path) -> Result<(Arc<Shared>, SpoolInspection
             Err(e) => return Err(fail(format!("{}: {e}", path.display()))),
         }
     }
+    let (report, catalog) = recovery.finish();
+    inspection.unreadable_events = report.unreadable_events;
+    inspection.damaged_events = report.damaged_events;
     let data_end = inspection.end_seq;
     let oldest = metas.first().map_or(data_end, |m| m.base_seq);
     for entry in std::fs::read_dir(dir.join("cursors")).into_iter().flatten().flatten() {
@@ -154,6 +159,7 @@ pub(crate) fn open_read_only(dir: &Path) -> Result<(Arc<Shared>, SpoolInspection
         written_seq: AtomicU64::new(end),
         counters: SpoolCounters::default(),
         max_bytes: u64::MAX,
+        catalog: RwLock::new(Arc::new(catalog)),
     });
     shared.publish(&metas);
     *shared.lock_segments_mut() = metas;

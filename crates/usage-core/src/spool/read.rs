@@ -24,6 +24,7 @@ impl Shared {
             .filter(|s| s.next_seq > from && s.base_seq < to)
             .cloned()
             .collect();
+        let catalog = self.catalog();
         let mut out = Vec::new();
         let mut bytes = 0usize;
         let mut pos = from;
@@ -70,16 +71,21 @@ impl Shared {
                                 return Ok((out, to));
                             }
                             let payload = &buf[r.payload.clone()];
-                            let kind_ok = payload
-                                .get(..2)
-                                .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
-                                .and_then(|i| seg.schemas.get(i).and_then(Option::as_ref))
-                                .is_some_and(|s| wants(&s.kind));
+                            let refs = match seg.version {
+                                1 => codec::Refs::Segment {
+                                    schemas: &seg.schemas,
+                                    resource: seg.resource.as_ref(),
+                                },
+                                _ => codec::Refs::Catalog(&catalog),
+                            };
+                            // Events whose schema or resource is lost were counted at recovery.
+                            let kind_ok =
+                                refs.resolves(payload) && refs.schema_of(payload).is_some_and(|s| wants(&s.kind));
                             pos = r.seq + 1;
                             if !kind_ok {
                                 continue;
                             }
-                            match codec::decode_event(payload, &seg.schemas, seg.resource.as_ref()) {
+                            match codec::decode_event(payload, refs) {
                                 Ok(e) => {
                                     bytes += e.approx_bytes();
                                     out.push(e);

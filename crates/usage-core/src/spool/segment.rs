@@ -7,11 +7,15 @@
 //! ```
 //!
 //! The record magic lets a scan find the next intact record after damaged bytes.
+//! An event record's `seq` is its position in the log. A schema or resource record's
+//! `seq` is its reference: in format 2 the fingerprint of its payload (see `catalog`),
+//! in format 1 its index within the segment.
 
 use std::ops::Range;
 
 pub(crate) const SEGMENT_MAGIC: &[u8; 8] = b"USAGESPL";
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// The format this binary writes; it reads 1 and 2.
+pub(crate) const FORMAT_VERSION: u32 = 2;
 pub(crate) const HEADER_LEN: usize = 32;
 pub(crate) const RECORD_MAGIC: u32 = 0x4c52_5355; // "USRL" little-endian
 pub(crate) const RECORD_HEADER_LEN: usize = 21;
@@ -40,6 +44,7 @@ impl RecordType {
 /// The segment header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Header {
+    pub(crate) version: u32,
     pub(crate) base_seq: u64,
     pub(crate) created_micros: i64,
 }
@@ -48,7 +53,7 @@ impl Header {
     pub(crate) fn encode(&self) -> [u8; HEADER_LEN] {
         let mut b = [0u8; HEADER_LEN];
         b[..8].copy_from_slice(SEGMENT_MAGIC);
-        b[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b[8..12].copy_from_slice(&self.version.to_le_bytes());
         b[12..20].copy_from_slice(&self.base_seq.to_le_bytes());
         b[20..28].copy_from_slice(&self.created_micros.to_le_bytes());
         let crc = crc32c::crc32c(&b[..28]);
@@ -67,12 +72,13 @@ impl Header {
             return Err("segment header checksum mismatch".into());
         }
         let version = le32(&b[8..12]);
-        if version != FORMAT_VERSION {
+        if !(1..=FORMAT_VERSION).contains(&version) {
             return Err(format!(
-                "segment format version {version}, this binary reads {FORMAT_VERSION}"
+                "segment format version {version}, this binary reads 1 to {FORMAT_VERSION}"
             ));
         }
         Ok(Header {
+            version,
             base_seq: le64(&b[12..20]),
             created_micros: le64(&b[20..28]) as i64,
         })
@@ -192,7 +198,9 @@ pub(crate) fn scan_with(buf: &[u8], base_seq: Option<u64>) -> Scan {
         (Ok(h), _) => out.header = Some(h),
         (Err(e), Some(base_seq)) if buf.len() >= HEADER_LEN => {
             out.header_error = Some(e);
+            // Rebuilt; recovery settles the version from the records.
             out.header = Some(Header {
+                version: FORMAT_VERSION,
                 base_seq,
                 created_micros: 0,
             });
@@ -244,6 +252,7 @@ mod tests {
 
     fn segment(n: u64) -> (Vec<u8>, Vec<Vec<u8>>) {
         let mut b = Header {
+            version: FORMAT_VERSION,
             base_seq: 100,
             created_micros: 1,
         }

@@ -1,6 +1,9 @@
 //! Spool writer, reader and recovery.
 
+use super::segment::RecordType;
+use super::writer::segment_name;
 use super::*;
+use crate::event::Event;
 use crate::{NetworkEvent, RelayUsage};
 use segment::HEADER_LEN;
 use serde::Deserialize;
@@ -351,29 +354,6 @@ fn missing_segments_are_counted_from_sequence_gaps() {
     assert_eq!(report.missing_events, lost);
     assert_eq!(report.events, 400 - lost);
     assert_eq!(read_all(&s.shared).len() as u64, 400 - lost);
-}
-
-/// Review M7: a flipped bit in a schema record lost a kind's events with no counter.
-/// They are still not delivered (the schema is written once per segment), but counted.
-#[test]
-fn events_behind_a_damaged_schema_record_are_counted() {
-    let d = tempfile::tempdir().unwrap();
-    let (mut s, _) = Spool::open(cfg(d.path()), res()).unwrap();
-    s.append(&relays(30));
-    s.commit().unwrap();
-    let path = s.shared.lock_segments_mut()[0].path.clone();
-    drop(s);
-    let mut bytes = std::fs::read(&path).unwrap();
-    let schema = segment::scan(&bytes)
-        .records
-        .into_iter()
-        .find(|r| r.ty == RecordType::Schema)
-        .expect("a schema record");
-    bytes[schema.payload.start + 3] ^= 0x10;
-    std::fs::write(&path, &bytes).unwrap();
-    assert_eq!(inspect(d.path()).unwrap().unreadable_events, 30);
-    let (_, report) = Spool::open(cfg(d.path()), res()).unwrap();
-    assert_eq!(report.unreadable_events, 30);
 }
 
 /// Segments used to come out about 8x `segment_bytes`: one commit wrote its whole
