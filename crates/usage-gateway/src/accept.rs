@@ -147,10 +147,11 @@ pub(crate) async fn accept_events(
     if n > 0 {
         if let Err(e) = g.pipeline.accept(events, g.cfg.accept_timeout).await {
             finish(None);
-            g.counters.reject("overloaded");
-            let status = match e {
-                AcceptError::Full | AcceptError::Timeout | AcceptError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            };
+            g.counters.reject(match e {
+                AcceptError::NotDurable => "spool_error",
+                AcceptError::Full | AcceptError::Timeout | AcceptError::ShuttingDown => "overloaded",
+            });
+            let status = StatusCode::SERVICE_UNAVAILABLE;
             return Err(with_retry_after(error(status, format!("not accepted: {e}")), 1));
         }
     }

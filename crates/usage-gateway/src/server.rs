@@ -28,12 +28,13 @@ pub struct Counters {
 }
 
 // Whole requests refused; a key's other-project events are refused per record (`project`).
-const REASONS: [&str; 7] = [
+const REASONS: [&str; 8] = [
     "unauthorized",
     "invalid",
     "too_large",
     "rate_limited",
     "overloaded",
+    "spool_error",
     "in_progress",
     "unsupported",
 ];

@@ -50,11 +50,6 @@ impl Chunk {
         self
     }
 
-    /// One past the last event's sequence number.
-    pub(crate) fn end_seq(&self) -> u64 {
-        self.first_seq + self.events.len() as u64
-    }
-
     fn bytes_of(&self, start: usize, end: usize) -> usize {
         self.prefix[end] - self.prefix[start]
     }

@@ -281,6 +281,10 @@ pub enum AcceptError {
     /// The pipeline is shutting down.
     #[error("the pipeline is shutting down")]
     ShuttingDown,
+    /// The spool could not write (a write, fsync or roll error): these events may
+    /// be among those refused. Try again; ids make a repeat harmless.
+    #[error("the spool could not write the events")]
+    NotDurable,
 }
 
 fn finish(report: DeliveryReport) -> Result<DeliveryReport, DeliveryError> {
@@ -464,7 +468,7 @@ impl Pipeline {
             }
             if self.spool_write_errors() != write_errors {
                 // Not known to be on disk: the caller retries (ids make that harmless).
-                return Err(AcceptError::Full);
+                return Err(AcceptError::NotDurable);
             }
             return Ok(());
         }

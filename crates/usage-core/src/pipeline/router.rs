@@ -147,27 +147,51 @@ impl Router {
         if self.ready.is_empty() {
             return;
         }
+        // Events below this seq are committed; without a spool, all of them.
+        let mut durable_end = u64::MAX;
         if let Some(spool) = self.spool.as_mut() {
-            if let Err(e) = spool.commit() {
-                self.spool_errors += 1;
-                spool.shared.counters.write_errors.fetch_add(1, Relaxed);
-                tracing::error!(
-                    errors = self.spool_errors,
-                    "SPOOL WRITE FAILED: these events are delivered from memory without crash safety: {e}"
-                );
+            let result = spool.commit();
+            durable_end = spool.shared.written_seq.load(Relaxed);
+            match result {
+                Err(e) => {
+                    spool.shared.counters.write_errors.fetch_add(1, Relaxed);
+                    self.spool_errors += 1;
+                    // Once per incident; the drop summary counts the rest.
+                    if self.spool_errors == 1 {
+                        tracing::error!(
+                            spool = %spool.shared.dir.display(),
+                            "SPOOL WRITE FAILED: events that are not on disk are refused (counted as dropped, reason spool_error); the spool stays open and every commit tries again: {e}"
+                        );
+                    }
+                }
+                Ok(()) if self.spool_errors > 0 => {
+                    tracing::warn!(failed_commits = self.spool_errors, "spool writes succeed again");
+                    self.spool_errors = 0;
+                }
+                Ok(()) => {}
             }
         }
         let ready = std::mem::take(&mut self.ready);
+        let mut refused = 0u64;
         for chunk in ready {
-            self.route(chunk, ingest, slots);
+            let len = chunk.events.len();
+            let durable = durable_end.saturating_sub(chunk.first_seq).min(len as u64) as usize;
+            refused += (len - durable) as u64;
+            if durable > 0 {
+                let mut all = Slice::whole(chunk);
+                self.route(all.take_front(durable), ingest, slots);
+            }
+        }
+        if refused > 0 {
+            ingest.drops.spool_error.fetch_add(refused, Relaxed);
         }
     }
 
-    fn route(&mut self, chunk: Arc<Chunk>, ingest: &Ingest, slots: &[Arc<ExporterSlot>]) {
-        let Some(kind) = chunk.events.first().map(|e| e.kind().to_string()) else {
+    fn route(&mut self, slice: Slice, ingest: &Ingest, slots: &[Arc<ExporterSlot>]) {
+        let Some(kind) = slice.events().first().map(|e| e.kind().to_string()) else {
             return;
         };
-        let end = chunk.end_seq();
+        let end = slice.end_seq();
         let mut routed = false;
         for slot in slots {
             if !slot.wants(&kind) {
@@ -175,13 +199,13 @@ impl Router {
                 continue;
             }
             routed = true;
-            let dropped = slot.offer(Slice::whole(chunk.clone()), end);
+            let dropped = slot.offer(slice.clone(), end);
             if dropped > 0 {
                 tracing::debug!(exporter = %slot.name, dropped, "exporter queue full, events dropped");
             }
         }
         if !routed {
-            ingest.drops.unrouted.fetch_add(chunk.events.len() as u64, Relaxed);
+            ingest.drops.unrouted.fetch_add(slice.len() as u64, Relaxed);
             if !self.warned_unrouted.contains(&kind) {
                 tracing::error!(kind = %kind, "no exporter subscribes to this event kind; its events are dropped (counted as unrouted)");
                 self.warned_unrouted.push(kind);
@@ -231,6 +255,7 @@ impl Router {
             queue_full = d.queue_full,
             queue_bytes = d.queue_bytes,
             spool_full = d.spool_full,
+            spool_error = d.spool_error,
             block_timeout = d.block_timeout,
             shutdown = d.shutdown,
             unrouted = d.unrouted,

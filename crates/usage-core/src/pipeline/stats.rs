@@ -12,6 +12,9 @@ pub struct DropStats {
     pub queue_bytes: u64,
     /// The queue was full because the spool reached `max_bytes`.
     pub spool_full: u64,
+    /// The spool could not write them (a write, fsync or roll error): refused, not
+    /// delivered, so that nothing is acknowledged that is not on disk.
+    pub spool_error: u64,
     /// `block_with_timeout` waited `block_timeout` without finding space.
     pub block_timeout: u64,
     /// Emitted after shutdown began.
@@ -23,7 +26,13 @@ pub struct DropStats {
 impl DropStats {
     /// All drops.
     pub fn total(&self) -> u64 {
-        self.queue_full + self.queue_bytes + self.spool_full + self.block_timeout + self.shutdown + self.unrouted
+        self.queue_full
+            + self.queue_bytes
+            + self.spool_full
+            + self.spool_error
+            + self.block_timeout
+            + self.shutdown
+            + self.unrouted
     }
 
     pub(crate) fn minus(&self, base: &DropStats) -> DropStats {
@@ -31,6 +40,7 @@ impl DropStats {
             queue_full: self.queue_full - base.queue_full,
             queue_bytes: self.queue_bytes - base.queue_bytes,
             spool_full: self.spool_full - base.spool_full,
+            spool_error: self.spool_error - base.spool_error,
             block_timeout: self.block_timeout - base.block_timeout,
             shutdown: self.shutdown - base.shutdown,
             unrouted: self.unrouted - base.unrouted,
@@ -43,6 +53,7 @@ pub(crate) struct DropCounters {
     pub(crate) queue_full: AtomicU64,
     pub(crate) queue_bytes: AtomicU64,
     pub(crate) spool_full: AtomicU64,
+    pub(crate) spool_error: AtomicU64,
     pub(crate) block_timeout: AtomicU64,
     pub(crate) shutdown: AtomicU64,
     pub(crate) unrouted: AtomicU64,
@@ -54,6 +65,7 @@ impl DropCounters {
             queue_full: self.queue_full.load(Relaxed),
             queue_bytes: self.queue_bytes.load(Relaxed),
             spool_full: self.spool_full.load(Relaxed),
+            spool_error: self.spool_error.load(Relaxed),
             block_timeout: self.block_timeout.load(Relaxed),
             shutdown: self.shutdown.load(Relaxed),
             unrouted: self.unrouted.load(Relaxed),
@@ -188,6 +200,7 @@ impl PipelineStats {
                 ("{reason=\"queue_full\"}".into(), d.queue_full),
                 ("{reason=\"queue_bytes\"}".into(), d.queue_bytes),
                 ("{reason=\"spool_full\"}".into(), d.spool_full),
+                ("{reason=\"spool_error\"}".into(), d.spool_error),
                 ("{reason=\"block_timeout\"}".into(), d.block_timeout),
                 ("{reason=\"shutdown\"}".into(), d.shutdown),
                 ("{reason=\"unrouted\"}".into(), d.unrouted),

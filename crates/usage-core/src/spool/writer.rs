@@ -47,6 +47,14 @@ pub(crate) struct Spool {
     unsynced: bool,
     /// A write made while appending failed: the next commit reports it.
     deferred_error: Option<std::io::Error>,
+    /// After a failed write, until the next commit: appends buffer nothing (the
+    /// router refuses every event not committed).
+    refusing: bool,
+    /// Kinds whose first schema record in the active segment is still in `buf`.
+    uncommitted_kinds: Vec<String>,
+    /// The active segment could not be cut back after a failed write: its tail is
+    /// unknown, so the next commit starts a new segment first.
+    abandon_active: bool,
 }
 
 pub(crate) fn segment_name(base_seq: u64) -> String {
@@ -158,6 +166,9 @@ impl Spool {
             last_sync: Instant::now(),
             unsynced: false,
             deferred_error: None,
+            refusing: false,
+            uncommitted_kinds: Vec::new(),
+            abandon_active: false,
         };
         spool
             .roll()
@@ -184,7 +195,14 @@ impl Spool {
     /// The previous segment stays active until the new one exists: a failed roll
     /// leaves the spool writable, and the next commit tries again.
     fn roll(&mut self) -> std::io::Result<()> {
-        self.seal()?;
+        if self.abandon_active {
+            // Its tail is unknown: no trailer; recovery quarantines whatever is there.
+            if let Some(old) = self.active.as_ref() {
+                let _ = old.file.sync_data();
+            }
+        } else {
+            self.seal()?;
+        }
         let path = self.cfg.path.join("segments").join(segment_name(self.next_seq));
         let mut file = std::fs::OpenOptions::new()
             .create(true)
@@ -227,6 +245,8 @@ impl Spool {
             schema_payloads: Vec::new(),
             bytes: head.len() as u64,
         });
+        self.abandon_active = false;
+        self.uncommitted_kinds.clear();
         Ok(())
     }
 
@@ -261,8 +281,9 @@ impl Spool {
     /// written until [`commit`](Spool::commit).
     pub(crate) fn append(&mut self, events: &[Event]) -> u64 {
         let first = self.next_seq;
-        // After a failed write, the rest of this append waits for the commit.
-        let mut failed = false;
+        if self.refusing {
+            return first;
+        }
         for e in events {
             // Keep segments near `segment_bytes` (a damaged schema record costs at most
             // one segment): write what is buffered and roll before the segment outgrows it.
@@ -270,10 +291,11 @@ impl Spool {
                 .active
                 .as_ref()
                 .is_some_and(|a| a.bytes + self.buf.len() as u64 >= self.cfg.segment_bytes as u64);
-            if over && !failed {
+            if over {
                 if let Err(err) = self.commit_buffered() {
-                    failed = true;
+                    // Everything not committed is refused; the commit reports why.
                     self.deferred_error.get_or_insert(err);
+                    return first;
                 }
             }
             let Some(active) = self.active.as_mut() else {
@@ -288,6 +310,7 @@ impl Spool {
                     encode_record(&mut self.buf, RecordType::Schema, reference, &payload);
                     active.kinds.insert(e.kind().to_string(), reference);
                     active.schema_payloads.push((reference, payload));
+                    self.uncommitted_kinds.push(e.kind().to_string());
                     self.shared.add_schema(reference, e.schema());
                     reference
                 }
@@ -304,10 +327,13 @@ impl Spool {
         first
     }
 
-    /// Writes buffered records, fsyncs as the mode says, makes them readable. An
-    /// error of a write made while appending is returned here too.
+    /// Writes buffered records, fsyncs as the mode says, makes them readable. All or
+    /// nothing: on error none of the events appended since the last commit is kept
+    /// (the router refuses them), the spool stays writable, and the next commit tries
+    /// again. An error of a write made while appending is returned here too.
     pub(crate) fn commit(&mut self) -> std::io::Result<()> {
-        let result = self.commit_buffered();
+        let result = if self.refusing { Ok(()) } else { self.commit_buffered() };
+        self.refusing = false;
         match self.deferred_error.take() {
             Some(e) => Err(e),
             None => result,
@@ -315,35 +341,52 @@ impl Spool {
     }
 
     fn commit_buffered(&mut self) -> std::io::Result<()> {
+        if self.abandon_active {
+            if let Err(e) = self.roll() {
+                return Err(self.refuse_uncommitted(e));
+            }
+        }
         let Some(active) = self.active.as_mut() else {
             return Ok(());
         };
-        if !self.buf.is_empty() {
+        let written = self.buf.len() as u64;
+        if written > 0 {
             if let Err(e) = active.file.write_all(&self.buf) {
-                // All or nothing: cut a partial write off and keep the buffer for the
-                // next commit, so offsets and the index stay true.
-                let _ = active.file.set_len(active.bytes);
-                let _ = active.file.seek(SeekFrom::Start(active.bytes));
-                return Err(e);
+                return Err(self.refuse_uncommitted(e));
             }
-            active.bytes += self.buf.len() as u64;
-            let c = &self.shared.counters;
-            c.appended_bytes.fetch_add(self.buf.len() as u64, Relaxed);
-            self.buf.clear();
-            self.unsynced = true;
         }
-        let sync = self.unsynced
+        let unsynced = self.unsynced || written > 0;
+        let sync = unsynced
             && match self.cfg.fsync {
                 FsyncMode::Batch => true,
                 FsyncMode::Interval(d) => self.last_sync.elapsed() >= d,
                 FsyncMode::Never => false,
             };
+        let mut synced = false;
         if sync {
-            active.file.sync_data()?;
-            self.shared.counters.fsyncs.fetch_add(1, Relaxed);
-            self.last_sync = Instant::now();
-            self.unsynced = false;
+            if let Err(e) = active.file.sync_data() {
+                if self.cfg.fsync == FsyncMode::Batch {
+                    // Not known to be on disk: not committed.
+                    return Err(self.refuse_uncommitted(e));
+                }
+                // Interval mode never promised these durable yet: they stay, and the
+                // next interval tries again.
+                self.shared.counters.write_errors.fetch_add(1, Relaxed);
+                tracing::error!(spool = %self.cfg.path.display(), "spool fsync failed, will retry: {e}");
+            } else {
+                self.shared.counters.fsyncs.fetch_add(1, Relaxed);
+                self.last_sync = Instant::now();
+                synced = true;
+            }
         }
+        let Some(active) = self.active.as_mut() else {
+            return Ok(());
+        };
+        active.bytes += written;
+        self.shared.counters.appended_bytes.fetch_add(written, Relaxed);
+        self.buf.clear();
+        self.uncommitted_kinds.clear();
+        self.unsynced = unsynced && !synced;
         let appended = self.next_seq - self.shared.written_seq.load(Relaxed);
         {
             let mut segs = self.shared.lock_segments_mut();
@@ -364,6 +407,32 @@ impl Spool {
             }
         }
         Ok(())
+    }
+
+    /// Gives up everything appended since the last commit, after a failed write: the
+    /// file is cut back to its committed length, the buffered records and their seqs
+    /// are dropped (the router refuses those events), and appends wait for the commit.
+    fn refuse_uncommitted(&mut self, e: std::io::Error) -> std::io::Error {
+        if let Some(active) = self.active.as_mut() {
+            let cut = active
+                .file
+                .set_len(active.bytes)
+                .and_then(|()| active.file.seek(SeekFrom::Start(active.bytes)).map(drop));
+            if let Err(cut_error) = cut {
+                tracing::error!(spool = %self.cfg.path.display(), "cannot cut a failed write off the spool segment, a new one will be started: {cut_error}");
+                self.abandon_active = true;
+            }
+            for kind in self.uncommitted_kinds.drain(..) {
+                if let Some(reference) = active.kinds.remove(&kind) {
+                    active.schema_payloads.retain(|(r, _)| *r != reference);
+                }
+            }
+        }
+        self.buf.clear();
+        self.pending_index.clear();
+        self.next_seq = self.shared.written_seq.load(Relaxed);
+        self.refusing = true;
+        e
     }
 
     /// In interval mode, fsyncs once the interval has passed since the last one.
