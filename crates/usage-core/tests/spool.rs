@@ -227,3 +227,30 @@ fn finished_segments_are_deleted_and_restarts_keep_numbering() {
     assert_eq!(distinct.len(), 5005);
     p.shutdown_blocking(Duration::from_secs(5)).unwrap();
 }
+
+/// Review H2: one drain pass stops at 64K events, and `accept` used to answer after one
+/// pass, with its own events still queued behind the rest: acknowledged, not on disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accept_answers_only_once_its_events_are_committed_behind_a_long_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = Recorder::ok();
+    let p = builder(dir.path())
+        .configure(|c| {
+            c.queue_capacity = 400_000;
+            c.queue_max_bytes = 1 << 30;
+        })
+        .exporter("rec", rec.clone())
+        .build()
+        .unwrap();
+    let ahead = 200_000u64;
+    emit_n(&p, ahead);
+    let mine = relay(u64::MAX);
+    p.accept(vec![mine], Duration::from_secs(30)).await.unwrap();
+    let spooled = p.stats().spool.unwrap().next_seq;
+    assert!(
+        spooled > ahead,
+        "acknowledged with only {spooled} of {} events committed",
+        ahead + 1
+    );
+    p.shutdown(Duration::from_secs(30)).await.unwrap();
+}

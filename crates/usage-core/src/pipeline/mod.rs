@@ -144,6 +144,30 @@ impl Inner {
         r.end_seq()
     }
 
+    /// Drains until every event queued now has been through a commit (with a spool),
+    /// however many drain passes that takes: one pass stops at `COMMIT_MAX`. `Err`
+    /// when the spool is full and the queue cannot move, or at `deadline`.
+    fn drain_queued(&self, deadline: Instant) -> Result<(), AcceptError> {
+        // With the router locked nothing drains, so these two agree: FIFO order
+        // means the queue's current events are through once `accepted` reaches this.
+        let target = {
+            let r = self.lock_router();
+            r.accepted + self.ingest.len() as u64
+        };
+        loop {
+            self.drain();
+            if self.lock_router().accepted >= target {
+                return Ok(());
+            }
+            if self.ingest.is_spool_full() {
+                return Err(AcceptError::Full);
+            }
+            if Instant::now() >= deadline {
+                return Err(AcceptError::Timeout);
+            }
+        }
+    }
+
     fn housekeeping(&self) {
         self.lock_router().housekeeping(&self.slots);
     }
@@ -459,13 +483,16 @@ impl Pipeline {
         // The drain appends and commits (and, with fsync = "batch", fsyncs) everything queued.
         // Without a spool the caller waits for delivery, so partial batches go out now
         // rather than at their flush interval.
-        let target = tokio::task::spawn_blocking(move || if durable { inner.drain() } else { inner.begin_flush() })
-            .await
-            .map_err(|_| AcceptError::ShuttingDown)?;
-        if self.inner.spool.is_some() {
-            if self.inner.ingest.is_spool_full() && self.inner.ingest.len() > 0 {
-                return Err(AcceptError::Full);
+        let target = tokio::task::spawn_blocking(move || {
+            if durable {
+                inner.drain_queued(deadline).map(|()| 0)
+            } else {
+                Ok(inner.begin_flush())
             }
+        })
+        .await
+        .map_err(|_| AcceptError::ShuttingDown)??;
+        if self.inner.spool.is_some() {
             if self.spool_write_errors() != write_errors {
                 // Not known to be on disk: the caller retries (ids make that harmless).
                 return Err(AcceptError::NotDurable);
