@@ -4,6 +4,8 @@ use crate::encode::encode_parts;
 use crate::layout::{part_file_name, Compression};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Duration;
 use usage_core::{
     async_trait, Batch, ConfigError, ExportError, Exporter, ExporterContext, ExporterDefaults, ExporterFactory,
@@ -34,6 +36,9 @@ pub struct FileExporter {
     root: PathBuf,
     compression: Compression,
     level: i32,
+    /// Whether temp parts a killed process left have been removed (once, on the
+    /// first write).
+    swept: Arc<AtomicBool>,
 }
 
 impl FileExporter {
@@ -47,6 +52,7 @@ impl FileExporter {
             root: root.into(),
             compression,
             level,
+            swept: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -62,6 +68,9 @@ impl FileExporter {
     }
 
     fn write(&self, batch: &Batch) -> std::io::Result<()> {
+        if !self.swept.swap(true, Relaxed) {
+            remove_stale_temp_parts(&self.root, 0);
+        }
         let id = batch.id().to_string();
         for part in encode_parts(batch, self.compression, self.level)? {
             let dir = self.root.join(part.partition.to_string());
@@ -94,6 +103,27 @@ impl Exporter for FileExporter {
         .await
         .map_err(|e| ExportError::retryable(e.to_string()))?
         .map_err(|e| ExportError::retryable(format!("{} is not writable: {e}", self.root.display())))
+    }
+}
+
+/// Removes hidden temp parts (`.part-*.tmp`) a kill between write and rename left
+/// under `dir`. A retried batch can be cut differently after a restart, so its old
+/// temp name would never be reused. Partitions nest five deep (kind, year, month,
+/// day, hour).
+fn remove_stale_temp_parts(dir: &Path, depth: usize) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            if depth < 6 {
+                remove_stale_temp_parts(&path, depth + 1);
+            }
+        } else if name.starts_with(".part-") && name.ends_with(".tmp") {
+            match std::fs::remove_file(&path) {
+                Ok(()) => tracing::info!(file = %path.display(), "removed a temp part an interrupted write left"),
+                Err(e) => tracing::warn!(file = %path.display(), "cannot remove a stale temp part: {e}"),
+            }
+        }
     }
 }
 

@@ -148,6 +148,27 @@ async fn a_retried_batch_overwrites_its_parts_and_temp_files_are_ignored() {
     exporter.healthcheck().await.unwrap();
 }
 
+/// A kill between write and rename leaves a hidden temp part; after a restart the
+/// batch may be cut differently, so nothing would ever reuse its name. The next
+/// exporter instance removes it on its first write, and nothing else.
+#[tokio::test]
+async fn temp_parts_a_killed_process_left_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let hour = dir.path().join("relay_usage/year=2026/month=02/day=03/hour=04");
+    std::fs::create_dir_all(&hour).unwrap();
+    let stale = hour.join(".part-deadbeef.ndjson.zst.tmp");
+    std::fs::write(&stale, b"partial").unwrap();
+    std::fs::write(hour.join("notes.txt"), b"not ours").unwrap();
+    let exporter = FileExporter::new(dir.path(), Compression::Zstd);
+    let batch = Batch::from_events(
+        vec![Event::at(at("2026-02-03T05:00:00Z"), relay("p", 1))],
+        Arc::new(Resource::new("svc")),
+    );
+    exporter.export(&batch).await.unwrap();
+    assert!(!stale.exists());
+    assert!(hour.join("notes.txt").exists());
+}
+
 #[test]
 fn filters_prune_by_kind_and_time() {
     let dir = tempfile::tempdir().unwrap();

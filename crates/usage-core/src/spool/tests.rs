@@ -377,3 +377,28 @@ fn segments_stay_near_segment_bytes_even_within_one_commit() {
     assert_eq!((report.events, report.quarantined_bytes), (2000, 0));
     assert_eq!(read_all(&s.shared).len(), 2000);
 }
+
+/// A kill during an atomic write (a recovery rewrite, a quarantine file, a cursor)
+/// leaves a hidden temp file; the next owner removes it and nothing else.
+#[test]
+fn temp_files_of_an_interrupted_write_are_removed_at_open() {
+    let d = tempfile::tempdir().unwrap();
+    let (mut s, _) = Spool::open(cfg(d.path()), res()).unwrap();
+    s.append(&relays(3));
+    s.commit().unwrap();
+    drop(s);
+    let stale = [
+        d.path().join("segments").join(".00000000000000000000.seg.tmp"),
+        d.path().join("cursors").join(".out.cursor.tmp"),
+        d.path().join("quarantine").join(".x.bin.tmp"),
+    ];
+    for f in &stale {
+        std::fs::write(f, b"half").unwrap();
+    }
+    let (s, report) = Spool::open(cfg(d.path()), res()).unwrap();
+    assert_eq!(report.events, 3);
+    for f in &stale {
+        assert!(!f.exists(), "{} left behind", f.display());
+    }
+    assert_eq!(read_all(&s.shared).len(), 3);
+}

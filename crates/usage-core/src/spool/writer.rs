@@ -13,7 +13,7 @@ use crate::resource::Resource;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -57,6 +57,24 @@ pub(crate) struct Spool {
     abandon_active: bool,
 }
 
+/// Removes what a kill during an atomic write left behind (`.<name>.tmp`, see
+/// [`crate::fs::write_atomic`]): with the lock held, no other writer can own one.
+fn remove_stale_temp_files(dir: &Path) {
+    for sub in ["segments", "cursors", "quarantine"] {
+        for entry in std::fs::read_dir(dir.join(sub)).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                match std::fs::remove_file(entry.path()) {
+                    Ok(()) => {
+                        tracing::info!(file = %entry.path().display(), "removed a temp file an interrupted write left")
+                    }
+                    Err(e) => tracing::warn!(file = %entry.path().display(), "cannot remove a stale temp file: {e}"),
+                }
+            }
+        }
+    }
+}
+
 pub(crate) fn segment_name(base_seq: u64) -> String {
     format!("{base_seq:020}.seg")
 }
@@ -77,6 +95,7 @@ impl Spool {
         for sub in ["segments", "cursors", "quarantine"] {
             std::fs::create_dir_all(cfg.path.join(sub)).map_err(|e| fail(format!("cannot create {sub}/: {e}")))?;
         }
+        remove_stale_temp_files(&cfg.path);
         let mut names: Vec<PathBuf> = std::fs::read_dir(cfg.path.join("segments"))
             .map_err(|e| fail(format!("cannot list segments: {e}")))?
             .flatten()
