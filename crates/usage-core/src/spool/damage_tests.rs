@@ -42,7 +42,7 @@ fn custom_schema() -> Arc<Schema> {
     })
 }
 
-fn custom(n: u64) -> Event {
+pub(super) fn custom(n: u64) -> Event {
     let values = vec![OwnedValue::Str(format!("m-{n}").as_str().into()), OwnedValue::U64(n)];
     match Record::new(custom_schema(), values) {
         Ok(r) => Event::from_record(r),

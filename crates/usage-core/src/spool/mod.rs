@@ -201,6 +201,8 @@ pub struct SpoolError {
 }
 
 #[cfg(test)]
+mod damage_classes_tests;
+#[cfg(test)]
 mod damage_tests;
 #[cfg(test)]
 mod tests;
