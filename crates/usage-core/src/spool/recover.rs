@@ -119,6 +119,7 @@ impl<'a> Recovery<'a> {
         };
         let by_reference = header.version >= 2;
         let mut references = ReferenceCounts::new();
+        let mut run: Option<((u64, Option<u64>), u64)> = None;
         let damaged_before = self.report.damaged_events;
         // Format 1: events whose kind's schema record is damaged cannot be decoded.
         let mut schemaless = 0u64;
@@ -162,7 +163,15 @@ impl<'a> Recovery<'a> {
                         // A payload too short to name them cannot be resolved: u64::MAX is no
                         // fingerprint any record is filed under in practice.
                         let key = codec::references(payload).unwrap_or((u64::MAX, None));
-                        *references.entry(key).or_default() += 1;
+                        // Runs of one kind are the rule: count a run, hash once per run.
+                        match run.as_mut() {
+                            Some((k, n)) if *k == key => *n += 1,
+                            _ => {
+                                if let Some((k, n)) = run.replace((key, 1)) {
+                                    *references.entry(k).or_default() += n;
+                                }
+                            }
+                        }
                     } else {
                         let refs = codec::Refs::Segment {
                             schemas: &meta.schemas,
@@ -186,6 +195,9 @@ impl<'a> Recovery<'a> {
                 segment = %path.display(), events = damaged,
                 "spooled events were lost to damaged records and will not be delivered (counted from sequence gaps)"
             );
+        }
+        if let Some((k, n)) = run {
+            *references.entry(k).or_default() += n;
         }
         if by_reference {
             self.references.push((path.to_path_buf(), references));

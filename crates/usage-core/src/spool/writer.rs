@@ -16,7 +16,7 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The open segment being appended to.
 struct Active {
@@ -55,6 +55,9 @@ pub(crate) struct Spool {
     /// The active segment could not be cut back after a failed write: its tail is
     /// unknown, so the next commit starts a new segment first.
     abandon_active: bool,
+    /// After a failed roll: no new attempt before this (the segment grows meanwhile),
+    /// so a persistent error costs one attempt and one log line per interval.
+    roll_retry_at: Option<Instant>,
 }
 
 /// Removes what a kill during an atomic write left behind (`.<name>.tmp`, see
@@ -74,6 +77,9 @@ fn remove_stale_temp_files(dir: &Path) {
         }
     }
 }
+
+/// How long a failed segment roll waits before the next attempt.
+const ROLL_RETRY: Duration = Duration::from_millis(500);
 
 pub(crate) fn segment_name(base_seq: u64) -> String {
     format!("{base_seq:020}.seg")
@@ -188,6 +194,7 @@ impl Spool {
             refusing: false,
             uncommitted_kinds: Vec::new(),
             abandon_active: false,
+            roll_retry_at: None,
         };
         spool
             .roll()
@@ -310,7 +317,7 @@ impl Spool {
                 .active
                 .as_ref()
                 .is_some_and(|a| a.bytes + self.buf.len() as u64 >= self.cfg.segment_bytes as u64);
-            if over {
+            if over && self.roll_due() {
                 if let Err(err) = self.commit_buffered() {
                     // Everything not committed is refused; the commit reports why.
                     self.deferred_error.get_or_insert(err);
@@ -418,14 +425,22 @@ impl Spool {
         }
         self.shared.counters.appended_events.fetch_add(appended, Relaxed);
         self.shared.written_seq.store(self.next_seq, Relaxed);
-        if active.bytes >= self.cfg.segment_bytes as u64 {
+        if active.bytes >= self.cfg.segment_bytes as u64 && self.roll_due() {
             // The records are durable in this segment already: a failed roll is not a
-            // failed commit. The segment stays active and the next commit rolls again.
-            if let Err(e) = self.roll() {
-                tracing::warn!(spool = %self.cfg.path.display(), "cannot start a new spool segment, will retry: {e}");
+            // failed commit. The segment stays active and grows until the next attempt.
+            match self.roll() {
+                Ok(()) => self.roll_retry_at = None,
+                Err(e) => {
+                    self.roll_retry_at = Some(Instant::now() + ROLL_RETRY);
+                    tracing::warn!(spool = %self.cfg.path.display(), "cannot start a new spool segment, will retry in {ROLL_RETRY:?}: {e}");
+                }
             }
         }
         Ok(())
+    }
+
+    fn roll_due(&self) -> bool {
+        self.roll_retry_at.is_none_or(|t| Instant::now() >= t)
     }
 
     /// Gives up everything appended since the last commit, after a failed write: the
