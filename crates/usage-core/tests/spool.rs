@@ -254,3 +254,32 @@ async fn accept_answers_only_once_its_events_are_committed_behind_a_long_queue()
     );
     p.shutdown(Duration::from_secs(30)).await.unwrap();
 }
+
+/// A segment deleted under a lagging exporter: the restarted pipeline delivers the
+/// rest, and the loss is in its stats and metrics, not only in a log line.
+#[test]
+fn events_lost_with_a_deleted_segment_are_in_the_stats_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let (down, _up) = switchable();
+    let p = builder(dir.path()).exporter("down", down).build().unwrap();
+    emit_n(&p, 3000);
+    let _ = p.shutdown_blocking(Duration::from_millis(300));
+    let mut segments: Vec<_> = std::fs::read_dir(dir.path().join("spool/segments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    segments.sort();
+    assert!(segments.len() >= 3, "{} segments", segments.len());
+    std::fs::remove_file(&segments[1]).unwrap();
+    let rec = Recorder::ok();
+    let p = builder(dir.path()).exporter("down", rec.clone()).build().unwrap();
+    let lost = p.stats().spool.unwrap().lost_missing_events;
+    assert!(lost > 0);
+    assert!(wait_until(Duration::from_secs(10), || rec.delivered_count() as u64 == 3000 - lost));
+    let metrics = p.stats().to_prometheus();
+    assert!(
+        metrics.contains(&format!("usage_spool_lost_events{{reason=\"missing\"}} {lost}")),
+        "{metrics}"
+    );
+    p.shutdown_blocking(Duration::from_secs(5)).unwrap();
+}

@@ -284,6 +284,15 @@ impl PipelineStats {
                 "Damaged spool bytes quarantined.",
                 vec![(String::new(), s.quarantined_bytes)],
             );
+            gauge(
+                "usage_spool_lost_events",
+                "Spooled events found lost when the spool was opened, by reason: in damaged records, in missing segments, behind a schema damaged in every copy.",
+                vec![
+                    ("{reason=\"damaged\"}".into(), s.lost_damaged_events),
+                    ("{reason=\"missing\"}".into(), s.lost_missing_events),
+                    ("{reason=\"unreadable\"}".into(), s.lost_unreadable_events),
+                ],
+            );
         }
         o
     }

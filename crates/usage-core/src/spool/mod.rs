@@ -70,6 +70,10 @@ pub(crate) struct SpoolCounters {
     /// Commits that failed (write, fsync or roll): a request whose events may have been
     /// in one is not acknowledged as durable.
     pub(crate) write_errors: AtomicU64,
+    /// Events that cannot be delivered, by reason, found when the spool was opened.
+    pub(crate) lost_damaged: AtomicU64,
+    pub(crate) lost_missing: AtomicU64,
+    pub(crate) lost_unreadable: AtomicU64,
 }
 
 /// What readers (exporter workers) share with the writer.
@@ -111,6 +115,13 @@ pub struct SpoolStats {
     pub quarantined_bytes: u64,
     /// Damaged regions found.
     pub quarantined_regions: u64,
+    /// Events found lost when the spool was opened, by reason (see [`RecoveryReport`]):
+    /// in damaged records, in missing segments, behind schemas damaged in every copy.
+    pub lost_damaged_events: u64,
+    /// See `lost_damaged_events`.
+    pub lost_missing_events: u64,
+    /// See `lost_damaged_events`.
+    pub lost_unreadable_events: u64,
 }
 
 impl Shared {
@@ -128,6 +139,9 @@ impl Shared {
             replayed_events: c.replayed_events.load(Relaxed),
             quarantined_bytes: c.quarantined_bytes.load(Relaxed),
             quarantined_regions: c.quarantined_regions.load(Relaxed),
+            lost_damaged_events: c.lost_damaged.load(Relaxed),
+            lost_missing_events: c.lost_missing.load(Relaxed),
+            lost_unreadable_events: c.lost_unreadable.load(Relaxed),
         }
     }
 

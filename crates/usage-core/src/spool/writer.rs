@@ -159,6 +159,10 @@ impl Spool {
             max_bytes: cfg.max_bytes as u64,
             catalog: RwLock::new(Arc::new(catalog)),
         });
+        let c = &shared.counters;
+        c.lost_damaged.store(report.damaged_events, Relaxed);
+        c.lost_missing.store(report.missing_events, Relaxed);
+        c.lost_unreadable.store(report.unreadable_events, Relaxed);
         shared
             .counters
             .quarantined_bytes
