@@ -193,7 +193,7 @@ fn format_1_segments_are_still_read() {
     .to_vec();
     let mut payload = Vec::new();
     codec::encode_resource(&mut payload, &res());
-    encode_record(&mut file, RecordType::Resource, 0, &payload);
+    encode_record(&mut file, 0, RecordType::Resource, 0, &payload);
     let mut kinds: Vec<String> = Vec::new();
     for (i, e) in events.iter().enumerate() {
         let index = match kinds.iter().position(|k| k == e.kind()) {
@@ -201,7 +201,7 @@ fn format_1_segments_are_still_read() {
             None => {
                 payload.clear();
                 codec::encode_schema(&mut payload, e.schema());
-                encode_record(&mut file, RecordType::Schema, kinds.len() as u64, &payload);
+                encode_record(&mut file, 0, RecordType::Schema, kinds.len() as u64, &payload);
                 kinds.push(e.kind().to_string());
                 kinds.len() - 1
             }
@@ -209,7 +209,7 @@ fn format_1_segments_are_still_read() {
         payload.clear();
         codec::encode_event(&mut payload, 0, 0, e);
         let v1 = codec::to_format_1(&payload, index as u16);
-        encode_record(&mut file, RecordType::Event, 7 + i as u64, &v1);
+        encode_record(&mut file, 0, RecordType::Event, 7 + i as u64, &v1);
     }
     std::fs::write(d.path().join("segments").join(segment_name(7)), &file).unwrap();
     let (s, report) = Spool::open(cfg(d.path(), 64 << 10), res()).unwrap();

@@ -1,6 +1,6 @@
 //! The reader side: exporter workers read spooled events back by seq.
 
-use super::segment::{parse_record, Parsed, RecordType, HEADER_LEN};
+use super::segment::{parse_record, record_seed, Parsed, RecordType, HEADER_LEN};
 use super::{codec, SegmentMeta, Shared};
 use crate::event::Event;
 use std::fs::File;
@@ -36,6 +36,7 @@ impl Shared {
                 .rev()
                 .find(|(s, _)| *s <= pos)
                 .map_or(HEADER_LEN as u64, |(_, o)| *o);
+            let seed = record_seed(seg.version, seg.base_seq);
             let mut file = match File::open(&seg.path) {
                 Ok(f) => f,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -60,7 +61,7 @@ impl Shared {
                 }
                 let mut progressed = false;
                 while at < buf.len() {
-                    match parse_record(&buf, at) {
+                    match parse_record(&buf, at, seed) {
                         Parsed::Record(r) => {
                             progressed = true;
                             at = r.end();
@@ -108,7 +109,7 @@ impl Shared {
                             // Damage found while reading (it was intact at recovery): skip to
                             // the next intact record and count it.
                             let skip_to = (at + 1..buf.len())
-                                .find(|p| matches!(parse_record(&buf, *p), Parsed::Record(_)))
+                                .find(|p| matches!(parse_record(&buf, *p, seed), Parsed::Record(_)))
                                 .unwrap_or(buf.len());
                             self.counters.quarantined_regions.fetch_add(1, Relaxed);
                             self.counters

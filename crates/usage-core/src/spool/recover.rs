@@ -1,7 +1,7 @@
 //! Recovery: scanning segment files, quarantining damage, rebuilding metadata.
 
-use super::catalog::{fingerprint, Catalog};
-use super::segment::{self, Header, RecordType, FORMAT_VERSION};
+use super::catalog::Catalog;
+use super::segment::{self, Header, RecordType};
 use super::{codec, RecoveryReport, SegmentMeta, INDEX_EVERY};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -61,13 +61,7 @@ impl<'a> Recovery<'a> {
             .unwrap_or_default();
         // The name is the base seq: a damaged header is rebuilt from it.
         let named_base = name.strip_suffix(".seg").and_then(|n| n.parse::<u64>().ok());
-        let mut s = segment::scan_with(&bytes, named_base);
-        if s.header_error.is_some() && s.header.is_some() {
-            let version = infer_version(&bytes, &s);
-            if let Some(h) = s.header.as_mut() {
-                h.version = version;
-            }
-        }
+        let s = segment::scan_with(&bytes, named_base);
         if !s.damaged.is_empty() {
             let mut damaged = Vec::new();
             for r in &s.damaged {
@@ -238,19 +232,5 @@ impl<'a> Recovery<'a> {
             }
         }
         (self.report, self.catalog)
-    }
-}
-
-/// The format of a segment whose header is damaged, from its records: format 2 files
-/// its schema and resource records under their fingerprints.
-fn infer_version(bytes: &[u8], s: &segment::Scan) -> u32 {
-    let mut described = s.records.iter().filter(|r| r.ty != RecordType::Event).peekable();
-    if described.peek().is_none() {
-        return FORMAT_VERSION;
-    }
-    if described.any(|r| fingerprint(&bytes[r.payload.clone()]) == r.seq) {
-        FORMAT_VERSION
-    } else {
-        1
     }
 }

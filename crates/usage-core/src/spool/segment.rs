@@ -3,7 +3,7 @@
 //! ```text
 //! header:  "USAGESPL" | version u32 | base seq u64 | created micros i64 | crc32c(previous 28 bytes) u32
 //! record:  magic u32 "USRL" | len u32 | crc32c u32 | type u8 | seq u64 | payload [len]
-//!          crc32c covers len, type, seq and payload
+//!          crc32c covers len, type, seq and payload, seeded (format 2) per segment
 //! ```
 //!
 //! The record magic lets a scan find the next intact record after damaged bytes.
@@ -95,10 +95,31 @@ fn le64(b: &[u8]) -> u64 {
     u64::from_le_bytes(a)
 }
 
-/// Appends one framed record.
-pub(crate) fn encode_record(out: &mut Vec<u8>, ty: RecordType, seq: u64, payload: &[u8]) {
+/// The checksum seed of a segment's records. Format 2 seeds every record's CRC32C
+/// with the segment's base seq (known from the file name even when the header is
+/// damaged). A client can put any bytes in a string, including a whole framed
+/// record; seeded, such bytes do not verify unless their author knew the base seq of
+/// the segment they would land in, so a resync after damage cannot be steered onto a
+/// forged record (review M7).
+pub(crate) fn record_seed(version: u32, base_seq: u64) -> u32 {
+    if version >= 2 {
+        crc32c::crc32c(&base_seq.to_le_bytes())
+    } else {
+        0
+    }
+}
+
+impl Header {
+    /// The checksum seed of this segment's records.
+    pub(crate) fn seed(&self) -> u32 {
+        record_seed(self.version, self.base_seq)
+    }
+}
+
+/// Appends one framed record; `seed` from [`record_seed`].
+pub(crate) fn encode_record(out: &mut Vec<u8>, seed: u32, ty: RecordType, seq: u64, payload: &[u8]) {
     let len = payload.len() as u32;
-    let mut crc = crc32c::crc32c(&len.to_le_bytes());
+    let mut crc = crc32c::crc32c_append(seed, &len.to_le_bytes());
     crc = crc32c::crc32c_append(crc, &[ty as u8]);
     crc = crc32c::crc32c_append(crc, &seq.to_le_bytes());
     crc = crc32c::crc32c_append(crc, payload);
@@ -134,8 +155,8 @@ pub(crate) enum Parsed {
     Invalid,
 }
 
-/// Parses the record at `pos`.
-pub(crate) fn parse_record(buf: &[u8], pos: usize) -> Parsed {
+/// Parses the record at `pos` of a segment whose records have `seed`.
+pub(crate) fn parse_record(buf: &[u8], pos: usize, seed: u32) -> Parsed {
     let rest = buf.len().saturating_sub(pos);
     if rest < RECORD_HEADER_LEN {
         // Too short for a header: a torn write if what is there starts like one.
@@ -159,7 +180,7 @@ pub(crate) fn parse_record(buf: &[u8], pos: usize) -> Parsed {
     let Some(payload) = buf.get(start..start + len) else {
         return Parsed::Incomplete;
     };
-    let mut crc = crc32c::crc32c(&head[4..8]);
+    let mut crc = crc32c::crc32c_append(seed, &head[4..8]);
     crc = crc32c::crc32c_append(crc, &head[12..21]);
     crc = crc32c::crc32c_append(crc, payload);
     if crc != le32(&head[8..12]) {
@@ -198,13 +219,25 @@ pub(crate) fn scan_with(buf: &[u8], base_seq: Option<u64>) -> Scan {
         (Ok(h), _) => out.header = Some(h),
         (Err(e), Some(base_seq)) if buf.len() >= HEADER_LEN => {
             out.header_error = Some(e);
-            // Rebuilt; recovery settles the version from the records.
-            out.header = Some(Header {
+            // Rebuilt: the version is the one whose seed the records verify with.
+            let mut header = Header {
                 version: FORMAT_VERSION,
                 base_seq,
                 created_micros: 0,
-            });
+            };
+            let mut records = scan_records(buf, header.seed());
+            if records.0.is_empty() {
+                let v1 = scan_records(buf, record_seed(1, base_seq));
+                if !v1.0.is_empty() {
+                    header.version = 1;
+                    records = v1;
+                }
+            }
+            out.header = Some(header);
             out.damaged.push(0..HEADER_LEN);
+            out.records = records.0;
+            out.damaged.extend(records.1);
+            return out;
         }
         (Err(e), _) => {
             out.header_error = Some(e);
@@ -214,30 +247,40 @@ pub(crate) fn scan_with(buf: &[u8], base_seq: Option<u64>) -> Scan {
             return out;
         }
     }
+    let seed = out.header.map_or(0, |h| h.seed());
+    let (records, damaged) = scan_records(buf, seed);
+    out.records = records;
+    out.damaged.extend(damaged);
+    out
+}
+
+/// The intact records after the header, and the damaged ranges between them.
+fn scan_records(buf: &[u8], seed: u32) -> (Vec<RecordRef>, Vec<Range<usize>>) {
+    let (mut records, mut damaged) = (Vec::new(), Vec::new());
     let mut pos = HEADER_LEN;
     while pos < buf.len() {
-        match parse_record(buf, pos) {
+        match parse_record(buf, pos, seed) {
             Parsed::Record(r) => {
                 pos = r.end();
-                out.records.push(r);
+                records.push(r);
             }
             Parsed::Incomplete | Parsed::Invalid => {
-                let next = resync(buf, pos + 1).unwrap_or(buf.len());
-                out.damaged.push(pos..next);
+                let next = resync(buf, pos + 1, seed).unwrap_or(buf.len());
+                damaged.push(pos..next);
                 pos = next;
             }
         }
     }
-    out
+    (records, damaged)
 }
 
 /// The next offset at or after `from` holding an intact record.
-fn resync(buf: &[u8], from: usize) -> Option<usize> {
+pub(crate) fn resync(buf: &[u8], from: usize, seed: u32) -> Option<usize> {
     let magic = RECORD_MAGIC.to_le_bytes();
     let mut p = from;
     while p + 4 <= buf.len() {
         let hit = buf[p..].windows(4).position(|w| w == magic)? + p;
-        if matches!(parse_record(buf, hit), Parsed::Record(_)) {
+        if matches!(parse_record(buf, hit, seed), Parsed::Record(_)) {
             return Some(hit);
         }
         p = hit + 1;
@@ -263,7 +306,7 @@ mod tests {
             let p: Vec<u8> = (0..(10 + i * 7) as u8)
                 .map(|x| x.wrapping_mul(31).wrapping_add(i as u8))
                 .collect();
-            encode_record(&mut b, RecordType::Event, 100 + i, &p);
+            encode_record(&mut b, record_seed(FORMAT_VERSION, 100), RecordType::Event, 100 + i, &p);
             payloads.push(p);
         }
         (b, payloads)
@@ -359,6 +402,57 @@ mod tests {
             s.records.len()
         );
         assert_eq!(s.records.last().unwrap().seq, 139);
+    }
+
+    /// Review M7: a client controls string bytes, so a payload can hold a whole framed
+    /// record. When damage makes a scan resync into that payload, the forgery must not
+    /// verify, or it would stand in for the records after it.
+    #[test]
+    fn a_record_forged_inside_a_payload_is_not_taken_after_damage() {
+        let seed = record_seed(FORMAT_VERSION, 100);
+        let mut b = Header {
+            version: FORMAT_VERSION,
+            base_seq: 100,
+            created_micros: 1,
+        }
+        .encode()
+        .to_vec();
+        // The forger does not know the segment's base seq; an unseeded record is the
+        // best guess, plus one seeded for a neighbouring segment.
+        let mut forged = Vec::new();
+        encode_record(&mut forged, 0, RecordType::Event, 5000, b"forged");
+        encode_record(
+            &mut forged,
+            record_seed(FORMAT_VERSION, 99),
+            RecordType::Event,
+            5001,
+            b"forged",
+        );
+        encode_record(&mut b, seed, RecordType::Event, 100, &forged);
+        encode_record(&mut b, seed, RecordType::Event, 101, b"after");
+        b[HEADER_LEN] ^= 0xff; // the carrying record's magic
+        let s = scan(&b);
+        let seqs: Vec<u64> = s.records.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, vec![101]);
+    }
+
+    #[test]
+    fn a_format_1_segment_with_a_damaged_header_is_read_with_its_own_seed() {
+        let mut b = Header {
+            version: 1,
+            base_seq: 100,
+            created_micros: 1,
+        }
+        .encode()
+        .to_vec();
+        for i in 0..3 {
+            encode_record(&mut b, record_seed(1, 100), RecordType::Event, 100 + i, b"v1");
+        }
+        b[9] ^= 0x01;
+        let s = scan_with(&b, Some(100));
+        assert_eq!(s.header.map(|h| h.version), Some(1));
+        assert_eq!(s.records.len(), 3);
+        assert_eq!(s.damaged, vec![0..HEADER_LEN]);
     }
 
     #[test]

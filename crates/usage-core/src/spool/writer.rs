@@ -3,7 +3,7 @@
 
 use super::catalog::fingerprint;
 use super::recover::{gaps_between, Recovery};
-use super::segment::{encode_record, Header, RecordType, FORMAT_VERSION};
+use super::segment::{encode_record, record_seed, Header, RecordType, FORMAT_VERSION};
 use super::{
     codec, cursor, lock, FsyncMode, RecoveryReport, SegmentMeta, Shared, SpoolConfig, SpoolCounters, SpoolError,
     INDEX_EVERY,
@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 /// The open segment being appended to.
 struct Active {
     file: File,
+    /// The checksum seed of its records.
+    seed: u32,
     /// Kinds with a schema record in this segment: kind -> schema reference.
     kinds: HashMap<String, u64>,
     /// Their schema records' payloads, written again when the segment is sealed.
@@ -246,8 +248,10 @@ impl Spool {
         }
         .encode()
         .to_vec();
+        let seed = record_seed(FORMAT_VERSION, self.next_seq);
         encode_record(
             &mut head,
+            seed,
             RecordType::Resource,
             self.resource_ref,
             &self.resource_payload,
@@ -271,6 +275,7 @@ impl Spool {
         drop(segs);
         self.active = Some(Active {
             file,
+            seed,
             kinds: HashMap::new(),
             schema_payloads: Vec::new(),
             bytes: head.len() as u64,
@@ -289,10 +294,11 @@ impl Spool {
         };
         let mut trailer = Vec::new();
         for (reference, payload) in &old.schema_payloads {
-            encode_record(&mut trailer, RecordType::Schema, *reference, payload);
+            encode_record(&mut trailer, old.seed, RecordType::Schema, *reference, payload);
         }
         encode_record(
             &mut trailer,
+            old.seed,
             RecordType::Resource,
             self.resource_ref,
             &self.resource_payload,
@@ -337,7 +343,7 @@ impl Spool {
                     let mut payload = Vec::new();
                     codec::encode_schema(&mut payload, e.schema());
                     let reference = fingerprint(&payload);
-                    encode_record(&mut self.buf, RecordType::Schema, reference, &payload);
+                    encode_record(&mut self.buf, active.seed, RecordType::Schema, reference, &payload);
                     active.kinds.insert(e.kind().to_string(), reference);
                     active.schema_payloads.push((reference, payload));
                     self.uncommitted_kinds.push(e.kind().to_string());
@@ -351,7 +357,13 @@ impl Spool {
             }
             self.scratch.clear();
             codec::encode_event(&mut self.scratch, schema_ref, self.resource_ref, e);
-            encode_record(&mut self.buf, RecordType::Event, self.next_seq, &self.scratch);
+            encode_record(
+                &mut self.buf,
+                active.seed,
+                RecordType::Event,
+                self.next_seq,
+                &self.scratch,
+            );
             self.next_seq += 1;
         }
         first
