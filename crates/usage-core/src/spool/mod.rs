@@ -14,6 +14,7 @@ mod config;
 pub(crate) mod cursor;
 mod inspect;
 mod lock;
+mod open;
 mod read;
 mod recover;
 pub(crate) mod segment;

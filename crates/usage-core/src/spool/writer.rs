@@ -2,24 +2,18 @@
 //! finished ones. Owned by the router thread.
 
 use super::catalog::fingerprint;
-use super::recover::{gaps_between, Recovery};
 use super::segment::{encode_record, record_seed, Header, RecordType, FORMAT_VERSION};
-use super::{
-    codec, cursor, lock, FsyncMode, RecoveryReport, SegmentMeta, Shared, SpoolConfig, SpoolCounters, SpoolError,
-    INDEX_EVERY,
-};
+use super::{codec, lock, FsyncMode, SegmentMeta, Shared, SpoolConfig, INDEX_EVERY};
 use crate::event::Event;
-use crate::resource::Resource;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The open segment being appended to.
-struct Active {
+pub(super) struct Active {
     file: File,
     /// The checksum seed of its records.
     seed: u32,
@@ -34,50 +28,32 @@ struct Active {
 /// The writer side, owned by the router.
 pub(crate) struct Spool {
     /// Held until shutdown (or drop): one writer per directory.
-    lock: Option<lock::DirLock>,
-    cfg: SpoolConfig,
+    pub(super) lock: Option<lock::DirLock>,
+    pub(super) cfg: SpoolConfig,
     pub(crate) shared: Arc<Shared>,
     /// The encoded resource of events without their own, and its reference.
-    resource_payload: Vec<u8>,
-    resource_ref: u64,
-    active: Option<Active>,
-    next_seq: u64,
-    buf: Vec<u8>,
-    scratch: Vec<u8>,
-    pending_index: Vec<(u64, u64)>,
-    last_sync: Instant,
-    unsynced: bool,
+    pub(super) resource_payload: Vec<u8>,
+    pub(super) resource_ref: u64,
+    pub(super) active: Option<Active>,
+    pub(super) next_seq: u64,
+    pub(super) buf: Vec<u8>,
+    pub(super) scratch: Vec<u8>,
+    pub(super) pending_index: Vec<(u64, u64)>,
+    pub(super) last_sync: Instant,
+    pub(super) unsynced: bool,
     /// A write made while appending failed: the next commit reports it.
-    deferred_error: Option<std::io::Error>,
+    pub(super) deferred_error: Option<std::io::Error>,
     /// After a failed write, until the next commit: appends buffer nothing (the
     /// router refuses every event not committed).
-    refusing: bool,
+    pub(super) refusing: bool,
     /// Kinds whose first schema record in the active segment is still in `buf`.
-    uncommitted_kinds: Vec<String>,
+    pub(super) uncommitted_kinds: Vec<String>,
     /// The active segment could not be cut back after a failed write: its tail is
     /// unknown, so the next commit starts a new segment first.
-    abandon_active: bool,
+    pub(super) abandon_active: bool,
     /// After a failed roll: no new attempt before this (the segment grows meanwhile),
     /// so a persistent error costs one attempt and one log line per interval.
-    roll_retry_at: Option<Instant>,
-}
-
-/// Removes what a kill during an atomic write left behind (`.<name>.tmp`, see
-/// [`crate::fs::write_atomic`]): with the lock held, no other writer can own one.
-fn remove_stale_temp_files(dir: &Path) {
-    for sub in ["segments", "cursors", "quarantine"] {
-        for entry in std::fs::read_dir(dir.join(sub)).into_iter().flatten().flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') && name.ends_with(".tmp") {
-                match std::fs::remove_file(entry.path()) {
-                    Ok(()) => {
-                        tracing::info!(file = %entry.path().display(), "removed a temp file an interrupted write left")
-                    }
-                    Err(e) => tracing::warn!(file = %entry.path().display(), "cannot remove a stale temp file: {e}"),
-                }
-            }
-        }
-    }
+    pub(super) roll_retry_at: Option<Instant>,
 }
 
 /// How long a failed segment roll waits before the next attempt.
@@ -88,126 +64,6 @@ pub(crate) fn segment_name(base_seq: u64) -> String {
 }
 
 impl Spool {
-    /// Opens (creating if needed) and recovers the spool: every intact record is
-    /// kept, damaged bytes go to `quarantine/` and are counted.
-    pub(crate) fn open(cfg: SpoolConfig, resource: Arc<Resource>) -> Result<(Spool, RecoveryReport), SpoolError> {
-        let spool_path = cfg.path.clone();
-        let fail = |message: String| SpoolError {
-            path: spool_path.clone(),
-            message,
-        };
-        let start = Instant::now();
-        std::fs::create_dir_all(&cfg.path).map_err(|e| fail(format!("cannot create the directory: {e}")))?;
-        // Before anything is read or changed: another writer's files are not ours to recover.
-        let dir_lock = lock::DirLock::acquire(&cfg.path).map_err(fail)?;
-        for sub in ["segments", "cursors", "quarantine"] {
-            std::fs::create_dir_all(cfg.path.join(sub)).map_err(|e| fail(format!("cannot create {sub}/: {e}")))?;
-        }
-        remove_stale_temp_files(&cfg.path);
-        let mut names: Vec<PathBuf> = std::fs::read_dir(cfg.path.join("segments"))
-            .map_err(|e| fail(format!("cannot list segments: {e}")))?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "seg"))
-            .collect();
-        names.sort();
-        let mut recovery = Recovery::new(&cfg.path, false);
-        let mut metas = Vec::new();
-        let mut next_seq = 0u64;
-        for path in names {
-            recovery.report.segments += 1;
-            match recovery.segment(&path) {
-                Ok(Some(meta)) if meta.next_seq == meta.base_seq => {
-                    // No events: only its position matters, and that is kept in next_seq.
-                    next_seq = next_seq.max(meta.base_seq);
-                    let _ = std::fs::remove_file(&meta.path);
-                }
-                Ok(Some(meta)) => {
-                    next_seq = next_seq.max(meta.next_seq);
-                    metas.push(meta);
-                }
-                Ok(None) => {}
-                Err(e) => return Err(fail(format!("{}: {e}", path.display()))),
-            }
-        }
-        let (mut report, mut catalog) = recovery.finish();
-        report.data_end = next_seq;
-        // Never reuse a seq an exporter has acknowledged, even if its segments are gone.
-        for entry in std::fs::read_dir(cfg.path.join("cursors"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            if let cursor::Loaded::Seq(s) = cursor::load(&entry.path()) {
-                next_seq = next_seq.max(s);
-            }
-        }
-        report.missing_events = gaps_between(&metas);
-        if report.missing_events > 0 {
-            tracing::warn!(
-                spool = %cfg.path.display(), events = report.missing_events,
-                "spool segments are MISSING: events some exporter had not delivered are gone (a segment was deleted or emptied)"
-            );
-        }
-        let mut resource_payload = Vec::new();
-        codec::encode_resource(&mut resource_payload, &resource);
-        let resource_ref = fingerprint(&resource_payload);
-        catalog.insert_resource(resource_ref, resource);
-        let shared = Arc::new(Shared {
-            dir: cfg.path.clone(),
-            segments: RwLock::new(Vec::new()),
-            written_seq: AtomicU64::new(0),
-            counters: SpoolCounters::default(),
-            max_bytes: cfg.max_bytes as u64,
-            catalog: RwLock::new(Arc::new(catalog)),
-        });
-        let c = &shared.counters;
-        c.lost_damaged.store(report.damaged_events, Relaxed);
-        c.lost_missing.store(report.missing_events, Relaxed);
-        c.lost_unreadable.store(report.unreadable_events, Relaxed);
-        shared
-            .counters
-            .quarantined_bytes
-            .store(report.quarantined_bytes, Relaxed);
-        shared
-            .counters
-            .quarantined_regions
-            .store(report.quarantined_regions, Relaxed);
-        shared.written_seq.store(next_seq, Relaxed);
-        shared.publish(&metas);
-        *shared.lock_segments_mut() = metas;
-        report.elapsed = start.elapsed();
-        if report.quarantined_bytes > 0 {
-            tracing::error!(
-                spool = %cfg.path.display(), bytes = report.quarantined_bytes, regions = report.quarantined_regions,
-                "spool recovery found DAMAGED data; intact records kept, damaged bytes moved to quarantine/"
-            );
-        }
-        let mut spool = Spool {
-            lock: Some(dir_lock),
-            cfg,
-            shared,
-            resource_payload,
-            resource_ref,
-            active: None,
-            next_seq,
-            buf: Vec::with_capacity(1 << 20),
-            scratch: Vec::with_capacity(1024),
-            pending_index: Vec::new(),
-            last_sync: Instant::now(),
-            unsynced: false,
-            deferred_error: None,
-            refusing: false,
-            uncommitted_kinds: Vec::new(),
-            abandon_active: false,
-            roll_retry_at: None,
-        };
-        spool
-            .roll()
-            .map_err(|e| fail(format!("cannot create a segment: {e}")))?;
-        Ok((spool, report))
-    }
-
     pub(crate) fn next_seq(&self) -> u64 {
         self.next_seq
     }
@@ -226,7 +82,7 @@ impl Spool {
     /// Starts a new segment at `next_seq` (the previous one is synced and sealed).
     /// The previous segment stays active until the new one exists: a failed roll
     /// leaves the spool writable, and the next commit tries again.
-    fn roll(&mut self) -> std::io::Result<()> {
+    pub(super) fn roll(&mut self) -> std::io::Result<()> {
         if self.abandon_active {
             // Its tail is unknown: no trailer; recovery quarantines whatever is there.
             if let Some(old) = self.active.as_ref() {
