@@ -1,6 +1,6 @@
 //! Where an exporter starts reading the spool after a restart.
 
-use super::start_cursor;
+use super::builder::start_cursor;
 use crate::spool::{cursor, Spool, SpoolConfig};
 use crate::{Event, RelayUsage, Resource};
 use std::sync::Arc;

@@ -4,8 +4,8 @@
 use super::backoff::Backoff;
 use super::batch::Batch;
 use super::deadletter::DeadLetter;
+use super::progress::Control;
 use super::queue::ExporterSlot;
-use super::Control;
 use crate::event::Event;
 use crate::exporter::{ExportError, Exporter};
 use crate::resource::Resource;

@@ -1,0 +1,179 @@
+//! What the handle, the router thread and the workers share: the ingest queue,
+//! the router behind its lock, the exporter slots, and flush/shutdown bookkeeping.
+
+use super::handle::{finish, AcceptError};
+use super::ingest::Ingest;
+use super::progress::Control;
+use super::queue::ExporterSlot;
+use super::report::{DeliveryError, DeliveryReport};
+use super::router::Router;
+use super::stats::{ExporterStats, PipelineStats};
+use crate::exporter::Exporter;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub(crate) struct Inner {
+    pub(super) ingest: Arc<Ingest>,
+    pub(super) slots: Vec<Arc<ExporterSlot>>,
+    pub(super) exporters: Vec<(String, Arc<dyn Exporter>)>,
+    pub(super) router: Mutex<Router>,
+    pub(super) spool: Option<Arc<crate::spool::Shared>>,
+    pub(super) control: Arc<Control>,
+    pub(super) router_tick: Duration,
+    pub(super) flush_base: Mutex<PipelineStats>,
+}
+
+impl Inner {
+    pub(super) fn lock_router(&self) -> std::sync::MutexGuard<'_, Router> {
+        self.router.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Moves queued events to the exporters; returns the seq below which every
+    /// event emitted so far has been routed.
+    pub(super) fn drain(&self) -> u64 {
+        let mut r = self.lock_router();
+        if r.drain(&self.ingest, &self.slots) > 0 {
+            self.control.progress.bump();
+        }
+        r.log_drops(self.ingest.drops.snapshot());
+        r.end_seq()
+    }
+
+    /// Drains until every event queued now has been through a commit (with a spool),
+    /// however many drain passes that takes: one pass stops at `COMMIT_MAX`. `Err`
+    /// when the spool is full and the queue cannot move, or at `deadline`.
+    pub(super) fn drain_queued(&self, deadline: Instant) -> Result<(), AcceptError> {
+        // With the router locked nothing drains, so these two agree: FIFO order
+        // means the queue's current events are through once `accepted` reaches this.
+        let target = {
+            let r = self.lock_router();
+            r.accepted + self.ingest.len() as u64
+        };
+        loop {
+            self.drain();
+            if self.lock_router().accepted >= target {
+                return Ok(());
+            }
+            if self.ingest.is_spool_full() {
+                return Err(AcceptError::Full);
+            }
+            if Instant::now() >= deadline {
+                return Err(AcceptError::Timeout);
+            }
+        }
+    }
+
+    pub(super) fn housekeeping(&self) {
+        self.lock_router().housekeeping(&self.slots);
+    }
+
+    pub(super) fn stats(&self) -> PipelineStats {
+        let (accepted, end_seq) = {
+            let r = self.lock_router();
+            (r.accepted, r.end_seq())
+        };
+        let queued = self.ingest.len() as u64;
+        let dropped = self.ingest.drops.snapshot();
+        let exporters = self
+            .slots
+            .iter()
+            .map(|s| {
+                let (qe, qb) = {
+                    let q = s.lock();
+                    (q.events as u64, q.bytes as u64)
+                };
+                let c = &s.counters;
+                ExporterStats {
+                    name: s.name.clone(),
+                    type_name: s.type_name.clone(),
+                    routed: c.routed.load(Relaxed),
+                    exported: c.exported.load(Relaxed),
+                    retried: c.retried.load(Relaxed),
+                    errors: c.errors.load(Relaxed),
+                    dead_lettered: c.dead_lettered.load(Relaxed),
+                    dropped_queue_full: c.dropped_queue_full.load(Relaxed),
+                    failed: c.failed.load(Relaxed),
+                    queued_events: qe,
+                    queued_bytes: qb,
+                    in_flight: c.in_flight.load(Relaxed),
+                    paused: c.paused.load(Relaxed),
+                    cursor: s.acked.load(Relaxed),
+                    lag: end_seq.saturating_sub(s.acked.load(Relaxed)),
+                    last_error: c.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+                }
+            })
+            .collect();
+        PipelineStats {
+            emitted: accepted + queued + dropped.total() - dropped.unrouted,
+            accepted: accepted + queued,
+            dropped,
+            queued_events: queued,
+            queued_bytes: self.ingest.bytes() as u64,
+            exporters,
+            spool: self.spool.as_ref().map(|s| s.stats()),
+        }
+    }
+
+    /// Every exporter has finished every event below `target`.
+    pub(super) fn caught_up(&self, target: u64) -> bool {
+        self.slots.iter().all(|s| s.acked.load(Relaxed) >= target)
+    }
+
+    pub(super) fn all_finished(&self) -> bool {
+        self.slots.iter().all(|s| s.finished.load(Relaxed))
+    }
+
+    /// Starts a flush: moves queued events to exporters, asks workers to send now,
+    /// and returns what each exporter must have finished for the flush to be complete.
+    pub(super) fn begin_flush(&self) -> u64 {
+        let target = self.drain();
+        self.control.flush_gen.fetch_add(1, Relaxed);
+        for s in &self.slots {
+            s.notify.notify_one();
+        }
+        target
+    }
+
+    pub(super) fn end_flush(&self) -> Result<DeliveryReport, DeliveryError> {
+        self.housekeeping();
+        let now = self.stats();
+        let mut base = self.flush_base.lock().unwrap_or_else(|p| p.into_inner());
+        let report = DeliveryReport::between(&base, &now);
+        *base = now;
+        finish(report)
+    }
+
+    /// Starts a shutdown: refuses new events, moves queued ones, tells workers to
+    /// finish their queues and exit.
+    pub(super) fn begin_shutdown(&self, deadline: Instant) {
+        *self.control.deadline.lock().unwrap_or_else(|p| p.into_inner()) = Some(deadline);
+        self.ingest.close();
+        self.drain();
+        self.control.stopping.store(true, Relaxed);
+        self.ingest.wake();
+        for s in &self.slots {
+            s.notify.notify_one();
+        }
+    }
+
+    pub(super) fn end_shutdown(&self) -> Result<DeliveryReport, DeliveryError> {
+        self.control.router_exit.store(true, Relaxed);
+        self.ingest.wake();
+        {
+            let mut r = self.lock_router();
+            r.housekeeping(&self.slots);
+            if let Some(spool) = r.spool.as_mut() {
+                if let Err(e) = spool.sync() {
+                    tracing::error!("spool fsync at shutdown failed: {e}");
+                }
+                spool.unlock();
+            }
+        }
+        let report = DeliveryReport::between(&PipelineStats::default(), &self.stats());
+        if !report.is_complete() {
+            tracing::error!("usage pipeline shut down with undelivered events: {report}");
+        }
+        finish(report)
+    }
+}
