@@ -210,7 +210,7 @@ pub(crate) fn scan(buf: &[u8]) -> Scan {
     scan_with(buf, None)
 }
 
-/// Like [`scan`]; when the header is damaged and `base_seq` is known (from the file
+/// Like `scan` (tests); when the header is damaged and `base_seq` is known (from the file
 /// name), the header is rebuilt and the records after it are still read: every record
 /// frames itself, so a damaged header costs only its own 32 bytes.
 pub(crate) fn scan_with(buf: &[u8], base_seq: Option<u64>) -> Scan {
