@@ -39,12 +39,12 @@
 
 pub mod config;
 mod event;
-mod exporter;
+pub mod export;
 pub mod fs;
 pub mod json;
 mod pipeline;
 pub mod receive;
-pub mod registry;
+pub use export::registry;
 mod resource;
 mod sink;
 mod spool;
@@ -60,12 +60,12 @@ pub use event::schema::{FieldDef, FieldType, Schema, RESERVED_FIELD_NAMES};
 pub use event::time::{CivilTime, Timestamp, TimestampError};
 pub use event::value::{finite_or_zero, FieldValue, OwnedValue, StrMap, Text, Value};
 pub use event::Event;
-pub use exporter::{ExportError, Exporter};
-pub use pipeline::batch::{Batch, BatchId};
+pub use export::batch::{Batch, BatchId};
+pub use export::exporter::{ExportError, Exporter};
+pub use export::registry::{ExporterContext, ExporterDefaults, ExporterFactory};
 pub use pipeline::report::{DeliveryError, DeliveryReport, ExporterDelivery};
 pub use pipeline::stats::{DropStats, ExporterStats, PipelineStats};
 pub use pipeline::{AcceptError, Pipeline, PipelineBuilder};
-pub use registry::{ExporterContext, ExporterDefaults, ExporterFactory};
 pub use resource::{default_instance_id, Resource};
 pub use sink::UsageSink;
 pub use spool::{
@@ -78,6 +78,6 @@ pub use spool::{
 pub mod __private {
     pub use crate::event::kind::KindRegistration;
     pub use crate::event::Payload;
-    pub use crate::registry::ExporterRegistration;
+    pub use crate::export::registry::ExporterRegistration;
     pub use inventory;
 }

@@ -42,16 +42,6 @@ pub struct HttpExporter {
     refused_key: Mutex<Option<String>>,
 }
 
-/// Parses `Retry-After`: seconds, or an HTTP date.
-pub fn retry_after(value: &str) -> Option<Duration> {
-    let v = value.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = httpdate::parse_http_date(v).ok()?;
-    Some(when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
-}
-
 impl HttpExporter {
     /// An exporter from settings; `section` names the config section in errors.
     pub fn new(cfg: &HttpConfig, section: &str) -> Result<Self, ConfigError> {
@@ -141,27 +131,16 @@ impl HttpExporter {
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
-            .and_then(retry_after);
+            .and_then(|v| usage_core::export::http::retry_after(v, SystemTime::now()));
         let text = resp.text().await.unwrap_or_default();
         let text: String = text.chars().take(2000).collect();
         let message = format!("POST {} -> {status}: {}", self.url, text.trim());
-        Err(match status {
-            401 | 403 => {
-                *self.refused_key.lock().unwrap_or_else(|p| p.into_inner()) = key;
-                ExportError::paused(message)
-            }
-            413 => ExportError::too_large(message),
-            429 => match after {
-                Some(d) => ExportError::retry_after(message, d),
-                None => ExportError::retryable(message),
-            },
-            408 => ExportError::retryable(message),
-            s if s >= 500 => match after {
-                Some(d) => ExportError::retry_after(message, d),
-                None => ExportError::retryable(message),
-            },
-            _ => ExportError::rejected(message),
-        })
+        let error = usage_core::export::http::classify(status, after, message);
+        if matches!(error, ExportError::Paused { .. }) {
+            // Remember which key was refused, so a probe can tell whether it changed.
+            *self.refused_key.lock().unwrap_or_else(|p| p.into_inner()) = key;
+        }
+        Err(error)
     }
 }
 
@@ -241,20 +220,6 @@ pub static FACTORY: ExporterFactory = ExporterFactory {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retry_after_in_seconds_or_http_date() {
-        assert_eq!(retry_after("7"), Some(Duration::from_secs(7)));
-        let later = SystemTime::now() + Duration::from_secs(30);
-        let d = retry_after(&httpdate::fmt_http_date(later)).unwrap();
-        assert!(d > Duration::from_secs(28) && d <= Duration::from_secs(30), "{d:?}");
-        assert_eq!(
-            retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(Duration::ZERO),
-            "past dates mean now"
-        );
-        assert_eq!(retry_after("soon"), None);
-    }
 
     #[test]
     fn a_success_body_with_refused_events_names_them() {

@@ -36,11 +36,6 @@ impl Client {
     }
 }
 
-fn retry_after(v: &str) -> Option<Duration> {
-    let v = v.trim();
-    v.parse::<u64>().ok().map(Duration::from_secs)
-}
-
 #[async_trait::async_trait]
 impl HttpClient for Client {
     async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
@@ -61,7 +56,7 @@ impl HttpClient for Client {
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
-            .and_then(retry_after);
+            .and_then(|v| usage_core::export::http::retry_after(v, std::time::SystemTime::now()));
         let headers = resp.headers().clone();
         let body = resp.bytes().await.map_err(|e| Box::new(e) as HttpError)?;
         *self.last.lock().unwrap_or_else(|p| p.into_inner()) = LastAnswer {

@@ -161,15 +161,9 @@ impl OtlpExporter {
             (None, None) => format!("OTLP POST {}: {e}", self.url),
         };
         match last.status {
-            Some(401 | 403) => ExportError::paused(message),
-            Some(413) => ExportError::too_large(message),
-            Some(429) | Some(500..=599) => match last.retry_after {
-                Some(d) => ExportError::retry_after(message, d),
-                None => ExportError::retryable(message),
-            },
-            Some(408) => ExportError::retryable(message),
-            Some(400..=499) => ExportError::rejected(message),
-            _ => ExportError::retryable(message),
+            Some(status) => usage_core::export::http::classify(status, last.retry_after, message),
+            // No answer at all (connection refused, reset, timeout): try again.
+            None => ExportError::retryable(message),
         }
     }
 }

@@ -10,13 +10,13 @@
 //!
 //! In the order an event meets them: [`builder`] makes a pipeline and [`handle`] is
 //! what users hold; `ingest` is the queue emit pushes to; `router` is the router
-//! thread (numbering, spool commits, fan-out by kind); `batch` the chunks it hands
-//! out; `queue` each exporter's queue; `worker` each exporter's task with `backoff`
-//! and `deadletter`; `shared` what all of them share, `progress` what flush and
-//! shutdown wait on, `stats` and `report` what they count and answer.
+//! thread (numbering, spool commits, fan-out by kind into the chunks batches view,
+//! `crate::export::batch`); `queue` is each exporter's queue; `worker` each
+//! exporter's task with `backoff` and `deadletter`; `shared` what all of them share,
+//! `progress` what flush and shutdown wait on, `stats` and `report` what they count
+//! and answer.
 
 pub(crate) mod backoff;
-pub(crate) mod batch;
 mod builder;
 pub(crate) mod deadletter;
 mod handle;

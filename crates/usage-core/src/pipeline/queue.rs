@@ -10,8 +10,8 @@
 //! the router stops queueing for it, and the worker reads the spool from its own
 //! position until it has caught up with `passed`.
 
-use super::batch::{Batch, Slice};
 use super::stats::ExporterCounters;
+use crate::export::batch::{Batch, Slice};
 use crate::resource::Resource;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};

@@ -2,11 +2,11 @@
 //! them to the spool (when there is one) with one group commit per pass, and offers
 //! each chunk to every exporter subscribed to its kind.
 
-use super::batch::{BufferPool, Chunk, Slice};
 use super::ingest::Ingest;
 use super::queue::ExporterSlot;
 use super::stats::DropStats;
 use crate::event::Event;
+use crate::export::batch::{BufferPool, Chunk, Slice};
 use crate::spool::{cursor, Spool};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;

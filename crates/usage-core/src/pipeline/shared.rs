@@ -8,7 +8,7 @@ use super::queue::ExporterSlot;
 use super::report::{DeliveryError, DeliveryReport};
 use super::router::Router;
 use super::stats::{ExporterStats, PipelineStats};
-use crate::exporter::Exporter;
+use crate::export::exporter::Exporter;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -2,12 +2,12 @@
 //! and decides what every failure means (retry, pause, split, dead-letter).
 
 use super::backoff::Backoff;
-use super::batch::Batch;
 use super::deadletter::DeadLetter;
 use super::progress::Control;
 use super::queue::ExporterSlot;
 use crate::event::Event;
-use crate::exporter::{ExportError, Exporter};
+use crate::export::batch::Batch;
+use crate::export::exporter::{ExportError, Exporter};
 use crate::resource::Resource;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;

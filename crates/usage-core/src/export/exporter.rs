@@ -1,6 +1,6 @@
 //! The `Exporter` trait every destination implements, and how it reports failure.
 
-use crate::pipeline::batch::Batch;
+use super::batch::Batch;
 use async_trait::async_trait;
 use std::time::Duration;
 

@@ -17,7 +17,7 @@
 //! with an error that lists the registered types and says how to link the crate.
 
 use crate::config::{ConfigError, ExporterSection};
-use crate::exporter::Exporter;
+use crate::export::exporter::Exporter;
 use crate::resource::Resource;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
