@@ -10,7 +10,6 @@
 
 mod catalog;
 pub(crate) mod codec;
-mod config;
 pub(crate) mod cursor;
 mod inspect;
 mod lock;
@@ -20,8 +19,8 @@ mod recover;
 pub(crate) mod segment;
 mod writer;
 
+pub use crate::config::{FsyncMode, SpoolConfig};
 use catalog::Catalog;
-pub use config::{FsyncMode, SpoolConfig};
 pub use inspect::{inspect, CursorInfo, SegmentInfo, SpoolInspection, SpoolReplay};
 pub(crate) use recover::cursor_past_data;
 pub(crate) use writer::Spool;
