@@ -1,0 +1,140 @@
+//! The JSON encoding: round trips, field errors, escapes.
+
+use super::*;
+use crate::{NetworkEvent, OptimizerQos, RelayUsage};
+
+fn res() -> Resource {
+    Resource::new("svc").with_instance_id("i-1")
+}
+
+#[test]
+fn escapes_control_and_quote_characters() {
+    let mut out = Vec::new();
+    write_str(&mut out, "a\"b\\c\nd\u{1}é");
+    assert_eq!(String::from_utf8(out).unwrap(), "\"a\\\"b\\\\c\\nd\\u0001é\"");
+}
+
+/// The encoding's escaping rules, one character at a time.
+fn escaped(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[test]
+fn every_ascii_byte_at_every_word_offset_is_escaped() {
+    for b in 0u8..0x80 {
+        for at in 0..20 {
+            let mut s = "abcdefghijklmnopqrstu".to_string();
+            s.replace_range(at..at + 1, std::str::from_utf8(&[b]).unwrap());
+            let mut out = Vec::new();
+            write_str(&mut out, &s);
+            assert_eq!(String::from_utf8(out).unwrap(), escaped(&s), "byte {b:#x} at {at}");
+        }
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn any_string_reads_back_as_itself(s in ".*") {
+        let mut out = Vec::new();
+        write_str(&mut out, &s);
+        proptest::prop_assert_eq!(String::from_utf8(out.clone()).unwrap(), escaped(&s));
+        proptest::prop_assert_eq!(serde_json::from_slice::<String>(&out).unwrap(), s);
+    }
+}
+
+#[test]
+fn every_builtin_round_trips_exactly() {
+    let events = vec![
+        Event::new(RelayUsage {
+            project: "p\"1".into(),
+            chain: "ETH1".into(),
+            cu: u64::MAX,
+            latency_ms: 12,
+            success: true,
+            hedge_count: 3,
+            ..Default::default()
+        }),
+        Event::new(OptimizerQos {
+            provider: "prov".into(),
+            selection_latency: 0.123456789,
+            selection_sync: f64::NAN,
+            epoch: 42,
+            ..Default::default()
+        }),
+        Event::new(NetworkEvent {
+            event_type: "stream_started".into(),
+            stream_id: "s1".into(),
+            pipeline: "p".into(),
+            attributes: vec![("codec".into(), "h264".into()), ("k\n".into(), "v".into())],
+            data: Some(r#"{"type":"stream_started","a":[1,{"b":null}]}"#.into()),
+        }),
+    ];
+    for ev in &events {
+        let text = to_string(ev, &res());
+        let back = decode_event(text.as_bytes()).unwrap();
+        assert_eq!(back.id(), ev.id());
+        assert_eq!(back.ts(), ev.ts());
+        assert_eq!(back.kind(), ev.kind());
+        assert_eq!(back.values(), ev.values(), "{text}");
+        assert_eq!(back.resource().unwrap().as_ref(), &res());
+        // and re-encoding is byte-identical
+        assert_eq!(to_string(&back, &Resource::default()), text);
+    }
+}
+
+#[test]
+fn decode_errors_name_the_field() {
+    let ev = Event::new(RelayUsage::default());
+    let mut v: serde_json::Value = serde_json::from_str(&to_string(&ev, &res())).unwrap();
+    v["cu"] = serde_json::json!("ten");
+    let e = Decoder::default().decode_value(v.clone()).unwrap_err().to_string();
+    assert_eq!(e, "field `cu` of kind `relay_usage` must be u64, got a string");
+    v["cu"] = serde_json::json!(-1);
+    let e = Decoder::default().decode_value(v.clone()).unwrap_err().to_string();
+    assert!(e.contains("must be u64, got -1"), "{e}");
+    v["cu"] = serde_json::json!(1);
+    v["bogus"] = serde_json::json!(1);
+    let e = Decoder::default().decode_value(v.clone()).unwrap_err().to_string();
+    assert_eq!(e, "kind `relay_usage` has no field `bogus`");
+    v["kind"] = serde_json::json!("nope");
+    assert_eq!(
+        Decoder::default().decode_value(v.clone()).unwrap_err(),
+        DecodeError::UnknownKind("nope".into())
+    );
+    let e = Decoder::default()
+        .decode(b"{\"kind\":\"relay_usage\",\"ts\":\"yesterday\"}")
+        .unwrap_err();
+    assert!(e.to_string().starts_with("field `ts`: invalid RFC 3339"), "{e}");
+}
+
+#[test]
+fn unknown_kinds_are_inferred_when_allowed() {
+    let line = br#"{"id":"0190f0b0-0000-7000-8000-000000000001","ts":"2026-01-01T00:00:00Z","kind":"gpu_seconds","gpu":"a100","seconds":3.5,"n":7,"tags":{"a":"b"}}"#;
+    let ev = Decoder::default().allow_unknown_kinds(true).decode(line).unwrap();
+    assert_eq!(ev.kind(), "gpu_seconds");
+    assert_eq!(ev.schema().field("n").unwrap().ty, FieldType::I64);
+    let seconds = ev.schema().index_of("seconds").unwrap();
+    assert_eq!(ev.values()[seconds], Value::F64(3.5));
+    assert!(decode_event(line).is_err());
+}
+
+#[test]
+fn missing_id_gets_a_fresh_one_unless_required() {
+    let line = br#"{"ts":"2026-01-01T00:00:00Z","kind":"network_event","event_type":"x","stream_id":"s","pipeline":"p","attributes":{}}"#;
+    let ev = decode_event(line).unwrap();
+    assert_eq!(ev.id().uuid().get_version_num(), 7);
+    assert!(Decoder::default().require_id(true).decode(line).is_err());
+}
