@@ -48,8 +48,8 @@ impl Backend for LocalDir {
     }
 }
 
+/// Needs no server, so it runs in plain `cargo test` (and in `cargo xtask e2e`'s table).
 #[test]
-#[ignore = "e2e: run by `cargo xtask e2e`"]
 fn file_exporter_passes_the_conformance_suite() {
     let scratch = scratch_dir("conformance-file");
     let root = scratch.join("out");
