@@ -48,6 +48,7 @@ pub use export::registry;
 mod resource;
 mod sink;
 mod spool;
+pub mod testing;
 
 pub use async_trait::async_trait;
 pub use config::secret::{Secret, SecretError};

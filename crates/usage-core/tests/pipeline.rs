@@ -41,7 +41,7 @@ fn only(kinds: &[&str]) -> ExporterOptions {
 #[test]
 fn a_hung_or_failing_exporter_never_delays_or_drops_another() {
     let dir = tempfile::tempdir().unwrap();
-    let healthy = Recorder::ok();
+    let healthy = Recorder::new();
     let failing = Recorder::scripted(|_, _| Err(ExportError::retryable("503")));
     let hang = Hang {
         entered: Arc::default(),
@@ -67,9 +67,9 @@ fn a_hung_or_failing_exporter_never_delays_or_drops_another() {
         }
     }
     assert!(
-        wait_until(Duration::from_secs(20), || healthy.delivered_count() == N),
+        wait_until(Duration::from_secs(20), || healthy.count() == N),
         "healthy exporter got {} of {N}",
-        healthy.delivered_count()
+        healthy.count()
     );
     assert!(wait_until(Duration::from_secs(5), || entered.load(SeqCst) >= 1
         && p.stats().exporter("failing").unwrap().errors > 0));
@@ -157,8 +157,8 @@ fn retry_after_is_a_floor_and_the_same_batch_is_retried() {
     }
     let report = p.flush_blocking(Duration::from_secs(10)).unwrap();
     assert_eq!(report.exporter("e").unwrap().delivered, 10);
-    ids.lock().unwrap().extend(rec.delivered_ids());
-    let attempts = rec.attempts.lock().unwrap().clone();
+    ids.lock().unwrap().extend(rec.ids());
+    let attempts = rec.attempts();
     assert_eq!(attempts.len(), 3);
     assert!(
         attempts[1].0 - attempts[0].0 >= Duration::from_millis(300),
@@ -192,13 +192,12 @@ fn paused_exporter_sends_nothing_until_resumed_and_keeps_the_data() {
         sink.emit(relay(i));
     }
     assert!(wait_until(Duration::from_secs(5), || p.stats().exporters[0].paused));
-    let calls_when_paused = rec.calls.load(SeqCst);
+    let calls_when_paused = rec.calls();
     for i in 0..50 {
         sink.emit(relay(i));
     }
     // Give a sender every chance to (wrongly) send: the queue fills and the flush interval passes.
-    assert!(!wait_until(Duration::from_millis(300), || rec.calls.load(SeqCst)
-        > calls_when_paused));
+    assert!(!wait_until(Duration::from_millis(300), || rec.calls() > calls_when_paused));
     assert_eq!(p.stats().exporters[0].queued_events, 50, "new events wait in the queue");
     authorized.store(true, SeqCst);
     assert!(p.resume("api"));
@@ -226,8 +225,8 @@ fn a_successful_probe_resumes_a_paused_exporter() {
         .unwrap();
     p.sink().emit(relay(1));
     assert!(wait_until(Duration::from_secs(5), || p.stats().exporters[0].paused));
-    rec.probe_ok.store(true, SeqCst);
-    assert!(wait_until(Duration::from_secs(5), || rec.delivered_count() == 1));
+    rec.set_probe_ok(true);
+    assert!(wait_until(Duration::from_secs(5), || rec.count() == 1));
     p.shutdown_blocking(Duration::from_secs(5)).unwrap();
 }
 
@@ -254,9 +253,9 @@ fn too_large_splits_until_batches_fit() {
         sink.emit(e);
     }
     p.shutdown_blocking(Duration::from_secs(10)).unwrap();
-    let got = rec.delivered_ids();
+    let got = rec.ids();
     assert_eq!(got, want, "every event once, in order");
-    assert!(rec.batch_sizes.lock().unwrap().iter().all(|n| *n <= 7));
+    assert!(rec.batch_sizes().iter().all(|n| *n <= 7));
 }
 
 #[test]
@@ -281,7 +280,7 @@ fn rejected_batches_go_to_the_dead_letter_dir_and_shutdown_says_so() {
     sink.emit(NetworkEvent::default());
     let err = p.shutdown_blocking(Duration::from_secs(5)).unwrap_err();
     assert_eq!(err.report().exporter("e").unwrap().dead_lettered, 2, "lifetime total");
-    assert_eq!(rec.delivered_ids(), vec![evs[0].id(), evs[2].id()]);
+    assert_eq!(rec.ids(), vec![evs[0].id(), evs[2].id()]);
     let dl = dir.path().join("dead-letter").join("e");
     let mut lines = Vec::new();
     let mut reasons = String::new();
@@ -306,8 +305,8 @@ fn rejected_batches_go_to_the_dead_letter_dir_and_shutdown_says_so() {
 #[test]
 fn routing_by_kind_and_unrouted_kinds_are_counted() {
     let dir = tempfile::tempdir().unwrap();
-    let relays = Recorder::ok();
-    let network = Recorder::ok();
+    let relays = Recorder::new();
+    let network = Recorder::new();
     let p = base(dir.path())
         .exporter_options("relays", only(&["relay_usage"]), relays.clone())
         .exporter_options("network", only(&["network_event"]), network.clone())
@@ -321,8 +320,8 @@ fn routing_by_kind_and_unrouted_kinds_are_counted() {
     sink.emit(OptimizerQos::default());
     let err = p.shutdown_blocking(Duration::from_secs(5)).unwrap_err();
     assert_eq!(err.report().dropped_at_ingest.unrouted, 1);
-    assert_eq!(relays.delivered_count(), 30);
-    assert_eq!(network.delivered_count(), 30);
+    assert_eq!(relays.count(), 30);
+    assert_eq!(network.count(), 30);
 }
 
 #[test]
@@ -358,7 +357,7 @@ fn an_export_that_exceeds_its_timeout_is_retried() {
             self.1.export(b).await
         }
     }
-    let rec = Recorder::ok();
+    let rec = Recorder::new();
     let p = base(dir.path())
         .configure(|c| c.export_timeout = Duration::from_millis(100))
         .exporter("e", SlowOnce(AtomicUsize::new(0), rec.clone()))
@@ -366,7 +365,7 @@ fn an_export_that_exceeds_its_timeout_is_retried() {
         .unwrap();
     p.sink().emit(relay(1));
     p.shutdown_blocking(Duration::from_secs(5)).unwrap();
-    assert_eq!(rec.delivered_count(), 1);
+    assert_eq!(rec.count(), 1);
     assert!(p.stats().exporters[0]
         .last_error
         .as_deref()
@@ -377,7 +376,7 @@ fn an_export_that_exceeds_its_timeout_is_retried() {
 #[test]
 fn emit_after_shutdown_is_counted_and_shutdown_is_idempotent() {
     let dir = tempfile::tempdir().unwrap();
-    let p = base(dir.path()).exporter("e", Recorder::ok()).build().unwrap();
+    let p = base(dir.path()).exporter("e", Recorder::new()).build().unwrap();
     let sink = p.sink();
     sink.emit(relay(1));
     let first = p.shutdown_blocking(Duration::from_secs(5)).unwrap();
@@ -389,7 +388,7 @@ fn emit_after_shutdown_is_counted_and_shutdown_is_idempotent() {
 #[tokio::test(flavor = "current_thread")]
 async fn runs_on_a_host_runtime_and_flushes_async() {
     let dir = tempfile::tempdir().unwrap();
-    let rec = Recorder::ok();
+    let rec = Recorder::new();
     let p = base(dir.path())
         .runtime(tokio::runtime::Handle::current())
         .exporter("e", rec.clone())
@@ -412,7 +411,7 @@ proptest! {
         n in 1usize..3000, max_events in 1usize..700, max_kb in 1usize..64
     ) {
         let dir = tempfile::tempdir().unwrap();
-        let rec = Recorder::ok();
+        let rec = Recorder::new();
         let p = base(dir.path())
             .configure(|c| {
                 c.batch_max_events = max_events;
@@ -430,9 +429,9 @@ proptest! {
         }
         let r = p.shutdown_blocking(Duration::from_secs(30)).unwrap();
         prop_assert_eq!(r.exporter("e").unwrap().delivered, n as u64);
-        prop_assert_eq!(rec.delivered_ids(), want);
+        prop_assert_eq!(rec.ids(), want);
         let one = Event::new(relay(0)).approx_bytes();
-        for size in rec.batch_sizes.lock().unwrap().iter() {
+        for size in rec.batch_sizes().iter() {
             prop_assert!(*size <= max_events);
             // a batch never exceeds the byte bound (a single event always fits)
             prop_assert!(*size == 1 || *size * one <= max_kb << 10, "{} events of {} bytes", size, one);
@@ -454,7 +453,7 @@ fn healthchecks_report_each_exporter_with_its_reason() {
     }
     let dir = tempfile::tempdir().unwrap();
     let p = base(dir.path())
-        .exporter("up", Recorder::ok())
+        .exporter("up", Recorder::new())
         .exporter("down", Down)
         .build()
         .unwrap();

@@ -60,7 +60,7 @@ fn switchable() -> (Recorder, Arc<AtomicBool>) {
 #[test]
 fn a_down_exporter_resumes_from_its_cursor_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let healthy = Recorder::ok();
+    let healthy = Recorder::new();
     let (down, _up) = switchable();
     let p = builder(dir.path())
         .exporter("healthy", healthy.clone())
@@ -68,7 +68,7 @@ fn a_down_exporter_resumes_from_its_cursor_after_a_restart() {
         .build()
         .unwrap();
     let ids = emit_n(&p, 1000);
-    assert!(wait_until(Duration::from_secs(10), || healthy.delivered_count() == 1000));
+    assert!(wait_until(Duration::from_secs(10), || healthy.count() == 1000));
     // Shutdown cannot deliver to "down", but nothing is lost: it is spooled.
     let report = p.shutdown_blocking(Duration::from_millis(300)).unwrap();
     let d = report.exporter("down").unwrap();
@@ -76,8 +76,8 @@ fn a_down_exporter_resumes_from_its_cursor_after_a_restart() {
     assert_eq!(report.exporter("healthy").unwrap().spooled, 0);
 
     // Restart: "down" is up now and gets exactly what it missed; "healthy" gets nothing again.
-    let healthy2 = Recorder::ok();
-    let down2 = Recorder::ok();
+    let healthy2 = Recorder::new();
+    let down2 = Recorder::new();
     let p = builder(dir.path())
         .exporter("healthy", healthy2.clone())
         .exporter("down", down2.clone())
@@ -88,8 +88,8 @@ fn a_down_exporter_resumes_from_its_cursor_after_a_restart() {
     assert_eq!(r.exporter("down").unwrap().delivered, 1010);
     let mut want = ids.clone();
     want.extend(&more);
-    assert_eq!(down2.delivered_ids(), want, "in order, each once");
-    assert_eq!(healthy2.delivered_ids(), more);
+    assert_eq!(down2.ids(), want, "in order, each once");
+    assert_eq!(healthy2.ids(), more);
     let s = p.stats();
     assert!(s.spool.as_ref().unwrap().replayed_events >= 1000);
     p.shutdown_blocking(Duration::from_secs(5)).unwrap();
@@ -117,7 +117,7 @@ fn a_slow_exporter_lags_through_the_spool_and_never_drops() {
     let ids = emit_n(&p, 20_000);
     let r = p.flush_blocking(Duration::from_secs(60)).unwrap();
     assert_eq!(r.exporter("slow").unwrap().delivered, 20_000);
-    assert_eq!(slow.delivered_ids(), ids, "every event once, in order");
+    assert_eq!(slow.ids(), ids, "every event once, in order");
     let s = p.stats();
     assert_eq!(s.exporters[0].dropped_queue_full, 0);
     assert!(s.spool.as_ref().unwrap().replayed_events > 0, "it caught up from disk");
@@ -133,7 +133,7 @@ fn missing_or_garbage_cursors_redeliver_everything_spooled() {
     let dir = tempfile::tempdir().unwrap();
     let (down, _) = switchable();
     let p = builder(dir.path())
-        .exporter("a", Recorder::ok())
+        .exporter("a", Recorder::new())
         .exporter("b", down)
         .build()
         .unwrap();
@@ -145,15 +145,15 @@ fn missing_or_garbage_cursors_redeliver_everything_spooled() {
     // a's cursor is garbage, b's is gone: both get all 300 again, ids unchanged.
     std::fs::write(cursor_file(dir.path(), "a"), b"\x00garbage\xff").unwrap();
     let _ = std::fs::remove_file(cursor_file(dir.path(), "b"));
-    let (a, b) = (Recorder::ok(), Recorder::ok());
+    let (a, b) = (Recorder::new(), Recorder::new());
     let p = builder(dir.path())
         .exporter("a", a.clone())
         .exporter("b", b.clone())
         .build()
         .unwrap();
     p.flush_blocking(Duration::from_secs(10)).unwrap();
-    assert_eq!(a.delivered_ids(), ids);
-    assert_eq!(b.delivered_ids(), ids);
+    assert_eq!(a.ids(), ids);
+    assert_eq!(b.ids(), ids);
     let s = p.stats().spool.unwrap();
     assert_eq!(s.quarantined_regions, 1, "the damaged cursor is counted");
     let q: Vec<String> = std::fs::read_dir(dir.path().join("spool/quarantine"))
@@ -204,7 +204,7 @@ fn a_full_spool_applies_the_full_policy_and_counts_it() {
 #[test]
 fn finished_segments_are_deleted_and_restarts_keep_numbering() {
     let dir = tempfile::tempdir().unwrap();
-    let rec = Recorder::ok();
+    let rec = Recorder::new();
     let p = builder(dir.path()).exporter("a", rec.clone()).build().unwrap();
     emit_n(&p, 5000);
     p.flush_blocking(Duration::from_secs(10)).unwrap();
@@ -217,13 +217,13 @@ fn finished_segments_are_deleted_and_restarts_keep_numbering() {
     );
     p.shutdown_blocking(Duration::from_secs(5)).unwrap();
     // Even with every segment gone, new events never reuse an acknowledged seq.
-    let rec2 = Recorder::ok();
+    let rec2 = Recorder::new();
     let p = builder(dir.path()).exporter("a", rec2.clone()).build().unwrap();
     let ids = emit_n(&p, 5);
     p.flush_blocking(Duration::from_secs(10)).unwrap();
-    assert_eq!(rec2.delivered_ids(), ids);
+    assert_eq!(rec2.ids(), ids);
     assert!(p.stats().exporters[0].cursor >= 5005);
-    let distinct: HashSet<_> = rec.delivered_ids().into_iter().chain(rec2.delivered_ids()).collect();
+    let distinct: HashSet<_> = rec.ids().into_iter().chain(rec2.ids()).collect();
     assert_eq!(distinct.len(), 5005);
     p.shutdown_blocking(Duration::from_secs(5)).unwrap();
 }
@@ -233,7 +233,7 @@ fn finished_segments_are_deleted_and_restarts_keep_numbering() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accept_answers_only_once_its_events_are_committed_behind_a_long_queue() {
     let dir = tempfile::tempdir().unwrap();
-    let rec = Recorder::ok();
+    let rec = Recorder::new();
     let p = builder(dir.path())
         .configure(|c| {
             c.queue_capacity = 400_000;
@@ -271,11 +271,11 @@ fn events_lost_with_a_deleted_segment_are_in_the_stats_and_metrics() {
     segments.sort();
     assert!(segments.len() >= 3, "{} segments", segments.len());
     std::fs::remove_file(&segments[1]).unwrap();
-    let rec = Recorder::ok();
+    let rec = Recorder::new();
     let p = builder(dir.path()).exporter("down", rec.clone()).build().unwrap();
     let lost = p.stats().spool.unwrap().lost_missing_events;
     assert!(lost > 0);
-    assert!(wait_until(Duration::from_secs(10), || rec.delivered_count() as u64 == 3000 - lost));
+    assert!(wait_until(Duration::from_secs(10), || rec.count() as u64 == 3000 - lost));
     let metrics = p.stats().to_prometheus();
     assert!(
         metrics.contains(&format!("usage_spool_lost_events{{reason=\"missing\"}} {lost}")),

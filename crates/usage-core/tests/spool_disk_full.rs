@@ -93,7 +93,7 @@ async fn a_full_disk_refuses_what_it_cannot_write_and_recovers_when_space_return
         return;
     };
     let spool_dir = mnt.join("spool");
-    let rec = Recorder::ok();
+    let rec = Recorder::new();
     let p = pipeline(&spool_dir, &root.path().join("data"), &rec);
 
     let mut attempted: Vec<EventId> = Vec::new();
@@ -138,7 +138,7 @@ async fn a_full_disk_refuses_what_it_cannot_write_and_recovers_when_space_return
         Err(e) => e.0,
     };
 
-    let delivered = rec.delivered_ids();
+    let delivered = rec.ids();
     let unique: HashSet<EventId> = delivered.iter().copied().collect();
     assert_eq!(unique.len(), delivered.len(), "nothing delivered twice");
     assert!(acknowledged.is_subset(&unique), "every acknowledged event is delivered");
@@ -150,10 +150,10 @@ async fn a_full_disk_refuses_what_it_cannot_write_and_recovers_when_space_return
     assert!(refused >= 25 * 20, "{refused} events refused");
 
     // A restart finds a clean spool: nothing damaged, nothing sent again.
-    let rec2 = Recorder::ok();
+    let rec2 = Recorder::new();
     let p2 = pipeline(&spool_dir, &root.path().join("data"), &rec2);
     let report2 = p2.shutdown(Duration::from_secs(5)).await.unwrap();
-    assert_eq!(rec2.delivered_count(), 0, "{report2}");
+    assert_eq!(rec2.count(), 0, "{report2}");
     let look = usage_core::inspect_spool(&spool_dir).unwrap();
     assert_eq!((look.quarantined_bytes, look.damaged_events), (0, 0));
 }

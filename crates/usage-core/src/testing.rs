@@ -1,0 +1,153 @@
+//! An in-memory exporter for tests of code that emits usage: it keeps every event it
+//! acknowledged, counts attempts, and answers from a script you give it (fail the
+//! first two calls, refuse one event, pause until told otherwise).
+//!
+//! ```
+//! use std::time::Duration;
+//! use usage_core::testing::MemoryExporter;
+//! use usage_core::{ExportError, Pipeline, RelayUsage};
+//!
+//! // Retryable failure on the first call, then success.
+//! let memory = MemoryExporter::scripted(|_batch, call| {
+//!     if call == 0 { Err(ExportError::retryable("warming up")) } else { Ok(()) }
+//! });
+//! let pipeline = Pipeline::builder()
+//!     .configure(|c| c.retry_base = Duration::from_millis(1))
+//!     .exporter("memory", memory.clone())
+//!     .build()
+//!     .unwrap();
+//! pipeline.sink().emit(RelayUsage { cu: 7, ..Default::default() });
+//! pipeline.shutdown_blocking(Duration::from_secs(5)).unwrap();
+//! assert_eq!(memory.events()[0].field("cu"), Some(usage_core::Value::U64(7)));
+//! assert_eq!(memory.calls(), 2);
+//! ```
+
+use crate::export::batch::Batch;
+use crate::export::exporter::{ExportError, Exporter};
+use crate::{Event, EventId};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+/// How a [`MemoryExporter`] answers call number `n` (from 0) with this batch.
+type Script = dyn Fn(&Batch, usize) -> Result<(), ExportError> + Send + Sync;
+
+/// Keeps what it acknowledges; clones share one record.
+#[derive(Clone)]
+pub struct MemoryExporter {
+    delivered: Arc<Mutex<Vec<Event>>>,
+    attempts: Arc<Mutex<Vec<(Instant, usize)>>>,
+    batch_sizes: Arc<Mutex<Vec<usize>>>,
+    calls: Arc<AtomicUsize>,
+    probe_ok: Arc<AtomicBool>,
+    script: Arc<Script>,
+}
+
+impl std::fmt::Debug for MemoryExporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryExporter")
+            .field("delivered", &lock(&self.delivered).len())
+            .field("calls", &self.calls())
+            .finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Default for MemoryExporter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryExporter {
+    /// Acknowledges every batch.
+    pub fn new() -> Self {
+        Self::scripted(|_, _| Ok(()))
+    }
+
+    /// Answers call number `n` (from 0) with `script(batch, n)`. On `Ok` the batch's
+    /// events are kept; on [`ExportError::PartiallyRejected`] all but the refused ones.
+    pub fn scripted(script: impl Fn(&Batch, usize) -> Result<(), ExportError> + Send + Sync + 'static) -> Self {
+        MemoryExporter {
+            delivered: Arc::default(),
+            attempts: Arc::default(),
+            batch_sizes: Arc::default(),
+            calls: Arc::default(),
+            probe_ok: Arc::new(AtomicBool::new(false)),
+            script: Arc::new(script),
+        }
+    }
+
+    /// Every event acknowledged so far, in delivery order (a retried batch's events
+    /// appear once per acknowledgement).
+    pub fn events(&self) -> Vec<Event> {
+        lock(&self.delivered).clone()
+    }
+
+    /// Their ids.
+    pub fn ids(&self) -> Vec<EventId> {
+        lock(&self.delivered).iter().map(Event::id).collect()
+    }
+
+    /// How many events were acknowledged.
+    pub fn count(&self) -> usize {
+        lock(&self.delivered).len()
+    }
+
+    /// Calls to `export` so far, answered or not.
+    pub fn calls(&self) -> usize {
+        self.calls.load(SeqCst)
+    }
+
+    /// Every call's time and batch size.
+    pub fn attempts(&self) -> Vec<(Instant, usize)> {
+        lock(&self.attempts).clone()
+    }
+
+    /// Sizes of the batches acknowledged.
+    pub fn batch_sizes(&self) -> Vec<usize> {
+        lock(&self.batch_sizes).clone()
+    }
+
+    /// What a probe answers while the pipeline holds this exporter paused: `false`
+    /// (the default) keeps it paused, `true` resumes it.
+    pub fn set_probe_ok(&self, ok: bool) {
+        self.probe_ok.store(ok, SeqCst);
+    }
+}
+
+#[async_trait::async_trait]
+impl Exporter for MemoryExporter {
+    async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
+        let call = self.calls.fetch_add(1, SeqCst);
+        lock(&self.attempts).push((Instant::now(), batch.len()));
+        let answer = (self.script)(batch, call);
+        match &answer {
+            Ok(()) => {
+                lock(&self.batch_sizes).push(batch.len());
+                lock(&self.delivered).extend(batch.iter().cloned());
+            }
+            Err(ExportError::PartiallyRejected { indices, .. }) => {
+                let kept = batch
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| !indices.contains(i))
+                    .map(|(_, e)| e.clone());
+                lock(&self.delivered).extend(kept);
+            }
+            Err(_) => {}
+        }
+        answer
+    }
+
+    async fn probe(&self) -> Result<(), ExportError> {
+        if self.probe_ok.load(SeqCst) {
+            Ok(())
+        } else {
+            Err(ExportError::paused("the test keeps this exporter paused"))
+        }
+    }
+}
