@@ -9,6 +9,7 @@
 //!   `bench --criterion-only [args]` runs just `cargo bench --workspace`.
 
 mod bench;
+mod bench_collector;
 mod bench_report;
 mod e2e;
 mod services;
