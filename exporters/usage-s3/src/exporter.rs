@@ -200,14 +200,22 @@ where
         _ => None,
     };
     let code = err.code().unwrap_or("").to_string();
-    let message = format!(
-        "s3 s3://{bucket}/{key}: {}{}{}",
-        if code.is_empty() { "" } else { &code },
-        status.map(|s| format!(" (HTTP {s})")).unwrap_or_default(),
-        err.message()
-            .map(|m| format!(": {m}"))
-            .unwrap_or_else(|| format!(": {err}")),
-    );
+    // What the service said when it answered; otherwise every layer of the failure
+    // (the SDK's own text is often just "dispatch failure").
+    let detail = match err.message() {
+        Some(m) => m.to_string(),
+        None => usage_core::export::error_chain(&err),
+    };
+    let message = [
+        format!("s3 s3://{bucket}/{key}"),
+        code.clone(),
+        status.map(|s| format!("HTTP {s}")).unwrap_or_default(),
+        detail,
+    ]
+    .into_iter()
+    .filter(|p| !p.is_empty())
+    .collect::<Vec<_>>()
+    .join(": ");
     match (code.as_str(), status) {
         ("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken" | "InvalidToken", _)
         | (_, Some(401 | 403)) => ExportError::paused(message),

@@ -79,6 +79,10 @@ async fn answers_map_to_retry_pause_split_or_reject() {
     // Nothing listening: retryable.
     let e = exporter("http://127.0.0.1:1").export(&batch()).await.unwrap_err();
     assert!(matches!(e, ExportError::Retryable { .. }), "{e:?}");
+    // The message says why, not only the SDK's outer "dispatch failure".
+    let text = e.to_string();
+    assert!(!text.contains(": :"), "{text}");
+    assert!(text.to_lowercase().contains("connect"), "{text}");
 }
 
 #[test]
