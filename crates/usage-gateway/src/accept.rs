@@ -6,7 +6,7 @@
 
 use crate::idempotency::Seen;
 use crate::rejected::{Raw, Rejected};
-use crate::server::{error, with_retry_after, Gateway};
+use crate::state::{error, with_retry_after, Gateway};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use std::sync::atomic::Ordering::Relaxed;

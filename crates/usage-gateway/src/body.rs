@@ -3,7 +3,7 @@
 // Handlers return a ready `Response` as their error, as axum handlers do.
 #![allow(clippy::result_large_err)]
 
-use crate::server::{error, Gateway};
+use crate::state::{error, Gateway};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
 use axum::http::{HeaderMap, StatusCode};

@@ -30,11 +30,13 @@ mod metrics_api;
 mod metrics_body;
 mod otlp;
 mod rejected;
-mod server;
+mod routes;
+mod state;
 mod stream_event;
 
 pub use config::{GatewayConfig, KeyConfig};
-pub use server::{router, Gateway};
+pub use routes::router;
+pub use state::Gateway;
 
 use std::sync::Arc;
 use usage_core::json::Decoder;

@@ -8,7 +8,7 @@
 use crate::accept::{accept_events, Decoded, Outcome};
 use crate::body::body_bytes;
 use crate::rejected::{Raw, Rejected};
-use crate::server::{error, Gateway};
+use crate::state::{error, Gateway};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
