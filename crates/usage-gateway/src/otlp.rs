@@ -1,5 +1,5 @@
 //! `POST /v1/logs`: an OTLP/HTTP logs receiver (protobuf or JSON) that turns log
-//! records back into events (see [`usage_otlp::receive`]) and feeds the same
+//! records back into events (see [`usage_otlp_proto::receive`]) and feeds the same
 //! pipeline, so the gateway can stand where a per-host collector stands. Records it
 //! cannot take are kept and reported in `partial_success`; the rest are accepted.
 // Handlers return a ready `Response` as their error, as axum handlers do.
@@ -19,7 +19,7 @@ use axum::Router;
 use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsPartialSuccess, ExportLogsServiceResponse};
 use prost::Message;
 use std::sync::Arc;
-use usage_otlp::receive::{events_from_body, ReceiveError, ReceiveOptions};
+use usage_otlp_proto::receive::{events_from_body, ReceiveError, ReceiveOptions};
 
 /// At most this many record errors are spelled out in `partial_success.error_message`.
 const MESSAGES_SHOWN: usize = 5;

@@ -25,12 +25,10 @@
 
 mod client;
 mod exporter;
-pub mod proto;
-pub mod receive;
 mod record;
 
-/// The OTLP protobuf types, for code that builds or reads requests.
-pub use opentelemetry_proto;
+/// The mapping to OTLP protobuf and back, shared with the gateway's receiver.
+pub use usage_otlp_proto::{opentelemetry_proto, proto, receive};
 
 pub use exporter::{OtlpConfig, OtlpExporter, Protocol, FACTORY};
 pub use record::{attributes_of, ID_ATTRIBUTE};

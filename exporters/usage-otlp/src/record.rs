@@ -4,8 +4,7 @@ use opentelemetry::logs::{AnyValue, LogRecord};
 use opentelemetry::Key;
 use usage_core::{Event, Value};
 
-/// The attribute holding the event id.
-pub const ID_ATTRIBUTE: &str = "event.id";
+pub use usage_otlp_proto::ID_ATTRIBUTE;
 
 /// The event's fields as flat typed attributes (nulls omitted; a string map
 /// becomes `<field>.<key>` attributes), plus `event.id`.

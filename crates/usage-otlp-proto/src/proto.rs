@@ -1,7 +1,7 @@
 //! Events as OTLP protobuf messages directly (no SDK): the same mapping the
 //! exporter uses, for load generators, tests and tools that build requests.
 
-use crate::record::ID_ATTRIBUTE;
+use crate::ID_ATTRIBUTE;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value::Value as Av, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};

@@ -7,8 +7,8 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use prost::Message;
 use usage_core::{Event, Resource};
-use usage_otlp::proto::request;
-use usage_otlp::receive::{decode_request, events_from_body, events_from_request, ReceiveOptions};
+use usage_otlp_proto::proto::request;
+use usage_otlp_proto::receive::{decode_request, events_from_body, events_from_request, ReceiveOptions};
 
 const RECORDS: usize = 1_000;
 
@@ -28,7 +28,7 @@ fn body_without_ids() -> Vec<u8> {
     for rl in &mut req.resource_logs {
         for sl in &mut rl.scope_logs {
             for lr in &mut sl.log_records {
-                lr.attributes.retain(|kv| kv.key != usage_otlp::ID_ATTRIBUTE);
+                lr.attributes.retain(|kv| kv.key != usage_otlp_proto::ID_ATTRIBUTE);
             }
         }
     }

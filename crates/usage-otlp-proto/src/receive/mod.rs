@@ -7,7 +7,7 @@ mod raw;
 mod view;
 mod wire;
 
-use crate::record::ID_ATTRIBUTE;
+use crate::ID_ATTRIBUTE;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use prost::Message;
 use std::borrow::Cow;
@@ -108,7 +108,7 @@ pub struct RejectedRecord {
 /// Protobuf is read in place: strings are copied once, into the events.
 ///
 /// ```
-/// use usage_otlp::receive::{events_from_body, ReceiveOptions};
+/// use usage_otlp_proto::receive::{events_from_body, ReceiveOptions};
 /// assert!(events_from_body(b"", false, &ReceiveOptions::default()).unwrap().events.is_empty());
 /// let err = events_from_body(&[0x0a, 0x05], false, &ReceiveOptions::default()).unwrap_err();
 /// assert!(err.to_string().contains("invalid OTLP protobuf"));
@@ -130,7 +130,7 @@ pub fn events_from_body(body: &[u8], json: bool, opts: &ReceiveOptions) -> Resul
 /// Every log record of a decoded request as an event, or as a rejected record.
 ///
 /// ```
-/// use usage_otlp::receive::{events_from_request, ReceiveOptions};
+/// use usage_otlp_proto::receive::{events_from_request, ReceiveOptions};
 /// let req = Default::default();
 /// assert!(events_from_request(&req, &ReceiveOptions::default()).unwrap().events.is_empty());
 /// ```
