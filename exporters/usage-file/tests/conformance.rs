@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::time::Duration;
-use usage_conformance::{poll_read, record, run, scratch_dir, Backend};
+use usage_conformance::{check_delivery, check_stop_and_restart, poll_read, record, scratch_dir, Backend};
 use usage_core::Event;
 
 struct LocalDir {
@@ -48,17 +48,30 @@ impl Backend for LocalDir {
     }
 }
 
-/// Needs no server, so it runs in plain `cargo test` (and in `cargo xtask e2e`'s table).
-#[test]
-fn file_exporter_passes_the_conformance_suite() {
-    let scratch = scratch_dir("conformance-file");
+fn local_dir(name: &str) -> (PathBuf, LocalDir) {
+    let scratch = scratch_dir(name);
     let root = scratch.join("out");
     std::fs::create_dir_all(&root).unwrap();
-    let mut backend = LocalDir { root };
-    let reports = run(&mut backend, &scratch, 3000).unwrap_or_else(|e| panic!("file: {e}"));
-    for r in &reports {
-        assert_eq!(r.lost, 0, "{r:?}");
-    }
-    record(&reports);
+    (scratch, LocalDir { root })
+}
+
+// The checks need no server, so they run in plain `cargo test` (and in
+// `cargo xtask e2e`'s table), one test each.
+
+#[test]
+fn conformance_delivery_routing_fidelity() {
+    let (scratch, mut backend) = local_dir("conformance-file-delivery");
+    let report = check_delivery(&mut backend, &scratch, 3000).unwrap_or_else(|e| panic!("file: {e}"));
+    assert_eq!(report.lost, 0, "{report:?}");
+    record(&[report]);
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+#[test]
+fn conformance_stop_and_restart() {
+    let (scratch, mut backend) = local_dir("conformance-file-outage");
+    let report = check_stop_and_restart(&mut backend, &scratch, 3000).unwrap_or_else(|e| panic!("file: {e}"));
+    assert_eq!(report.lost, 0, "{report:?}");
+    record(&[report]);
     let _ = std::fs::remove_dir_all(&scratch);
 }
