@@ -1,8 +1,8 @@
 //! The `file` exporter: one crash-safe part per (kind, event hour) per batch.
 
+use crate::config::FileConfig;
 use crate::encode::encode_parts;
 use crate::layout::{part_file_name, Compression};
-use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
@@ -10,19 +10,6 @@ use std::time::Duration;
 use usage_core::{
     async_trait, Batch, ConfigError, ExportError, Exporter, ExporterContext, ExporterDefaults, ExporterFactory,
 };
-
-/// `[exporters.<name>]` keys of type `file`.
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    /// Root directory (default: `pipeline.data_dir`).
-    pub path: Option<PathBuf>,
-    /// `zstd` (default), `gzip` or `none`.
-    #[serde(default)]
-    pub compression: Compression,
-    /// Compression level (zstd 1-22, default 3; gzip 0-9, default 6).
-    pub level: Option<i32>,
-}
 
 /// Writes batches under a root directory in the shared partition layout.
 ///

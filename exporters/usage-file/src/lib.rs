@@ -17,12 +17,14 @@
 //! compression = "zstd"         # or "gzip", "none"
 //! ```
 
+mod config;
 pub mod encode;
 mod exporter;
 pub mod layout;
 pub mod read;
 
-pub use exporter::{FileConfig, FileExporter, FACTORY};
+pub use config::FileConfig;
+pub use exporter::{FileExporter, FACTORY};
 pub use layout::{Compression, Partition};
 
 usage_core::register_exporter!(FACTORY);

@@ -1,7 +1,7 @@
 //! The `http` exporter.
 
+use crate::config::HttpConfig;
 use flate2::write::GzEncoder;
-use serde::Deserialize;
 use std::io::Write;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
@@ -9,28 +9,6 @@ use usage_core::{
     async_trait, json, Batch, ConfigError, ExportError, Exporter, ExporterContext, ExporterDefaults, ExporterFactory,
     ExporterSection, Secret,
 };
-
-/// `[exporters.<name>] type = "http"` keys.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpConfig {
-    /// Endpoint, e.g. `https://api.example.com/v1/metrics`.
-    pub url: String,
-    /// API key (string, `{ env = "VAR" }` or `{ file = "/path" }`); re-read on every
-    /// request, so rotating the env var or file is picked up. Without a key the
-    /// instance is disabled unless `enabled = true`.
-    pub key: Option<Secret>,
-    /// Request timeout (default 10s).
-    #[serde(default, deserialize_with = "usage_core::config::units::opt_duration")]
-    pub timeout: Option<Duration>,
-    /// gzip the body (default on).
-    #[serde(default = "yes")]
-    pub gzip: bool,
-}
-
-fn yes() -> bool {
-    true
-}
 
 /// Posts batches to a metrics API.
 pub struct HttpExporter {

@@ -22,8 +22,10 @@
 //! batch_max_events = 1000
 //! ```
 
+mod config;
 mod exporter;
 
-pub use exporter::{HttpConfig, HttpExporter, FACTORY};
+pub use config::HttpConfig;
+pub use exporter::{HttpExporter, FACTORY};
 
 usage_core::register_exporter!(FACTORY);

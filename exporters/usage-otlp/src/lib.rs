@@ -24,13 +24,15 @@
 //! ```
 
 mod client;
+mod config;
 mod exporter;
 mod record;
 
 /// The mapping to OTLP protobuf and back, shared with the gateway's receiver.
 pub use usage_otlp_proto::{opentelemetry_proto, proto, receive};
 
-pub use exporter::{OtlpConfig, OtlpExporter, Protocol, FACTORY};
+pub use config::{OtlpConfig, Protocol};
+pub use exporter::{OtlpExporter, FACTORY};
 pub use record::{attributes_of, ID_ATTRIBUTE};
 
 usage_core::register_exporter!(FACTORY);
