@@ -9,14 +9,7 @@ use usage_core::{Pipeline, RelayUsage, UsageConfig};
 /// Every exporter crate this host can use. Linking is what registers them; the
 /// config decides which run.
 fn link_all() {
-    usage_core::link_exporters!(
-        usage_file,
-        usage_kafka,
-        usage_s3,
-        usage_clickhouse,
-        usage_http,
-        usage_otlp
-    );
+    usage::link_exporters();
 }
 
 /// Loads the config, sends `n` demo events where it says, and reports.

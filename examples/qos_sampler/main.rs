@@ -125,14 +125,7 @@ impl ScoreSource for DemoOptimizer {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    usage_core::link_exporters!(
-        usage_file,
-        usage_kafka,
-        usage_s3,
-        usage_clickhouse,
-        usage_http,
-        usage_otlp
-    );
+    usage::link_exporters();
     let pipeline = Pipeline::from_config(&UsageConfig::load()?)?;
     let sampler = Sampler::start(
         pipeline.sink(),

@@ -266,14 +266,7 @@ fn parse_providers(spec: &str) -> Result<HashMap<String, Provider>, String> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    usage_core::link_exporters!(
-        usage_file,
-        usage_kafka,
-        usage_s3,
-        usage_clickhouse,
-        usage_http,
-        usage_otlp
-    );
+    usage::link_exporters();
     let pipeline = Pipeline::from_config(&UsageConfig::load()?)?;
     let providers =
         parse_providers(&std::env::var("RELAY_PROVIDERS").unwrap_or_else(|_| "ETH1=http://127.0.0.1:8545".into()))?;

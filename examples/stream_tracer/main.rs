@@ -86,14 +86,7 @@ fn session(tracer: &StreamTracer) -> Vec<Event> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    usage_core::link_exporters!(
-        usage_file,
-        usage_kafka,
-        usage_s3,
-        usage_clickhouse,
-        usage_http,
-        usage_otlp
-    );
+    usage::link_exporters();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mode = match args.first().map(String::as_str) {
         None | Some("local") => Mode::Local,

@@ -74,14 +74,7 @@ enum Command {
 }
 
 fn main() {
-    usage_core::link_exporters!(
-        usage_file,
-        usage_kafka,
-        usage_s3,
-        usage_clickhouse,
-        usage_http,
-        usage_otlp
-    );
+    usage::link_exporters();
     let result = match Cli::parse().command {
         Command::E2e { config, events } => e2e::run(&config, events),
         Command::OtlpLoad {

@@ -82,7 +82,7 @@ fn athena(args: &Args) -> Outcome {
         return Err(Failure::Usage(format!("--location {location}: must start with s3://")));
     }
     let schema = kinds(Some(kind))?[0];
-    print!("{}", usage_s3::athena_ddl(schema, location, args.table.as_deref()));
+    print!("{}", usage::s3::athena_ddl(schema, location, args.table.as_deref()));
     Ok(())
 }
 
@@ -95,7 +95,7 @@ fn athena(_args: &Args) -> Outcome {
 
 #[cfg(feature = "clickhouse")]
 fn clickhouse(args: &Args) -> Outcome {
-    use usage_clickhouse::ddl;
+    use usage::clickhouse::ddl;
     let flavor = if args.legacy {
         ddl::Flavor::Legacy
     } else {

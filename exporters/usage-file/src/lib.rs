@@ -29,12 +29,6 @@ pub use layout::{Compression, Partition};
 
 usage_core::register_exporter!(FACTORY);
 
-/// The README's code samples, compiled (and run, unless marked `no_run`) as doc
-/// tests so they stay true. They live here because they use this crate.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-pub struct ReadmeDoctests;
-
 /// docs/exporters.md's complete exporter, compiled and run.
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/exporters.md")]
