@@ -149,7 +149,7 @@ pub(crate) async fn accept_events(
             finish(None);
             g.counters.reject(match e {
                 AcceptError::NotDurable => "spool_error",
-                AcceptError::Full | AcceptError::Timeout | AcceptError::ShuttingDown => "overloaded",
+                _ => "overloaded",
             });
             let status = StatusCode::SERVICE_UNAVAILABLE;
             return Err(with_retry_after(error(status, format!("not accepted: {e}")), 1));

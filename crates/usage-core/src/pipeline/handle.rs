@@ -30,6 +30,7 @@ impl Drop for RuntimeGuard {
 
 /// Why [`Pipeline::accept`] did not accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum AcceptError {
     /// The queue or the spool is full: try again later.
     #[error("the pipeline is full")]

@@ -5,6 +5,7 @@ use std::fmt;
 
 /// One exporter's outcome over the reported window.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ExporterDelivery {
     /// Instance name.
     pub name: String,
@@ -31,6 +32,7 @@ impl ExporterDelivery {
 
 /// The outcome of a flush or shutdown.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DeliveryReport {
     /// Events dropped before reaching any exporter, by reason.
     pub dropped_at_ingest: DropStats,

@@ -5,6 +5,7 @@ use std::sync::Mutex;
 
 /// Why events were dropped at ingest (before any exporter saw them).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DropStats {
     /// The queue held `queue_capacity` events.
     pub queue_full: u64,
@@ -75,6 +76,7 @@ impl DropCounters {
 
 /// One exporter instance's counters (events unless noted).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ExporterStats {
     /// Instance name.
     pub name: String,
@@ -121,6 +123,7 @@ impl ExporterStats {
 
 /// A snapshot of the whole pipeline.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PipelineStats {
     /// Events passed to `emit` (accepted + dropped at ingest, except unrouted which
     /// is part of accepted).

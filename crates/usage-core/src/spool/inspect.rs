@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 
 /// One segment as `inspect` sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SegmentInfo {
     /// File name.
     pub file: String,
@@ -26,6 +27,7 @@ pub struct SegmentInfo {
 
 /// One exporter's cursor as `inspect` sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CursorInfo {
     /// Exporter instance name.
     pub exporter: String,
@@ -37,6 +39,7 @@ pub struct CursorInfo {
 
 /// A read-only look at a spool directory (`usage spool inspect`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SpoolInspection {
     /// The pid of the process writing to this spool now, if one is.
     pub writer_pid: Option<u32>,

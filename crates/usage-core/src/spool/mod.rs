@@ -92,6 +92,7 @@ pub(crate) struct Shared {
 
 /// A snapshot of the spool for stats and `usage spool inspect`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SpoolStats {
     /// Directory.
     pub path: PathBuf,
@@ -178,6 +179,7 @@ impl Shared {
 
 /// What recovery found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RecoveryReport {
     /// Segments read.
     pub segments: usize,
