@@ -5,8 +5,8 @@ use super::handle::{Pipeline, RuntimeGuard};
 use super::ingest::Ingest;
 use super::progress::{Control, Progress};
 use super::queue::ExporterSlot;
-use super::router::run_router;
 use super::router::Router;
+use super::router_thread::run_router;
 use super::shared::Inner;
 use super::stats::PipelineStats;
 use super::worker::{Worker, WorkerSettings};
@@ -375,5 +375,19 @@ pub(super) fn start_cursor(spool: &crate::spool::Shared, exporter: &str, end: u6
             );
             oldest
         }
+    }
+}
+
+/// The ways to make a pipeline, beside the builder.
+impl Pipeline {
+    /// A builder with default settings and no exporters.
+    pub fn builder() -> PipelineBuilder {
+        PipelineBuilder::default()
+    }
+
+    /// Builds from configuration, looking exporter types up in the registry. With
+    /// no `[exporters]`, uses the `file` exporter under `pipeline.data_dir`.
+    pub fn from_config(config: &UsageConfig) -> Result<Pipeline, ConfigError> {
+        PipelineBuilder::from_config(config)?.build()
     }
 }

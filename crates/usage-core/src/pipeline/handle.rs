@@ -1,13 +1,11 @@
 //! The `Pipeline` handle: emit, accept, flush, stats, shutdown.
 
-use super::builder::PipelineBuilder;
 use super::ingest::Ingest;
 use super::progress::{Control, Progress};
-use super::report::{DeliveryError, DeliveryReport};
+use super::report::{AcceptError, DeliveryError, DeliveryReport};
 use super::router::Router;
 use super::shared::Inner;
 use super::stats::{ExporterStats, PipelineStats};
-use crate::config::{ConfigError, UsageConfig};
 use crate::event::Event;
 use crate::sink::UsageSink;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -25,33 +23,6 @@ impl Drop for RuntimeGuard {
         if let Some(rt) = self.0.take() {
             rt.shutdown_background();
         }
-    }
-}
-
-/// Why [`Pipeline::accept`] did not accept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum AcceptError {
-    /// The queue or the spool is full: try again later.
-    #[error("the pipeline is full")]
-    Full,
-    /// Not durable before the timeout (exporters are slow or down and there is no spool).
-    #[error("not acknowledged before the timeout")]
-    Timeout,
-    /// The pipeline is shutting down.
-    #[error("the pipeline is shutting down")]
-    ShuttingDown,
-    /// The spool could not write (a write, fsync or roll error): these events may
-    /// be among those refused. Try again; ids make a repeat harmless.
-    #[error("the spool could not write the events")]
-    NotDurable,
-}
-
-pub(super) fn finish(report: DeliveryReport) -> Result<DeliveryReport, DeliveryError> {
-    if report.is_complete() {
-        Ok(report)
-    } else {
-        Err(DeliveryError(report))
     }
 }
 
@@ -94,17 +65,6 @@ impl std::fmt::Debug for Pipeline {
 }
 
 impl Pipeline {
-    /// A builder with default settings and no exporters.
-    pub fn builder() -> PipelineBuilder {
-        PipelineBuilder::default()
-    }
-
-    /// Builds from configuration, looking exporter types up in the registry. With
-    /// no `[exporters]`, uses the `file` exporter under `pipeline.data_dir`.
-    pub fn from_config(config: &UsageConfig) -> Result<Pipeline, ConfigError> {
-        PipelineBuilder::from_config(config)?.build()
-    }
-
     /// A handle for emitting; cheap to clone, usable from any thread.
     pub fn sink(&self) -> UsageSink {
         self.sink.clone()

@@ -25,12 +25,14 @@ mod progress;
 pub(crate) mod queue;
 pub(crate) mod report;
 pub(crate) mod router;
+mod router_thread;
 mod shared;
 pub(crate) mod stats;
 pub(crate) mod worker;
 
 pub use builder::PipelineBuilder;
-pub use handle::{AcceptError, Pipeline};
+pub use handle::Pipeline;
+pub use report::AcceptError;
 
 #[cfg(test)]
 #[path = "start_cursor_tests.rs"]

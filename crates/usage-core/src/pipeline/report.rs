@@ -112,3 +112,30 @@ impl DeliveryError {
         &self.0
     }
 }
+
+/// Why [`Pipeline::accept`] did not accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AcceptError {
+    /// The queue or the spool is full: try again later.
+    #[error("the pipeline is full")]
+    Full,
+    /// Not durable before the timeout (exporters are slow or down and there is no spool).
+    #[error("not acknowledged before the timeout")]
+    Timeout,
+    /// The pipeline is shutting down.
+    #[error("the pipeline is shutting down")]
+    ShuttingDown,
+    /// The spool could not write (a write, fsync or roll error): these events may
+    /// be among those refused. Try again; ids make a repeat harmless.
+    #[error("the spool could not write the events")]
+    NotDurable,
+}
+
+pub(super) fn finish(report: DeliveryReport) -> Result<DeliveryReport, DeliveryError> {
+    if report.is_complete() {
+        Ok(report)
+    } else {
+        Err(DeliveryError(report))
+    }
+}

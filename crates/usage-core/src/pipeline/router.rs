@@ -265,24 +265,3 @@ impl Router {
         self.last_drop_log = Some((Instant::now(), now));
     }
 }
-
-/// The router thread: drains on wake-ups and ticks, keeps the spool tidy, exits on request.
-pub(super) fn run_router(inner: Arc<super::shared::Inner>) {
-    let mut last_housekeeping = Instant::now();
-    while !inner.control.router_exit.load(Relaxed) {
-        std::thread::park_timeout(inner.router_tick);
-        inner.drain();
-        crate::event::clock::recalibrate();
-        if last_housekeeping.elapsed() >= Duration::from_secs(1) {
-            inner.housekeeping();
-            last_housekeeping = Instant::now();
-        } else if inner.spool.is_some() {
-            let mut r = inner.lock_router();
-            if let Some(spool) = r.spool.as_mut() {
-                if let Err(e) = spool.sync_if_due() {
-                    tracing::error!("spool fsync failed: {e}");
-                }
-            }
-        }
-    }
-}

@@ -1,11 +1,10 @@
 //! What the handle, the router thread and the workers share: the ingest queue,
 //! the router behind its lock, the exporter slots, and flush/shutdown bookkeeping.
 
-use super::handle::{finish, AcceptError};
 use super::ingest::Ingest;
 use super::progress::Control;
 use super::queue::ExporterSlot;
-use super::report::{DeliveryError, DeliveryReport};
+use super::report::{finish, AcceptError, DeliveryError, DeliveryReport};
 use super::router::Router;
 use super::stats::{ExporterStats, PipelineStats};
 use crate::export::exporter::Exporter;

@@ -6,8 +6,8 @@
 //! and resource where they are first needed and again when it is sealed, a copy in
 //! any segment serves every segment, and the kinds compiled into this binary are a
 //! last copy. An event is lost to a damaged schema only when every copy is gone.
+//! (Filling it from records, which needs their encoding, is in `codec`.)
 
-use super::codec;
 use crate::event::schema::Schema;
 use crate::resource::Resource;
 use std::collections::HashMap;
@@ -27,53 +27,6 @@ pub(crate) struct Catalog {
 }
 
 impl Catalog {
-    /// A catalog that already knows every kind linked into this binary.
-    pub(crate) fn with_compiled_kinds() -> Catalog {
-        let mut c = Catalog::default();
-        let mut buf = Vec::new();
-        for s in crate::event::kind::registered_kinds() {
-            buf.clear();
-            codec::encode_schema(&mut buf, s);
-            c.schemas.insert(fingerprint(&buf), Arc::new(s.clone()));
-        }
-        c
-    }
-
-    /// Adds a schema record's payload. False when it does not decode or does not
-    /// match its reference (damage the record checksum did not catch).
-    pub(crate) fn add_schema_record(&mut self, reference: u64, payload: &[u8]) -> bool {
-        if fingerprint(payload) != reference {
-            return false;
-        }
-        if self.schemas.contains_key(&reference) {
-            return true;
-        }
-        match codec::decode_schema(payload) {
-            Ok(s) => {
-                self.schemas.insert(reference, Arc::new(s));
-                true
-            }
-            Err(_) => false,
-        }
-    }
-
-    /// Adds a resource record's payload; false as for schemas.
-    pub(crate) fn add_resource_record(&mut self, reference: u64, payload: &[u8]) -> bool {
-        if fingerprint(payload) != reference {
-            return false;
-        }
-        if self.resources.contains_key(&reference) {
-            return true;
-        }
-        match codec::decode_resource(payload) {
-            Ok(r) => {
-                self.resources.insert(reference, Arc::new(r));
-                true
-            }
-            Err(_) => false,
-        }
-    }
-
     /// Adds a schema the writer encoded itself.
     pub(crate) fn insert_schema(&mut self, reference: u64, schema: Arc<Schema>) {
         self.schemas.entry(reference).or_insert(schema);
@@ -90,34 +43,5 @@ impl Catalog {
 
     pub(crate) fn resource(&self, reference: u64) -> Option<&Arc<Resource>> {
         self.resources.get(&reference)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{EventKind, RelayUsage};
-
-    #[test]
-    fn compiled_kinds_are_known_and_damaged_copies_are_refused() {
-        let mut payload = Vec::new();
-        codec::encode_schema(&mut payload, RelayUsage::schema());
-        let reference = fingerprint(&payload);
-        let c = Catalog::with_compiled_kinds();
-        assert_eq!(c.schema(reference).map(|s| s.as_ref()), Some(RelayUsage::schema()));
-
-        let mut empty = Catalog::default();
-        let mut bent = payload.clone();
-        bent[5] ^= 1;
-        assert!(!empty.add_schema_record(reference, &bent));
-        assert!(empty.schema(reference).is_none());
-        assert!(empty.add_schema_record(reference, &payload));
-        assert!(empty.schema(reference).is_some());
-
-        let mut res = Vec::new();
-        codec::encode_resource(&mut res, &Resource::new("svc"));
-        assert!(!empty.add_resource_record(reference, &res));
-        assert!(empty.add_resource_record(fingerprint(&res), &res));
-        assert_eq!(empty.resource(fingerprint(&res)).unwrap().service_name.as_str(), "svc");
     }
 }

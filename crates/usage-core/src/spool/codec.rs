@@ -13,7 +13,7 @@
 //! strings are `u32 length | bytes`, integers and floats 8 bytes little-endian,
 //! bools 1 byte, string maps `u32 count | (key, value)*`.
 
-use super::catalog::Catalog;
+use super::catalog::{fingerprint, Catalog};
 use crate::event::id::EventId;
 use crate::event::record::Record;
 use crate::event::schema::{FieldDef, FieldType, Schema};
@@ -324,6 +324,56 @@ pub(crate) fn decode_event(payload: &[u8], refs: Refs<'_>) -> Result<Event, Code
     Ok(event)
 }
 
+/// Filling a catalog from records (their encoding is this module's).
+impl Catalog {
+    /// A catalog that already knows every kind linked into this binary.
+    pub(crate) fn with_compiled_kinds() -> Catalog {
+        let mut c = Catalog::default();
+        let mut buf = Vec::new();
+        for s in crate::event::kind::registered_kinds() {
+            buf.clear();
+            encode_schema(&mut buf, s);
+            c.insert_schema(fingerprint(&buf), Arc::new(s.clone()));
+        }
+        c
+    }
+
+    /// Adds a schema record's payload. False when it does not decode or does not
+    /// match its reference (damage the record checksum did not catch).
+    pub(crate) fn add_schema_record(&mut self, reference: u64, payload: &[u8]) -> bool {
+        if fingerprint(payload) != reference {
+            return false;
+        }
+        if self.schema(reference).is_some() {
+            return true;
+        }
+        match decode_schema(payload) {
+            Ok(s) => {
+                self.insert_schema(reference, Arc::new(s));
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Adds a resource record's payload; false as for schemas.
+    pub(crate) fn add_resource_record(&mut self, reference: u64, payload: &[u8]) -> bool {
+        if fingerprint(payload) != reference {
+            return false;
+        }
+        if self.resource(reference).is_some() {
+            return true;
+        }
+        match decode_resource(payload) {
+            Ok(r) => {
+                self.insert_resource(reference, Arc::new(r));
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
 /// A format-1 payload from a format-2 one (tests of reading old spools): the schema
 /// index in front, and an event without its own resource takes the segment's.
 #[cfg(test)]
@@ -423,5 +473,28 @@ mod tests {
                 assert!(decode_event(&v1[..cut], refs).is_err());
             }
         }
+    }
+
+    #[test]
+    fn compiled_kinds_are_known_and_damaged_copies_are_refused() {
+        let mut payload = Vec::new();
+        encode_schema(&mut payload, RelayUsage::schema());
+        let reference = fingerprint(&payload);
+        let c = Catalog::with_compiled_kinds();
+        assert_eq!(c.schema(reference).map(|s| s.as_ref()), Some(RelayUsage::schema()));
+
+        let mut empty = Catalog::default();
+        let mut bent = payload.clone();
+        bent[5] ^= 1;
+        assert!(!empty.add_schema_record(reference, &bent));
+        assert!(empty.schema(reference).is_none());
+        assert!(empty.add_schema_record(reference, &payload));
+        assert!(empty.schema(reference).is_some());
+
+        let mut res = Vec::new();
+        encode_resource(&mut res, &Resource::new("svc"));
+        assert!(!empty.add_resource_record(reference, &res));
+        assert!(empty.add_resource_record(fingerprint(&res), &res));
+        assert_eq!(empty.resource(fingerprint(&res)).unwrap().service_name.as_str(), "svc");
     }
 }
