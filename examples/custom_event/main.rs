@@ -1,4 +1,4 @@
-//! `custom_event`: a kind of your own, declared once with `usage_event!`, then
+//! `custom_event`: a kind of your own, declared once with `#[derive(UsageEvent)]`, then
 //! exported like the built-in ones: to the `file` exporter, and to ClickHouse when
 //! `CLICKHOUSE_URL` is set, where the `clickhouse` exporter creates its table from
 //! the declared schema (typed columns, `Nullable` for `Option`, a `Map` for the tags).
@@ -10,19 +10,18 @@
 //! ```
 
 use std::time::Duration;
-use usage_core::{usage_event, EventKind, Pipeline, StrMap, Text, UsageConfig};
+use usage_core::{EventKind, Pipeline, StrMap, Text, UsageConfig, UsageEvent};
 
-usage_event! {
-    #[usage(kind = "storage_usage")]
-    /// Bytes stored per tenant and bucket, sampled hourly: bill GB-hours from it.
-    pub struct StorageUsage {
-        pub tenant: Text,
-        pub bucket: Text,
-        pub bytes: u64,
-        pub objects: u64,
-        pub region: Option<Text>,
-        pub tags: StrMap,
-    }
+/// Bytes stored per tenant and bucket, sampled hourly: bill GB-hours from it.
+#[derive(Debug, Clone, PartialEq, UsageEvent)]
+#[usage(kind = "storage_usage")]
+pub struct StorageUsage {
+    pub tenant: Text,
+    pub bucket: Text,
+    pub bytes: u64,
+    pub objects: u64,
+    pub region: Option<Text>,
+    pub tags: StrMap,
 }
 
 /// File always; ClickHouse too when `clickhouse_url` is given.

@@ -56,6 +56,37 @@ pub use config::{ConfigError, ExporterOptions, ExporterSection, FullPolicy, Pipe
 pub use event::builtin::{NetworkEvent, OptimizerQos, RelayUsage};
 pub use event::id::EventId;
 pub use event::kind::{kind_schema, registered_kinds, EventData, EventKind};
+/// Declares an event kind from a struct: its schema, encoding and registration.
+///
+/// ```
+/// use usage_core::{Event, EventKind, FieldType, Text, UsageEvent};
+///
+/// #[derive(Debug, Clone, PartialEq, UsageEvent)]
+/// #[usage(kind = "storage_usage")]
+/// /// Bytes stored per bucket, sampled hourly.
+/// pub struct StorageUsage {
+///     pub bucket: Text,
+///     /// Stored as `bytes_stored`: the name in JSON, columns and OTLP attributes.
+///     #[usage(rename = "bytes_stored")]
+///     pub bytes: u64,
+///     pub region: Option<Text>,
+/// }
+///
+/// let schema = StorageUsage::schema();
+/// assert_eq!(schema.kind, "storage_usage");
+/// assert_eq!(schema.field("bytes_stored").unwrap().ty, FieldType::U64);
+/// assert!(schema.field("region").unwrap().nullable);
+/// let ev = Event::new(StorageUsage { bucket: "b1".into(), bytes: 42, region: None });
+/// assert_eq!(ev.kind(), "storage_usage");
+/// assert!(usage_core::kind_schema("storage_usage").is_some());
+/// ```
+///
+/// Struct options: `kind = "..."` (required), `crate = "path"` when `usage_core` is
+/// reached by another name (`crate = "usage"` through the facade crate). Field
+/// options: `rename = "..."`. Field types are those of [`usage_event!`]: [`Text`],
+/// `String`, integers, `f64`/`f32`, `bool`, [`StrMap`], and `Option` of each. The
+/// struct must also be `Debug` and `Clone`.
+pub use usage_derive::UsageEvent;
 pub use event::record::{Record, RecordError};
 pub use event::schema::{FieldDef, FieldType, Schema, RESERVED_FIELD_NAMES};
 pub use event::time::{CivilTime, Timestamp, TimestampError};

@@ -15,6 +15,19 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Your own kinds, through this crate (so the derive is told where it lives):
+//!
+//! ```
+//! #[derive(Debug, Clone, usage::UsageEvent)]
+//! #[usage(kind = "storage_usage", crate = "usage")]
+//! pub struct StorageUsage {
+//!     pub bucket: usage::Text,
+//!     pub bytes: u64,
+//! }
+//! let ev = usage::Event::new(StorageUsage { bucket: "b1".into(), bytes: 42 });
+//! assert_eq!(ev.kind(), "storage_usage");
+//! ```
+//!
 //! Features: `file` (default), `kafka`, `s3`, `clickhouse`, `http`, `otlp`, `all`.
 //! Each exporter crate is also re-exported under its short name (`usage::kafka`, ...)
 //! for its config types.

@@ -94,6 +94,10 @@ pub fn validate_registered_kinds() -> Result<(), String> {
 /// Declares an event kind: a struct whose fields are typed values, with its schema,
 /// encoding and registration generated. Emit it exactly like a built-in kind.
 ///
+/// [`#[derive(UsageEvent)]`](crate::UsageEvent) does the same on a struct you write
+/// yourself, with per-field options; prefer it. This macro stays for the built-in
+/// kinds (which it can store inline) and for code already using it.
+///
 /// Field types: [`Text`](crate::Text), `String`, integers, `f64`/`f32`, `bool`,
 /// [`StrMap`](crate::StrMap), and `Option` of each. The struct also derives `Debug`,
 /// `Clone` and `PartialEq`.
