@@ -56,6 +56,23 @@ pub use config::{ConfigError, ExporterOptions, ExporterSection, FullPolicy, Pipe
 pub use event::builtin::{NetworkEvent, OptimizerQos, RelayUsage};
 pub use event::id::EventId;
 pub use event::kind::{kind_schema, registered_kinds, EventData, EventKind};
+pub use event::record::{Record, RecordError};
+pub use event::schema::{FieldDef, FieldType, Schema, RESERVED_FIELD_NAMES};
+pub use event::time::{CivilTime, Timestamp, TimestampError};
+pub use event::value::{finite_or_zero, FieldValue, OwnedValue, StrMap, Text, Value};
+pub use event::Event;
+pub use export::batch::{Batch, BatchId};
+pub use export::exporter::{ExportError, Exporter};
+pub use export::registry::{ExporterContext, ExporterDefaults, ExporterFactory};
+pub use pipeline::report::{DeliveryError, DeliveryReport, ExporterDelivery};
+pub use pipeline::stats::{DropStats, ExporterStats, PipelineStats};
+pub use pipeline::{AcceptError, Pipeline, PipelineBuilder};
+pub use resource::{default_instance_id, Resource};
+pub use sink::UsageSink;
+pub use spool::{
+    inspect as inspect_spool, CursorInfo, FsyncMode, RecoveryReport, SegmentInfo, SpoolConfig, SpoolError,
+    SpoolInspection, SpoolReplay, SpoolStats,
+};
 /// Declares an event kind from a struct: its schema, encoding and registration.
 ///
 /// ```
@@ -87,23 +104,6 @@ pub use event::kind::{kind_schema, registered_kinds, EventData, EventKind};
 /// `String`, integers, `f64`/`f32`, `bool`, [`StrMap`], and `Option` of each. The
 /// struct must also be `Debug` and `Clone`.
 pub use usage_derive::UsageEvent;
-pub use event::record::{Record, RecordError};
-pub use event::schema::{FieldDef, FieldType, Schema, RESERVED_FIELD_NAMES};
-pub use event::time::{CivilTime, Timestamp, TimestampError};
-pub use event::value::{finite_or_zero, FieldValue, OwnedValue, StrMap, Text, Value};
-pub use event::Event;
-pub use export::batch::{Batch, BatchId};
-pub use export::exporter::{ExportError, Exporter};
-pub use export::registry::{ExporterContext, ExporterDefaults, ExporterFactory};
-pub use pipeline::report::{DeliveryError, DeliveryReport, ExporterDelivery};
-pub use pipeline::stats::{DropStats, ExporterStats, PipelineStats};
-pub use pipeline::{AcceptError, Pipeline, PipelineBuilder};
-pub use resource::{default_instance_id, Resource};
-pub use sink::UsageSink;
-pub use spool::{
-    inspect as inspect_spool, CursorInfo, FsyncMode, RecoveryReport, SegmentInfo, SpoolConfig, SpoolError,
-    SpoolInspection, SpoolReplay, SpoolStats,
-};
 
 /// Used by the crate's macros; not a public API.
 #[doc(hidden)]

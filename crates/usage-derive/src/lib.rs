@@ -69,12 +69,20 @@ fn expand(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
     let StructOptions { kind, krate } = struct_options(input)?;
     let name = &input.ident;
     if !input.generics.params.is_empty() {
-        return Err(syn::Error::new_spanned(&input.generics, "an event kind cannot be generic"));
+        return Err(syn::Error::new_spanned(
+            &input.generics,
+            "an event kind cannot be generic",
+        ));
     }
     let fields = match &input.data {
         Data::Struct(s) => match &s.fields {
             Fields::Named(f) => f.named.iter().collect::<Vec<_>>(),
-            _ => return Err(syn::Error::new_spanned(name, "UsageEvent needs a struct with named fields")),
+            _ => {
+                return Err(syn::Error::new_spanned(
+                    name,
+                    "UsageEvent needs a struct with named fields",
+                ))
+            }
         },
         _ => return Err(syn::Error::new_spanned(name, "UsageEvent needs a struct")),
     };
@@ -146,11 +154,16 @@ mod tests {
     fn mistakes_are_named() {
         assert!(error_of("struct A { x: u64 }").contains("needs `#[usage(kind = \"...\")]`"));
         assert!(error_of("#[usage(kind = \"a\", knd = \"b\")] struct A { x: u64 }").contains("unknown `usage` option"));
-        assert!(error_of("#[usage(kind = \"a\")] struct A { #[usage(renam = \"y\")] x: u64 }")
-            .contains("unknown `usage` field option"));
+        assert!(
+            error_of("#[usage(kind = \"a\")] struct A { #[usage(renam = \"y\")] x: u64 }")
+                .contains("unknown `usage` field option")
+        );
         assert!(error_of("#[usage(kind = \"a\")] struct A(u64);").contains("named fields"));
         assert!(error_of("#[usage(kind = \"a\")] enum A { X }").contains("needs a struct"));
         assert!(error_of("#[usage(kind = \"a\")] struct A<T> { x: T }").contains("cannot be generic"));
-        assert_eq!(error_of("#[usage(kind = \"a\")] struct A { #[usage(rename = \"y\")] x: u64 }"), "");
+        assert_eq!(
+            error_of("#[usage(kind = \"a\")] struct A { #[usage(rename = \"y\")] x: u64 }"),
+            ""
+        );
     }
 }

@@ -113,7 +113,7 @@ impl DeliveryError {
     }
 }
 
-/// Why [`Pipeline::accept`] did not accept.
+/// Why [`Pipeline::accept`](crate::Pipeline::accept) did not accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AcceptError {
