@@ -2,6 +2,7 @@
 //! applied to a copy of one spool of many segments and three kinds: every intact
 //! event is delivered, and what is lost is counted. `--nocapture` prints the table.
 
+use super::damage_tests::res;
 use super::segment::{self, RecordType};
 use super::writer::Spool;
 use super::*;
@@ -11,15 +12,9 @@ use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::path::Path;
 
-fn res() -> Arc<Resource> {
-    Arc::new(Resource::new("svc").with_instance_id("i"))
-}
-
+/// The spool of these tests: 64 KiB segments.
 fn cfg(dir: &Path) -> SpoolConfig {
-    SpoolConfig {
-        segment_bytes: 64 << 10,
-        ..SpoolConfig::new(dir)
-    }
+    super::damage_tests::cfg(dir, 64 << 10)
 }
 
 fn event(i: u64) -> Event {

@@ -11,11 +11,11 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-fn res() -> Arc<Resource> {
+pub(super) fn res() -> Arc<Resource> {
     Arc::new(Resource::new("svc").with_instance_id("i"))
 }
 
-fn cfg(dir: &Path, segment_bytes: usize) -> SpoolConfig {
+pub(super) fn cfg(dir: &Path, segment_bytes: usize) -> SpoolConfig {
     SpoolConfig {
         segment_bytes,
         ..SpoolConfig::new(dir)

@@ -1,9 +1,9 @@
 //! Read-only views of a spool: `usage spool inspect` and `usage spool replay`.
 
-use super::recover::{cursor_past_data, gaps_between, Recovery};
+use super::recover::{cursor_past_data, gaps_between, segment_files, Recovery};
 use super::{cursor, lock, Shared, SpoolCounters, SpoolError};
 use crate::event::Event;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
 
@@ -70,13 +70,7 @@ pub(crate) fn open_read_only(dir: &Path) -> Result<(Arc<Shared>, SpoolInspection
     if !dir.join("segments").is_dir() {
         return Err(fail("no segments/ directory: not a spool".into()));
     }
-    let mut names: Vec<PathBuf> = std::fs::read_dir(dir.join("segments"))
-        .map_err(|e| fail(format!("cannot list segments: {e}")))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
-        .collect();
-    names.sort();
+    let names = segment_files(dir).map_err(|e| fail(format!("cannot list segments: {e}")))?;
     let mut inspection = SpoolInspection {
         writer_pid: lock::DirLock::holder(dir),
         ..Default::default()

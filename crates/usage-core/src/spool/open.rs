@@ -2,11 +2,11 @@
 //! segment of this process.
 
 use super::catalog::fingerprint;
-use super::recover::{gaps_between, Recovery};
+use super::recover::{gaps_between, segment_files, Recovery};
 use super::writer::Spool;
 use super::{codec, cursor, lock, RecoveryReport, Shared, SpoolConfig, SpoolCounters, SpoolError};
 use crate::resource::Resource;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -28,13 +28,7 @@ impl Spool {
             std::fs::create_dir_all(cfg.path.join(sub)).map_err(|e| fail(format!("cannot create {sub}/: {e}")))?;
         }
         remove_stale_temp_files(&cfg.path);
-        let mut names: Vec<PathBuf> = std::fs::read_dir(cfg.path.join("segments"))
-            .map_err(|e| fail(format!("cannot list segments: {e}")))?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "seg"))
-            .collect();
-        names.sort();
+        let names = segment_files(&cfg.path).map_err(|e| fail(format!("cannot list segments: {e}")))?;
         let mut recovery = Recovery::new(&cfg.path, false);
         let mut metas = Vec::new();
         let mut next_seq = 0u64;

@@ -7,6 +7,17 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// The segment files of the spool at `dir`, oldest first (names are base seqs).
+pub(crate) fn segment_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir.join("segments"))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
 /// Events absent between consecutive segments. Segments are only deleted from the
 /// oldest end, once every exporter is past them, so a gap in the middle is loss.
 pub(crate) fn gaps_between(metas: &[SegmentMeta]) -> u64 {
