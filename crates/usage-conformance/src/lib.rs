@@ -168,14 +168,37 @@ fn totals<'a>(events: impl Iterator<Item = &'a Event>) -> BTreeMap<String, (u64,
     out
 }
 
-/// Runs every check in turn; `Err` names the first that failed. `scratch` is a
-/// writable directory for the pipeline's own files. Backends that are cheap to set
-/// up call the named checks from one test each instead.
+/// The named checks, in the order [`run`] runs them.
+pub const CHECKS: [(&str, Check); 2] = [
+    ("delivery", check_delivery),
+    ("stop and restart", check_stop_and_restart),
+];
+
+/// A named check: a report, or what failed.
+pub type Check = fn(&mut dyn Backend, &Path, usize) -> Result<StepReport, String>;
+
+/// Runs every check, even after one failed; `Err` names each check that failed and
+/// why. `scratch` is a writable directory for the pipeline's own files. Backends
+/// that are cheap to set up call the named checks from one test each instead.
 pub fn run(backend: &mut dyn Backend, scratch: &Path, n: usize) -> Result<Vec<StepReport>, String> {
-    Ok(vec![
-        check_delivery(backend, scratch, n)?,
-        check_stop_and_restart(backend, scratch, n)?,
-    ])
+    let mut reports = Vec::new();
+    let mut failed = Vec::new();
+    for (name, check) in CHECKS {
+        match check(backend, scratch, n) {
+            Ok(r) => reports.push(r),
+            Err(e) => failed.push(format!("{name}: {e}")),
+        }
+    }
+    if failed.is_empty() {
+        Ok(reports)
+    } else {
+        Err(format!(
+            "{} of {} checks failed: {}",
+            failed.len(),
+            CHECKS.len(),
+            failed.join("; ")
+        ))
+    }
 }
 
 fn run_name(check: &str) -> String {
