@@ -1,9 +1,9 @@
-//! Events as OTLP protobuf messages directly (no SDK): the same mapping the
-//! exporter uses, for load generators, tests and tools that build requests.
+//! Events as OTLP protobuf messages directly (no SDK): what the `otlp` exporter
+//! sends, and what load generators, tests and tools build requests with.
 
 use crate::ID_ATTRIBUTE;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value::Value as Av, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::common::v1::{any_value::Value as Av, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource as ProtoResource;
 use usage_core::{Event, Resource, Value};
@@ -68,6 +68,11 @@ pub fn request<'a>(resource: &Resource, events: impl IntoIterator<Item = &'a Eve
                 ..Default::default()
             }),
             scope_logs: vec![ScopeLogs {
+                scope: Some(InstrumentationScope {
+                    name: "usage".into(),
+                    version: env!("CARGO_PKG_VERSION").into(),
+                    ..Default::default()
+                }),
                 log_records: events.into_iter().map(log_record).collect(),
                 ..Default::default()
             }],

@@ -1,45 +1,34 @@
-//! The `otlp` exporter.
+//! The `otlp` exporter: each batch as OTLP/HTTP log requests, one per resource,
+//! built by `usage-otlp-proto` (the mapping the gateway's receiver reads back) and
+//! posted with our own async client, so every attempt is the pipeline's: counted,
+//! retried with its backoff, classified by the one HTTP rule.
 
-use crate::client::Client;
 use crate::config::{logs_url, OtlpConfig, Protocol};
-use crate::record::fill;
-use opentelemetry::logs::{Logger, LoggerProvider};
-use opentelemetry::{InstrumentationScope, KeyValue};
-use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
-use opentelemetry_sdk::logs::{LogBatch, LogExporter as _, SdkLogRecord, SdkLogger, SdkLoggerProvider};
-use std::collections::HashMap;
-use std::time::Duration;
+use prost::Message;
+use std::time::{Duration, SystemTime};
+use usage_core::export::http::{classify, retry_after};
 use usage_core::{
-    async_trait, Batch, ConfigError, ExportError, Exporter, ExporterContext, ExporterDefaults, ExporterFactory,
+    async_trait, Batch, ConfigError, Event, ExportError, Exporter, ExporterContext, ExporterDefaults, ExporterFactory,
     Resource,
 };
+use usage_otlp_proto::opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 
-/// Sends each batch as OTLP log records through `opentelemetry-otlp`'s exporter.
+/// Sends each batch as OTLP log records.
 pub struct OtlpExporter {
-    exporter: tokio::sync::Mutex<opentelemetry_otlp::LogExporter>,
-    client: Client,
-    /// Only creates records; it has no processor, so nothing is queued or dropped here.
-    logger: SdkLogger,
-    _provider: SdkLoggerProvider,
-    scope: InstrumentationScope,
+    http: reqwest::Client,
     url: String,
+    protocol: Protocol,
+    /// Extra request headers (their values may be secrets: never logged).
+    headers: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for OtlpExporter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OtlpExporter")
             .field("url", &self.url)
+            .field("protocol", &self.protocol)
             .finish_non_exhaustive()
     }
-}
-
-fn sdk_resource(r: &Resource) -> opentelemetry_sdk::Resource {
-    opentelemetry_sdk::Resource::builder_empty()
-        .with_attributes([
-            KeyValue::new("service.name", r.service_name.to_string()),
-            KeyValue::new("service.instance.id", r.service_instance_id.to_string()),
-        ])
-        .build()
 }
 
 impl OtlpExporter {
@@ -54,64 +43,66 @@ impl OtlpExporter {
                 "must be http:// or https://",
             ));
         }
-        let mut headers = HashMap::new();
+        let mut headers = Vec::new();
         for (k, v) in &cfg.headers {
-            headers.insert(
-                k.clone(),
-                v.expose()
-                    .map_err(|e| ConfigError::key(format!("{section}.headers.{k}"), e))?,
-            );
+            let value = v
+                .expose()
+                .map_err(|e| ConfigError::key(format!("{section}.headers.{k}"), e))?;
+            headers.push((k.clone(), value));
         }
         let http = reqwest::Client::builder()
             .timeout(cfg.timeout.unwrap_or(Duration::from_secs(10)))
             .danger_accept_invalid_certs(cfg.insecure)
+            // A batch must not land somewhere nobody configured: a 3xx pauses instead.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ConfigError::key(section, format!("cannot build the HTTP client: {e}")))?;
-        let client = Client::new(http);
-        let protocol = match cfg.protocol {
-            Protocol::HttpProtobuf => opentelemetry_otlp::Protocol::HttpBinary,
-            Protocol::HttpJson => opentelemetry_otlp::Protocol::HttpJson,
-        };
-        let exporter = opentelemetry_otlp::LogExporter::builder()
-            .with_http()
-            .with_http_client(client.clone())
-            .with_endpoint(url.clone())
-            .with_protocol(protocol)
-            .with_headers(headers)
-            .with_timeout(cfg.timeout.unwrap_or(Duration::from_secs(10)))
-            // The pipeline retries (counted, with its backoff and Retry-After floor) and
-            // splits on 413; retries hidden inside the SDK would be neither.
-            .with_retry_policy(opentelemetry_otlp::RetryPolicy::disabled())
-            .with_max_request_body_size(usize::MAX)
-            .build()
-            .map_err(|e| ConfigError::key(section, format!("cannot build the OTLP exporter: {e}")))?;
-        let provider = SdkLoggerProvider::builder().build();
-        let logger = provider.logger("usage");
         Ok(OtlpExporter {
-            exporter: tokio::sync::Mutex::new(exporter),
-            client,
-            logger,
-            _provider: provider,
-            scope: InstrumentationScope::builder("usage")
-                .with_version(env!("CARGO_PKG_VERSION"))
-                .build(),
+            http,
             url,
+            protocol: cfg.protocol,
+            headers,
         })
     }
 
-    /// What a failed export means, from the HTTP answer the client saw.
-    fn classify(&self, e: impl std::fmt::Display) -> ExportError {
-        let last = self.client.take_last();
-        let message = match (last.status, &last.transport_error) {
-            (Some(s), _) => format!("OTLP POST {} -> {s}: {}", self.url, last.body.trim()),
-            (None, Some(t)) => format!("OTLP POST {}: {t}", self.url),
-            (None, None) => format!("OTLP POST {}: {e}", self.url),
+    /// Posts one request; what a failure means comes from the one HTTP rule.
+    async fn post(&self, request: &ExportLogsServiceRequest) -> Result<(), ExportError> {
+        let (content_type, body) = match self.protocol {
+            Protocol::HttpProtobuf => ("application/x-protobuf", request.encode_to_vec()),
+            Protocol::HttpJson => (
+                "application/json",
+                serde_json::to_vec(request).map_err(|e| ExportError::rejected(format!("OTLP/JSON encoding: {e}")))?,
+            ),
         };
-        match last.status {
-            Some(status) => usage_core::export::http::classify(status, last.retry_after, message),
-            // No answer at all (connection refused, reset, timeout): try again.
-            None => ExportError::retryable(message),
+        let mut req = self
+            .http
+            .post(&self.url)
+            .header("content-type", content_type)
+            .body(body);
+        for (k, v) in &self.headers {
+            req = req.header(k, v);
         }
+        let resp = match req.send().await {
+            Ok(r) => r,
+            // No answer at all (connection refused, reset, timeout): try again.
+            Err(e) => {
+                let why = usage_core::export::error_chain(&e);
+                return Err(ExportError::retryable(format!("OTLP POST {}: {why}", self.url)));
+            }
+        };
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| retry_after(v, SystemTime::now()));
+        let body = resp.bytes().await.unwrap_or_default();
+        let text = String::from_utf8_lossy(&body[..body.len().min(2000)]);
+        let message = format!("OTLP POST {} -> {}: {}", self.url, status.as_u16(), text.trim());
+        Err(classify(status.as_u16(), after, message))
     }
 }
 
@@ -119,37 +110,24 @@ impl OtlpExporter {
 impl Exporter for OtlpExporter {
     async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
         // One OTLP request per resource: events forwarded by a gateway keep their own.
-        let mut groups: Vec<(Resource, Vec<SdkLogRecord>)> = Vec::new();
+        let mut groups: Vec<(Resource, Vec<&Event>)> = Vec::new();
         for e in batch.iter() {
             let res = e.resource().map_or_else(|| batch.resource().clone(), |r| (**r).clone());
-            let mut record = self.logger.create_log_record();
-            fill(&mut record, e);
             match groups.iter_mut().find(|(r, _)| *r == res) {
-                Some((_, v)) => v.push(record),
-                None => groups.push((res, vec![record])),
+                Some((_, v)) => v.push(e),
+                None => groups.push((res, vec![e])),
             }
         }
-        let mut exporter = self.exporter.lock().await;
-        for (res, records) in &groups {
-            exporter.set_resource(&sdk_resource(res));
-            let pairs: Vec<(&SdkLogRecord, &InstrumentationScope)> = records.iter().map(|r| (r, &self.scope)).collect();
-            self.client.take_last();
-            if let Err(e) = exporter.export(LogBatch::new(&pairs)).await {
-                return Err(self.classify(e));
-            }
+        for (res, events) in &groups {
+            self.post(&usage_otlp_proto::proto::request(res, events.iter().copied()))
+                .await?;
         }
         Ok(())
     }
 
     async fn healthcheck(&self) -> Result<(), ExportError> {
-        // An empty request checks that the collector answers.
-        let mut exporter = self.exporter.lock().await;
-        exporter.set_resource(&sdk_resource(&Resource::default()));
-        self.client.take_last();
-        match exporter.export(LogBatch::new(&[])).await {
-            Ok(()) => Ok(()),
-            Err(e) => Err(self.classify(e)),
-        }
+        // An empty request checks that the collector answers and takes the headers.
+        self.post(&ExportLogsServiceRequest::default()).await
     }
 }
 

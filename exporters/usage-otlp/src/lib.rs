@@ -8,11 +8,11 @@
 //! - resource attributes `service.name` and `service.instance.id`.
 //!
 //! It rides the usage pipeline: batching, retries (Retry-After honoured), pause on
-//! 401/403, split on 413, the spool. Records are built and handed straight to the
-//! OTLP exporter, with no SDK batch processor in between, so there is no second
-//! queue where records could silently drop, and every export result is counted.
-//! HTTP goes through this crate's own async client, so no combination of
-//! `opentelemetry-otlp` features can make it panic with "no reactor running".
+//! 401/403 and 3xx, split on 413, the spool. Requests are built by
+//! `usage-otlp-proto`, the same mapping the gateway's receiver reads back, and posted
+//! by this crate's own async client: no SDK processor or exporter in between, so no
+//! second queue where records could silently drop, no hidden retries, and every
+//! answer is counted.
 //!
 //! ```toml
 //! [exporters.otel]
@@ -23,16 +23,14 @@
 //! "x-api-key" = { env = "OTLP_KEY" }
 //! ```
 
-mod client;
 mod config;
 mod exporter;
-mod record;
 
 /// The mapping to OTLP protobuf and back, shared with the gateway's receiver.
 pub use usage_otlp_proto::{opentelemetry_proto, proto, receive};
 
 pub use config::{OtlpConfig, Protocol};
 pub use exporter::{OtlpExporter, FACTORY};
-pub use record::{attributes_of, ID_ATTRIBUTE};
+pub use usage_otlp_proto::ID_ATTRIBUTE;
 
 usage_core::register_exporter!(FACTORY);

@@ -3,9 +3,8 @@
 //! (retry honouring Retry-After, pause on 401 and resume, split on 413,
 //! dead-letter on other 4xx), and every event id arrives once the collector takes it.
 //!
-//! The dev-dependency on `opentelemetry-otlp` switches on its `reqwest-client` and
-//! `reqwest-blocking-client` features, as a host crate might: the exporter must not
-//! panic with them on, from a thread with no runtime or inside one.
+//! The exporter sends from the pipeline's runtime whoever emits: a thread with no
+//! runtime or one inside a host's runtime.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -219,7 +218,7 @@ async fn too_large_splits_and_other_4xx_dead_letter() {
 }
 
 #[test]
-fn emits_from_threads_with_and_without_a_runtime_whatever_the_otlp_features() {
+fn emits_from_threads_with_and_without_a_runtime() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let c = rt.block_on(collector(Arc::new(|_, _, _| ok())));
     let dir = tempfile::tempdir().unwrap();
