@@ -37,6 +37,8 @@ impl HttpExporter {
         let client = reqwest::Client::builder()
             .timeout(cfg.timeout.unwrap_or(Duration::from_secs(10)))
             .user_agent(concat!("usage-http/", env!("CARGO_PKG_VERSION")))
+            // A batch must not land somewhere nobody configured: a 3xx pauses instead.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ConfigError::key(section, format!("cannot build the HTTP client: {e}")))?;
         Ok(HttpExporter {
