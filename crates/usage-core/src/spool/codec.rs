@@ -240,15 +240,17 @@ impl<'a> Refs<'a> {
         }
     }
 
-    /// Whether everything the payload refers to is held intact (its schema and, in
-    /// format 2, a referenced resource): events that fail this were counted as
+    /// The payload's schema when everything it refers to is held intact (its schema
+    /// and, in format 2, a referenced resource). Events without were counted as
     /// unreadable when the spool was recovered.
-    pub(crate) fn resolves(&self, payload: &[u8]) -> bool {
+    pub(crate) fn resolve(&self, payload: &[u8]) -> Option<&'a Arc<Schema>> {
+        let schema = self.schema_of(payload)?;
         match self {
-            Refs::Segment { .. } => self.schema_of(payload).is_some(),
-            Refs::Catalog(c) => references(payload).is_some_and(|(schema, resource)| {
-                c.schema(schema).is_some() && resource.is_none_or(|r| c.resource(r).is_some())
-            }),
+            Refs::Segment { .. } => Some(schema),
+            Refs::Catalog(c) => match references(payload)? {
+                (_, Some(r)) if c.resource(r).is_none() => None,
+                _ => Some(schema),
+            },
         }
     }
 }
@@ -272,10 +274,16 @@ fn le_u64(b: &[u8]) -> u64 {
 }
 
 /// Decodes an event record payload.
+#[cfg(test)]
 pub(crate) fn decode_event(payload: &[u8], refs: Refs<'_>) -> Result<Event, CodecError> {
     let Some(schema) = refs.schema_of(payload) else {
         return err("the event's schema record is not held intact anywhere in the spool");
     };
+    decode_event_with(payload, schema, refs)
+}
+
+/// Decodes an event record payload whose schema the caller already resolved.
+pub(crate) fn decode_event_with(payload: &[u8], schema: &Arc<Schema>, refs: Refs<'_>) -> Result<Event, CodecError> {
     let mut r = Reader { b: payload };
     r.take(resource_flag_at(&refs) - 24)?;
     let mut id = [0u8; 16];
@@ -344,16 +352,13 @@ impl Catalog {
         if fingerprint(payload) != reference {
             return false;
         }
-        if self.schema(reference).is_some() {
-            return true;
+        if self.schema(reference).is_none() {
+            let Ok(s) = decode_schema(payload) else {
+                return false;
+            };
+            self.insert_schema(reference, Arc::new(s));
         }
-        match decode_schema(payload) {
-            Ok(s) => {
-                self.insert_schema(reference, Arc::new(s));
-                true
-            }
-            Err(_) => false,
-        }
+        true
     }
 
     /// Adds a resource record's payload; false as for schemas.
@@ -361,16 +366,13 @@ impl Catalog {
         if fingerprint(payload) != reference {
             return false;
         }
-        if self.resource(reference).is_some() {
-            return true;
+        if self.resource(reference).is_none() {
+            let Ok(r) = decode_resource(payload) else {
+                return false;
+            };
+            self.insert_resource(reference, Arc::new(r));
         }
-        match decode_resource(payload) {
-            Ok(r) => {
-                self.insert_resource(reference, Arc::new(r));
-                true
-            }
-            Err(_) => false,
-        }
+        true
     }
 }
 
@@ -445,7 +447,7 @@ mod tests {
             }
             // a reference nothing holds is refused, not guessed
             let empty = Catalog::default();
-            assert!(!Refs::Catalog(&empty).resolves(&buf));
+            assert!(Refs::Catalog(&empty).resolve(&buf).is_none());
             assert!(decode_event(&buf, Refs::Catalog(&empty)).is_err());
         }
         let mut s = Vec::new();

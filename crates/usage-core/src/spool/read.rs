@@ -79,14 +79,12 @@ impl Shared {
                                 },
                                 _ => codec::Refs::Catalog(&catalog),
                             };
-                            // Events whose schema or resource is lost were counted at recovery.
-                            let kind_ok =
-                                refs.resolves(payload) && refs.schema_of(payload).is_some_and(|s| wants(&s.kind));
                             pos = r.seq + 1;
-                            if !kind_ok {
+                            // Events whose schema or resource is lost were counted at recovery.
+                            let Some(schema) = refs.resolve(payload).filter(|s| wants(&s.kind)) else {
                                 continue;
-                            }
-                            match codec::decode_event(payload, refs) {
+                            };
+                            match codec::decode_event_with(payload, schema, refs) {
                                 Ok(e) => {
                                     bytes += e.approx_bytes();
                                     out.push(e);
