@@ -291,16 +291,21 @@ pub(crate) fn resync(buf: &[u8], from: usize, seed: u32) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
 
-    fn segment(n: u64) -> (Vec<u8>, Vec<Vec<u8>>) {
-        let mut b = Header {
-            version: FORMAT_VERSION,
+    /// A segment header at base seq 100.
+    fn header_bytes(version: u32) -> Vec<u8> {
+        Header {
+            version,
             base_seq: 100,
             created_micros: 1,
         }
         .encode()
-        .to_vec();
+        .to_vec()
+    }
+    use proptest::prelude::*;
+
+    fn segment(n: u64) -> (Vec<u8>, Vec<Vec<u8>>) {
+        let mut b = header_bytes(FORMAT_VERSION);
         let mut payloads = Vec::new();
         for i in 0..n {
             let p: Vec<u8> = (0..(10 + i * 7) as u8)
@@ -410,13 +415,7 @@ mod tests {
     #[test]
     fn a_record_forged_inside_a_payload_is_not_taken_after_damage() {
         let seed = record_seed(FORMAT_VERSION, 100);
-        let mut b = Header {
-            version: FORMAT_VERSION,
-            base_seq: 100,
-            created_micros: 1,
-        }
-        .encode()
-        .to_vec();
+        let mut b = header_bytes(FORMAT_VERSION);
         // The forger does not know the segment's base seq; an unseeded record is the
         // best guess, plus one seeded for a neighbouring segment.
         let mut forged = Vec::new();
@@ -438,13 +437,7 @@ mod tests {
 
     #[test]
     fn a_format_1_segment_with_a_damaged_header_is_read_with_its_own_seed() {
-        let mut b = Header {
-            version: 1,
-            base_seq: 100,
-            created_micros: 1,
-        }
-        .encode()
-        .to_vec();
+        let mut b = header_bytes(1);
         for i in 0..3 {
             encode_record(&mut b, record_seed(1, 100), RecordType::Event, 100 + i, b"v1");
         }
