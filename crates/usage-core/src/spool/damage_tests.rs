@@ -50,24 +50,26 @@ pub(super) fn custom(n: u64) -> Event {
     }
 }
 
-/// Three kinds, one of them carrying its own resource, one not compiled in.
-fn mixed(n: u64) -> Vec<Event> {
-    (0..n)
-        .map(|i| match i % 3 {
-            0 => Event::new(RelayUsage {
-                project: format!("p{i}").as_str().into(),
-                cu: i,
-                ..Default::default()
-            }),
-            1 => Event::new(NetworkEvent {
-                event_type: "stream_started".into(),
-                stream_id: format!("s{i}").as_str().into(),
-                ..Default::default()
-            })
-            .with_resource(Arc::new(Resource::new("gateway-client"))),
-            _ => custom(i),
+/// Event `i` of a mix of three kinds: one carrying its own resource, one not compiled in.
+pub(super) fn mixed_event(i: u64) -> Event {
+    match i % 3 {
+        0 => Event::new(RelayUsage {
+            project: format!("p{i}").as_str().into(),
+            cu: i,
+            ..Default::default()
+        }),
+        1 => Event::new(NetworkEvent {
+            event_type: "stream_started".into(),
+            stream_id: format!("s{i}").as_str().into(),
+            ..Default::default()
         })
-        .collect()
+        .with_resource(Arc::new(Resource::new("gateway-client"))),
+        _ => custom(i),
+    }
+}
+
+fn mixed(n: u64) -> Vec<Event> {
+    (0..n).map(mixed_event).collect()
 }
 
 fn read_all(shared: &Shared) -> Vec<Event> {
