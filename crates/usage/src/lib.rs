@@ -90,8 +90,32 @@ pub fn builder_from_config(config: &UsageConfig) -> Result<PipelineBuilder, Conf
 
 #[cfg(test)]
 mod tests {
+    /// Every enabled feature's exporter is in the list, and no other: a feature added
+    /// without its line here would leave configs naming it unable to start.
     #[test]
-    fn a_config_names_an_enabled_exporter_without_linking_it_by_hand() {
+    fn the_enabled_exporters_are_exactly_the_enabled_features() {
+        let features = [
+            ("clickhouse", cfg!(feature = "clickhouse")),
+            ("file", cfg!(feature = "file")),
+            ("http", cfg!(feature = "http")),
+            ("kafka", cfg!(feature = "kafka")),
+            ("otlp", cfg!(feature = "otlp")),
+            ("s3", cfg!(feature = "s3")),
+        ];
+        let want: Vec<&str> = features.iter().filter(|(_, on)| *on).map(|(n, _)| *n).collect();
+        let mut got: Vec<&str> = super::enabled_exporters().iter().map(|f| f.type_name).collect();
+        got.sort();
+        assert_eq!(got, want);
+        super::link_exporters();
+        let registered = usage_core::registry::registered_exporters();
+        for name in want {
+            assert!(registered.iter().any(|f| f.type_name == name), "{name} not registered");
+        }
+    }
+
+    #[test]
+    #[cfg(feature = "file")]
+    fn a_config_naming_an_enabled_exporter_starts() {
         let dir = std::env::temp_dir().join(format!("usage-facade-{}", std::process::id()));
         let cfg = super::UsageConfig::from_toml(&format!(
             "[pipeline]\ndata_dir = {:?}\n[exporters.out]\ntype = \"file\"\n",
