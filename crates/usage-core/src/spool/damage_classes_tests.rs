@@ -42,11 +42,7 @@ fn write_spool(n: u64) -> Written {
         s.commit().unwrap();
     }
     drop(s);
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(d.path().join("segments"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    paths.sort();
+    let paths = super::recover::segment_files(d.path()).unwrap();
     let files: Vec<(String, Vec<u8>)> = paths
         .iter()
         .map(|p| {

@@ -78,13 +78,7 @@ fn read_all(shared: &Shared) -> Vec<Event> {
 }
 
 fn segment_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("segments"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    v.sort();
-    v
+    super::recover::segment_files(dir).unwrap()
 }
 
 fn flip_first_schema_record(path: &Path, kind: &str) {
