@@ -9,27 +9,12 @@ mod proxy;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use usage_conformance::{env_addr, scratch_dir};
+use usage_conformance::{env_addr, free_port, scratch_dir, Server};
 use usage_core::{Event, EventId, Value};
 
-/// The `usage gateway` process, stopped when dropped.
-struct GatewayProcess(Child);
-
-impl Drop for GatewayProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    l.local_addr().expect("address").port()
-}
-
-fn start_gateway(dir: &Path) -> (u16, GatewayProcess) {
+fn start_gateway(dir: &Path) -> (u16, Server) {
     let port = free_port();
     let config = dir.join("gateway.toml");
     let toml = format!(
@@ -44,19 +29,14 @@ fn start_gateway(dir: &Path) -> (u16, GatewayProcess) {
     );
     std::fs::write(&config, toml).expect("gateway config");
     let log = std::fs::File::create(dir.join("gateway.log")).expect("gateway log");
-    let child = Command::new(env_addr("USAGE_E2E_USAGE_BIN"))
+    let mut command = Command::new(env_addr("USAGE_E2E_USAGE_BIN"));
+    command
         .args(["gateway", "--config", &config.display().to_string()])
         .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start usage gateway");
-    let process = GatewayProcess(child);
-    let end = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < end, "usage gateway did not listen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (port, process)
+        .stderr(log);
+    let server =
+        Server::start("usage gateway", &mut command, port, Duration::from_secs(30)).unwrap_or_else(|e| panic!("{e}"));
+    (port, server)
 }
 
 fn script(name: &str) -> PathBuf {

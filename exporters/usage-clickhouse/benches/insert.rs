@@ -7,44 +7,26 @@
 //! started with a private config (as `cargo xtask e2e` does).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use usage_core::{Pipeline, RelayUsage, Text, UsageConfig};
+use usage_conformance::{free_port, pump, varied_relay, Server};
+use usage_core::{Pipeline, UsageConfig};
 
-struct Server {
+/// The server's URL, and the clickhouse-server this bench started (stopped when dropped).
+struct ClickHouse {
     url: String,
-    child: Option<Child>,
+    _server: Option<Server>,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn server() -> Option<Server> {
+fn server() -> Option<ClickHouse> {
     if let Ok(url) = std::env::var("USAGE_BENCH_CLICKHOUSE") {
-        return Some(Server { url, child: None });
+        return Some(ClickHouse { url, _server: None });
     }
     let bin = ["/usr/bin/clickhouse-server", "/usr/sbin/clickhouse-server"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())?;
     let dir = std::env::temp_dir().join(format!("usage-bench-ch-{}", std::process::id()));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .ok()
-            .and_then(|l| l.local_addr().ok())
-            .map(|a| a.port())
-    };
-    let (tcp, inter) = (free()?, free()?);
+    let (port, tcp, inter) = (free_port(), free_port(), free_port());
     std::fs::create_dir_all(dir.join("data")).ok()?;
     let d = dir.display().to_string();
     let xml = std::fs::read_to_string("/etc/clickhouse-server/config.xml")
@@ -60,37 +42,18 @@ fn server() -> Option<Server> {
         );
     std::fs::write(dir.join("config.xml"), xml).ok()?;
     std::fs::copy("/etc/clickhouse-server/users.xml", dir.join("users.xml")).ok()?;
-    let child = Command::new(bin)
+    let mut command = Command::new(bin);
+    command
         .arg(format!("--config-file={d}/config.xml"))
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
+        .stderr(Stdio::null());
+    let server = Server::start("clickhouse-server", &mut command, port, Duration::from_secs(30))
+        .map_err(|e| eprintln!("{e}"))
         .ok()?;
-    let end = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(500));
-    Some(Server {
+    Some(ClickHouse {
         url: format!("http://127.0.0.1:{port}"),
-        child: Some(child),
+        _server: Some(server),
     })
-}
-
-fn relay(i: u64) -> RelayUsage {
-    RelayUsage {
-        project: Text::new_static(["acme", "globex", "initech"][(i % 3) as usize]),
-        chain: Text::new_static("ETH1"),
-        api_interface: Text::new_static("jsonrpc"),
-        api_method: Text::new_static("eth_getBlockByNumber"),
-        cu: 10 + (i & 7),
-        latency_ms: 20 + (i % 200),
-        success: !i.is_multiple_of(50),
-        cache_hit: i.is_multiple_of(4),
-        provider: Text::new_static("lava@1qu0jm3ts8g5sc7kmc9wruyqk7gk2ms8etjmg6y"),
-        origin: Text::new_static("https://app.acme.io"),
-        ..Default::default()
-    }
 }
 
 fn bench(c: &mut Criterion) {
@@ -119,29 +82,13 @@ fn bench(c: &mut Criterion) {
         .throughput(Throughput::Elements(BLOCK));
     g.bench_function("pipeline", |b| {
         b.iter_custom(|iters| {
-            let n = iters * BLOCK;
-            let sink = pipeline.sink();
-            let base = pipeline.stats().exporters[0].exported;
-            let start = Instant::now();
-            let mut i = 0;
-            while i < n {
-                for _ in 0..1000 {
-                    sink.emit(relay(i));
-                    i += 1;
-                }
-                while {
-                    let s = pipeline.stats();
-                    s.queued_events + s.exporters[0].queued_events > 300_000
-                } {
-                    std::thread::sleep(Duration::from_micros(200));
-                }
-            }
-            let _ = pipeline.flush_blocking(Duration::from_secs(300));
-            assert!(
-                pipeline.stats().exporters[0].exported >= base + n,
-                "all rows acknowledged"
-            );
-            start.elapsed()
+            pump(
+                &pipeline,
+                iters * BLOCK,
+                300_000,
+                Duration::from_secs(120),
+                varied_relay,
+            )
         })
     });
     // The anchor: the same rows, encoded once by the pipeline's table, re-inserted raw.

@@ -3,10 +3,10 @@
 //! spool, so the outage is a real kill and restart of the gateway: events it
 //! answered 202 for are delivered after it comes back.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use usage_conformance::{env_addr, record, run, scratch_dir, Backend};
+use usage_conformance::{env_addr, free_port, record, run, scratch_dir, Backend, Server};
 use usage_core::Event;
 
 struct ViaGateway {
@@ -15,7 +15,7 @@ struct ViaGateway {
     dir: std::path::PathBuf,
     port: u16,
     run: Mutex<Option<String>>,
-    child: Mutex<Option<Child>>,
+    server: Mutex<Option<Server>>,
 }
 
 impl ViaGateway {
@@ -39,29 +39,20 @@ impl ViaGateway {
 
     fn spawn(&self, run: &str) -> Result<(), String> {
         let config = self.config(run);
-        let child = Command::new(&self.usage_bin)
+        let mut command = Command::new(&self.usage_bin);
+        command
             .args(["gateway", "--config", &config.display().to_string(), "--drain", "5s"])
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(self.dir.join(run).join("gateway.log")).map_err(|e| e.to_string())?)
-            .spawn()
-            .map_err(|e| format!("start usage gateway: {e}"))?;
-        *self.child.lock().unwrap() = Some(child);
-        let end = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if Instant::now() > end {
-                return Err("usage gateway did not listen".into());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            .stderr(std::fs::File::create(self.dir.join(run).join("gateway.log")).map_err(|e| e.to_string())?);
+        let server = Server::start("usage gateway", &mut command, self.port, Duration::from_secs(30))?;
+        *self.server.lock().unwrap() = Some(server);
         *self.run.lock().unwrap() = Some(run.to_string());
         Ok(())
     }
 
     fn kill(&self) {
-        if let Some(mut c) = self.child.lock().unwrap().take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        // A kill, not a stop: what it acknowledged must survive in its spool.
+        drop(self.server.lock().unwrap().take());
     }
 }
 
@@ -125,18 +116,14 @@ fn http_exporter_through_the_gateway_to_kafka_passes_the_conformance_suite() {
     let upstream = env_addr("USAGE_E2E_KAFKA_UPSTREAM").parse().expect("address");
     let proxy_port: u16 = env_addr("USAGE_E2E_KAFKA_PROXY_PORT").parse().expect("port");
     let proxy = usage_conformance::TcpProxy::start(proxy_port, upstream).expect("proxy");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut backend = ViaGateway {
         usage_bin: env_addr("USAGE_E2E_USAGE_BIN"),
         brokers: format!("127.0.0.1:{}", proxy.port()),
         dir: scratch_dir("conformance-gateway"),
         port,
         run: Mutex::new(None),
-        child: Mutex::new(None),
+        server: Mutex::new(None),
     };
     let reports = run(&mut backend, &scratch_dir("conformance-http"), 3000).unwrap_or_else(|e| panic!("http: {e}"));
     record(&reports);

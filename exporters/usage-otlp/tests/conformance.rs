@@ -6,10 +6,10 @@
 mod rotel;
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
-use usage_conformance::{env_addr, poll_read, record, run, scratch_dir, Backend};
+use std::time::Duration;
+use usage_conformance::{env_addr, free_port, poll_read, record, run, scratch_dir, Backend, Server};
 use usage_core::Event;
 use usage_otlp::receive::{events_from_request, ReceiveOptions};
 
@@ -19,15 +19,8 @@ struct Rotel {
     http_port: u16,
     grpc_port: u16,
     run: Mutex<Option<String>>,
-    child: Mutex<Option<Child>>,
+    server: Mutex<Option<Server>>,
     starts: Mutex<usize>,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 impl Rotel {
@@ -41,7 +34,8 @@ impl Rotel {
             *s
         };
         let out = std::fs::File::create(d.join(format!("out-{n}.txt"))).map_err(|e| e.to_string())?;
-        let child = Command::new(&self.bin)
+        let mut command = Command::new(&self.bin);
+        command
             .args(["start", "--otlp-grpc-endpoint"])
             .arg(format!("127.0.0.1:{}", self.grpc_port))
             .arg("--otlp-http-endpoint")
@@ -59,17 +53,9 @@ impl Rotel {
             .arg("--log-file")
             .arg(d.join("rotel.log"))
             .stdout(out)
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("start rotel: {e}"))?;
-        *self.child.lock().unwrap() = Some(child);
-        let end = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", self.http_port)).is_err() {
-            if Instant::now() > end {
-                return Err("rotel did not listen".into());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            .stderr(Stdio::null());
+        let server = Server::start("rotel", &mut command, self.http_port, Duration::from_secs(30))?;
+        *self.server.lock().unwrap() = Some(server);
         *self.run.lock().unwrap() = Some(run.to_string());
         Ok(())
     }
@@ -78,14 +64,8 @@ impl Rotel {
     /// pipeline prints a record, so a SIGKILL can lose what it already acknowledged:
     /// the collector's own at-most-once window, not the exporter's.
     fn kill(&self) {
-        if let Some(mut c) = self.child.lock().unwrap().take() {
-            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
-            let end = Instant::now() + Duration::from_secs(10);
-            while matches!(c.try_wait(), Ok(None)) && Instant::now() < end {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(server) = self.server.lock().unwrap().take() {
+            server.stop(Duration::from_secs(10));
         }
     }
 
@@ -163,7 +143,7 @@ fn otlp_exporter_into_rotel_passes_the_conformance_suite() {
         http_port: free_port(),
         grpc_port: free_port(),
         run: Mutex::new(None),
-        child: Mutex::new(None),
+        server: Mutex::new(None),
         starts: Mutex::new(0),
     };
     let reports =

@@ -6,114 +6,45 @@
 //! The exporter sends from the pipeline's runtime whoever emits: a thread with no
 //! runtime or one inside a host's runtime.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use usage_conformance::emit_relays;
+use usage_conformance::{emit_relays, Answer, FaultServer, Request};
 use usage_core::{EventId, Pipeline, UsageConfig};
 use usage_otlp::receive::{decode_request, events_from_request, ReceiveOptions};
 
 /// The collector's answer: status, headers, body.
-type Answer = (u16, Vec<(&'static str, String)>, String);
+type Reply = (u16, Vec<(&'static str, String)>, String);
 /// (request number, records in it, authorization) -> answer.
-type Script = Arc<dyn Fn(usize, usize, &str) -> Answer + Send + Sync>;
+type Script = Arc<dyn Fn(usize, usize, &str) -> Reply + Send + Sync>;
 
-#[derive(Default)]
-struct Seen {
-    /// (when, records' ids, answered status)
-    requests: Vec<(Instant, Vec<EventId>, u16)>,
+/// Decodes an OTLP logs request (protobuf or JSON) back into its events' ids.
+fn ids(request: &Request) -> Vec<EventId> {
+    let json = request.header("content-type") == "application/json";
+    let req = decode_request(&request.body, json).expect("a valid OTLP request");
+    events_from_request(&req, &ReceiveOptions::default())
+        .and_then(|r| r.all())
+        .expect("records that decode back into events")
+        .iter()
+        .map(|e| e.id())
+        .collect()
 }
 
-struct Collector {
-    endpoint: String,
-    seen: Arc<Mutex<Seen>>,
+/// A scripted collector on a free port; its endpoint is `http://addr`.
+async fn collector(script: Script) -> (FaultServer, String) {
+    let server = FaultServer::start(
+        Arc::new(ids),
+        Arc::new(move |n, r: &Request| {
+            let (status, headers, body) = script(n, r.ids.len(), r.header("authorization"));
+            Answer::Status(status, headers, body)
+        }),
+    )
+    .await
+    .unwrap();
+    let endpoint = format!("http://{}", server.addr);
+    (server, endpoint)
 }
 
-impl Collector {
-    fn accepted(&self) -> HashSet<EventId> {
-        let seen = self.seen.lock().unwrap();
-        seen.requests
-            .iter()
-            .filter(|r| r.2 == 200)
-            .flat_map(|r| r.1.clone())
-            .collect()
-    }
-}
-
-/// Reads one HTTP/1.1 request: lower-cased head and body.
-async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<(String, Vec<u8>)> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 65536];
-    loop {
-        let n = sock.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..p]).to_lowercase();
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0);
-            while buf.len() < p + 4 + len {
-                let n = sock.read(&mut chunk).await.ok()?;
-                if n == 0 {
-                    return None;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            return Some((head, buf[p + 4..p + 4 + len].to_vec()));
-        }
-    }
-}
-
-async fn collector(script: Script) -> Collector {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let seen: Arc<Mutex<Seen>> = Arc::default();
-    let seen2 = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            let (seen, script) = (seen2.clone(), script.clone());
-            tokio::spawn(async move {
-                while let Some((head, body)) = read_request(&mut sock).await {
-                    let json = head.contains("content-type: application/json");
-                    let req = decode_request(&body, json).expect("a valid OTLP request");
-                    let ids: Vec<EventId> = events_from_request(&req, &ReceiveOptions::default())
-                        .and_then(|r| r.all())
-                        .expect("records that decode back into events")
-                        .iter()
-                        .map(|e| e.id())
-                        .collect();
-                    let auth = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("authorization:"))
-                        .unwrap_or("")
-                        .trim()
-                        .to_string();
-                    let n = seen.lock().unwrap().requests.len();
-                    let (status, headers, text) = script(n, ids.len(), &auth);
-                    seen.lock().unwrap().requests.push((Instant::now(), ids, status));
-                    let mut resp = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\n", text.len());
-                    for (k, v) in headers {
-                        resp.push_str(&format!("{k}: {v}\r\n"));
-                    }
-                    resp.push_str("\r\n");
-                    resp.push_str(&text);
-                    if sock.write_all(resp.as_bytes()).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    Collector { endpoint, seen }
-}
-
-fn ok() -> Answer {
+fn ok() -> Reply {
     (200, vec![], String::new())
 }
 
@@ -135,9 +66,9 @@ async fn unavailable_and_throttled_answers_are_retried_after_retry_after() {
         1 => (429, vec![("retry-after", "1".into())], String::new()),
         _ => ok(),
     });
-    let c = collector(script).await;
+    let (c, endpoint) = collector(script).await;
     let dir = tempfile::tempdir().unwrap();
-    let p = pipeline(dir.path(), &c.endpoint, "");
+    let p = pipeline(dir.path(), &endpoint, "");
     let sent = emit_relays(&p, 40);
     let report = p.flush(Duration::from_secs(30)).await.unwrap();
     assert_eq!(c.accepted(), sent);
@@ -147,8 +78,8 @@ async fn unavailable_and_throttled_answers_are_retried_after_retry_after() {
     assert!(s.retried >= 2, "the 503 and the 429 are counted as retries: {s:?}");
     assert_eq!(report.exporter("otel").unwrap().delivered, 40);
     let gap = {
-        let seen = c.seen.lock().unwrap();
-        seen.requests[2].0 - seen.requests[1].0
+        let seen = c.requests();
+        seen[2].at - seen[1].at
     };
     assert!(
         gap >= Duration::from_millis(990),
@@ -168,11 +99,11 @@ async fn a_refused_key_pauses_the_exporter_until_the_collector_takes_it() {
             (401, vec![], "bad key".into())
         }
     });
-    let c = collector(script).await;
+    let (c, endpoint) = collector(script).await;
     let dir = tempfile::tempdir().unwrap();
     let p = pipeline(
         dir.path(),
-        &c.endpoint,
+        &endpoint,
         "[exporters.otel.headers]\nauthorization = \"Bearer k\"\n",
     );
     let sent = emit_relays(&p, 30);
@@ -204,9 +135,9 @@ async fn too_large_splits_and_other_4xx_dead_letter() {
             ok()
         }
     });
-    let c = collector(script).await;
+    let (c, endpoint) = collector(script).await;
     let dir = tempfile::tempdir().unwrap();
-    let p = pipeline(dir.path(), &c.endpoint, "");
+    let p = pipeline(dir.path(), &endpoint, "");
     let sent = emit_relays(&p, 50);
     p.flush(Duration::from_secs(30)).await.unwrap();
     assert_eq!(c.accepted(), sent, "split down to requests the collector takes");
@@ -220,10 +151,10 @@ async fn too_large_splits_and_other_4xx_dead_letter() {
 #[test]
 fn emits_from_threads_with_and_without_a_runtime() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let c = rt.block_on(collector(Arc::new(|_, _, _| ok())));
+    let (c, endpoint) = rt.block_on(collector(Arc::new(|_, _, _| ok())));
     let dir = tempfile::tempdir().unwrap();
     // Built and used outside any runtime.
-    let p = pipeline(dir.path(), &c.endpoint, "protocol = \"http/json\"");
+    let p = pipeline(dir.path(), &endpoint, "protocol = \"http/json\"");
     let mut sent = emit_relays(&p, 10);
     // From inside a current-thread runtime, as a host's async code would.
     let current = tokio::runtime::Builder::new_current_thread()

@@ -6,68 +6,41 @@
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-use usage_core::{Pipeline, RelayUsage, Text, UsageConfig};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use usage_conformance::{e2e_tool, free_port, pump, varied_relay, Server};
+use usage_core::{Pipeline, UsageConfig};
 
+/// The store's endpoint, and the moto this bench started (stopped when dropped).
 struct Store {
     endpoint: String,
-    child: Option<Child>,
-}
-
-impl Drop for Store {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
+    _server: Option<Server>,
 }
 
 fn store() -> Option<Store> {
     if let Ok(endpoint) = std::env::var("USAGE_BENCH_S3") {
-        return Some(Store { endpoint, child: None });
+        return Some(Store {
+            endpoint,
+            _server: None,
+        });
     }
-    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/e2e/venv/bin/moto_server");
-    if !bin.exists() {
+    let Some(bin) = e2e_tool("venv/bin/moto_server") else {
         eprintln!("no S3 store: set USAGE_BENCH_S3 or run `cargo xtask e2e` once to install moto");
         return None;
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
-    let child = Command::new(bin)
+    };
+    let port = free_port();
+    let mut command = Command::new(bin);
+    command
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
+        .stderr(Stdio::null());
+    let server = Server::start("moto", &mut command, port, Duration::from_secs(30))
+        .map_err(|e| eprintln!("{e}"))
         .ok()?;
-    let end = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(100));
-    }
     Some(Store {
         endpoint: format!("http://127.0.0.1:{port}"),
-        child: Some(child),
+        _server: Some(server),
     })
-}
-
-fn relay(i: u64) -> RelayUsage {
-    RelayUsage {
-        project: Text::new_static(["acme", "globex", "initech"][(i % 3) as usize]),
-        chain: Text::new_static("ETH1"),
-        api_interface: Text::new_static("jsonrpc"),
-        api_method: Text::new_static("eth_getBlockByNumber"),
-        cu: 10 + (i & 7),
-        latency_ms: 20 + (i % 200),
-        success: !i.is_multiple_of(50),
-        cache_hit: i.is_multiple_of(4),
-        provider: Text::new_static("lava@1qu0jm3ts8g5sc7kmc9wruyqk7gk2ms8etjmg6y"),
-        origin: Text::new_static("https://app.acme.io"),
-        ..Default::default()
-    }
 }
 
 fn bench(c: &mut Criterion) {
@@ -103,26 +76,13 @@ fn bench(c: &mut Criterion) {
         .throughput(Throughput::Elements(BLOCK));
     g.bench_function("pipeline", |b| {
         b.iter_custom(|iters| {
-            let n = iters * BLOCK;
-            let sink = pipeline.sink();
-            let base = pipeline.stats().exporters[0].exported;
-            let start = Instant::now();
-            let mut i = 0;
-            while i < n {
-                for _ in 0..1000 {
-                    sink.emit(relay(i));
-                    i += 1;
-                }
-                while {
-                    let s = pipeline.stats();
-                    s.queued_events + s.exporters[0].queued_events > 150_000
-                } {
-                    std::thread::sleep(Duration::from_micros(200));
-                }
-            }
-            let _ = pipeline.flush_blocking(Duration::from_secs(300));
-            assert!(pipeline.stats().exporters[0].exported >= base + n);
-            start.elapsed()
+            pump(
+                &pipeline,
+                iters * BLOCK,
+                150_000,
+                Duration::from_secs(120),
+                varied_relay,
+            )
         })
     });
     g.finish();

@@ -2,10 +2,10 @@
 //! helpers the suites share (SQL over HTTP, reading rows back as events).
 #![allow(dead_code)]
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use usage_conformance::Backend;
+use usage_conformance::{Backend, Server};
 use usage_core::{kind_schema, Event, EventId, FieldType, OwnedValue, Record, Resource, Text, Timestamp};
 
 pub struct ClickHouse {
@@ -16,7 +16,6 @@ pub struct ClickHouse {
     /// What the e2e table calls it, e.g. `clickhouse 26.9.2.1 (chdb)`.
     suffix: &'static str,
     pid: Option<u32>,
-    child: Option<Child>,
 }
 
 impl ClickHouse {
@@ -44,7 +43,6 @@ impl ClickHouse {
                 restart: restart.unwrap_or_default(), // unset with --compose
                 suffix,
                 pid: std::env::var(pid).ok().and_then(|p| p.parse().ok()),
-                child: None,
             });
         }
         assert!(
@@ -54,9 +52,6 @@ impl ClickHouse {
         out
     }
 }
-
-// A server this test restarted keeps running for the other e2e tests; `cargo xtask
-// e2e` stops it at the end (by its config path).
 
 /// `docker compose -f FILE <action> clickhouse` (`cargo xtask e2e --compose`).
 pub fn compose(file: &str, action: &str) -> Result<(), String> {
@@ -179,10 +174,7 @@ impl Backend for ClickHouse {
         if let Ok(file) = std::env::var("USAGE_E2E_COMPOSE") {
             return compose(&file, "stop");
         }
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        } else if let Some(pid) = self.pid.take() {
+        if let Some(pid) = self.pid.take() {
             Command::new("kill")
                 .arg(pid.to_string())
                 .status()
@@ -210,13 +202,11 @@ impl Backend for ClickHouse {
             return Ok(());
         }
         let (program, args) = self.restart.split_first().ok_or("no restart command")?;
-        let child = Command::new(program)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("restart clickhouse: {e}"))?;
-        self.child = Some(child);
+        let mut command = Command::new(program);
+        command.args(args).stdout(Stdio::null()).stderr(Stdio::null());
+        // It keeps running for the other e2e tests, which `cargo xtask e2e` stops at the end.
+        let server = Server::start("clickhouse", &mut command, self.port, Duration::from_secs(60))?;
+        self.pid = Some(server.detach());
         let end = Instant::now() + Duration::from_secs(60);
         while http(&self.url, "SELECT 1").is_err() {
             if Instant::now() > end {
