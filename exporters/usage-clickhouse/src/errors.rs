@@ -1,6 +1,9 @@
 //! What a ClickHouse error means for the pipeline, decided by its error code
-//! (`Code: N.` in the answer) in one table-tested place.
+//! (`Code: N.` in the answer) in one table-tested place. An answer with no code
+//! (a proxy or load balancer in front of the server answered) falls back to the
+//! HTTP rule every HTTP exporter shares, `usage_core::export::http::classify`.
 
+use usage_core::export::http;
 use usage_core::ExportError;
 
 /// The pipeline's reading of one ClickHouse error.
@@ -101,10 +104,23 @@ pub fn code_in(text: &str) -> Option<u32> {
         .and_then(|n| n.parse().ok())
 }
 
+/// The status of an answer that carried no ClickHouse exception: the client then
+/// reports only the status line (`502 Bad Gateway`).
+pub fn status_in(text: &str) -> Option<u16> {
+    let (code, reason) = text.split_once(' ').unwrap_or((text, ""));
+    let status: u16 = code.parse().ok().filter(|s| (100..=599).contains(s))?;
+    (code.len() == 3 && !reason.contains("Code: ")).then_some(status)
+}
+
 /// A client error as the pipeline's error, with its class (network trouble retries).
 pub fn classify(e: clickhouse::error::Error, what: &str) -> (Class, ExportError) {
     use clickhouse::error::Error as E;
     let text = e.to_string();
+    let message = format!("clickhouse {what}: {text}");
+    let detail = match &e {
+        E::BadResponse(detail) => Some(detail.as_str()),
+        _ => None,
+    };
     let class = match (&e, code_in(&text)) {
         (E::Network(_) | E::TimedOut, _) => Class::Retry,
         (_, Some(code)) => {
@@ -113,9 +129,15 @@ pub fn classify(e: clickhouse::error::Error, what: &str) -> (Class, ExportError)
             }
             class_of(code)
         }
-        _ => Class::Retry,
+        _ => match detail.and_then(status_in) {
+            // Not ClickHouse's own answer: the shared HTTP rule decides.
+            Some(status) => {
+                let error = http::classify(status, None, message);
+                return (class_of_http(&error), error);
+            }
+            None => Class::Retry,
+        },
     };
-    let message = format!("clickhouse {what}: {text}");
     let error = match class {
         Class::Retry | Class::Schema => ExportError::retryable(message),
         Class::Pause => ExportError::paused(message),
@@ -123,6 +145,16 @@ pub fn classify(e: clickhouse::error::Error, what: &str) -> (Class, ExportError)
         Class::Reject => ExportError::rejected(message),
     };
     (class, error)
+}
+
+/// The class the HTTP rule's verdict amounts to.
+fn class_of_http(error: &ExportError) -> Class {
+    match error {
+        ExportError::Paused { .. } => Class::Pause,
+        ExportError::TooLarge { .. } => Class::TooLarge,
+        ExportError::Rejected { .. } => Class::Reject,
+        _ => Class::Retry,
+    }
 }
 
 #[cfg(test)]
@@ -172,5 +204,29 @@ mod tests {
             Some(252)
         );
         assert_eq!(code_in("connection refused"), None);
+    }
+
+    #[test]
+    fn an_answer_without_a_code_follows_the_http_rule() {
+        for (detail, want) in [
+            ("401 Unauthorized", Class::Pause),
+            ("403 Forbidden", Class::Pause),
+            ("307 Temporary Redirect", Class::Pause),
+            ("413 Payload Too Large", Class::TooLarge),
+            ("404 Not Found", Class::Reject),
+            ("429 Too Many Requests", Class::Retry),
+            ("502 Bad Gateway", Class::Retry),
+            ("<html>bad gateway</html>", Class::Retry),
+            ("Code: 60. DB::Exception: Unknown table", Class::Schema),
+        ] {
+            let e = clickhouse::error::Error::BadResponse(detail.into());
+            let (class, error) = classify(e, "insert into t");
+            assert_eq!(class, want, "{detail}");
+            assert!(error.to_string().contains(detail), "{error}");
+        }
+        assert_eq!(status_in("503 Service Unavailable"), Some(503));
+        assert_eq!(status_in("200"), Some(200));
+        assert_eq!(status_in("1234 x"), None);
+        assert_eq!(status_in("60. DB::Exception"), None);
     }
 }

@@ -1,5 +1,7 @@
 //! One rule for HTTP answers, shared by every exporter that speaks HTTP (`http`,
-//! `otlp`), so the same status means the same thing whichever destination sent it.
+//! `otlp`, and `clickhouse` for answers that carry no ClickHouse error code, such
+//! as a proxy's), so the same status means the same thing whichever destination
+//! sent it.
 //!
 //! | answer | meaning |
 //! |---|---|
