@@ -19,12 +19,12 @@
 use crate::event::id::EventId;
 use crate::event::kind::kind_schema;
 use crate::event::record::{Record, RecordError};
+use crate::event::resource::Resource;
 use crate::event::schema::{FieldDef, FieldType, Schema};
 use crate::event::time::Timestamp;
 use crate::event::value::{OwnedValue, Text, Value};
 use crate::event::Event;
 use crate::receive::{absent_value, coerce, Received, RejectReason};
-use crate::resource::Resource;
 use std::borrow::Cow;
 use std::sync::Arc;
 

@@ -45,8 +45,6 @@ pub mod json;
 mod pipeline;
 pub mod receive;
 pub use export::registry;
-mod resource;
-mod sink;
 mod spool;
 pub mod testing;
 
@@ -57,6 +55,7 @@ pub use event::builtin::{NetworkEvent, OptimizerQos, RelayUsage};
 pub use event::id::EventId;
 pub use event::kind::{kind_schema, registered_kinds, EventData, EventKind};
 pub use event::record::{Record, RecordError};
+pub use event::resource::{default_instance_id, Resource};
 pub use event::schema::{FieldDef, FieldType, Schema, RESERVED_FIELD_NAMES};
 pub use event::time::{CivilTime, Timestamp, TimestampError};
 pub use event::value::{finite_or_zero, FieldValue, OwnedValue, StrMap, Text, Value};
@@ -65,10 +64,9 @@ pub use export::batch::{Batch, BatchId};
 pub use export::exporter::{ExportError, Exporter};
 pub use export::registry::{ExporterContext, ExporterDefaults, ExporterFactory};
 pub use pipeline::report::{DeliveryError, DeliveryReport, ExporterDelivery};
+pub use pipeline::sink::UsageSink;
 pub use pipeline::stats::{DropStats, ExporterStats, PipelineStats};
 pub use pipeline::{AcceptError, Pipeline, PipelineBuilder};
-pub use resource::{default_instance_id, Resource};
-pub use sink::UsageSink;
 pub use spool::{
     inspect as inspect_spool, CursorInfo, FsyncMode, RecoveryReport, SegmentInfo, SpoolConfig, SpoolError,
     SpoolInspection, SpoolReplay, SpoolStats,

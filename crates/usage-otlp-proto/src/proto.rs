@@ -84,8 +84,6 @@ pub fn request<'a>(resource: &Resource, events: impl IntoIterator<Item = &'a Eve
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::receive::{events_from_request, ReceiveOptions};
-    use std::sync::Arc;
     use usage_core::{NetworkEvent, OptimizerQos, RelayUsage};
 
     /// One event of each built-in kind, with a non-ASCII string, an extreme integer,
@@ -109,19 +107,5 @@ pub(crate) mod tests {
                 ..Default::default()
             }),
         ]
-    }
-
-    #[test]
-    fn the_receiver_gives_back_the_events() {
-        let res = Resource::new("svc");
-        let sent = one_of_each_kind();
-        let got = events_from_request(&request(&res, &sent), &ReceiveOptions::default())
-            .and_then(|r| r.all())
-            .unwrap();
-        let with_res: Vec<Event> = sent
-            .into_iter()
-            .map(|e| e.with_resource(Arc::new(res.clone())))
-            .collect();
-        assert_eq!(got, with_res);
     }
 }

@@ -5,16 +5,17 @@ pub(crate) mod clock;
 pub(crate) mod id;
 pub(crate) mod kind;
 pub(crate) mod record;
+pub(crate) mod resource;
 pub(crate) mod schema;
 pub(crate) mod text;
 pub(crate) mod time;
 pub(crate) mod value;
 
-use crate::resource::Resource;
 use builtin::RelayUsage;
 use id::EventId;
 use kind::{EventData, EventKind};
 use record::Record;
+use resource::Resource;
 use schema::Schema;
 use std::fmt;
 use std::sync::Arc;

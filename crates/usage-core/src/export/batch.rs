@@ -1,8 +1,8 @@
 //! Batches handed to exporters: zero-copy views over chunks of events that the
 //! router shares between every exporter subscribed to their kind.
 
+use crate::event::resource::Resource;
 use crate::event::Event;
-use crate::resource::Resource;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;

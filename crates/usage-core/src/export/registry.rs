@@ -17,8 +17,8 @@
 //! with an error that lists the registered types and says how to link the crate.
 
 use crate::config::{ConfigError, ExporterSection};
+use crate::event::resource::Resource;
 use crate::export::exporter::Exporter;
-use crate::resource::Resource;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

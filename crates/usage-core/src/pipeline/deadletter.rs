@@ -1,9 +1,9 @@
 //! The dead-letter directory: batches a destination refused, kept as NDJSON with a
 //! sidecar saying why, so nothing is dropped silently and operators can replay them.
 
+use crate::event::resource::Resource;
 use crate::event::Event;
 use crate::json;
-use crate::resource::Resource;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]

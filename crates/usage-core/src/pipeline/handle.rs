@@ -7,7 +7,7 @@ use super::router::Router;
 use super::shared::Inner;
 use super::stats::{ExporterStats, PipelineStats};
 use crate::event::Event;
-use crate::sink::UsageSink;
+use crate::pipeline::sink::UsageSink;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;

@@ -9,9 +9,10 @@
 //! hung or failing exporter only ever fills its own queue.
 //!
 //! In the order an event meets them: [`builder`] makes a pipeline and [`handle`] is
-//! what users hold; `ingest` is the queue emit pushes to; `router` numbers events,
-//! commits them to the spool and fans them out by kind (into the chunks batches view,
-//! `crate::export::batch`), and `router_thread` is the thread that runs it; `queue` is each exporter's queue; `worker` each
+//! what users hold; `sink` is the `UsageSink` that emits and `ingest` the queue it
+//! pushes to; `router` numbers events, commits them to the spool and fans them out by
+//! kind (into the chunks batches view, `crate::export::batch`), and `router_thread`
+//! is the thread that runs it; `queue` is each exporter's queue; `worker` each
 //! exporter's task with `backoff` and `deadletter`; `shared` what all of them share,
 //! `progress` what flush and shutdown wait on, `stats` and `report` what they count
 //! and answer.
@@ -27,6 +28,7 @@ pub(crate) mod report;
 pub(crate) mod router;
 mod router_thread;
 mod shared;
+pub(crate) mod sink;
 pub(crate) mod stats;
 pub(crate) mod worker;
 

@@ -11,8 +11,8 @@
 //! position until it has caught up with `passed`.
 
 use super::stats::ExporterCounters;
+use crate::event::resource::Resource;
 use crate::export::batch::{Batch, Slice};
-use crate::resource::Resource;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -8,8 +8,8 @@
 //! last copy. An event is lost to a damaged schema only when every copy is gone.
 //! (Filling it from records, which needs their encoding, is in `codec`.)
 
+use crate::event::resource::Resource;
 use crate::event::schema::Schema;
-use crate::resource::Resource;
 use std::collections::HashMap;
 use std::sync::Arc;
 use twox_hash::XxHash3_64;

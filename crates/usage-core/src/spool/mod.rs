@@ -25,8 +25,8 @@ pub use inspect::{inspect, CursorInfo, SegmentInfo, SpoolInspection, SpoolReplay
 pub(crate) use recover::cursor_past_data;
 pub(crate) use writer::Spool;
 
+use crate::event::resource::Resource;
 use crate::event::schema::Schema;
-use crate::resource::Resource;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};

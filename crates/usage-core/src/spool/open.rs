@@ -5,7 +5,7 @@ use super::catalog::fingerprint;
 use super::recover::{gaps_between, segment_files, Recovery};
 use super::writer::Spool;
 use super::{codec, cursor, lock, RecoveryReport, Shared, SpoolConfig, SpoolCounters, SpoolError};
-use crate::resource::Resource;
+use crate::event::resource::Resource;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};

@@ -215,3 +215,17 @@ fn the_first_resource_key_decides_even_when_it_is_not_a_string() {
     );
     assert_ne!(res.service_instance_id.as_str(), "later", "the first instance id wins");
 }
+
+#[test]
+fn the_receiver_gives_back_the_events() {
+    let res = Resource::new("svc");
+    let sent = crate::proto::tests::one_of_each_kind();
+    let got = events_from_request(&request(&res, &sent), &ReceiveOptions::default())
+        .and_then(|r| r.all())
+        .unwrap();
+    let with_res: Vec<Event> = sent
+        .into_iter()
+        .map(|e| e.with_resource(std::sync::Arc::new(res.clone())))
+        .collect();
+    assert_eq!(got, with_res);
+}

@@ -1,7 +1,7 @@
 //! `UsageSink`: the handle applications emit through.
 
+use super::ingest::Ingest;
 use crate::event::Event;
-use crate::pipeline::ingest::Ingest;
 use std::fmt;
 use std::sync::Arc;
 
