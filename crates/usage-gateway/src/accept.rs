@@ -4,9 +4,11 @@
 // Handlers return a ready `Response` as their error, as axum handlers do.
 #![allow(clippy::result_large_err)]
 
+use crate::body::read_body;
 use crate::idempotency::Seen;
 use crate::rejected::{Raw, Rejected};
-use crate::state::{error, with_retry_after, Gateway};
+use crate::state::{error, with_header, with_retry_after, Gateway};
+use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use std::sync::atomic::Ordering::Relaxed;
@@ -46,18 +48,38 @@ pub(crate) struct Outcome {
     pub duplicate: bool,
 }
 
-/// Runs the shared steps. `Err` is a whole-request answer (401, 400, 409, 413, 415,
-/// 429, 503); `Ok` means every accepted event is durable and every refused record kept.
+/// Runs the shared steps. `Err` is a whole-request answer (401, 400, 408, 409, 413,
+/// 415, 429, 503); `Ok` means every accepted event is durable and every refused
+/// record kept. The body is read only once the key, the content type and a slot
+/// among `max_in_flight` requests are granted.
 pub(crate) async fn accept_events(
     g: &Gateway,
     headers: &HeaderMap,
-    decode: impl FnOnce(&Gateway) -> Result<Decoded, Response>,
+    body: Body,
+    content_type: impl FnOnce(&HeaderMap) -> Result<(), String>,
+    decode: impl FnOnce(&Gateway, &[u8]) -> Result<Decoded, Response>,
 ) -> Result<Outcome, Response> {
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
     let Some(key) = g.keys.find(auth) else {
         g.counters.reject("unauthorized");
-        return Err(error(StatusCode::UNAUTHORIZED, "missing or invalid bearer key"));
+        let refused = error(StatusCode::UNAUTHORIZED, "missing or invalid bearer key");
+        return Err(with_header(refused, "www-authenticate", "Bearer"));
     };
+    if let Err(message) = content_type(headers) {
+        g.counters.reject("unsupported");
+        return Err(error(StatusCode::UNSUPPORTED_MEDIA_TYPE, message));
+    }
+    let Ok(Ok(_slot)) = tokio::time::timeout(g.cfg.accept_timeout, g.in_flight.acquire()).await else {
+        g.counters.reject("overloaded");
+        return Err(with_retry_after(
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many requests in progress (gateway.max_in_flight); nothing was accepted",
+            ),
+            1,
+        ));
+    };
+    let raw = read_body(g, headers, body).await?;
     let idem = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
@@ -90,7 +112,7 @@ pub(crate) async fn accept_events(
             g.idempotency.finish(k, accepted);
         }
     };
-    let mut decoded = match decode(g) {
+    let mut decoded = match decode(g, &raw) {
         Ok(d) => d,
         Err(r) => {
             finish(None);

@@ -28,11 +28,34 @@ pub struct KeyConfig {
 pub struct GatewayConfig {
     /// Listen address.
     pub listen: String,
-    /// Largest request body (compressed), default 10MiB; bodies inflate to at most 8x this.
+    /// Largest request body as sent (compressed or not), default 10MiB.
     #[serde(deserialize_with = "units::bytes")]
     pub max_body: usize,
+    /// Largest body once inflated (gzip), default 32MiB; inflating stops there.
+    #[serde(deserialize_with = "units::bytes")]
+    pub max_inflated_body: usize,
+    /// Memory an OTLP/JSON body may take once decoded, default 64MiB: its small
+    /// objects cost more decoded than sent, so the body's structure is counted first.
+    #[serde(deserialize_with = "units::bytes")]
+    pub max_decode_bytes: usize,
     /// Events per request, default 10000.
     pub max_events: usize,
+    /// Attributes (fields) per event or log record, default 128; a record with more is refused alone.
+    pub max_attributes: usize,
+    /// Bytes per string value, default 64KiB; a record with a longer one is refused alone.
+    #[serde(deserialize_with = "units::bytes")]
+    pub max_string_bytes: usize,
+    /// Open connections, default 256; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Requests read, decoded and accepted at once, default 4; more wait up to
+    /// `accept_timeout`, then get 503.
+    pub max_in_flight: usize,
+    /// Time to receive a request's head, default 10s.
+    #[serde(deserialize_with = "units::duration")]
+    pub header_timeout: Duration,
+    /// Time to receive a request's body, default 30s.
+    #[serde(deserialize_with = "units::duration")]
+    pub body_timeout: Duration,
     /// How long a repeated Idempotency-Key is answered from memory, default 10m.
     #[serde(deserialize_with = "units::duration")]
     pub idempotency_window: Duration,
@@ -78,6 +101,35 @@ impl GatewayConfig {
                 ),
             ));
         }
+        if self.max_inflated_body < self.max_body {
+            return Err(ConfigError::key(
+                "gateway.max_inflated_body",
+                format!(
+                    "{} bytes is below gateway.max_body ({}): an uncompressed body of the largest size would be refused",
+                    self.max_inflated_body, self.max_body
+                ),
+            ));
+        }
+        for (key, value) in [
+            ("gateway.max_attributes", self.max_attributes),
+            ("gateway.max_string_bytes", self.max_string_bytes),
+            ("gateway.max_connections", self.max_connections),
+            ("gateway.max_in_flight", self.max_in_flight),
+            ("gateway.max_decode_bytes", self.max_decode_bytes),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::key(key, "must be at least 1"));
+            }
+        }
+        for (key, value) in [
+            ("gateway.header_timeout", self.header_timeout),
+            ("gateway.body_timeout", self.body_timeout),
+            ("gateway.accept_timeout", self.accept_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::key(key, "must be longer than 0s"));
+            }
+        }
         Ok(())
     }
 }
@@ -87,7 +139,15 @@ impl Default for GatewayConfig {
         GatewayConfig {
             listen: "127.0.0.1:8080".into(),
             max_body: 10 << 20,
+            max_inflated_body: 32 << 20,
+            max_decode_bytes: 64 << 20,
             max_events: 10_000,
+            max_attributes: 128,
+            max_string_bytes: 64 << 10,
+            max_connections: 256,
+            max_in_flight: 4,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
             idempotency_window: Duration::from_secs(600),
             idempotency_max_keys: 100_000,
             accept_timeout: Duration::from_secs(10),

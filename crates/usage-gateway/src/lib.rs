@@ -31,6 +31,7 @@ mod metrics_body;
 mod otlp;
 mod rejected;
 mod routes;
+mod serve;
 mod state;
 mod stream_event;
 
@@ -67,6 +68,7 @@ impl Gateway {
                     .clone()
                     .unwrap_or_else(|| config.pipeline.data_dir.join("rejected")),
             ),
+            in_flight: tokio::sync::Semaphore::new(cfg.max_in_flight),
             cfg,
         }))
     }
@@ -90,10 +92,6 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     drain: std::time::Duration,
 ) -> Result<usage_core::DeliveryReport, String> {
-    let app = router(gateway.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| format!("server error: {e}"))?;
+    serve::serve_connections(listener, router(gateway.clone()), &gateway.cfg, shutdown).await;
     gateway.pipeline.shutdown(drain).await.map_err(|e| e.to_string())
 }

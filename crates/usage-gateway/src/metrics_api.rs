@@ -5,13 +5,11 @@
 #![allow(clippy::result_large_err)]
 
 use crate::accept::{accept_events, Decoded, Outcome};
-use crate::body::body_bytes;
 use crate::metrics_body::{self, BodyError};
 use crate::rejected::{Raw, Rejected};
 use crate::state::{error, Gateway};
 use crate::stream_event::{self, Origin};
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -30,14 +28,23 @@ struct Shape {
     ty: Option<serde::de::IgnoredAny>,
 }
 
-pub(crate) async fn ingest(
-    State(g): State<Arc<Gateway>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    match accept_events(&g, &headers, |g| decode(g, &headers, body)).await {
+pub(crate) async fn ingest(State(g): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+    match accept_events(&g, &headers, body, json_only, decode).await {
         Ok(outcome) => answer(&outcome),
         Err(r) => r,
+    }
+}
+
+/// The body must be declared JSON (Daydream's reporter sends `application/json`).
+fn json_only(headers: &HeaderMap) -> Result<(), String> {
+    let declared = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let essence = declared.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if essence == "application/json" {
+        Ok(())
+    } else {
+        Err(format!(
+            "content-type {declared:?} is not supported: /v1/metrics takes application/json"
+        ))
     }
 }
 
@@ -55,13 +62,12 @@ fn answer(o: &Outcome) -> Response {
     (StatusCode::OK, [("content-type", "application/json")], body.to_string()).into_response()
 }
 
-fn decode(g: &Gateway, headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Decoded, Response> {
-    let raw = body_bytes(g, headers, body)?;
+fn decode(g: &Gateway, raw: &[u8]) -> Result<Decoded, Response> {
     let bad = |m: String| {
         g.counters.reject("invalid");
         error(StatusCode::BAD_REQUEST, m)
     };
-    let body = match metrics_body::parse(&raw, g.cfg.max_events) {
+    let body = match metrics_body::parse(raw, g.cfg.max_events) {
         Ok(b) => b,
         Err(BodyError::Invalid(m)) => return Err(bad(m)),
         Err(BodyError::TooMany(max)) => {

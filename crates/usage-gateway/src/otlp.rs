@@ -6,11 +6,9 @@
 #![allow(clippy::result_large_err)]
 
 use crate::accept::{accept_events, Decoded, Outcome};
-use crate::body::body_bytes;
 use crate::rejected::{Raw, Rejected};
 use crate::state::{error, Gateway};
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -28,16 +26,26 @@ pub(crate) fn routes() -> Router<Arc<Gateway>> {
     Router::new().route("/v1/logs", post(logs))
 }
 
-fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("application/json"))
+/// The OTLP/HTTP encodings: `Some(true)` JSON, `Some(false)` protobuf, `None` neither.
+fn encoding_of(headers: &HeaderMap) -> Option<bool> {
+    let declared = headers.get("content-type").and_then(|v| v.to_str().ok())?;
+    match declared.split(';').next()?.trim().to_ascii_lowercase().as_str() {
+        "application/json" => Some(true),
+        "application/x-protobuf" | "application/protobuf" => Some(false),
+        _ => None,
+    }
 }
 
-async fn logs(State(g): State<Arc<Gateway>>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
-    let json = is_json(&headers);
-    match accept_events(&g, &headers, |g| decode(g, &headers, body, json)).await {
+async fn logs(State(g): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+    let json = encoding_of(&headers).unwrap_or(false);
+    let content_type = |h: &HeaderMap| match encoding_of(h) {
+        Some(_) => Ok(()),
+        None => Err(format!(
+            "content-type {:?} is not supported: /v1/logs takes application/x-protobuf or application/json",
+            h.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("")
+        )),
+    };
+    match accept_events(&g, &headers, body, content_type, |g, raw| decode(g, raw, json)).await {
         Ok(outcome) => answer(&outcome, json),
         Err(r) => r,
     }
@@ -76,18 +84,12 @@ fn answer(o: &Outcome, json: bool) -> Response {
     }
 }
 
-fn decode(
-    g: &Gateway,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-    json: bool,
-) -> Result<Decoded, Response> {
-    let raw = body_bytes(g, headers, body)?;
+fn decode(g: &Gateway, raw: &[u8], json: bool) -> Result<Decoded, Response> {
     let opts = ReceiveOptions {
         max_events: g.cfg.max_events,
         allow_unknown_kinds: g.cfg.allow_unknown_kinds,
     };
-    let received = events_from_body(&raw, json, &opts).map_err(|e| match e {
+    let received = events_from_body(raw, json, &opts).map_err(|e| match e {
         ReceiveError::TooMany(_) => {
             g.counters.reject("too_large");
             error(StatusCode::PAYLOAD_TOO_LARGE, format!("{e} (gateway.max_events)"))

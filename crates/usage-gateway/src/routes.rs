@@ -79,13 +79,13 @@ async fn prometheus(State(g): State<Arc<Gateway>>) -> Response {
 
 /// The routes (also used by tests, on any listener).
 pub fn router(g: Arc<Gateway>) -> Router {
-    let limit = g.cfg.max_body;
     Router::new()
         .route("/v1/metrics", post(crate::metrics_api::ingest))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(prometheus))
         .merge(crate::otlp::routes())
-        .layer(DefaultBodyLimit::max(limit))
+        // Bodies are read by the ingest routes themselves, after the key (gateway.max_body).
+        .layer(DefaultBodyLimit::disable())
         .with_state(g)
 }

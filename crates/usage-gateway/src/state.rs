@@ -25,10 +25,11 @@ pub struct Counters {
 }
 
 // Whole requests refused; a key's other-project events are refused per record (`project`).
-pub(crate) const REASONS: [&str; 8] = [
+pub(crate) const REASONS: [&str; 9] = [
     "unauthorized",
     "invalid",
     "too_large",
+    "timeout",
     "rate_limited",
     "overloaded",
     "spool_error",
@@ -61,6 +62,8 @@ pub struct Gateway {
     pub(crate) decoder: Decoder,
     pub(crate) pipeline_capacity: usize,
     pub(crate) rejected: RejectedStore,
+    /// Slots for requests being read, decoded and accepted (`max_in_flight`).
+    pub(crate) in_flight: tokio::sync::Semaphore,
 }
 
 /// A JSON error body: `{"error": "..."}` with the status.
@@ -69,9 +72,13 @@ pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response 
     (status, [("content-type", "application/json")], body).into_response()
 }
 
-pub(crate) fn with_retry_after(mut r: Response, secs: u64) -> Response {
-    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-        r.headers_mut().insert("retry-after", v);
+pub(crate) fn with_retry_after(r: Response, secs: u64) -> Response {
+    with_header(r, "retry-after", &secs.to_string())
+}
+
+pub(crate) fn with_header(mut r: Response, name: &'static str, value: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        r.headers_mut().insert(name, v);
     }
     r
 }

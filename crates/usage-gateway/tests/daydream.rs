@@ -1,6 +1,8 @@
 //! Daydream's reporter contract on `/v1/metrics` (shared/interop.md), in-process:
 //! its body verbatim, 200 only, one bad event costing only itself, re-sends keeping ids.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 use usage_core::{Event, UsageConfig, Value};
@@ -21,10 +23,7 @@ async fn start_with(dir: &std::path::Path, gateway_keys: &str) -> (String, Arc<G
         out = dir.join("out").display().to_string(),
     );
     let gw = Gateway::new(&UsageConfig::from_toml(&toml).unwrap()).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/v1/metrics", listener.local_addr().unwrap());
-    let app = usage_gateway::router(gw.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = format!("http://{}/v1/metrics", common::serve(&gw).await);
     (url, gw)
 }
 

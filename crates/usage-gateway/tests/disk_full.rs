@@ -6,6 +6,8 @@
 //! Uses a real tiny tmpfs, so it needs root (as CI has); elsewhere it says so and
 //! does nothing.
 
+mod common;
+
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -51,10 +53,7 @@ async fn start(dir: &Path, spool: &Path) -> (String, Arc<Gateway>) {
         out = dir.join("out").display().to_string(),
     );
     let gw = Gateway::new(&UsageConfig::from_toml(&toml).unwrap()).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let app = usage_gateway::router(gw.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = format!("http://{}", common::serve(&gw).await);
     (url, gw)
 }
 

@@ -1,66 +1,15 @@
 //! The gateway's HTTP contract, against the real router on a local port.
 
+mod common;
+
+use common::{batch, relays, request, request_declaring, serve};
+
 use flate2::write::GzEncoder;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use usage_core::{json, Event, NetworkEvent, RelayUsage, Resource, UsageConfig};
+use usage_core::{Event, NetworkEvent, RelayUsage, Resource, UsageConfig};
 use usage_gateway::Gateway;
-
-struct Reply {
-    status: u16,
-    headers: String,
-    body: String,
-}
-
-async fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    s.write_all(body).await.unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).await.unwrap();
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    Reply {
-        status,
-        headers: head.to_lowercase(),
-        body: body.to_string(),
-    }
-}
-
-fn batch(events: &[Event]) -> Vec<u8> {
-    let mut out = b"{\"events\":[".to_vec();
-    for (i, e) in events.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        json::write_event(&mut out, e, &Resource::new("client"));
-    }
-    out.extend_from_slice(b"]}");
-    out
-}
-
-fn relays(project: &str, n: u64) -> Vec<Event> {
-    (0..n)
-        .map(|cu| {
-            Event::new(RelayUsage {
-                project: project.into(),
-                cu,
-                ..Default::default()
-            })
-        })
-        .collect()
-}
 
 async fn start(dir: &std::path::Path) -> (String, Arc<Gateway>) {
     usage_core::link_exporters!(usage_file);
@@ -90,11 +39,7 @@ async fn start(dir: &std::path::Path) -> (String, Arc<Gateway>) {
         d = dir.display()
     );
     let gw = Gateway::new(&UsageConfig::from_toml(&toml).unwrap()).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let app = usage_gateway::router(gw.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (addr, gw)
+    (serve(&gw).await, gw)
 }
 
 fn stored(dir: &std::path::Path) -> Vec<Event> {
@@ -246,13 +191,11 @@ async fn refuses_with_a_status_and_a_message_that_names_the_problem() {
     )
     .await;
     assert_eq!(r.status, 415);
-    let big = vec![b' '; (1 << 20) + 1];
-    let r = request(
+    let r = request_declaring(
         &addr,
-        "POST",
         "/v1/metrics",
         &[("authorization", "Bearer admin-key")],
-        &big,
+        (1 << 20) + 1,
     )
     .await;
     assert_eq!(r.status, 413, "over max_body");

@@ -1,0 +1,72 @@
+//! The listener: at most `max_connections` connections, each with a header read
+//! timeout and a bounded read buffer, served by hyper with the gateway's routes;
+//! a graceful stop lets requests in progress finish.
+
+use crate::config::GatewayConfig;
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+/// hyper's read buffer per connection, which bounds a request head. OTLP and
+/// metrics clients send heads of a few hundred bytes.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// How long requests in progress may take to finish after a stop.
+const STOP_GRACE: Duration = Duration::from_secs(30);
+
+/// Serves `routes` on `listener` until `shutdown` resolves.
+pub(crate) async fn serve_connections(
+    listener: TcpListener,
+    routes: Router,
+    cfg: &GatewayConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let connections = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(cfg.header_timeout)
+        .max_buf_size(MAX_HEAD_BYTES);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        // Waiting for a slot before accepting: excess clients wait in the kernel's
+        // backlog, costing the gateway nothing.
+        let permit = tokio::select! {
+            p = connections.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(routes.clone());
+        let conn = http.serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(STOP_GRACE, graceful.shutdown()).await.is_err() {
+        tracing::warn!("requests still in progress after {STOP_GRACE:?}: stopping anyway");
+    }
+}
