@@ -56,6 +56,14 @@ pub(crate) fn run(args: Args) -> Outcome {
             listener.local_addr().map(|a| a.to_string()).unwrap_or(addr),
             gateway.pipeline().exporter_names().join(", ")
         );
+        let bound = gateway.memory_bound();
+        eprintln!(
+            "usage gateway memory bound: {} MiB beyond idle ({} MiB per request in flight, {} MiB of connections, {} MiB of queues; docs/operations.md)",
+            bound.total >> 20,
+            bound.per_request >> 20,
+            bound.connections >> 20,
+            bound.queues >> 20
+        );
         let report = usage_gateway::serve(gateway, listener, stop_signal(), args.drain).await;
         match report {
             Ok(r) => {

@@ -40,11 +40,13 @@ pub enum RejectReason {
     BadTime,
     /// The event's project differs from the one the API key is bound to.
     Project,
+    /// The record exceeds a limit: attributes, string bytes or decoded size.
+    TooLarge,
 }
 
 impl RejectReason {
     /// Every reason, in label order.
-    pub const ALL: [RejectReason; 8] = [
+    pub const ALL: [RejectReason; 9] = [
         RejectReason::Malformed,
         RejectReason::NoKind,
         RejectReason::UnknownKind,
@@ -53,6 +55,7 @@ impl RejectReason {
         RejectReason::BadId,
         RejectReason::BadTime,
         RejectReason::Project,
+        RejectReason::TooLarge,
     ];
 
     /// The snake_case label.
@@ -66,6 +69,7 @@ impl RejectReason {
             RejectReason::BadId => "bad_id",
             RejectReason::BadTime => "bad_time",
             RejectReason::Project => "project",
+            RejectReason::TooLarge => "too_large",
         }
     }
 }
@@ -73,6 +77,56 @@ impl RejectReason {
 impl std::fmt::Display for RejectReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// What one record may cost a receiver. Each is checked before or while the record
+/// is read, so a record over a limit is refused alone ([`RejectReason::TooLarge`])
+/// before it costs memory in proportion to what it claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordLimits {
+    /// Attributes (fields) per record.
+    pub max_attributes: usize,
+    /// Bytes per string (keys and values).
+    pub max_string_bytes: usize,
+    /// Memory a JSON record's parsed tree may take, estimated from its structure
+    /// (see [`json::decoded_bytes_bound`](crate::json::decoded_bytes_bound)).
+    pub max_decode_bytes: usize,
+}
+
+impl Default for RecordLimits {
+    /// No limits.
+    fn default() -> Self {
+        RecordLimits {
+            max_attributes: usize::MAX,
+            max_string_bytes: usize::MAX,
+            max_decode_bytes: usize::MAX,
+        }
+    }
+}
+
+impl RecordLimits {
+    /// `Err` naming the problem when a record has more attributes than allowed.
+    pub fn check_attributes(&self, n: usize) -> Result<(), String> {
+        if n > self.max_attributes {
+            return Err(format!(
+                "more than {} attributes (gateway.max_attributes)",
+                self.max_attributes
+            ));
+        }
+        Ok(())
+    }
+
+    /// `Err` naming the problem when a string is longer than allowed.
+    pub fn check_string(&self, what: &str, s: &str) -> Result<(), String> {
+        if s.len() > self.max_string_bytes {
+            return Err(format!(
+                "{what} is {} bytes, more than {} (gateway.max_string_bytes)",
+                s.len(),
+                self.max_string_bytes
+            ));
+        }
+        Ok(())
     }
 }
 

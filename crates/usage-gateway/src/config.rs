@@ -31,16 +31,16 @@ pub struct GatewayConfig {
     /// Largest request body as sent (compressed or not), default 10MiB.
     #[serde(deserialize_with = "units::bytes")]
     pub max_body: usize,
-    /// Largest body once inflated (gzip), default 32MiB; inflating stops there.
+    /// Largest body once inflated (gzip), default 16MiB; inflating stops there.
     #[serde(deserialize_with = "units::bytes")]
     pub max_inflated_body: usize,
-    /// Memory an OTLP/JSON body may take once decoded, default 64MiB: its small
+    /// Memory an OTLP/JSON body may take once decoded, default 32MiB: its small
     /// objects cost more decoded than sent, so the body's structure is counted first.
     #[serde(deserialize_with = "units::bytes")]
     pub max_decode_bytes: usize,
     /// Events per request, default 10000.
     pub max_events: usize,
-    /// Attributes (fields) per event or log record, default 128; a record with more is refused alone.
+    /// Attributes (fields) per event or log record, default 64; a record with more is refused alone.
     pub max_attributes: usize,
     /// Bytes per string value, default 64KiB; a record with a longer one is refused alone.
     #[serde(deserialize_with = "units::bytes")]
@@ -81,6 +81,15 @@ pub const MIN_MAX_EVENTS: usize = 500;
 pub const MIN_MAX_BODY: usize = 1 << 20;
 
 impl GatewayConfig {
+    /// What one record may cost, for both receive paths.
+    pub fn record_limits(&self) -> usage_core::receive::RecordLimits {
+        usage_core::receive::RecordLimits {
+            max_attributes: self.max_attributes,
+            max_string_bytes: self.max_string_bytes,
+            max_decode_bytes: self.max_decode_bytes,
+        }
+    }
+
     /// Checks the limits admit what deployed producers send; errors name the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.max_events < MIN_MAX_EVENTS {
@@ -139,10 +148,10 @@ impl Default for GatewayConfig {
         GatewayConfig {
             listen: "127.0.0.1:8080".into(),
             max_body: 10 << 20,
-            max_inflated_body: 32 << 20,
-            max_decode_bytes: 64 << 20,
+            max_inflated_body: 16 << 20,
+            max_decode_bytes: 32 << 20,
             max_events: 10_000,
-            max_attributes: 128,
+            max_attributes: 64,
             max_string_bytes: 64 << 10,
             max_connections: 256,
             max_in_flight: 4,

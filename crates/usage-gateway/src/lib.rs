@@ -26,6 +26,7 @@ mod auth;
 mod body;
 pub mod config;
 mod idempotency;
+mod memory;
 mod metrics_api;
 mod metrics_body;
 mod otlp;
@@ -36,6 +37,7 @@ mod state;
 mod stream_event;
 
 pub use config::{GatewayConfig, KeyConfig};
+pub use memory::MemoryBound;
 pub use routes::router;
 pub use state::Gateway;
 
@@ -60,7 +62,8 @@ impl Gateway {
             idempotency: idempotency::Window::new(cfg.idempotency_window, cfg.idempotency_max_keys),
             decoder: Decoder::default()
                 .fill_absent(true)
-                .allow_unknown_kinds(cfg.allow_unknown_kinds),
+                .allow_unknown_kinds(cfg.allow_unknown_kinds)
+                .limits(cfg.record_limits()),
             counters: Default::default(),
             pipeline_capacity: config.pipeline.queue_capacity,
             rejected: rejected::RejectedStore::new(
@@ -76,6 +79,11 @@ impl Gateway {
     /// The gateway's pipeline (stats, flush).
     pub fn pipeline(&self) -> &Pipeline {
         &self.pipeline
+    }
+
+    /// The most memory this gateway can take beyond its idle size (docs/operations.md).
+    pub fn memory_bound(&self) -> MemoryBound {
+        MemoryBound::of(&self.cfg, &self.pipeline.stats())
     }
 
     /// The configured listen address.

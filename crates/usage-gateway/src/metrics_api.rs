@@ -79,17 +79,39 @@ fn decode(g: &Gateway, raw: &[u8]) -> Result<Decoded, Response> {
         }
     };
     let (app, host) = (body.app.as_deref(), body.host.as_deref());
+    let limits = g.cfg.record_limits();
+    for (name, value) in [("app", app), ("host", host)] {
+        if let Some(Err(m)) = value.map(|v| limits.check_string(&format!("body: `{name}`"), v)) {
+            return Err(bad(m));
+        }
+    }
     let origin = Origin::new(app, host);
     let mut out = Decoded::with_capacity(body.events.len());
+    // Refused events are kept with `app` and `host`: together within the decode budget.
+    let mut kept = 0usize;
     for (index, raw) in body.events.iter().enumerate() {
         match decode_event(g, raw, &origin) {
             Ok(event) => out.push(index, event),
-            Err((reason, message)) => out.rejected.push(Rejected {
-                index,
-                reason,
-                message: format!("events[{index}]: {message}"),
-                raw: Raw::Metrics(one_event_body(app, host, raw)),
-            }),
+            Err((reason, message)) => {
+                let body = one_event_body(app, host, raw);
+                kept += body.len();
+                if kept > limits.max_decode_bytes {
+                    g.counters.reject("too_large");
+                    return Err(error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!(
+                            "body: its refused events, kept with app and host, would take more than {} bytes (gateway.max_decode_bytes)",
+                            limits.max_decode_bytes
+                        ),
+                    ));
+                }
+                out.rejected.push(Rejected {
+                    index,
+                    reason,
+                    message: format!("events[{index}]: {message}"),
+                    raw: Raw::Metrics(body),
+                })
+            }
         }
     }
     Ok(out)

@@ -88,11 +88,16 @@ fn decode(g: &Gateway, raw: &[u8], json: bool) -> Result<Decoded, Response> {
     let opts = ReceiveOptions {
         max_events: g.cfg.max_events,
         allow_unknown_kinds: g.cfg.allow_unknown_kinds,
+        limits: g.cfg.record_limits(),
     };
     let received = events_from_body(raw, json, &opts).map_err(|e| match e {
         ReceiveError::TooMany(_) => {
             g.counters.reject("too_large");
             error(StatusCode::PAYLOAD_TOO_LARGE, format!("{e} (gateway.max_events)"))
+        }
+        ReceiveError::TooLarge(_) => {
+            g.counters.reject("too_large");
+            error(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
         }
         ReceiveError::Invalid(_) => {
             g.counters.reject("invalid");

@@ -1,7 +1,8 @@
 //! The JSON encoding: round trips, field errors, escapes.
 
 use super::*;
-use crate::{NetworkEvent, OptimizerQos, RelayUsage};
+use crate::receive::{RecordLimits, RejectReason};
+use crate::{FieldType, NetworkEvent, OptimizerQos, RelayUsage};
 
 fn res() -> Resource {
     Resource::new("svc").with_instance_id("i-1")
@@ -137,4 +138,51 @@ fn missing_id_gets_a_fresh_one_unless_required() {
     let ev = decode_event(line).unwrap();
     assert_eq!(ev.id().uuid().get_version_num(), 7);
     assert!(Decoder::default().require_id(true).decode(line).is_err());
+}
+
+#[test]
+fn events_over_the_record_limits_are_refused_by_name_before_they_cost_memory() {
+    let limits = RecordLimits {
+        max_attributes: 20,
+        max_string_bytes: 16,
+        max_decode_bytes: 64 << 10,
+    };
+    let d = Decoder::default().allow_unknown_kinds(true).limits(limits);
+    let ok = br#"{"ts":"2026-01-01T00:00:00Z","kind":"k","a":"short","m":{"x":"y"}}"#;
+    assert!(d.decode(ok).is_ok());
+    let cases: [(Vec<u8>, &str); 5] = [
+        (
+            br#"{"ts":"2026-01-01T00:00:00Z","kind":"k","a":"seventeen bytes!!"}"#.to_vec(),
+            "field `a` is 17 bytes",
+        ),
+        (
+            br#"{"ts":"2026-01-01T00:00:00Z","kind":"k","m":{"x":"seventeen bytes!!"}}"#.to_vec(),
+            "field `m`.`x` is 17 bytes",
+        ),
+        (
+            format!(
+                r#"{{"ts":"2026-01-01T00:00:00Z","kind":"k",{}}}"#,
+                (0..21).map(|i| format!("\"f{i}\":1")).collect::<Vec<_>>().join(",")
+            )
+            .into_bytes(),
+            "more than 20 attributes",
+        ),
+        (
+            format!(r#"{{"ts":"2026-01-01T00:00:00Z","kind":"k","{}":1}}"#, "k".repeat(17)).into_bytes(),
+            "a key is 17 bytes",
+        ),
+        (
+            format!(
+                r#"{{"ts":"2026-01-01T00:00:00Z","kind":"k","junk":[{}0]}}"#,
+                "0,".repeat(1000)
+            )
+            .into_bytes(),
+            "more than 65536 bytes decoded",
+        ),
+    ];
+    for (body, names) in cases {
+        let e = d.decode(&body).unwrap_err();
+        assert_eq!(e.reason(), RejectReason::TooLarge, "{e}");
+        assert!(e.to_string().contains(names), "{e} names {names}");
+    }
 }

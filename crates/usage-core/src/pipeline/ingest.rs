@@ -238,6 +238,11 @@ impl Ingest {
         self.queue.len()
     }
 
+    /// The byte bound (`pipeline.queue_max_bytes`).
+    pub(crate) fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
     pub(crate) fn bytes(&self) -> usize {
         self.bytes.load(Relaxed)
     }

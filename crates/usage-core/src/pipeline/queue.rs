@@ -85,7 +85,7 @@ pub(crate) struct ExporterSlot {
     pub(crate) type_name: String,
     kinds: Option<Vec<String>>,
     max_events: usize,
-    max_bytes: usize,
+    pub(crate) max_bytes: usize,
     /// With a spool, overflow means lagging instead of dropping.
     spooled: bool,
     state: Mutex<QueueState>,

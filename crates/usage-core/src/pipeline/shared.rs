@@ -95,6 +95,7 @@ impl Inner {
                     failed: c.failed.load(Relaxed),
                     queued_events: qe,
                     queued_bytes: qb,
+                    queue_max_bytes: s.max_bytes as u64,
                     in_flight: c.in_flight.load(Relaxed),
                     paused: c.paused.load(Relaxed),
                     cursor: s.acked.load(Relaxed),
@@ -109,6 +110,7 @@ impl Inner {
             dropped,
             queued_events: queued,
             queued_bytes: self.ingest.bytes() as u64,
+            queue_max_bytes: self.ingest.max_bytes() as u64,
             exporters,
             spool: self.spool.as_ref().map(|s| s.stats()),
         }

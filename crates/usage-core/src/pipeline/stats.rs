@@ -100,6 +100,8 @@ pub struct ExporterStats {
     pub queued_events: u64,
     /// Bytes waiting in this exporter's queue.
     pub queued_bytes: u64,
+    /// The most bytes its queue holds (`queue_max_bytes`).
+    pub queue_max_bytes: u64,
     /// Events in the batch being exported now.
     pub in_flight: u64,
     /// Paused after an authentication failure.
@@ -136,6 +138,8 @@ pub struct PipelineStats {
     pub queued_events: u64,
     /// Bytes in the ingest queue.
     pub queued_bytes: u64,
+    /// The most bytes the ingest queue holds (`pipeline.queue_max_bytes`).
+    pub queue_max_bytes: u64,
     /// Per exporter.
     pub exporters: Vec<ExporterStats>,
     /// The spool, when one is configured.

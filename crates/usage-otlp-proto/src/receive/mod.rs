@@ -3,6 +3,7 @@
 //! resource from `service.name` / `service.instance.id`). The gateway's
 //! `POST /v1/logs` uses it; so does the e2e suite reading rotel's log.
 
+mod decoded;
 mod raw;
 mod view;
 mod wire;
@@ -12,7 +13,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use prost::Message;
 use std::borrow::Cow;
 use std::sync::Arc;
-use usage_core::receive::{absent_value, coerce, Received as Scalar, RejectReason};
+use usage_core::receive::{absent_value, coerce, Received as Scalar, RecordLimits, RejectReason};
 use usage_core::{
     kind_schema, Event, EventId, FieldDef, FieldType, OwnedValue, Record, Resource, Schema, Text, Timestamp,
 };
@@ -21,10 +22,13 @@ use view::{Any, Attr, RequestView, Source};
 /// Limits and leniency for [`events_from_request`].
 #[derive(Debug, Clone, Copy)]
 pub struct ReceiveOptions {
-    /// At most this many log records per request.
+    /// At most this many log records (and `resourceLogs` entries) per request.
     pub max_events: usize,
     /// Accept kinds this binary has no schema for, inferring one from the attributes.
     pub allow_unknown_kinds: bool,
+    /// What one record may cost; an OTLP/JSON body as a whole is held to
+    /// `max_decode_bytes` before it is parsed.
+    pub limits: RecordLimits,
 }
 
 impl Default for ReceiveOptions {
@@ -32,6 +36,7 @@ impl Default for ReceiveOptions {
         ReceiveOptions {
             max_events: usize::MAX,
             allow_unknown_kinds: false,
+            limits: RecordLimits::default(),
         }
     }
 }
@@ -43,6 +48,9 @@ pub enum ReceiveError {
     Invalid(String),
     /// More records than [`ReceiveOptions::max_events`].
     TooMany(usize),
+    /// The body as a whole is over a limit (what it would take decoded, or its
+    /// resource entries); the message names the limit.
+    TooLarge(String),
 }
 
 impl std::fmt::Display for ReceiveError {
@@ -50,6 +58,7 @@ impl std::fmt::Display for ReceiveError {
         match self {
             ReceiveError::Invalid(m) => f.write_str(m),
             ReceiveError::TooMany(n) => write!(f, "more than {n} log records in one request"),
+            ReceiveError::TooLarge(m) => f.write_str(m),
         }
     }
 }
@@ -115,16 +124,34 @@ pub struct RejectedRecord {
 /// ```
 pub fn events_from_body(body: &[u8], json: bool, opts: &ReceiveOptions) -> Result<Received, ReceiveError> {
     if json {
+        let budget = opts.limits.max_decode_bytes;
+        if !decoded::within_json_budget(body, budget) {
+            return Err(ReceiveError::TooLarge(format!(
+                "body: the OTLP/JSON request would take more than {budget} bytes decoded (gateway.max_decode_bytes)"
+            )));
+        }
         let req = decode_request(body, true)?;
-        return Ok(events_from_view(
-            &RequestView::from_decoded(&req, opts.max_events)?,
-            opts,
-        ));
+        return events_from_view(&RequestView::from_decoded(&req, opts.max_events, opts.limits)?, opts);
     }
-    Ok(events_from_view(
-        &RequestView::from_protobuf(body, opts.max_events)?,
-        opts,
-    ))
+    events_from_view(&RequestView::from_protobuf(body, opts.max_events, opts.limits)?, opts)
+}
+
+/// The most working memory one request's read can take with these options: the
+/// views of its records and attributes (both encodings), plus `max_decode_bytes`
+/// for an OTLP/JSON body's decoded messages. Strings are borrowed from the body or
+/// copied once into the events, so they add at most the body's size.
+pub fn working_memory_bound(opts: &ReceiveOptions) -> usize {
+    let record = std::mem::size_of::<view::RecordView<'static>>()
+        + std::mem::size_of::<view::ResourceView<'static>>()
+        + opts
+            .limits
+            .max_attributes
+            .saturating_mul(std::mem::size_of::<view::Attr<'static>>());
+    // Vectors grow by doubling: up to twice what they hold.
+    opts.max_events
+        .saturating_mul(record)
+        .saturating_mul(2)
+        .saturating_add(opts.limits.max_decode_bytes)
 }
 
 /// Every log record of a decoded request as an event, or as a rejected record.
@@ -135,13 +162,14 @@ pub fn events_from_body(body: &[u8], json: bool, opts: &ReceiveOptions) -> Resul
 /// assert!(events_from_request(&req, &ReceiveOptions::default()).unwrap().events.is_empty());
 /// ```
 pub fn events_from_request(req: &ExportLogsServiceRequest, opts: &ReceiveOptions) -> Result<Received, ReceiveError> {
-    Ok(events_from_view(
-        &RequestView::from_decoded(req, opts.max_events)?,
-        opts,
-    ))
+    events_from_view(&RequestView::from_decoded(req, opts.max_events, opts.limits)?, opts)
 }
 
-fn events_from_view(view: &RequestView<'_>, opts: &ReceiveOptions) -> Received {
+/// The refused records are kept whole, each with its resource and scope: together
+/// they may take at most `max_decode_bytes`, or one large resource repeated over
+/// thousands of refused records would take thousands of times the body.
+fn events_from_view(view: &RequestView<'_>, opts: &ReceiveOptions) -> Result<Received, ReceiveError> {
+    let mut kept = 0usize;
     let mut out = Received {
         events: Vec::with_capacity(view.records.len()),
         rejected: Vec::new(),
@@ -172,16 +200,24 @@ fn events_from_view(view: &RequestView<'_>, opts: &ReceiveOptions) -> Received {
             }
             Err((reason, m)) => {
                 let [ri, si, li] = lr.path;
+                let budget = opts.limits.max_decode_bytes;
+                let raw = raw::one_record_request(view, lr, budget.saturating_sub(kept));
+                let Some(raw) = raw else {
+                    return Err(ReceiveError::TooLarge(format!(
+                        "body: its refused records, kept with their resource and scope, would take more than {budget} bytes (gateway.max_decode_bytes)"
+                    )));
+                };
+                kept += raw.len();
                 out.rejected.push(RejectedRecord {
                     index,
                     reason,
                     message: format!("resourceLogs[{ri}].scopeLogs[{si}].logRecords[{li}]: {m}"),
-                    raw: raw::one_record_request(view, lr),
+                    raw,
                 });
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// One record as an event (without its resource), or why not.
@@ -193,8 +229,8 @@ fn record_event<'a>(
     slots: &mut Slots<'a>,
 ) -> Result<Event, (RejectReason, String)> {
     slots.id = None;
-    if let Some(m) = &lr.malformed {
-        return Err((RejectReason::Malformed, m.clone()));
+    if let Some((reason, m)) = &lr.malformed {
+        return Err((*reason, m.clone()));
     }
     let kind = match lr.body {
         Some(Any::Str(k)) => k,
@@ -448,6 +484,8 @@ fn infer(kind: &str, attrs: &[Attr<'_>]) -> Schema {
     }
 }
 
+#[cfg(test)]
+mod limits_tests;
 #[cfg(test)]
 mod producer_tests;
 #[cfg(test)]

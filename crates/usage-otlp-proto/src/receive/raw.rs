@@ -6,11 +6,16 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
 
 /// `ExportLogsServiceRequest { resource_logs { resource, scope_logs { scope, log_records } } }`
-/// around the record's own bytes (protobuf), or the same request as OTLP/JSON.
-pub(crate) fn one_record_request(view: &RequestView<'_>, lr: &RecordView<'_>) -> Vec<u8> {
-    match lr.source {
+/// around the record's own bytes (protobuf), or the same request as OTLP/JSON;
+/// `None` when it would take more than `room` bytes (protobuf: known before it is built).
+pub(crate) fn one_record_request(view: &RequestView<'_>, lr: &RecordView<'_>, room: usize) -> Option<Vec<u8>> {
+    let out = match lr.source {
         Source::Wire { scope, record } => {
             let resource = view.resources[lr.resource].raw;
+            // Three levels of tag and length take at most 3 x 11 bytes each.
+            if resource.len() + scope.len() + record.len() + 66 > room {
+                return None;
+            }
             let mut scope_logs = Vec::with_capacity(scope.len() + record.len() + 16);
             if !scope.is_empty() {
                 put_field(&mut scope_logs, 1, scope);
@@ -43,7 +48,8 @@ pub(crate) fn one_record_request(view: &RequestView<'_>, lr: &RecordView<'_>) ->
             };
             serde_json::to_vec(&req).unwrap_or_default()
         }
-    }
+    };
+    (out.len() <= room).then_some(out)
 }
 
 /// A length-delimited field: tag, varint length, bytes.

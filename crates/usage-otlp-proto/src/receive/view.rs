@@ -3,11 +3,9 @@
 
 use super::wire::{self, Fields, WireError, MAX_DEPTH};
 use super::ReceiveError;
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::any_value::Value as Av;
-use opentelemetry_proto::tonic::common::v1::AnyValue;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use std::ops::Range;
+use usage_core::receive::{RecordLimits, RejectReason};
 
 /// An attribute or body value; the kinds events cannot hold are only named.
 // An 8-byte tag keeps the payload aligned: copies stay whole words (byte-offset
@@ -42,7 +40,7 @@ pub(crate) struct ResourceView<'a> {
 }
 
 impl<'a> ResourceView<'a> {
-    fn note(&mut self, attr: Attr<'a>) {
+    pub(super) fn note(&mut self, attr: Attr<'a>) {
         let (slot, seen) = match attr.key {
             "service.name" => (&mut self.service_name, &mut self.seen[0]),
             "service.instance.id" => (&mut self.instance_id, &mut self.seen[1]),
@@ -59,7 +57,7 @@ impl<'a> ResourceView<'a> {
 }
 
 /// Event time, or the observed time when the producer left it unset.
-fn event_nanos(time: u64, observed: u64) -> u64 {
+pub(super) fn event_nanos(time: u64, observed: u64) -> u64 {
     if time > 0 {
         time
     } else {
@@ -78,8 +76,9 @@ pub(crate) struct RecordView<'a> {
     pub attrs: Range<usize>,
     /// Where the record came from: its own bytes, or the decoded messages.
     pub source: Source<'a>,
-    /// Why the record's own bytes cannot be read (its neighbours still can).
-    pub malformed: Option<String>,
+    /// Why the record cannot be taken as read: its bytes are malformed or it is over
+    /// a limit (its neighbours are still taken).
+    pub malformed: Option<(RejectReason, String)>,
 }
 
 /// A record's origin, for content-derived ids and for keeping a rejected record.
@@ -100,8 +99,21 @@ pub(crate) enum Source<'a> {
 pub(crate) struct RequestView<'a> {
     pub resources: Vec<ResourceView<'a>>,
     pub records: Vec<RecordView<'a>>,
-    attrs: Vec<Attr<'a>>,
-    max_records: usize,
+    pub(super) attrs: Vec<Attr<'a>>,
+    pub(super) max_records: usize,
+    pub(super) limits: RecordLimits,
+}
+
+/// Why one record cannot be taken.
+enum Problem {
+    Wire(WireError),
+    Limit(String),
+}
+
+impl From<WireError> for Problem {
+    fn from(e: WireError) -> Self {
+        Problem::Wire(e)
+    }
 }
 
 impl<'a> RequestView<'a> {
@@ -109,22 +121,56 @@ impl<'a> RequestView<'a> {
         &self.attrs[r.attrs.clone()]
     }
 
-    fn check_room(&self) -> Result<(), ReceiveError> {
+    pub(super) fn check_room(&self) -> Result<(), ReceiveError> {
         if self.records.len() >= self.max_records {
             return Err(ReceiveError::TooMany(self.max_records));
         }
         Ok(())
     }
 
+    /// One resource more, within as many as records are allowed (an empty
+    /// `ResourceLogs` costs its view, not a record).
+    pub(super) fn add_resource(&mut self, r: ResourceView<'a>) -> Result<usize, ReceiveError> {
+        if self.resources.len() >= self.max_records {
+            return Err(ReceiveError::TooLarge(format!(
+                "more than {} resourceLogs entries in one request",
+                self.max_records
+            )));
+        }
+        self.resources.push(r);
+        Ok(self.resources.len() - 1)
+    }
+
+    /// An attribute of the record whose attributes start at `start`, within the limits.
+    pub(super) fn add_attr(&mut self, start: usize, a: Attr<'a>) -> Result<(), String> {
+        self.limits.check_attributes(self.attrs.len() - start + 1)?;
+        self.limits
+            .check_string(&format!("attribute key {:.32?}", a.key), a.key)?;
+        if let Some(Any::Str(s)) = a.value {
+            self.limits.check_string(&format!("attribute `{:.64}`", a.key), s)?;
+        }
+        self.attrs.push(a);
+        Ok(())
+    }
+
     /// Reads an `ExportLogsServiceRequest` from protobuf bytes without copying strings.
-    pub(crate) fn from_protobuf(body: &'a [u8], max_records: usize) -> Result<Self, ReceiveError> {
+    pub(crate) fn from_protobuf(
+        body: &'a [u8],
+        max_records: usize,
+        limits: RecordLimits,
+    ) -> Result<Self, ReceiveError> {
         let mut view = RequestView {
             max_records,
+            limits,
             ..Default::default()
         };
         // A record takes at least ~128 bytes on the wire and an attribute ~16: reserve once.
         view.records.reserve((body.len() / 128).min(max_records.min(1 << 16)));
-        view.attrs.reserve((body.len() / 16).min(1 << 20));
+        view.attrs.reserve(
+            (body.len() / 16)
+                .min(1 << 20)
+                .min(max_records.saturating_mul(limits.max_attributes)),
+        );
         let mut f = Fields::new(body, 0);
         let mut ri = 0;
         while let Some((n, w, at)) = f.next_field().map_err(invalid)? {
@@ -141,8 +187,7 @@ impl<'a> RequestView<'a> {
     }
 
     fn resource_logs(&mut self, buf: &'a [u8], base: usize, ri: usize) -> Result<(), ReceiveError> {
-        let resource = self.resources.len();
-        self.resources.push(ResourceView::default());
+        let resource = self.add_resource(ResourceView::default())?;
         let mut f = Fields::new(buf, base);
         let mut si = 0;
         while let Some((n, w, at)) = f.next_field().map_err(invalid)? {
@@ -225,11 +270,15 @@ impl<'a> RequestView<'a> {
     fn log_record(&mut self, buf: &'a [u8], base: usize, path: [usize; 3], resource: usize, scope: &'a [u8]) {
         let start = self.attrs.len();
         let source = Source::Wire { scope, record: buf };
-        let (nanos, body, malformed) = match self.log_record_fields(buf, base) {
+        let (nanos, body, malformed) = match self.log_record_fields(buf, base, start) {
             Ok((nanos, body)) => (nanos, body, None),
-            Err(e) => {
+            Err(problem) => {
                 self.attrs.truncate(start);
-                (0, None, Some(format!("invalid OTLP protobuf: {}", e.0)))
+                let why = match problem {
+                    Problem::Wire(e) => (RejectReason::Malformed, format!("invalid OTLP protobuf: {}", e.0)),
+                    Problem::Limit(m) => (RejectReason::TooLarge, m),
+                };
+                (0, None, Some(why))
             }
         };
         self.records.push(RecordView {
@@ -243,8 +292,13 @@ impl<'a> RequestView<'a> {
         });
     }
 
-    /// A record's time, body and attributes (pushed to `attrs`).
-    fn log_record_fields(&mut self, buf: &'a [u8], base: usize) -> Result<(u64, Option<Any<'a>>), WireError> {
+    /// A record's time, body and attributes (pushed to `attrs` from `start`).
+    fn log_record_fields(
+        &mut self,
+        buf: &'a [u8],
+        base: usize,
+        start: usize,
+    ) -> Result<(u64, Option<Any<'a>>), Problem> {
         let (mut time, mut observed, mut body) = (0, 0, None);
         let mut f = Fields::new(buf, base);
         while let Some((n, w, at)) = f.next_field()? {
@@ -261,7 +315,7 @@ impl<'a> RequestView<'a> {
                 5 => body = any_value(wire::bytes(w, "LogRecord.body", at)?, at, 0)?.or(body),
                 6 => {
                     let a = key_value(wire::bytes(w, "LogRecord.attributes", at)?, at, 0)?;
-                    self.attrs.push(a);
+                    self.add_attr(start, a).map_err(Problem::Limit)?;
                 }
                 7 => {
                     wire::varint(w, "LogRecord.dropped_attributes_count", at)?;
@@ -281,51 +335,10 @@ impl<'a> RequestView<'a> {
                 _ => {}
             }
         }
-        Ok((event_nanos(time, observed), body))
-    }
-
-    /// The same view over a request decoded by prost (the OTLP/JSON path).
-    pub(crate) fn from_decoded(req: &'a ExportLogsServiceRequest, max_records: usize) -> Result<Self, ReceiveError> {
-        let mut view = RequestView {
-            max_records,
-            ..Default::default()
-        };
-        for (ri, rl) in req.resource_logs.iter().enumerate() {
-            let resource = view.resources.len();
-            let attrs = rl.resource.as_ref().map(|r| &r.attributes[..]).unwrap_or(&[]);
-            let mut r = ResourceView::default();
-            for kv in attrs {
-                r.note(Attr {
-                    key: &kv.key,
-                    value: kv.value.as_ref().and_then(decoded_any),
-                });
-            }
-            view.resources.push(r);
-            for (si, sl) in rl.scope_logs.iter().enumerate() {
-                for (li, lr) in sl.log_records.iter().enumerate() {
-                    view.check_room()?;
-                    let start = view.attrs.len();
-                    view.attrs.extend(lr.attributes.iter().map(|kv| Attr {
-                        key: &kv.key,
-                        value: kv.value.as_ref().and_then(decoded_any),
-                    }));
-                    view.records.push(RecordView {
-                        path: [ri, si, li],
-                        resource,
-                        nanos: event_nanos(lr.time_unix_nano, lr.observed_time_unix_nano),
-                        body: lr.body.as_ref().and_then(decoded_any),
-                        attrs: start..view.attrs.len(),
-                        source: Source::Decoded {
-                            resource_logs: rl,
-                            scope_logs: sl,
-                            record: lr,
-                        },
-                        malformed: None,
-                    });
-                }
-            }
+        if let Some(Any::Str(s)) = body {
+            self.limits.check_string("the body", s).map_err(Problem::Limit)?;
         }
-        Ok(view)
+        Ok((event_nanos(time, observed), body))
     }
 }
 
@@ -333,23 +346,10 @@ fn invalid(e: WireError) -> ReceiveError {
     ReceiveError::Invalid(format!("body: invalid OTLP protobuf: {}", e.0))
 }
 
-fn decoded_any(v: &AnyValue) -> Option<Any<'_>> {
-    Some(match v.value.as_ref()? {
-        Av::StringValue(s) => Any::Str(s),
-        Av::BoolValue(b) => Any::Bool(*b),
-        Av::IntValue(i) => Any::Int(*i),
-        Av::DoubleValue(d) => Any::Double(*d),
-        Av::ArrayValue(_) => Any::Other(ARRAY),
-        Av::KvlistValue(_) => Any::Other(MAP),
-        Av::BytesValue(_) => Any::Other(BYTES),
-        Av::StringValueStrindex(_) => Any::Other(UNSUPPORTED),
-    })
-}
-
-const ARRAY: &str = "an array";
-const MAP: &str = "a map";
-const BYTES: &str = "bytes";
-const UNSUPPORTED: &str = "an unsupported value";
+pub(super) const ARRAY: &str = "an array";
+pub(super) const MAP: &str = "a map";
+pub(super) const BYTES: &str = "bytes";
+pub(super) const UNSUPPORTED: &str = "an unsupported value";
 
 #[inline(always)]
 fn key_value(buf: &[u8], base: usize, depth: u32) -> Result<Attr<'_>, WireError> {
