@@ -1,4 +1,5 @@
 //! What the CLI tests that run `usage gateway` share.
+#![allow(dead_code)]
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -24,10 +25,15 @@ pub fn free_port() -> u16 {
 
 /// Starts `usage gateway --config CONFIG` and waits until it listens on `port`.
 pub fn start_gateway(config: &Path, port: u16) -> Running {
+    start_gateway_with_stderr(config, port, Stdio::null())
+}
+
+/// [`start_gateway`], its stderr going to `stderr`.
+pub fn start_gateway_with_stderr(config: &Path, port: u16, stderr: Stdio) -> Running {
     let child = Command::new(env!("CARGO_BIN_EXE_usage"))
         .args(["gateway", "--config", &config.display().to_string()])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let running = Running(child);
