@@ -12,6 +12,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use usage_core::receive::RejectReason;
 use usage_core::{json, AcceptError, Event, Resource, Value};
 
@@ -53,11 +54,11 @@ pub(crate) struct Outcome {
 /// record kept. The body is read only once the key, the content type and a slot
 /// among `max_in_flight` requests are granted.
 pub(crate) async fn accept_events(
-    g: &Gateway,
+    g: &Arc<Gateway>,
     headers: &HeaderMap,
     body: Body,
     content_type: impl FnOnce(&HeaderMap) -> Result<(), String>,
-    decode: impl FnOnce(&Gateway, &[u8]) -> Result<Decoded, Response>,
+    decode: impl FnOnce(&Gateway, &[u8]) -> Result<Decoded, Response> + Send + 'static,
 ) -> Result<Outcome, Response> {
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
     let Some(key) = g.keys.find(auth) else {
@@ -112,7 +113,23 @@ pub(crate) async fn accept_events(
             g.idempotency.finish(k, accepted);
         }
     };
-    let mut decoded = match decode(g, &raw) {
+    // Decoding is CPU work of up to `max_decode_bytes`: off the runtime's threads,
+    // so health checks and other connections are served meanwhile.
+    let decoding = {
+        let g = g.clone();
+        tokio::task::spawn_blocking(move || decode(&g, &raw))
+    };
+    let decoded = match decoding.await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(error = %e, "decoding a request failed");
+            Err(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the request could not be decoded",
+            ))
+        }
+    };
+    let mut decoded = match decoded {
         Ok(d) => d,
         Err(r) => {
             finish(None);

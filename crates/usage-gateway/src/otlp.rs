@@ -45,7 +45,7 @@ async fn logs(State(g): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> 
             h.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("")
         )),
     };
-    match accept_events(&g, &headers, body, content_type, |g, raw| decode(g, raw, json)).await {
+    match accept_events(&g, &headers, body, content_type, move |g, raw| decode(g, raw, json)).await {
         Ok(outcome) => answer(&outcome, json),
         Err(r) => r,
     }

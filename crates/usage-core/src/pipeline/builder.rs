@@ -280,11 +280,14 @@ impl PipelineBuilder {
             });
             slots.push(slot);
         }
+        let router = Router::new(spool);
+        let published = router.published.clone();
         let inner = Arc::new(Inner {
             ingest: ingest.clone(),
             slots,
             exporters,
-            router: Mutex::new(Router::new(spool)),
+            router: Mutex::new(router),
+            published,
             spool: spool_shared,
             control,
             router_tick: router_tick(c, self.spool.as_ref()),

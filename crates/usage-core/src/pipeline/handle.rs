@@ -340,11 +340,14 @@ impl Drop for Pipeline {
 impl Pipeline {
     pub(super) fn disabled() -> Pipeline {
         let (abort, _) = watch::channel(false);
+        let router = Router::new(None);
+        let published = router.published.clone();
         let inner = Arc::new(Inner {
             ingest: Arc::new(Ingest::new(1, 1, 1, Default::default(), Duration::ZERO)),
             slots: Vec::new(),
             exporters: Vec::new(),
-            router: Mutex::new(Router::new(None)),
+            router: Mutex::new(router),
+            published,
             spool: None,
             control: Arc::new(Control {
                 stopping: AtomicBool::new(true),

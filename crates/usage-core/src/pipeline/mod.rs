@@ -39,3 +39,6 @@ pub use report::AcceptError;
 #[cfg(test)]
 #[path = "start_cursor_tests.rs"]
 mod start_cursor_tests;
+#[cfg(test)]
+#[path = "stats_tests.rs"]
+mod stats_tests;

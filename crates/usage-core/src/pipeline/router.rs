@@ -8,7 +8,8 @@ use super::stats::DropStats;
 use crate::event::Event;
 use crate::export::batch::{BufferPool, Chunk, Slice};
 use crate::spool::{cursor, Spool};
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,8 +21,38 @@ const POOLED_MIN: usize = DRAIN_MAX / 4;
 /// Most events appended before one group commit.
 const COMMIT_MAX: usize = 64 * 1024;
 
+/// What the router has done, readable without its lock (which it holds across
+/// spool writes and fsyncs): stats and health checks never wait on the disk.
+#[derive(Default)]
+pub(crate) struct Published {
+    /// Events moved out of the ingest queue.
+    accepted: AtomicU64,
+    /// Every event below this seq is routed.
+    pub(crate) end_seq: AtomicU64,
+    /// Odd while events are between the ingest queue and `accepted`.
+    moving: AtomicU64,
+}
+
+impl Published {
+    /// `accepted` and the ingest queue's length at one moment: no event is counted
+    /// in both or in neither.
+    pub(crate) fn accepted_and_queued(&self, ingest: &Ingest) -> (u64, u64) {
+        loop {
+            let before = self.moving.load(SeqCst);
+            if before.is_multiple_of(2) {
+                let (accepted, queued) = (self.accepted.load(SeqCst), ingest.len() as u64);
+                if self.moving.load(SeqCst) == before {
+                    return (accepted, queued);
+                }
+            }
+            std::hint::spin_loop();
+        }
+    }
+}
+
 pub(crate) struct Router {
     pub(crate) accepted: u64,
+    pub(crate) published: Arc<Published>,
     /// Next sequence number (without a spool; the spool numbers its own).
     next_seq: u64,
     pub(crate) spool: Option<Spool>,
@@ -37,8 +68,13 @@ pub(crate) struct Router {
 
 impl Router {
     pub(crate) fn new(spool: Option<Spool>) -> Self {
+        let published = Published::default();
+        if let Some(s) = &spool {
+            published.end_seq.store(s.next_seq(), Relaxed);
+        }
         Router {
             accepted: 0,
+            published: Arc::new(published),
             next_seq: 0,
             spool,
             scratch: Vec::with_capacity(DRAIN_MAX),
@@ -70,12 +106,15 @@ impl Router {
                     break;
                 }
             }
+            self.published.moving.fetch_add(1, SeqCst);
             let n = ingest.drain_into(&mut self.scratch, DRAIN_MAX);
+            self.accepted += n as u64;
+            self.published.accepted.store(self.accepted, SeqCst);
+            self.published.moving.fetch_add(1, SeqCst);
             if n == 0 {
                 break;
             }
             total += n as u64;
-            self.accepted += n as u64;
             self.group_scratch_by_kind();
             let mut groups = std::mem::take(&mut self.groups);
             for group in groups.drain(..) {
@@ -87,6 +126,7 @@ impl Router {
             }
         }
         self.commit_and_route(ingest, slots);
+        self.published.end_seq.store(self.end_seq(), Relaxed);
         total
     }
 

@@ -5,7 +5,7 @@ use super::ingest::Ingest;
 use super::progress::Control;
 use super::queue::ExporterSlot;
 use super::report::{finish, AcceptError, DeliveryError, DeliveryReport};
-use super::router::Router;
+use super::router::{Published, Router};
 use super::stats::{ExporterStats, PipelineStats};
 use crate::export::exporter::Exporter;
 use std::sync::atomic::Ordering::Relaxed;
@@ -17,6 +17,8 @@ pub(crate) struct Inner {
     pub(super) slots: Vec<Arc<ExporterSlot>>,
     pub(super) exporters: Vec<(String, Arc<dyn Exporter>)>,
     pub(super) router: Mutex<Router>,
+    /// The router's progress, read without its lock.
+    pub(super) published: Arc<Published>,
     pub(super) spool: Option<Arc<crate::spool::Shared>>,
     pub(super) control: Arc<Control>,
     pub(super) router_tick: Duration,
@@ -68,11 +70,8 @@ impl Inner {
     }
 
     pub(super) fn stats(&self) -> PipelineStats {
-        let (accepted, end_seq) = {
-            let r = self.lock_router();
-            (r.accepted, r.end_seq())
-        };
-        let queued = self.ingest.len() as u64;
+        let (accepted, queued) = self.published.accepted_and_queued(&self.ingest);
+        let end_seq = self.published.end_seq.load(Relaxed);
         let dropped = self.ingest.drops.snapshot();
         let exporters = self
             .slots
