@@ -186,12 +186,7 @@ pub(crate) async fn accept_events(
     if n > 0 {
         if let Err(e) = g.pipeline.accept(events, g.cfg.accept_timeout).await {
             finish(None);
-            g.counters.reject(match e {
-                AcceptError::NotDurable => "spool_error",
-                _ => "overloaded",
-            });
-            let status = StatusCode::SERVICE_UNAVAILABLE;
-            return Err(with_retry_after(error(status, format!("not accepted: {e}")), 1));
+            return Err(refused(g, &e));
         }
     }
     finish(Some(n));
@@ -201,6 +196,24 @@ pub(crate) async fn accept_events(
         rejected: rejected.into_iter().map(|r| (r.index, r.reason, r.message)).collect(),
         duplicate: false,
     })
+}
+
+/// The answer when the pipeline did not take a request's events.
+fn refused(g: &Gateway, e: &AcceptError) -> Response {
+    let (reason, status) = match e {
+        AcceptError::NotDurable => ("spool_error", StatusCode::SERVICE_UNAVAILABLE),
+        AcceptError::TooLarge => ("too_large", StatusCode::PAYLOAD_TOO_LARGE),
+        AcceptError::NotDelivered { transient: false, .. } => ("not_delivered", StatusCode::INTERNAL_SERVER_ERROR),
+        AcceptError::NotDelivered { transient: true, .. } => ("not_delivered", StatusCode::SERVICE_UNAVAILABLE),
+        _ => ("overloaded", StatusCode::SERVICE_UNAVAILABLE),
+    };
+    g.counters.reject(reason);
+    let answer = error(status, format!("not accepted: {e}"));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        with_retry_after(answer, 1)
+    } else {
+        answer
+    }
 }
 
 /// Moves events of another project than the key's into the rejected records (kept

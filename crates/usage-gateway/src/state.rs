@@ -25,7 +25,7 @@ pub struct Counters {
 }
 
 // Whole requests refused; a key's other-project events are refused per record (`project`).
-pub(crate) const REASONS: [&str; 9] = [
+pub(crate) const REASONS: [&str; 10] = [
     "unauthorized",
     "invalid",
     "too_large",
@@ -33,6 +33,7 @@ pub(crate) const REASONS: [&str; 9] = [
     "rate_limited",
     "overloaded",
     "spool_error",
+    "not_delivered",
     "in_progress",
     "unsupported",
 ];

@@ -1,6 +1,6 @@
 //! The `Pipeline` handle: emit, accept, flush, stats, shutdown.
 
-use super::ingest::Ingest;
+use super::ingest::{Ingest, Refused};
 use super::progress::{Control, Progress};
 use super::report::{AcceptError, DeliveryError, DeliveryReport};
 use super::router::Router;
@@ -169,11 +169,12 @@ impl Pipeline {
         }
         // Any commit that fails from here on may have held these events.
         let write_errors = self.spool_write_errors();
-        for e in events {
-            if !self.inner.ingest.offer(e) {
-                return Err(AcceptError::Full);
-            }
-        }
+        // Without a spool, any loss from here on may have hit these events.
+        let losses = self.inner.losses();
+        self.inner.ingest.offer_all(events).map_err(|refused| match refused {
+            Refused::Full => AcceptError::Full,
+            Refused::NeverFits => AcceptError::TooLarge,
+        })?;
         let inner = self.inner.clone();
         let durable = self.inner.spool.is_some();
         // The drain appends and commits (and, with fsync = "batch", fsyncs) everything queued.
@@ -196,15 +197,19 @@ impl Pipeline {
             return Ok(());
         }
         let inner = &self.inner;
-        if inner
+        if !inner
             .control
             .progress
             .wait_async(deadline, || inner.caught_up(target))
             .await
         {
-            Ok(())
-        } else {
-            Err(AcceptError::Timeout)
+            return Err(AcceptError::Timeout);
+        }
+        // Caught up also counts events that were dropped, dead-lettered or found no
+        // exporter: only a delivery with no loss at all is an acknowledgement.
+        match inner.losses().since(&losses) {
+            None => Ok(()),
+            Some((what, transient)) => Err(AcceptError::NotDelivered { what, transient }),
         }
     }
 

@@ -32,6 +32,17 @@ pub(crate) struct Ingest {
     space_lock: Mutex<()>,
     space: Condvar,
     waiters: AtomicUsize,
+    /// One `offer_all` at a time, so each sees the room the others leave.
+    offer_lock: Mutex<()>,
+}
+
+/// Why [`Ingest::offer_all`] took none of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// No room now.
+    Full,
+    /// More events or bytes than the queue ever holds.
+    NeverFits,
 }
 
 enum Full {
@@ -61,6 +72,7 @@ impl Ingest {
             space_lock: Mutex::new(()),
             space: Condvar::new(),
             waiters: AtomicUsize::new(0),
+            offer_lock: Mutex::new(()),
         }
     }
 
@@ -114,6 +126,30 @@ impl Ingest {
     /// caller refuses the event upstream instead, e.g. the gateway answers 503).
     pub(crate) fn offer(&self, event: Event) -> bool {
         !self.closed.load(Relaxed) && self.try_push(event).is_ok()
+    }
+
+    /// Enqueues the whole batch or none of it: the room for all of it, in events and
+    /// bytes, is checked before the first is enqueued. Batches offered this way
+    /// never cut each other; a library emitting into the same pipeline at the same
+    /// moment can still take the room, and then the batch is cut where it ran out
+    /// (the caller refuses it, and the part enqueued is delivered: a re-send
+    /// repeats those ids).
+    pub(crate) fn offer_all(&self, events: Vec<Event>) -> Result<(), Refused> {
+        let (n, bytes) = (events.len(), events.iter().map(Event::approx_bytes).sum::<usize>());
+        if n > self.queue.capacity() || bytes > self.max_bytes {
+            return Err(Refused::NeverFits);
+        }
+        let _one_at_a_time = self.offer_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let room = self.queue.capacity() - self.queue.len();
+        if self.closed.load(Relaxed) || n > room || self.bytes.load(Relaxed) + bytes > self.max_bytes {
+            return Err(Refused::Full);
+        }
+        for e in events {
+            if !self.offer(e) {
+                return Err(Refused::Full);
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn is_spool_full(&self) -> bool {

@@ -114,7 +114,7 @@ impl DeliveryError {
 }
 
 /// Why [`Pipeline::accept`](crate::Pipeline::accept) did not accept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AcceptError {
     /// The queue or the spool is full: try again later.
@@ -130,6 +130,20 @@ pub enum AcceptError {
     /// be among those refused. Try again; ids make a repeat harmless.
     #[error("the spool could not write the events")]
     NotDurable,
+    /// More events or bytes than the pipeline's queue ever holds: split the batch.
+    #[error("the batch is larger than the pipeline's queue holds (pipeline.queue_capacity, pipeline.queue_max_bytes)")]
+    TooLarge,
+    /// Without a spool: while these events were delivered, events were dropped,
+    /// dead-lettered or found no exporter, and they may be among them. Nothing says
+    /// these were delivered; a re-send is safe (ids dedup it).
+    #[error("not all delivered: {what}")]
+    NotDelivered {
+        /// What was lost, named.
+        what: String,
+        /// Only drops (a full queue): a re-send soon may well get through. Otherwise
+        /// an exporter refused them or none takes their kind, and a re-send would too.
+        transient: bool,
+    },
 }
 
 pub(super) fn finish(report: DeliveryReport) -> Result<DeliveryReport, DeliveryError> {

@@ -12,6 +12,38 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Counts of events that left without being delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Losses {
+    unrouted: u64,
+    dropped: u64,
+    dead_lettered: u64,
+}
+
+impl Losses {
+    /// What was lost since `before`, named, and whether it was only drops; `None`
+    /// when nothing was.
+    pub(super) fn since(&self, before: &Losses) -> Option<(String, bool)> {
+        let only_drops = self.dead_lettered == before.dead_lettered && self.unrouted == before.unrouted;
+        let parts: Vec<String> = [
+            (self.dropped - before.dropped, "dropped (a queue was full)"),
+            (
+                self.dead_lettered - before.dead_lettered,
+                "dead-lettered (an exporter refused them)",
+            ),
+            (
+                self.unrouted - before.unrouted,
+                "unrouted (no exporter takes their kind)",
+            ),
+        ]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} events {what}"))
+        .collect();
+        (!parts.is_empty()).then(|| (parts.join(", "), only_drops))
+    }
+}
+
 pub(crate) struct Inner {
     pub(super) ingest: Arc<Ingest>,
     pub(super) slots: Vec<Arc<ExporterSlot>>,
@@ -63,6 +95,21 @@ impl Inner {
                 return Err(AcceptError::Timeout);
             }
         }
+    }
+
+    /// Every way an event can leave without being delivered, summed so far.
+    pub(super) fn losses(&self) -> Losses {
+        let d = &self.ingest.drops;
+        let mut l = Losses {
+            unrouted: d.unrouted.load(Relaxed),
+            dropped: d.queue_full.load(Relaxed) + d.queue_bytes.load(Relaxed) + d.spool_error.load(Relaxed),
+            dead_lettered: 0,
+        };
+        for s in &self.slots {
+            l.dropped += s.counters.dropped_queue_full.load(Relaxed) + s.counters.failed.load(Relaxed);
+            l.dead_lettered += s.counters.dead_lettered.load(Relaxed);
+        }
+        l
     }
 
     pub(super) fn housekeeping(&self) {
