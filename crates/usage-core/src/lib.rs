@@ -56,7 +56,7 @@ pub use event::id::EventId;
 pub use event::kind::{kind_schema, registered_kinds, EventData, EventKind};
 pub use event::record::{Record, RecordError};
 pub use event::resource::{default_instance_id, Resource};
-pub use event::schema::{FieldDef, FieldType, Schema, RESERVED_FIELD_NAMES};
+pub use event::schema::{is_valid_name, FieldDef, FieldType, Schema, RESERVED_FIELD_NAMES};
 pub use event::time::{CivilTime, Timestamp, TimestampError};
 pub use event::value::{finite_or_zero, FieldValue, OwnedValue, StrMap, Text, Value};
 pub use event::Event;

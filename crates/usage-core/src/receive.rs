@@ -42,11 +42,14 @@ pub enum RejectReason {
     Project,
     /// The record exceeds a limit: attributes, string bytes or decoded size.
     TooLarge,
+    /// A kind or field name (of a kind this binary infers) is not a valid name
+    /// ([`is_valid_name`](crate::is_valid_name)) or is reserved for the envelope.
+    BadName,
 }
 
 impl RejectReason {
     /// Every reason, in label order.
-    pub const ALL: [RejectReason; 9] = [
+    pub const ALL: [RejectReason; 10] = [
         RejectReason::Malformed,
         RejectReason::NoKind,
         RejectReason::UnknownKind,
@@ -56,6 +59,7 @@ impl RejectReason {
         RejectReason::BadTime,
         RejectReason::Project,
         RejectReason::TooLarge,
+        RejectReason::BadName,
     ];
 
     /// The snake_case label.
@@ -70,6 +74,7 @@ impl RejectReason {
             RejectReason::BadTime => "bad_time",
             RejectReason::Project => "project",
             RejectReason::TooLarge => "too_large",
+            RejectReason::BadName => "bad_name",
         }
     }
 }

@@ -181,7 +181,9 @@ pub fn order_by_ends_with_id(order: &str) -> bool {
 
 /// Quotes an identifier.
 pub fn ident(s: &str) -> String {
-    format!("`{}`", s.replace('`', "``"))
+    // Inside back quotes ClickHouse reads a backslash as an escape: backslash and
+    // back quote are both escaped with one.
+    format!("`{}`", s.replace('\\', "\\\\").replace('`', "\\`"))
 }
 
 /// `CREATE TABLE IF NOT EXISTS` for a kind.
@@ -375,6 +377,13 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn identifiers_cannot_close_their_quotes() {
+        assert_eq!(ident("relay_usage"), "`relay_usage`");
+        assert_eq!(ident("x\\`; DROP"), "`x\\\\\\`; DROP`");
+        assert_eq!(ident("a`b"), "`a\\`b`");
+    }
     use usage_core::{EventKind, NetworkEvent, RelayUsage};
 
     #[test]

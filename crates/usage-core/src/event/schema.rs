@@ -136,6 +136,13 @@ impl Schema {
     }
 }
 
+/// Whether `s` can name a kind or a field: 1-64 chars of `[a-z0-9_]`, starting with
+/// a letter. Such a name is safe as a path segment, a Kafka topic, an S3 prefix, a
+/// SQL identifier and a JSON key; every exporter relies on it.
+pub fn is_valid_name(s: &str) -> bool {
+    is_identifier(s)
+}
+
 fn is_identifier(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()

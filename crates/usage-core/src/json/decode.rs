@@ -40,6 +40,9 @@ pub enum DecodeError {
     /// The event exceeds a [`RecordLimits`] limit.
     #[error("{0}")]
     TooLarge(String),
+    /// An unknown kind's name, or a field name, cannot name a kind or field.
+    #[error("{0}")]
+    BadName(String),
 }
 
 impl DecodeError {
@@ -55,6 +58,7 @@ impl DecodeError {
             DecodeError::Field(_) => RejectReason::WrongType,
             DecodeError::Missing(_) => RejectReason::MissingField,
             DecodeError::TooLarge(_) => RejectReason::TooLarge,
+            DecodeError::BadName(_) => RejectReason::BadName,
         }
     }
 }
@@ -334,14 +338,16 @@ fn json_type(v: &serde_json::Value) -> &'static str {
 fn infer_schema(kind: &str, obj: &serde_json::Map<String, serde_json::Value>) -> Result<Schema, DecodeError> {
     let mut fields = Vec::with_capacity(obj.len());
     for (name, v) in obj {
+        // Every inferred field is nullable: the next event of the kind may leave it
+        // out, and a destination's table must not conflict over it.
         let (ty, nullable) = match v {
             serde_json::Value::Null => (FieldType::Str, true),
-            serde_json::Value::Bool(_) => (FieldType::Bool, false),
-            serde_json::Value::Number(n) if n.is_i64() => (FieldType::I64, false),
-            serde_json::Value::Number(n) if n.is_u64() => (FieldType::U64, false),
-            serde_json::Value::Number(_) => (FieldType::F64, false),
-            serde_json::Value::String(_) => (FieldType::Str, false),
-            serde_json::Value::Object(_) => (FieldType::StrMap, false),
+            serde_json::Value::Bool(_) => (FieldType::Bool, true),
+            serde_json::Value::Number(n) if n.is_i64() => (FieldType::I64, true),
+            serde_json::Value::Number(n) if n.is_u64() => (FieldType::U64, true),
+            serde_json::Value::Number(_) => (FieldType::F64, true),
+            serde_json::Value::String(_) => (FieldType::Str, true),
+            serde_json::Value::Object(_) => (FieldType::StrMap, true),
             serde_json::Value::Array(_) => {
                 return Err(DecodeError::Field(format!(
                     "field `{name}`: arrays are not a field type"
@@ -358,6 +364,6 @@ fn infer_schema(kind: &str, obj: &serde_json::Map<String, serde_json::Value>) ->
         kind: Cow::Owned(kind.to_string()),
         fields: Cow::Owned(fields),
     };
-    schema.validate().map_err(DecodeError::Field)?;
+    schema.validate().map_err(DecodeError::BadName)?;
     Ok(schema)
 }

@@ -186,3 +186,20 @@ fn events_over_the_record_limits_are_refused_by_name_before_they_cost_memory() {
         assert!(e.to_string().contains(names), "{e} names {names}");
     }
 }
+
+#[test]
+fn unknown_kinds_and_fields_must_have_valid_names() {
+    let d = Decoder::default().allow_unknown_kinds(true);
+    for (line, names) in [
+        (r#"{"ts":"2026-01-01T00:00:00Z","kind":"../x","a":1}"#, "\"../x\""),
+        (r#"{"ts":"2026-01-01T00:00:00Z","kind":"/abs","a":1}"#, "\"/abs\""),
+        (r#"{"ts":"2026-01-01T00:00:00Z","kind":"ok","a.b":1}"#, "\"a.b\""),
+        (r#"{"ts":"2026-01-01T00:00:00Z","kind":"ok","":1}"#, "\"\""),
+    ] {
+        let e = d.decode(line.as_bytes()).unwrap_err();
+        assert_eq!(e.reason(), RejectReason::BadName, "{e}");
+        assert!(e.to_string().contains(names), "{e} names {names}");
+    }
+    let ok = d.decode(br#"{"ts":"2026-01-01T00:00:00Z","kind":"ok","a":1}"#).unwrap();
+    assert!(ok.schema().fields.iter().all(|f| f.nullable));
+}

@@ -232,9 +232,12 @@ impl Router {
             return;
         };
         let end = slice.end_seq();
+        // Exporters build paths, topics, tables and prefixes from the kind: one that
+        // cannot name them (a schema built by hand, never validated) goes nowhere.
+        let valid = crate::is_valid_name(&kind);
         let mut routed = false;
         for slot in slots {
-            if !slot.wants(&kind) {
+            if !valid || !slot.wants(&kind) {
                 slot.skip(end);
                 continue;
             }
@@ -247,7 +250,11 @@ impl Router {
         if !routed {
             ingest.drops.unrouted.fetch_add(slice.len() as u64, Relaxed);
             if !self.warned_unrouted.contains(&kind) {
-                tracing::error!(kind = %kind, "no exporter subscribes to this event kind; its events are dropped (counted as unrouted)");
+                if valid {
+                    tracing::error!(kind = %kind, "no exporter subscribes to this event kind; its events are dropped (counted as unrouted)");
+                } else {
+                    tracing::error!(kind = ?kind.chars().take(64).collect::<String>(), "this event kind is not a valid name ([a-z][a-z0-9_]*, at most 64); its events are dropped (counted as unrouted)");
+                }
                 self.warned_unrouted.push(kind);
             }
         }

@@ -238,11 +238,7 @@ fn record_event<'a>(
     };
     let ts = Timestamp::from_micros((lr.nanos / 1000) as i64);
     let attrs = view.attrs(lr);
-    let schema = match schemas.get(kind) {
-        Some(s) => s,
-        None if opts.allow_unknown_kinds => schemas.insert(Arc::new(infer(kind, attrs))),
-        None => return Err((RejectReason::UnknownKind, format!("unknown event kind `{kind}`"))),
-    };
+    let schema = schemas.for_record(kind, attrs, opts.allow_unknown_kinds)?;
     slots.fill(schema, attrs);
     let values = slots.values(&schema.schema)?;
     let record = Record::new(schema.schema.clone(), values).map_err(|e| (RejectReason::WrongType, e.to_string()))?;
@@ -312,6 +308,8 @@ impl SeedCache {
 struct KindSchema {
     schema: Arc<Schema>,
     map_fields: Vec<usize>,
+    /// Inferred from a record's attributes (a kind this binary does not know).
+    inferred: bool,
 }
 
 /// Schemas seen in one request (a registry lookup and an `Arc` per kind, not per record).
@@ -321,14 +319,39 @@ struct Schemas {
 }
 
 impl Schemas {
-    fn get(&mut self, kind: &str) -> Option<&KindSchema> {
-        match self.known.iter().position(|k| k.schema.kind == kind) {
-            Some(i) => Some(&self.known[i]),
-            None => Some(self.insert(Arc::new(kind_schema(kind)?.clone()))),
+    /// The schema a record of `kind` is read with: the registered one, or one
+    /// inferred from its own attributes (shared with earlier records of the kind
+    /// only when theirs were the same, so no attribute is dropped).
+    fn for_record(
+        &mut self,
+        kind: &str,
+        attrs: &[Attr<'_>],
+        allow_unknown: bool,
+    ) -> Result<&KindSchema, (RejectReason, String)> {
+        let cached = self.known.iter().position(|k| k.schema.kind == kind);
+        if let Some(i) = cached.filter(|&i| !self.known[i].inferred) {
+            return Ok(&self.known[i]);
+        }
+        if cached.is_none() {
+            if let Some(registered) = kind_schema(kind) {
+                return Ok(self.insert(Arc::new(registered.clone()), false));
+            }
+        }
+        if !allow_unknown {
+            return Err((RejectReason::UnknownKind, format!("unknown event kind `{kind:.64}`")));
+        }
+        let schema = infer(kind, attrs)?;
+        match cached {
+            Some(i) if *self.known[i].schema == schema => Ok(&self.known[i]),
+            Some(i) => {
+                self.known.remove(i);
+                Ok(self.insert(Arc::new(schema), true))
+            }
+            None => Ok(self.insert(Arc::new(schema), true)),
         }
     }
 
-    fn insert(&mut self, schema: Arc<Schema>) -> &KindSchema {
+    fn insert(&mut self, schema: Arc<Schema>, inferred: bool) -> &KindSchema {
         let map_fields = schema
             .fields
             .iter()
@@ -336,7 +359,11 @@ impl Schemas {
             .filter(|(_, f)| f.ty == FieldType::StrMap)
             .map(|(i, _)| i)
             .collect();
-        self.known.push(KindSchema { schema, map_fields });
+        self.known.push(KindSchema {
+            schema,
+            map_fields,
+            inferred,
+        });
         let last = self.known.len() - 1;
         &self.known[last]
     }
@@ -447,45 +474,44 @@ fn av_type(v: Any<'_>) -> &'static str {
     }
 }
 
-/// A schema from the attributes of a kind this binary does not know.
-fn infer(kind: &str, attrs: &[Attr<'_>]) -> Schema {
-    let fields = attrs
-        .iter()
-        .filter(|kv| kv.key != ID_ATTRIBUTE)
-        .filter_map(|kv| {
-            let ty = match kv.value? {
-                Any::Str(_) => FieldType::Str,
-                Any::Bool(_) => FieldType::Bool,
-                Any::Int(_) => FieldType::I64,
-                Any::Double(_) => FieldType::F64,
-                Any::Other(_) => return None,
-            };
-            let name: String = kv
-                .key
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() {
-                        c.to_ascii_lowercase()
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            Some(FieldDef {
-                name: Cow::Owned(name),
-                ty,
-                nullable: false,
-            })
-        })
-        .collect();
-    Schema {
+/// A schema from the attributes of a kind this binary does not know: each attribute
+/// a nullable field of its name (which must be a valid name, as the kind's must).
+fn infer(kind: &str, attrs: &[Attr<'_>]) -> Result<Schema, (RejectReason, String)> {
+    let mut fields = Vec::with_capacity(attrs.len());
+    for kv in attrs.iter().filter(|kv| kv.key != ID_ATTRIBUTE) {
+        let ty = match kv.value {
+            Some(Any::Str(_)) | None => FieldType::Str,
+            Some(Any::Bool(_)) => FieldType::Bool,
+            Some(Any::Int(_)) => FieldType::I64,
+            Some(Any::Double(_)) => FieldType::F64,
+            Some(Any::Other(what)) => {
+                return Err((
+                    RejectReason::WrongType,
+                    format!(
+                        "attribute `{:.64}`: {what} is not a field type of an inferred kind",
+                        kv.key
+                    ),
+                ))
+            }
+        };
+        fields.push(FieldDef {
+            name: Cow::Owned(kv.key.to_string()),
+            ty,
+            nullable: true,
+        });
+    }
+    let schema = Schema {
         kind: Cow::Owned(kind.to_string()),
         fields: Cow::Owned(fields),
-    }
+    };
+    schema.validate().map_err(|m| (RejectReason::BadName, m))?;
+    Ok(schema)
 }
 
 #[cfg(test)]
 mod limits_tests;
+#[cfg(test)]
+mod names_tests;
 #[cfg(test)]
 mod producer_tests;
 #[cfg(test)]
