@@ -161,28 +161,24 @@ impl Slice {
 pub struct BatchId(u128);
 
 impl BatchId {
-    fn of(first: &Event, last: &Event, len: usize) -> Self {
-        // Two rounds of splitmix64 over the first and last ids and the length.
-        let a = u128::from_be_bytes(*first.id().as_bytes());
-        let b = u128::from_be_bytes(*last.id().as_bytes());
-        let mut x = (a as u64) ^ ((a >> 64) as u64).rotate_left(17) ^ (len as u64);
-        let mut y = (b as u64) ^ ((b >> 64) as u64).rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15;
-        x = mix(x ^ y.rotate_left(7));
-        y = mix(y ^ x);
-        BatchId((u128::from(x) << 64) | u128::from(y))
+    /// XXH3-128 over every event id in order, then the count: batches that differ
+    /// in any event differ in id (review M5: first, last and count were not enough
+    /// for interleaved tenants or ids placed at batch boundaries).
+    fn of<'a>(events: impl Iterator<Item = &'a Event>) -> Self {
+        let mut h = twox_hash::XxHash3_128::new();
+        let mut n = 0u64;
+        for e in events {
+            h.write(e.id().as_bytes());
+            n += 1;
+        }
+        h.write(&n.to_le_bytes());
+        BatchId(h.finish_128())
     }
 
     /// The id as a number.
     pub fn as_u128(&self) -> u128 {
         self.0
     }
-}
-
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 impl fmt::Display for BatchId {
@@ -225,12 +221,11 @@ pub struct Batch {
 impl Batch {
     pub(crate) fn from_slices(slices: Vec<Slice>, resource: Arc<Resource>) -> Option<Self> {
         let slices: Vec<Slice> = slices.into_iter().filter(|s| s.len() > 0).collect();
-        let first = slices.first()?.events().first()?;
-        let last = slices.last()?.events().last()?;
+        slices.first()?;
         let len = slices.iter().map(Slice::len).sum();
         let end_seq = slices.last().map_or(0, Slice::end_seq);
         Some(Batch {
-            id: BatchId::of(first, last, len),
+            id: BatchId::of(slices.iter().flat_map(Slice::events)),
             slices,
             len,
             resource,
@@ -400,6 +395,26 @@ mod tests {
         let c = Batch::from_events(events[..9].to_vec(), Arc::default());
         assert_ne!(a.id(), c.id());
         assert_eq!(a.id().to_string().len(), 32);
+    }
+
+    #[test]
+    fn batches_differing_only_in_the_middle_differ_in_id() {
+        // Review M5: same first id, last id and length, other events between.
+        let events = mixed(5);
+        let mut other = events.clone();
+        other[2] = Event::new(RelayUsage {
+            cu: 99,
+            ..Default::default()
+        });
+        let (a, b) = (
+            Batch::from_events(events.clone(), Arc::default()),
+            Batch::from_events(other, Arc::default()),
+        );
+        assert_ne!(a.id(), b.id());
+        // The same events in another order are another batch, too.
+        let mut swapped = events.clone();
+        swapped.swap(1, 2);
+        assert_ne!(a.id(), Batch::from_events(swapped, Arc::default()).id());
     }
 
     #[test]
