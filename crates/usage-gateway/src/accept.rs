@@ -4,8 +4,9 @@
 // Handlers return a ready `Response` as their error, as axum handlers do.
 #![allow(clippy::result_large_err)]
 
+use crate::auth::Limited;
 use crate::body::read_body;
-use crate::idempotency::Seen;
+use crate::idempotency::{self, Pending, Seen};
 use crate::rejected::{Raw, Rejected};
 use crate::state::{error, with_header, with_retry_after, Gateway};
 use axum::body::Body;
@@ -81,13 +82,22 @@ pub(crate) async fn accept_events(
         ));
     };
     let raw = read_body(g, headers, body).await?;
-    let idem = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(|k| format!("{}:{k}", key.name));
-    if let Some(k) = &idem {
-        match g.idempotency.begin(k) {
-            Seen::New => {}
+    let idem = match headers.get("idempotency-key").map(|v| v.as_bytes()) {
+        Some(k) if !idempotency::valid_key(k) => {
+            g.counters.reject("invalid");
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "Idempotency-Key must be 1-200 visible ASCII characters",
+            ));
+        }
+        k => k,
+    };
+    // Forgets the key when the request ends any way but accepted (an early return,
+    // or the client going away mid-request), so a retry is never stuck at 409.
+    let mut pending = None;
+    if let Some(k) = idem {
+        match g.idempotency.begin(key.index, k, &raw) {
+            Seen::New => pending = Some(Pending::new(&g.idempotency, key.index, k)),
             Seen::Done(n) => {
                 g.counters.duplicate_batches.fetch_add(1, Relaxed);
                 return Ok(Outcome {
@@ -106,13 +116,15 @@ pub(crate) async fn accept_events(
                     1,
                 ));
             }
+            Seen::OtherBody => {
+                g.counters.reject("invalid");
+                return Err(error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "this Idempotency-Key was used with another body within the window; use a new key for a new batch",
+                ));
+            }
         }
     }
-    let finish = |accepted: Option<usize>| {
-        if let Some(k) = &idem {
-            g.idempotency.finish(k, accepted);
-        }
-    };
     // Decoding is CPU work of up to `max_decode_bytes`: off the runtime's threads,
     // so health checks and other connections are served meanwhile.
     let decoding = {
@@ -131,10 +143,7 @@ pub(crate) async fn accept_events(
     };
     let mut decoded = match decoded {
         Ok(d) => d,
-        Err(r) => {
-            finish(None);
-            return Err(r);
-        }
+        Err(r) => return Err(r),
     };
     g.counters
         .received_events
@@ -142,16 +151,30 @@ pub(crate) async fn accept_events(
     if let Some(project) = &key.project {
         refuse_other_projects(&mut decoded, project);
     }
-    if let Err(secs) = key.take(decoded.events.len()) {
-        finish(None);
-        g.counters.reject("rate_limited");
-        return Err(with_retry_after(
-            error(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!("rate limit for key {}", key.name),
-            ),
-            secs,
-        ));
+    match key.take(decoded.events.len()) {
+        Ok(()) => {}
+        Err(Limited::For(secs)) => {
+            g.counters.reject("rate_limited");
+            return Err(with_retry_after(
+                error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("rate limit for key {}", key.name),
+                ),
+                secs,
+            ));
+        }
+        Err(Limited::Never(burst)) => {
+            // No wait would let it through: the client must split it (413 does).
+            g.counters.reject("too_large");
+            return Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "{} events are more than key {}'s burst of {burst}: split the batch",
+                    decoded.events.len(),
+                    key.name
+                ),
+            ));
+        }
     }
     let Decoded { events, rejected, .. } = decoded;
     if !rejected.is_empty() {
@@ -166,7 +189,6 @@ pub(crate) async fn accept_events(
                 "records rejected and kept"
             ),
             Err(e) => {
-                finish(None);
                 g.counters.reject("overloaded");
                 tracing::error!(dir = %g.rejected.dir().display(), error = %e, "cannot keep rejected records; request refused");
                 return Err(with_retry_after(
@@ -185,11 +207,12 @@ pub(crate) async fn accept_events(
     let n = events.len();
     if n > 0 {
         if let Err(e) = g.pipeline.accept(events, g.cfg.accept_timeout).await {
-            finish(None);
             return Err(refused(g, &e));
         }
     }
-    finish(Some(n));
+    if let Some(p) = pending {
+        p.accepted(n);
+    }
     g.counters.accepted_events.fetch_add(n as u64, Relaxed);
     Ok(Outcome {
         accepted: n,

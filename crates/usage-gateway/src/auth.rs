@@ -7,6 +7,8 @@ use usage_core::ConfigError;
 
 /// A configured key, resolved.
 pub struct Key {
+    /// Its position in `[[gateway.keys]]`: what its idempotency window is kept by.
+    pub index: usize,
     secret: Vec<u8>,
     /// For logs and metrics.
     pub name: String,
@@ -57,6 +59,7 @@ impl Key {
             None => None,
         };
         Ok(Key {
+            index: i,
             secret,
             name: k.name.clone().unwrap_or_else(|| format!("key{i}")),
             project: k.project.clone(),
@@ -64,22 +67,33 @@ impl Key {
         })
     }
 
-    /// Takes `n` tokens; `Err(seconds)` says when enough will be there.
-    pub fn take(&self, n: usize) -> Result<(), u64> {
+    /// Takes `n` tokens, or says when enough will be there, or that they never will.
+    pub fn take(&self, n: usize) -> Result<(), Limited> {
         let Some(b) = &self.bucket else { return Ok(()) };
         let mut b = b.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * b.rate).min(b.burst);
         b.at = now;
         let need = n as f64;
+        if need > b.burst {
+            return Err(Limited::Never(b.burst as u64));
+        }
         if need <= b.tokens {
             b.tokens -= need;
             return Ok(());
         }
-        // A request larger than the bucket can never fit: ask for the time to refill it whole.
-        let missing = need.min(b.burst) - b.tokens;
-        Err((missing / b.rate).ceil().max(1.0) as u64)
+        let missing = need - b.tokens;
+        Err(Limited::For((missing / b.rate).ceil().max(1.0) as u64))
     }
+}
+
+/// Why a key's request is held back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limited {
+    /// Enough tokens in this many seconds.
+    For(u64),
+    /// More events than the bucket holds (its burst): never, whatever the wait.
+    Never(u64),
 }
 
 /// All configured keys.
@@ -94,12 +108,28 @@ impl Keys {
                 "at least one [[gateway.keys]] entry is required",
             ));
         }
-        cfg.keys
+        let keys: Vec<Key> = cfg
+            .keys
             .iter()
             .enumerate()
             .map(|(i, k)| Key::new(i, k, cfg.rate_limit))
-            .collect::<Result<_, _>>()
-            .map(Keys)
+            .collect::<Result<_, _>>()?;
+        // Names label metrics and kept records, secrets pick the tenant: neither may repeat.
+        for (i, k) in keys.iter().enumerate() {
+            if let Some(j) = keys[..i].iter().position(|o| o.name == k.name) {
+                return Err(ConfigError::key(
+                    format!("gateway.keys[{i}].name"),
+                    format!("`{}` is also the name of gateway.keys[{j}]", k.name),
+                ));
+            }
+            if let Some(j) = keys[..i].iter().position(|o| constant_time_eq(&o.secret, &k.secret)) {
+                return Err(ConfigError::key(
+                    format!("gateway.keys[{i}].key"),
+                    format!("the same secret as gateway.keys[{j}]"),
+                ));
+            }
+        }
+        Ok(Keys(keys))
     }
 
     /// The key matching an `Authorization` header value. Every configured key is
@@ -148,8 +178,33 @@ mod tests {
         let keys = Keys::new(&cfg).unwrap();
         let k = keys.find(Some("Bearer k")).unwrap();
         assert!(k.take(20).is_ok());
-        assert_eq!(k.take(10), Err(1), "10 events at 10/s: retry after 1 s");
+        assert_eq!(k.take(10), Err(Limited::For(1)), "10 events at 10/s: retry after 1 s");
+        assert_eq!(k.take(21), Err(Limited::Never(20)), "more than the burst never fits");
         assert!(keys.find(Some("Bearer nope")).is_none());
         assert!(keys.find(None).is_none());
+    }
+
+    #[test]
+    fn names_and_secrets_do_not_repeat() {
+        let key = |secret: &str, name: Option<&str>| KeyConfig {
+            key: usage_core::Secret::new(secret),
+            name: name.map(String::from),
+            project: None,
+            rate_limit: None,
+            burst: None,
+        };
+        let cfg = |keys| GatewayConfig {
+            keys,
+            ..Default::default()
+        };
+        let e = Keys::new(&cfg(vec![key("a", None), key("b", Some("key0"))]))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("gateway.keys[1].name"), "{e}");
+        let e = Keys::new(&cfg(vec![key("a", Some("x")), key("a", Some("y"))]))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("gateway.keys[1].key: the same secret"), "{e}");
+        assert!(!e.to_string().contains("\"a\""), "the secret is not in the error");
     }
 }

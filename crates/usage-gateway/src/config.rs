@@ -59,7 +59,7 @@ pub struct GatewayConfig {
     /// How long a repeated Idempotency-Key is answered from memory, default 10m.
     #[serde(deserialize_with = "units::duration")]
     pub idempotency_window: Duration,
-    /// How many Idempotency-Keys are remembered at most.
+    /// How many Idempotency-Keys are remembered at most, for each API key.
     pub idempotency_max_keys: usize,
     /// How long a request waits for its events to be durable, default 10s.
     #[serde(deserialize_with = "units::duration")]

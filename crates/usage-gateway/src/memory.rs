@@ -3,6 +3,7 @@
 //! connection may buffer, and the pipeline's queue bounds.
 
 use crate::config::GatewayConfig;
+use crate::idempotency::ENTRY_BYTES;
 use crate::serve::MAX_HEAD_BYTES;
 use usage_core::{Event, OwnedValue, PipelineStats};
 use usage_otlp_proto::receive::{working_memory_bound, ReceiveOptions};
@@ -24,6 +25,8 @@ pub struct MemoryBound {
     pub connections: u64,
     /// The pipeline's queues: ingest plus every exporter's.
     pub queues: u64,
+    /// The idempotency windows: every API key's remembered keys.
+    pub idempotency: u64,
     /// Everything above: the most the gateway holds beyond its idle size.
     pub total: u64,
 }
@@ -61,12 +64,20 @@ impl MemoryBound {
             .exporters
             .iter()
             .fold(pipeline.queue_max_bytes, |sum, e| sum.saturating_add(e.queue_max_bytes));
+        // Each remembered key: its entry, and up to two places in the expiry order.
+        let idempotency = (cfg.keys.len() as u64)
+            .saturating_mul(cfg.idempotency_max_keys as u64)
+            .saturating_mul((ENTRY_BYTES + 2 * 32) as u64);
         MemoryBound {
             per_request,
             requests,
             connections,
             queues,
-            total: requests.saturating_add(connections).saturating_add(queues),
+            idempotency,
+            total: requests
+                .saturating_add(connections)
+                .saturating_add(queues)
+                .saturating_add(idempotency),
         }
     }
 }
