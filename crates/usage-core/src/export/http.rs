@@ -8,7 +8,7 @@
 //! | 401, 403 | paused: the key is wrong or lacks rights; an operator fixes it |
 //! | 3xx | paused: our clients never follow redirects (a batch must not land somewhere nobody configured); point the URL at the final address |
 //! | 413 | too large: the batch is split and sent again |
-//! | 408, 429, 5xx | retried, after `Retry-After` when the server gave one |
+//! | 408, 409, 429, 5xx | retried, after `Retry-After` when the server gave one (409: the same batch is still in progress there, as `usage gateway` answers for an `Idempotency-Key`) |
 //! | other 4xx | refused: dead-lettered, never retried |
 //! | anything else (1xx, unknown) | retried |
 
@@ -46,7 +46,7 @@ pub fn classify(status: u16, retry_after: Option<Duration>, message: String) -> 
             "{message} (a redirect: it is not followed; set the URL to the final address)"
         )),
         413 => ExportError::too_large(message),
-        408 | 429 | 500..=599 => retry(message),
+        408 | 409 | 429 | 500..=599 => retry(message),
         400..=499 => ExportError::rejected(message),
         _ => retry(message),
     }
@@ -67,13 +67,14 @@ mod tests {
     #[test]
     fn every_status_class_has_one_meaning() {
         let after = Some(Duration::from_secs(7));
-        let table: [(u16, Option<Duration>, &str); 13] = [
+        let table: [(u16, Option<Duration>, &str); 14] = [
             (401, None, "Paused"),
             (403, None, "Paused"),
             (301, None, "Paused"),
             (308, None, "Paused"),
             (413, None, "TooLarge"),
             (408, None, "Retryable"),
+            (409, after, "Retryable"),
             (429, after, "Retryable"),
             (500, None, "Retryable"),
             (503, after, "Retryable"),
