@@ -2,8 +2,11 @@
 
 use crate::{Failure, Outcome};
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write as _;
 use std::path::PathBuf;
+use twox_hash::XxHash3_64;
 use usage_core::{EventId, Timestamp};
 use usage_file::encode::decompress;
 use usage_file::read::{list_parts, Filter};
@@ -113,8 +116,11 @@ pub(crate) fn run(args: Args) -> Outcome {
     let parts = list_parts(&args.dir, &filter);
     let mut by_key: BTreeMap<(String, String), Totals> = BTreeMap::new();
     let (mut first, mut last): (Option<Timestamp>, Option<Timestamp>) = (None, None);
-    let mut seen: HashSet<EventId> = HashSet::new();
-    let mut duplicates = 0u64;
+    // A copy is the same id within the same project (a tenant's id cannot hide
+    // another's event); a copy whose billed content differs is counted as a conflict.
+    let mut seen: HashMap<(EventId, u64), u64> = HashMap::new();
+    let (mut duplicates, mut conflicts) = (0u64, 0u64);
+    let mut scratch = Vec::new();
     for part in &parts {
         let bytes = std::fs::read(&part.path).map_err(|e| Failure::Failed(format!("{}: {e}", part.path.display())))?;
         let raw = decompress(&bytes, part.compression)
@@ -132,9 +138,24 @@ pub(crate) fn run(args: Args) -> Outcome {
                     .id
                     .parse()
                     .map_err(|e| Failure::Failed(format!("{}:{}: id {:?}: {e}", part.path.display(), i + 1, row.id)))?;
-                if !seen.insert(id) {
-                    duplicates += 1;
-                    continue;
+                scratch.clear();
+                let _ = write!(
+                    scratch,
+                    "{}\0{}\0{}\0{}\0{}",
+                    row.ts, row.chain, row.cu, row.success, row.cache_hit
+                );
+                let content = XxHash3_64::oneshot(&scratch);
+                match seen.entry((id, XxHash3_64::oneshot(row.project.as_bytes()))) {
+                    Entry::Occupied(first) => {
+                        duplicates += 1;
+                        if *first.get() != content {
+                            conflicts += 1;
+                        }
+                        continue;
+                    }
+                    Entry::Vacant(slot) => {
+                        slot.insert(content);
+                    }
                 }
             }
             first = Some(first.map_or(ts, |f| f.min(ts)));
@@ -217,8 +238,15 @@ pub(crate) fn run(args: Args) -> Outcome {
     }
     if duplicates > 0 {
         println!(
-            "\n{} re-sent events (same id) counted once; --no-dedup counts every copy",
+            "\n{} re-sent events (same id in the same project) counted once; --no-dedup counts every copy",
             thousands(duplicates)
+        );
+    }
+    if conflicts > 0 {
+        println!(
+            "WARNING: {} of them differ from the copy counted (time, chain, cu, success or cache hit): \
+             the same id was used for different events; the first copy read was counted",
+            thousands(conflicts)
         );
     }
     Ok(())

@@ -82,7 +82,10 @@ fn demo_then_report_on_the_embedded_default() {
     let (report, err) = text(&o);
     assert!(o.status.success(), "{err}");
     assert_eq!(total_line(&report)[..2], [events, cu], "{report}");
-    assert!(report.contains("re-sent events (same id) counted once"), "{report}");
+    assert!(
+        report.contains("re-sent events (same id in the same project) counted once"),
+        "{report}"
+    );
     let o = usage(dir.path(), &["report", "--no-dedup"]);
     let (report, _) = text(&o);
     assert!(total_line(&report)[0] > events, "{report}");
@@ -90,6 +93,53 @@ fn demo_then_report_on_the_embedded_default() {
     let o = usage(dir.path(), &["report", "--from", "2999-01-01"]);
     assert!(o.status.success());
     assert!(text(&o).0.contains("no relay_usage events"));
+}
+
+/// Writes `events` as one uncompressed part of the file layout under `root`.
+fn write_part(root: &Path, name: &str, events: &[usage_core::Event]) {
+    use usage_file::layout::{part_file_name, Compression, Partition};
+    let partition = Partition::of("relay_usage", events[0].ts());
+    let dir = root.join(partition.to_string());
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut body = Vec::new();
+    usage_core::json::write_ndjson(&mut body, events, &usage_core::Resource::new("t"));
+    std::fs::write(dir.join(part_file_name(name, Compression::None)), body).unwrap();
+}
+
+#[test]
+fn report_dedups_ids_per_project_and_flags_ids_reused_for_other_events() {
+    // Review M4: a tenant reusing another's id must not hide the other's event.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    let relay = |project: &str, cu: u64| {
+        usage_core::Event::new(usage_core::RelayUsage {
+            project: project.into(),
+            chain: "ETH1".into(),
+            cu,
+            ..Default::default()
+        })
+    };
+    let original = relay("acme", 10);
+    let id = original.id();
+    let ts = original.ts();
+    let same_id_other_project = relay("globex", 0).with_id(id).with_ts(ts);
+    write_part(&root, "a", std::slice::from_ref(&original));
+    write_part(&root, "b", &[same_id_other_project]);
+    let o = usage(dir.path(), &["report", "--dir", &root.display().to_string()]);
+    let (report, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(
+        total_line(&report)[..2],
+        [2, 10],
+        "both projects' events count: {report}"
+    );
+    assert!(!report.contains("WARNING"), "{report}");
+    // The same id in the same project with other content: counted once, flagged.
+    write_part(&root, "c", &[relay("acme", 99).with_id(id).with_ts(ts)]);
+    let o = usage(dir.path(), &["report", "--dir", &root.display().to_string()]);
+    let (report, _) = text(&o);
+    assert_eq!(total_line(&report)[0], 2, "{report}");
+    assert!(report.contains("WARNING: 1 of them differ"), "{report}");
 }
 
 #[test]

@@ -149,7 +149,7 @@ pub(crate) async fn accept_events(
         .received_events
         .fetch_add((decoded.events.len() + decoded.rejected.len()) as u64, Relaxed);
     if let Some(project) = &key.project {
-        refuse_other_projects(&mut decoded, project);
+        refuse_other_projects(&mut decoded, project, &key.unbound_kinds);
     }
     match key.take(decoded.events.len()) {
         Ok(()) => {}
@@ -239,18 +239,27 @@ fn refused(g: &Gateway, e: &AcceptError) -> Response {
     }
 }
 
-/// Moves events of another project than the key's into the rejected records (kept
-/// in the usage JSON encoding, replayable to `/v1/metrics` with the right key).
-fn refuse_other_projects(decoded: &mut Decoded, project: &str) {
+/// Moves events of another project than the key's, or of none (a kind without a
+/// `project` the key may not send), into the rejected records (kept in the usage
+/// JSON encoding, replayable to `/v1/metrics` with the right key). A binding fails
+/// closed: only the key's own project passes.
+fn refuse_other_projects(decoded: &mut Decoded, project: &str, unbound_kinds: &[String]) {
     let events = std::mem::take(&mut decoded.events);
     let indices = std::mem::take(&mut decoded.indices);
     for (event, index) in events.into_iter().zip(indices) {
-        let other = match event.field("project") {
-            Some(Value::Str(p)) if p != project => p.to_string(),
-            _ => {
-                decoded.push(index, event);
-                continue;
-            }
+        let why = match event.field("project") {
+            Some(Value::Str(p)) if p == project => None,
+            Some(Value::Str(p)) => Some(format!("this key is bound to project `{project}`, got `{p:.64}`")),
+            None if unbound_kinds.iter().any(|k| k == event.kind()) => None,
+            None => Some(format!(
+                "this key is bound to project `{project}` and kind `{}` carries no project (list it in the key's unbound_kinds to allow it)",
+                event.kind()
+            )),
+            Some(_) => Some(format!("this key is bound to project `{project}`, and the event's project is not a string")),
+        };
+        let Some(why) = why else {
+            decoded.push(index, event);
+            continue;
         };
         let mut body = b"{\"events\":[".to_vec();
         json::write_event(&mut body, &event, &Resource::default());
@@ -258,7 +267,7 @@ fn refuse_other_projects(decoded: &mut Decoded, project: &str) {
         decoded.rejected.push(Rejected {
             index,
             reason: RejectReason::Project,
-            message: format!("events[{index}].project: this key is bound to project `{project}`, got `{other}`"),
+            message: format!("events[{index}].project: {why}"),
             raw: Raw::Metrics(body),
         });
     }

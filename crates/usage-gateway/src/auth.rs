@@ -14,6 +14,8 @@ pub struct Key {
     pub name: String,
     /// The project it is bound to.
     pub project: Option<String>,
+    /// Kinds without a project this bound key may send.
+    pub unbound_kinds: Vec<String>,
     bucket: Option<Mutex<Bucket>>,
 }
 
@@ -63,6 +65,7 @@ impl Key {
             secret,
             name: k.name.clone().unwrap_or_else(|| format!("key{i}")),
             project: k.project.clone(),
+            unbound_kinds: k.unbound_kinds.clone(),
             bucket,
         })
     }
@@ -172,6 +175,7 @@ mod tests {
                 project: None,
                 rate_limit: Some(10.0),
                 burst: Some(20.0),
+                unbound_kinds: Vec::new(),
             }],
             ..Default::default()
         };
@@ -192,6 +196,7 @@ mod tests {
             project: None,
             rate_limit: None,
             burst: None,
+            unbound_kinds: Vec::new(),
         };
         let cfg = |keys| GatewayConfig {
             keys,

@@ -14,8 +14,13 @@ pub struct KeyConfig {
     pub key: Secret,
     /// A name for logs and metrics (never the key itself).
     pub name: Option<String>,
-    /// Binds the key to a project: events carrying a different `project` are refused.
+    /// Binds the key to a project: events carrying a different `project`, or none,
+    /// are refused (and kept).
     pub project: Option<String>,
+    /// With `project`: kinds this key may send that carry no `project` field
+    /// (`optimizer_qos`, `network_event`); any other kind without one is refused.
+    #[serde(default)]
+    pub unbound_kinds: Vec<String>,
     /// Events per second this key may send (token bucket); default `gateway.rate_limit`.
     pub rate_limit: Option<f64>,
     /// Bucket size in events; default 2 seconds' worth.
