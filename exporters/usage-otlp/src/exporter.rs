@@ -11,7 +11,9 @@ use usage_core::{
     async_trait, Batch, ConfigError, Event, ExportError, Exporter, ExporterContext, ExporterDefaults, ExporterFactory,
     Resource,
 };
-use usage_otlp_proto::opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use usage_otlp_proto::opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 
 /// Sends each batch as OTLP log records.
 pub struct OtlpExporter {
@@ -92,18 +94,91 @@ impl OtlpExporter {
         };
         let status = resp.status();
         if status.is_success() {
-            return Ok(());
+            let body = read_prefix(resp, MAX_ANSWER_BYTES).await;
+            return self.partial_success(&body, request);
         }
         let after = resp
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| retry_after(v, SystemTime::now()));
-        let body = resp.bytes().await.unwrap_or_default();
-        let text = String::from_utf8_lossy(&body[..body.len().min(2000)]);
+        let body = read_prefix(resp, 2000).await;
+        let text = String::from_utf8_lossy(&body);
         let message = format!("OTLP POST {} -> {}: {}", self.url, status.as_u16(), text.trim());
         Err(classify(status.as_u16(), after, message))
     }
+}
+
+impl OtlpExporter {
+    /// A 2xx whose `partial_success` says the collector refused records: OTLP does
+    /// not say which, so the whole request is refused and kept in the dead-letter
+    /// directory (replaying it is safe: every record carries `event.id`), rather
+    /// than counting refused records as delivered.
+    fn partial_success(&self, body: &[u8], request: &ExportLogsServiceRequest) -> Result<(), ExportError> {
+        let (rejected, message) = match self.protocol {
+            Protocol::HttpProtobuf => match ExportLogsServiceResponse::decode(body)
+                .ok()
+                .and_then(|a| a.partial_success)
+            {
+                Some(p) => (p.rejected_log_records, p.error_message),
+                None => return Ok(()),
+            },
+            Protocol::HttpJson => json_partial_success(body),
+        };
+        if rejected <= 0 {
+            return Ok(());
+        }
+        let sent: usize = request
+            .resource_logs
+            .iter()
+            .flat_map(|r| &r.scope_logs)
+            .map(|s| s.log_records.len())
+            .sum();
+        Err(ExportError::rejected(format!(
+            "OTLP POST {}: the collector refused {} of {sent} log records ({}); it does not say which, so all {sent} are kept",
+            self.url,
+            rejected,
+            message.chars().take(500).collect::<String>()
+        )))
+    }
+}
+
+/// `partialSuccess` of an OTLP/JSON answer: its int64 count as a number or, as the
+/// OTLP/JSON mapping writes it, a string; field names in either case style.
+fn json_partial_success(body: &[u8]) -> (i64, String) {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return (0, String::new());
+    };
+    let field = |v: &serde_json::Value, camel: &str, snake: &str| v.get(camel).or_else(|| v.get(snake)).cloned();
+    let Some(p) = field(&v, "partialSuccess", "partial_success") else {
+        return (0, String::new());
+    };
+    let rejected = match field(&p, "rejectedLogRecords", "rejected_log_records") {
+        Some(serde_json::Value::Number(n)) => n.as_i64().unwrap_or(0),
+        Some(serde_json::Value::String(s)) => s.parse().unwrap_or(0),
+        _ => 0,
+    };
+    let message = match field(&p, "errorMessage", "error_message") {
+        Some(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    };
+    (rejected, message)
+}
+
+/// The most of a success answer read: an `ExportLogsServiceResponse` is small.
+const MAX_ANSWER_BYTES: usize = 64 << 10;
+
+/// At most `limit` bytes of an answer's body, read as it arrives: a collector
+/// cannot make us buffer more.
+async fn read_prefix(mut resp: reqwest::Response, limit: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    while out.len() < limit {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => out.extend_from_slice(&chunk[..chunk.len().min(limit - out.len())]),
+            _ => break,
+        }
+    }
+    out
 }
 
 #[async_trait]

@@ -166,3 +166,36 @@ fn emits_from_threads_with_and_without_a_runtime() {
     assert_eq!(report.exporter("otel").unwrap().delivered, 20);
     assert_eq!(c.accepted(), sent);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_a_collector_refuses_in_partial_success_are_not_counted_delivered() {
+    // Review M8: a 200 with partial_success is not a delivery of every record.
+    let script: Script = Arc::new(|n, _, _| match n {
+        0 => (
+            200,
+            vec![("content-type", "application/json".into())],
+            r#"{"partialSuccess":{"rejectedLogRecords":"1","errorMessage":"record 3: bad value"}}"#.into(),
+        ),
+        _ => ok(),
+    });
+    let (_c, endpoint) = collector(script).await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path(), &endpoint, "protocol = \"http/json\"\n");
+    emit_relays(&p, 10);
+    let err = p.flush(Duration::from_secs(10)).await.unwrap_err();
+    let report = err.report().exporter("otel").unwrap().clone();
+    assert_eq!(report.delivered, 0, "{report:?}");
+    assert_eq!(
+        report.dead_lettered, 10,
+        "kept, since the collector does not say which: {report:?}"
+    );
+    let last_error = p
+        .stats()
+        .exporter("otel")
+        .unwrap()
+        .last_error
+        .clone()
+        .unwrap_or_default();
+    assert!(last_error.contains("refused 1 of 10"), "{last_error}");
+    let _ = p.shutdown(Duration::from_secs(5)).await;
+}

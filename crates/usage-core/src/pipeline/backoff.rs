@@ -27,7 +27,10 @@ impl Backoff {
         self.attempt = self.attempt.saturating_add(1);
         let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
         let jittered = Duration::from_nanos(if nanos == 0 { 0 } else { random_u64() % (nanos + 1) });
-        retry_after.map_or(jittered, |ra| jittered.max(ra))
+        // Whoever built the error, a floor beyond the cap is not obeyed: a typo in a
+        // server's header must not park an exporter for a year.
+        let floor = retry_after.map(|ra| ra.min(crate::export::http::MAX_RETRY_AFTER));
+        floor.map_or(jittered, |ra| jittered.max(ra))
     }
 
     pub(crate) fn reset(&mut self) {
@@ -39,6 +42,13 @@ impl Backoff {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn retry_after_beyond_the_cap_waits_the_cap() {
+        let mut b = Backoff::new(Duration::from_millis(1), Duration::from_millis(2));
+        let wait = b.next(Some(Duration::from_secs(1_000_000_000)));
+        assert_eq!(wait, crate::export::http::MAX_RETRY_AFTER);
+    }
 
     #[test]
     fn ceiling_doubles_then_caps() {

@@ -155,6 +155,10 @@ impl PipelineBuilder {
         if self.exporters.is_empty() {
             return Err(ConfigError::msg("the pipeline has no exporters"));
         }
+        // Every instance's own settings, before anything is opened or started.
+        for spec in &self.exporters {
+            WorkerSettings::resolve(&spec.section, &spec.defaults, &self.config)?;
+        }
         let mut names: Vec<&str> = Vec::new();
         for spec in &self.exporters {
             let name = spec.section.name.as_str();
@@ -241,16 +245,7 @@ impl PipelineBuilder {
         for spec in self.exporters {
             exporters.push((spec.section.name.clone(), spec.exporter.clone()));
             let o = &spec.section.options;
-            let d = spec.defaults;
-            let settings = WorkerSettings {
-                batch_max_events: o.batch_max_events.or(d.batch_max_events).unwrap_or(c.batch_max_events),
-                batch_max_bytes: o.batch_max_bytes.or(d.batch_max_bytes).unwrap_or(c.batch_max_bytes),
-                flush_interval: o.flush_interval.or(d.flush_interval).unwrap_or(c.flush_interval),
-                export_timeout: o.export_timeout.unwrap_or(c.export_timeout),
-                retry_base: o.retry_base.unwrap_or(c.retry_base),
-                retry_max: o.retry_max.unwrap_or(c.retry_max),
-                probe_interval: o.probe_interval.unwrap_or(c.probe_interval),
-            };
+            let settings = WorkerSettings::resolve(&spec.section, &spec.defaults, c)?;
             let max_events = o
                 .queue_max_events
                 .unwrap_or(c.queue_capacity)

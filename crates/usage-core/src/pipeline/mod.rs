@@ -37,6 +37,9 @@ pub use handle::Pipeline;
 pub use report::AcceptError;
 
 #[cfg(test)]
+#[path = "settings_tests.rs"]
+mod settings_tests;
+#[cfg(test)]
 #[path = "start_cursor_tests.rs"]
 mod start_cursor_tests;
 #[cfg(test)]

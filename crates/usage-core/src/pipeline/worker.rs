@@ -5,10 +5,12 @@ use super::backoff::Backoff;
 use super::deadletter::DeadLetter;
 use super::progress::Control;
 use super::queue::ExporterSlot;
+use crate::config::{ConfigError, ExporterSection, PipelineConfig};
 use crate::event::resource::Resource;
 use crate::event::Event;
 use crate::export::batch::Batch;
 use crate::export::exporter::{ExportError, Exporter};
+use crate::export::registry::ExporterDefaults;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,6 +26,48 @@ pub(crate) struct WorkerSettings {
     pub(crate) retry_base: Duration,
     pub(crate) retry_max: Duration,
     pub(crate) probe_interval: Duration,
+}
+
+impl WorkerSettings {
+    /// An instance's settings: its own keys, else its type's defaults, else
+    /// `[pipeline]`. An error names the key that makes the worker unable to run
+    /// (a zero batch bound would end it; a zero timeout or backoff would spin).
+    pub(crate) fn resolve(
+        section: &ExporterSection,
+        d: &ExporterDefaults,
+        c: &PipelineConfig,
+    ) -> Result<WorkerSettings, ConfigError> {
+        let o = &section.options;
+        let s = WorkerSettings {
+            batch_max_events: o.batch_max_events.or(d.batch_max_events).unwrap_or(c.batch_max_events),
+            batch_max_bytes: o.batch_max_bytes.or(d.batch_max_bytes).unwrap_or(c.batch_max_bytes),
+            flush_interval: o.flush_interval.or(d.flush_interval).unwrap_or(c.flush_interval),
+            export_timeout: o.export_timeout.unwrap_or(c.export_timeout),
+            retry_base: o.retry_base.unwrap_or(c.retry_base),
+            retry_max: o.retry_max.unwrap_or(c.retry_max),
+            probe_interval: o.probe_interval.unwrap_or(c.probe_interval),
+        };
+        let key = |k: &str| format!("exporters.{}.{k}", section.name);
+        for (k, zero) in [
+            ("batch_max_events", s.batch_max_events == 0),
+            ("batch_max_bytes", s.batch_max_bytes == 0),
+            ("queue_max_bytes", o.queue_max_bytes == Some(0)),
+            ("export_timeout", s.export_timeout.is_zero()),
+            ("retry_base", s.retry_base.is_zero()),
+            ("probe_interval", s.probe_interval.is_zero()),
+        ] {
+            if zero {
+                return Err(ConfigError::key(key(k), "must be greater than 0"));
+            }
+        }
+        if s.retry_max < s.retry_base {
+            return Err(ConfigError::key(
+                key("retry_max"),
+                format!("{:?} is less than retry_base {:?}", s.retry_max, s.retry_base),
+            ));
+        }
+        Ok(s)
+    }
 }
 
 pub(crate) struct Worker {
@@ -158,6 +202,15 @@ impl Worker {
             match step {
                 Step::Read { from, to } => match self.read_spool(from, to).await {
                     Ok((events, next)) if events.is_empty() => {
+                        if next <= from {
+                            // Nothing readable yet (the spool has not written that far):
+                            // wait to be woken rather than read again at once.
+                            tokio::select! {
+                                _ = &mut notified => {}
+                                _ = sleep(s.flush_interval.clamp(Duration::from_millis(1), Duration::from_millis(100))) => {}
+                            }
+                            continue;
+                        }
                         *pos = next.max(*pos);
                         self.slot.acked.fetch_max(*pos, Relaxed);
                         self.control.progress.bump();
