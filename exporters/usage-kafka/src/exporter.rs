@@ -6,59 +6,20 @@
 //! every message's report is in and all succeeded.
 
 use crate::config::{KafkaConfig, Property};
+use crate::tracker::{lock, Tracker};
 use rdkafka::config::ClientConfig;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::Arc;
 use std::time::Duration;
 use usage_core::{
     async_trait, json, Batch, ConfigError, Event, ExportError, Exporter, ExporterContext, ExporterDefaults,
     ExporterFactory, Value,
 };
-
-/// The outcome of the batch being exported, filled in by delivery reports.
-#[derive(Default)]
-struct Tracker {
-    /// Which export attempt reports belong to (reports of an abandoned attempt are ignored).
-    generation: AtomicU64,
-    settled: AtomicUsize,
-    failure: Mutex<Option<KafkaError>>,
-    /// Message indices the broker refused as too large.
-    too_large: Mutex<Vec<usize>>,
-    done: tokio::sync::Notify,
-}
-
-const INDEX_BITS: u32 = 40;
-
-impl Tracker {
-    fn opaque(generation: u64, index: usize) -> usize {
-        (((generation & 0xff_ffff) as usize) << INDEX_BITS) | index
-    }
-
-    fn record(&self, opaque: usize, outcome: Result<(), KafkaError>) {
-        let generation = (opaque >> INDEX_BITS) as u64;
-        if generation != self.generation.load(SeqCst) & 0xff_ffff {
-            return;
-        }
-        if let Err(e) = outcome {
-            if e.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageSizeTooLarge) {
-                lock(&self.too_large).push(opaque & ((1 << INDEX_BITS) - 1));
-            } else {
-                lock(&self.failure).get_or_insert(e);
-            }
-        }
-        self.settled.fetch_add(1, SeqCst);
-        self.done.notify_one();
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// Routes delivery reports to the tracker.
 struct Reports(Arc<Tracker>);
@@ -215,7 +176,7 @@ impl KafkaExporter {
     /// Hands one message to librdkafka, waiting while its bounded queue is full.
     /// Returns whether a delivery report will follow; a message refused at once is
     /// recorded in the tracker under `index`.
-    async fn produce(&self, mut record: BaseRecord<'_, str, [u8], usize>, index: usize) -> bool {
+    async fn produce(&self, mut record: BaseRecord<'_, str, [u8], usize>, generation: u64, index: usize) -> bool {
         let t = &self.tracker;
         loop {
             match self.producer.send(record) {
@@ -226,11 +187,7 @@ impl KafkaExporter {
                     tokio::time::sleep(Duration::from_millis(2)).await;
                 }
                 Err((err, _)) => {
-                    if err.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageSizeTooLarge) {
-                        lock(&t.too_large).push(index);
-                    } else {
-                        lock(&t.failure).get_or_insert(err);
-                    }
+                    t.refuse(generation, index, err);
                     return false;
                 }
             }
@@ -269,7 +226,7 @@ impl KafkaExporter {
                 if let Some(k) = key.as_deref() {
                     record = record.key(k);
                 }
-                if self.produce(record, i).await {
+                if self.produce(record, generation, i).await {
                     sent += 1;
                 }
             }
@@ -374,7 +331,7 @@ impl KafkaExporter {
         if let Some(k) = p.key.as_deref() {
             record = record.key(k);
         }
-        let sent = usize::from(self.produce(record, m).await);
+        let sent = usize::from(self.produce(record, generation, m).await);
         p.payload.clear();
         sent
     }
@@ -386,7 +343,7 @@ impl Exporter for KafkaExporter {
         let _one_at_a_time = self.exporting.lock().await;
         let t = &self.tracker;
         let generation = t.generation.fetch_add(1, SeqCst) + 1;
-        t.settled.store(0, SeqCst);
+        t.start(generation);
         *lock(&t.failure) = None;
         lock(&t.too_large).clear();
         // Packed: message index -> the events it carries.
@@ -398,17 +355,17 @@ impl Exporter for KafkaExporter {
         };
         loop {
             let notified = t.done.notified();
-            if t.settled.load(SeqCst) >= sent {
+            if t.settled(generation, sent) {
                 break;
             }
             notified.await;
         }
-        if let Some(e) = lock(&t.failure).take() {
+        let (failure, refused) = t.outcome(generation);
+        if let Some(e) = failure {
             // Broker down, timeouts, leader changes: retry the batch. Messages already
             // delivered are sent again with the same event ids.
             return Err(ExportError::retryable(format!("kafka {}: {e}", self.brokers)));
         }
-        let refused = std::mem::take(&mut *lock(&t.too_large));
         let mut too_large: Vec<usize> = if self.events_per_message > 1 {
             refused
                 .iter()

@@ -35,6 +35,7 @@
 mod config;
 mod exporter;
 pub mod read;
+mod tracker;
 
 pub use config::{Compression, KafkaConfig, Property};
 pub use exporter::{KafkaExporter, FACTORY};
