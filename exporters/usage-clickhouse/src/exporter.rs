@@ -90,7 +90,7 @@ impl ClickHouseExporter {
                     .await
                     .map_err(|e| classify(e, "SELECT version()"))?;
                 let f = Flavor::from_version(&v);
-                tracing::info!(url = %self.cfg.url, version = %v, flavor = ?f, "clickhouse server detected");
+                tracing::info!(url = %usage_core::export::redact_url(&self.cfg.url), version = %v, flavor = ?f, "clickhouse server detected");
                 Ok(f)
             })
             .await

@@ -5,6 +5,7 @@ use flate2::write::GzEncoder;
 use std::io::Write;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
+use usage_core::export::redact_url;
 use usage_core::{
     async_trait, json, Batch, ConfigError, ExportError, Exporter, ExporterContext, ExporterDefaults, ExporterFactory,
     ExporterSection, Secret,
@@ -96,7 +97,10 @@ impl HttpExporter {
         }
         let resp = match req.send().await {
             Ok(r) => r,
-            Err(e) => return Err(ExportError::retryable(format!("POST {}: {e}", self.url))),
+            Err(e) => {
+                let why = usage_core::export::error_chain(&e.without_url());
+                return Err(ExportError::retryable(format!("POST {}: {why}", redact_url(&self.url))));
+            }
         };
         let status = resp.status().as_u16();
         if resp.status().is_success() {
@@ -114,7 +118,7 @@ impl HttpExporter {
             .and_then(|v| usage_core::export::http::retry_after(v, SystemTime::now()));
         let text = resp.text().await.unwrap_or_default();
         let text: String = text.chars().take(2000).collect();
-        let message = format!("POST {} -> {status}: {}", self.url, text.trim());
+        let message = format!("POST {} -> {status}: {}", redact_url(&self.url), text.trim());
         let error = usage_core::export::http::classify(status, after, message);
         if matches!(error, ExportError::Paused { .. }) {
             // Remember which key was refused, so a probe can tell whether it changed.
@@ -165,7 +169,7 @@ impl Exporter for HttpExporter {
         let refused = self.refused_key.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let (Ok(now), Some(old)) = (self.current_key(), refused) {
             if now.is_some() && now != Some(old) {
-                tracing::warn!(url = %self.url, "api key changed, resuming");
+                tracing::warn!(url = %redact_url(&self.url), "api key changed, resuming");
                 return Ok(());
             }
         }

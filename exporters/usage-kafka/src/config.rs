@@ -35,8 +35,9 @@ impl Compression {
     }
 }
 
-/// A librdkafka property value: a scalar, or a secret from env/file.
-#[derive(Debug, Clone, Deserialize)]
+/// A librdkafka property value: a scalar, or a secret from env/file. Its `Debug`
+/// shows no text value: a passthrough `sasl.password` may be written inline.
+#[derive(Clone, Deserialize)]
 #[serde(untagged)]
 pub enum Property {
     /// Text.
@@ -49,6 +50,25 @@ pub enum Property {
     Bool(bool),
     /// `{ env = "VAR" }` or `{ file = "/path" }`.
     Secret(Secret),
+}
+
+impl std::fmt::Debug for Property {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Property::Text(t) => write!(f, "Text(<{} chars>)", t.chars().count()),
+            Property::Int(v) => write!(f, "Int({v})"),
+            Property::Float(v) => write!(f, "Float({v})"),
+            Property::Bool(v) => write!(f, "Bool({v})"),
+            Property::Secret(s) => write!(f, "{s:?}"),
+        }
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn passthrough_text_values_stay_out_of_debug() {
+    let p = Property::Text("hunter2".into());
+    assert_eq!(format!("{p:?}"), "Text(<7 chars>)");
 }
 
 /// The Kafka exporter's settings.

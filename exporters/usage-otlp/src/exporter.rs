@@ -7,6 +7,7 @@ use crate::config::{logs_url, OtlpConfig, Protocol};
 use prost::Message;
 use std::time::{Duration, SystemTime};
 use usage_core::export::http::{classify, retry_after};
+use usage_core::export::redact_url;
 use usage_core::{
     async_trait, Batch, ConfigError, Event, ExportError, Exporter, ExporterContext, ExporterDefaults, ExporterFactory,
     Resource,
@@ -27,7 +28,7 @@ pub struct OtlpExporter {
 impl std::fmt::Debug for OtlpExporter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OtlpExporter")
-            .field("url", &self.url)
+            .field("url", &redact_url(&self.url))
             .field("protocol", &self.protocol)
             .finish_non_exhaustive()
     }
@@ -88,8 +89,11 @@ impl OtlpExporter {
             Ok(r) => r,
             // No answer at all (connection refused, reset, timeout): try again.
             Err(e) => {
-                let why = usage_core::export::error_chain(&e);
-                return Err(ExportError::retryable(format!("OTLP POST {}: {why}", self.url)));
+                let why = usage_core::export::error_chain(&e.without_url());
+                return Err(ExportError::retryable(format!(
+                    "OTLP POST {}: {why}",
+                    redact_url(&self.url)
+                )));
             }
         };
         let status = resp.status();
@@ -104,7 +108,12 @@ impl OtlpExporter {
             .and_then(|v| retry_after(v, SystemTime::now()));
         let body = read_prefix(resp, 2000).await;
         let text = String::from_utf8_lossy(&body);
-        let message = format!("OTLP POST {} -> {}: {}", self.url, status.as_u16(), text.trim());
+        let message = format!(
+            "OTLP POST {} -> {}: {}",
+            redact_url(&self.url),
+            status.as_u16(),
+            text.trim()
+        );
         Err(classify(status.as_u16(), after, message))
     }
 }
@@ -136,7 +145,7 @@ impl OtlpExporter {
             .sum();
         Err(ExportError::rejected(format!(
             "OTLP POST {}: the collector refused {} of {sent} log records ({}); it does not say which, so all {sent} are kept",
-            self.url,
+            redact_url(&self.url),
             rejected,
             message.chars().take(500).collect::<String>()
         )))

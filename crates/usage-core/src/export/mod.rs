@@ -26,6 +26,34 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
+/// A URL as it may appear in logs, errors and stats: credentials in its userinfo
+/// and everything after `?` (tokens often ride there) are replaced, the rest kept
+/// so an operator still sees where it points.
+///
+/// ```
+/// use usage_core::export::redact_url;
+/// assert_eq!(redact_url("https://user:pw@host:8123/db?password=x"), "https://***@host:8123/db?***");
+/// assert_eq!(redact_url("http://collector:4318"), "http://collector:4318");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, _)) => (r, "?***"),
+        None => (rest, ""),
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let rest = match rest[..authority_end].rfind('@') {
+        Some(at) => format!("***@{}", &rest[at + 1..]),
+        None => rest.to_string(),
+    };
+    let scheme = if scheme.is_empty() {
+        String::new()
+    } else {
+        format!("{scheme}://")
+    };
+    format!("{scheme}{rest}{query}")
+}
+
 #[cfg(test)]
 mod tests {
     #[derive(Debug, thiserror::Error)]

@@ -173,6 +173,21 @@ impl ExporterCounters {
     }
 }
 
+/// A Prometheus label value: backslash, double quote and newline escaped, so an
+/// instance name from config cannot break or forge a line of `/metrics`.
+pub(crate) fn label_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 impl PipelineStats {
     /// The stats in Prometheus text format (metric names prefixed `usage_`).
     ///
@@ -216,7 +231,14 @@ impl PipelineStats {
         let per = |f: fn(&ExporterStats) -> u64| -> Vec<(String, u64)> {
             self.exporters
                 .iter()
-                .map(|e| (format!("{{exporter=\"{}\",type=\"{}\"}}", e.name, e.type_name), f(e)))
+                .map(|e| {
+                    let labels = format!(
+                        "{{exporter=\"{}\",type=\"{}\"}}",
+                        label_value(&e.name),
+                        label_value(&e.type_name)
+                    );
+                    (labels, f(e))
+                })
                 .collect()
         };
         counter(

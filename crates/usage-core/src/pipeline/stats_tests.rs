@@ -35,3 +35,23 @@ fn stats_answer_while_the_router_is_held() {
     drop(held);
     p.shutdown_blocking(Duration::from_secs(5)).unwrap();
 }
+
+#[test]
+fn instance_names_cannot_break_a_metrics_line() {
+    let stats = crate::PipelineStats {
+        exporters: vec![crate::pipeline::stats::ExporterStats {
+            name: "a\"} 1\nevil{x=\"".into(),
+            type_name: "file".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let text = stats.to_prometheus();
+    for line in text.lines() {
+        assert!(
+            line.starts_with('#') || line.starts_with("usage_"),
+            "a forged line: {line:?}"
+        );
+    }
+    assert!(text.contains(r#"exporter="a\"} 1\nevil{x=\"""#), "{text}");
+}

@@ -236,6 +236,14 @@ fn record_event<'a>(
         Some(Any::Str(k)) => k,
         _ => return Err((RejectReason::NoKind, "body must be the event kind as a string".into())),
     };
+    if lr.nanos == 0 {
+        // Not 1970 (an unbilled partition), and not the receive time either (a
+        // re-send would get another time, and time-keyed dedup would miss it).
+        return Err((
+            RejectReason::BadTime,
+            "the record has neither time_unix_nano nor observed_time_unix_nano".into(),
+        ));
+    }
     let ts = Timestamp::from_micros((lr.nanos / 1000) as i64);
     let attrs = view.attrs(lr);
     let schema = schemas.for_record(kind, attrs, opts.allow_unknown_kinds)?;

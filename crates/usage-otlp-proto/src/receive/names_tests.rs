@@ -87,3 +87,16 @@ fn a_later_record_with_other_attributes_keeps_them() {
         "inferred fields are nullable"
     );
 }
+
+#[test]
+fn a_record_without_any_time_is_refused_not_dated_1970() {
+    let mut timeless = record("custom_kind", &[("a", 1)]);
+    timeless.time_unix_nano = 0;
+    timeless.observed_time_unix_nano = 0;
+    let mut observed = record("custom_kind", &[("a", 1)]);
+    observed.time_unix_nano = 0;
+    observed.observed_time_unix_nano = 1_764_633_600_000_000_000;
+    let got = receive(vec![timeless, observed]);
+    assert_eq!(got.events.len(), 1, "the observed time stands in for the event time");
+    assert_eq!(got.rejected[0].reason, RejectReason::BadTime);
+}
