@@ -7,11 +7,14 @@
 //! - `bench`: the side-by-side comparison (criterion benches, real backends, the
 //!   collector role), written to `target/bench/report.md` and `report.json`;
 //!   `bench --criterion-only [args]` runs just `cargo bench --workspace`.
+//! - `fuzz --seconds N`: every decoder's `fuzz_` property test, with fresh random
+//!   inputs, round after round for N seconds (default 60).
 
 mod bench;
 mod bench_collector;
 mod bench_report;
 mod e2e;
+mod fuzz;
 mod services;
 
 use std::path::PathBuf;
@@ -25,6 +28,7 @@ fn main() -> ExitCode {
         Some("e2e") => e2e::run(&root(), &cargo(), args.iter().any(|a| a == "--compose")),
         Some("bench") if args.get(1).map(String::as_str) == Some("--criterion-only") => bench(&args[2..]),
         Some("bench") => bench::run(&root(), &cargo(), args.iter().any(|a| a == "--quick")),
+        Some("fuzz") => fuzz::run(&cargo(), &args[1..]),
         Some("help") | Some("--help") | Some("-h") | None => {
             print_help();
             Ok(())
@@ -52,12 +56,13 @@ fn print_help() {
          e2e     real backends as local processes + every exporter's conformance suite\n          \
          (--compose: use docker-compose.yml instead)\n  \
          bench   measure everything side by side -> target/bench/report.md (+ .json);
-                 `bench --criterion-only [args]` runs only the criterion benches"
+                 `bench --criterion-only [args]` runs only the criterion benches\n  \
+         fuzz    every decoder's fuzz_ property test, round after round (--seconds N, default 60)"
     );
 }
 
 /// Runs one step, printing it and how long it took; fails on a non-zero exit.
-fn step(name: &str, program: &str, args: &[&str]) -> Result<(), String> {
+pub(crate) fn step(name: &str, program: &str, args: &[&str]) -> Result<(), String> {
     eprintln!("==> {name}: {program} {}", args.join(" "));
     let start = Instant::now();
     let status = Command::new(program)

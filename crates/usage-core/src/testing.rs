@@ -151,3 +151,27 @@ impl Exporter for MemoryExporter {
         }
     }
 }
+
+/// How many cases a fuzz property test runs: `USAGE_FUZZ_CASES` when set (as
+/// `cargo xtask fuzz` sets it), else `default` (what plain `cargo test` runs).
+pub fn fuzz_cases(default: u32) -> u32 {
+    std::env::var("USAGE_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A sample input damaged by the given edits: each `(position, byte)` overwrites a
+/// byte (positions wrap), then the input is cut to `keep` bytes. For fuzz tests
+/// that start from a valid input, so damage lands deep inside its structure.
+pub fn damaged(sample: &[u8], edits: &[(usize, u8)], keep: usize) -> Vec<u8> {
+    let mut out = sample.to_vec();
+    if !out.is_empty() {
+        let n = out.len();
+        for &(at, b) in edits {
+            out[at % n] = b;
+        }
+    }
+    out.truncate(keep);
+    out
+}

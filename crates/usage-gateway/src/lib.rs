@@ -36,6 +36,9 @@ mod serve;
 mod state;
 mod stream_event;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 pub use config::{GatewayConfig, KeyConfig};
 pub use memory::MemoryBound;
 pub use routes::router;

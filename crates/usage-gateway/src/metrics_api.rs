@@ -62,7 +62,7 @@ fn answer(o: &Outcome) -> Response {
     (StatusCode::OK, [("content-type", "application/json")], body.to_string()).into_response()
 }
 
-fn decode(g: &Gateway, raw: &[u8]) -> Result<Decoded, Response> {
+pub(crate) fn decode(g: &Gateway, raw: &[u8]) -> Result<Decoded, Response> {
     let bad = |m: String| {
         g.counters.reject("invalid");
         error(StatusCode::BAD_REQUEST, m)

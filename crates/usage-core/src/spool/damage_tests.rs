@@ -356,11 +356,11 @@ fn every_single_byte_damage_costs_at_most_the_record_it_hits() {
 }
 
 proptest::proptest! {
-    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(crate::testing::fuzz_cases(48)))]
     /// Single-bit damage through the writer's own recovery (quarantine, rewrite) and a
     /// second restart: the same accounting, and nothing counted twice.
     #[test]
-    fn every_single_bit_damage_recovers_the_same_way(pick in 0usize..usize::MAX, bit in 0u8..8) {
+    fn fuzz_every_single_bit_damage_recovers_the_same_way(pick in 0usize..usize::MAX, bit in 0u8..8) {
         let p = pristine();
         let total: usize = p.files.iter().map(|(_, b)| b.len()).sum();
         let mut at = pick % total;

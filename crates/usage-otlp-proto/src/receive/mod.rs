@@ -517,6 +517,8 @@ fn infer(kind: &str, attrs: &[Attr<'_>]) -> Result<Schema, (RejectReason, String
 }
 
 #[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
 mod limits_tests;
 #[cfg(test)]
 mod names_tests;

@@ -14,7 +14,7 @@ fn kv(key: &str, v: Av) -> KeyValue {
 }
 
 /// Two resources, three kinds, and every field a producer may set that we ignore.
-fn busy_request() -> ExportLogsServiceRequest {
+pub(super) fn busy_request() -> ExportLogsServiceRequest {
     let sent = crate::proto::tests::one_of_each_kind();
     let mut req = request(&Resource::new("svc-a"), &sent);
     let mut other = request(&Resource::new("svc-b"), &sent[..1]).resource_logs.remove(0);
