@@ -69,7 +69,7 @@ pub use pipeline::stats::{DropStats, ExporterStats, PipelineStats};
 pub use pipeline::{AcceptError, Pipeline, PipelineBuilder};
 pub use spool::{
     inspect as inspect_spool, CursorInfo, FsyncMode, RecoveryReport, SegmentInfo, SpoolConfig, SpoolError,
-    SpoolInspection, SpoolReplay, SpoolStats,
+    SpoolInspection, SpoolReplay, SpoolStats, MAX_EVENT_BYTES,
 };
 /// Declares an event kind from a struct: its schema, encoding and registration.
 ///

@@ -19,9 +19,14 @@ async fn start(dir: &std::path::Path, limits: &str) -> (String, Arc<Gateway>) {
     usage_core::link_exporters!(usage_file);
     let toml = format!(
         "[pipeline]\nflush_interval = \"20ms\"\ndata_dir = \"{d}/data\"\n[spool]\npath = \"{d}/spool\"\n\
-         [gateway]\nmax_body = \"1MiB\"\nmax_inflated_body = \"2MiB\"\n{limits}\n\
+         [gateway]\nmax_body = \"1MiB\"\n{inflated}{limits}\n\
          [[gateway.keys]]\nkey = \"k\"\n[exporters.out]\ntype = \"file\"\npath = \"{d}/out\"\n",
-        d = dir.display()
+        d = dir.display(),
+        inflated = if limits.contains("max_inflated_body") {
+            ""
+        } else {
+            "max_inflated_body = \"2MiB\"\n"
+        },
     );
     let gw = Gateway::new(&UsageConfig::from_toml(&toml).unwrap()).unwrap();
     (serve(&gw).await, gw)
@@ -256,4 +261,32 @@ async fn connections_beyond_max_connections_wait_for_a_free_one() {
         .expect("served once a connection closed")
         .unwrap();
     assert!(String::from_utf8_lossy(&out[..n]).starts_with("HTTP/1.1 200"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_too_large_for_a_spool_record_is_refused_alone() {
+    // Review M7: whatever the limits allow, an event the spool would read back as
+    // damage is refused (and kept) instead of acknowledged.
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, _gw) = start(
+        dir.path(),
+        "max_inflated_body = \"16MiB\"\nmax_string_bytes = \"12MiB\"\nmax_decode_bytes = \"64MiB\"",
+    )
+    .await;
+    let big = "x".repeat(9 << 20);
+    let body = format!(
+        r#"{{"events":[{{"kind":"relay_usage","ts":"2026-12-01T00:00:00Z","project":"acme","chain":"ETH1","cu":1}},{{"kind":"relay_usage","ts":"2026-12-01T00:00:00Z","project":"acme","chain":"{big}","cu":2}}]}}"#
+    );
+    let r = request(
+        &addr,
+        "POST",
+        "/v1/metrics",
+        &[KEY, ("content-encoding", "gzip")],
+        &gzip(body.as_bytes()),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:.300}", r.body);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["accepted"], 1, "{v}");
+    assert_eq!(v["rejected"][0]["reason"], "too_large", "{v}");
 }

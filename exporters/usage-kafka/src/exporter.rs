@@ -8,7 +8,7 @@
 use crate::config::{KafkaConfig, Property};
 use crate::tracker::{lock, Tracker};
 use rdkafka::config::ClientConfig;
-use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
@@ -337,6 +337,45 @@ impl KafkaExporter {
     }
 }
 
+/// What a producer error means (review M10). Rights refused, or a topic that does
+/// not exist (and is not auto-created): pause, keep the data, probe; an operator
+/// fixes it. A topic name Kafka refuses: the batch is refused (dead-lettered with
+/// the reason).
+/// Anything else (broker down, timeouts, leader changes): retry the batch; messages
+/// already delivered are sent again with the same event ids.
+fn classify(e: &KafkaError, brokers: &str) -> ExportError {
+    use RDKafkaErrorCode as C;
+    let message = format!("kafka {brokers}: {e}");
+    match e.rdkafka_error_code() {
+        Some(
+            C::TopicAuthorizationFailed
+            | C::ClusterAuthorizationFailed
+            | C::SaslAuthenticationFailed
+            | C::Authentication
+            | C::UnknownTopicOrPartition
+            | C::UnknownTopic,
+        ) => ExportError::paused(message),
+        Some(C::InvalidTopic) => ExportError::rejected(message),
+        _ => ExportError::retryable(message),
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn producer_errors_are_classified_by_code() {
+    let kind = |code| match classify(&KafkaError::MessageProduction(code), "b:9092") {
+        ExportError::Paused { .. } => "paused",
+        ExportError::Rejected { .. } => "rejected",
+        ExportError::Retryable { .. } => "retryable",
+        _ => "other",
+    };
+    assert_eq!(kind(RDKafkaErrorCode::TopicAuthorizationFailed), "paused");
+    assert_eq!(kind(RDKafkaErrorCode::UnknownTopicOrPartition), "paused");
+    assert_eq!(kind(RDKafkaErrorCode::InvalidTopic), "rejected");
+    assert_eq!(kind(RDKafkaErrorCode::MessageTimedOut), "retryable");
+    assert_eq!(kind(RDKafkaErrorCode::NotLeaderForPartition), "retryable");
+}
+
 #[async_trait]
 impl Exporter for KafkaExporter {
     async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
@@ -362,9 +401,7 @@ impl Exporter for KafkaExporter {
         }
         let (failure, refused) = t.outcome(generation);
         if let Some(e) = failure {
-            // Broker down, timeouts, leader changes: retry the batch. Messages already
-            // delivered are sent again with the same event ids.
-            return Err(ExportError::retryable(format!("kafka {}: {e}", self.brokers)));
+            return Err(classify(&e, &self.brokers));
         }
         let mut too_large: Vec<usize> = if self.events_per_message > 1 {
             refused

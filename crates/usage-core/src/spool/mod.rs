@@ -20,6 +20,11 @@ pub(crate) mod segment;
 mod writer;
 
 pub use crate::config::{FsyncMode, SpoolConfig};
+
+/// The largest event a receiver should take for a spooled pipeline, in
+/// [`Event::approx_bytes`](crate::Event::approx_bytes): half of a spool record's
+/// limit, leaving room for the encoding.
+pub const MAX_EVENT_BYTES: usize = segment::MAX_PAYLOAD / 2;
 use catalog::Catalog;
 pub use inspect::{inspect, CursorInfo, SegmentInfo, SpoolInspection, SpoolReplay};
 pub(crate) use recover::cursor_past_data;
