@@ -165,27 +165,43 @@ impl S3Exporter {
                         .build(),
                 ),
                 Err(e) => {
-                    let _ = client
-                        .abort_multipart_upload()
-                        .bucket(&self.bucket)
-                        .key(key)
-                        .upload_id(upload_id)
-                        .send()
-                        .await;
+                    self.abort(client, key, upload_id).await;
                     return Err(classify(e, &self.bucket, key));
                 }
             }
         }
-        client
+        let completed = client
             .complete_multipart_upload()
             .bucket(&self.bucket)
             .key(key)
             .upload_id(upload_id)
             .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
             .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify(e, &self.bucket, key))
+            .await;
+        match completed {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                // Its parts would be billed storage nobody reads (review L6); the
+                // retry uploads them again.
+                self.abort(client, key, upload_id).await;
+                Err(classify(e, &self.bucket, key))
+            }
+        }
+    }
+
+    /// Aborts a multipart upload; a failure to abort is logged (a bucket lifecycle
+    /// rule for incomplete uploads is the backstop, docs/s3.md).
+    async fn abort(&self, client: &aws_sdk_s3::Client, key: &str, upload_id: &str) {
+        let aborted = client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await;
+        if let Err(e) = aborted {
+            tracing::warn!(bucket = %self.bucket, key, error = %usage_core::export::error_chain(&e), "could not abort a multipart upload; its parts stay until the bucket's lifecycle rule removes them");
+        }
     }
 }
 
@@ -217,14 +233,23 @@ where
     .collect::<Vec<_>>()
     .join(": ");
     match (code.as_str(), status) {
+        // Transient, though some come as a 4xx: a clock off for a moment, a
+        // conflicting operation on the same key.
+        (
+            "SlowDown"
+            | "Throttling"
+            | "RequestTimeout"
+            | "InternalError"
+            | "ServiceUnavailable"
+            | "RequestTimeTooSkewed"
+            | "OperationAborted",
+            _,
+        ) => ExportError::retryable(message),
         ("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken" | "InvalidToken", _)
         | (_, Some(401 | 403)) => ExportError::paused(message),
         // The operator must create the bucket: keep the data and probe until it exists.
         ("NoSuchBucket", _) => ExportError::paused(message),
         ("EntityTooLarge", _) | (_, Some(413)) => ExportError::too_large(message),
-        ("SlowDown" | "Throttling" | "RequestTimeout" | "InternalError" | "ServiceUnavailable", _) => {
-            ExportError::retryable(message)
-        }
         (_, Some(s)) if s >= 500 || s == 429 || s == 408 => ExportError::retryable(message),
         (_, Some(s)) if (400..500).contains(&s) => ExportError::rejected(message),
         // No response (connection refused, timeout, DNS): transient.

@@ -50,7 +50,7 @@ type Case = (&'static str, String, fn(&ExportError) -> bool);
 
 #[tokio::test]
 async fn answers_map_to_retry_pause_split_or_reject() {
-    let cases: [Case; 6] = [
+    let cases: [Case; 8] = [
         ("403 Forbidden", err_xml("AccessDenied"), |e| {
             matches!(e, ExportError::Paused { .. })
         }),
@@ -68,6 +68,13 @@ async fn answers_map_to_retry_pause_split_or_reject() {
         }),
         ("400 Bad Request", err_xml("InvalidArgument"), |e| {
             matches!(e, ExportError::Rejected { .. })
+        }),
+        // Transient though 4xx (review L6).
+        ("403 Forbidden", err_xml("RequestTimeTooSkewed"), |e| {
+            matches!(e, ExportError::Retryable { .. })
+        }),
+        ("409 Conflict", err_xml("OperationAborted"), |e| {
+            matches!(e, ExportError::Retryable { .. })
         }),
     ];
     for (status, body, expect) in cases {
