@@ -241,6 +241,20 @@ impl Ingest {
     }
 
     /// Pops up to `max` events into `out`; returns how many.
+    /// Counts every event still queued as dropped at shutdown (review L7: one
+    /// pushed after the final drain is otherwise neither routed nor counted).
+    pub(crate) fn discard_remaining(&self) -> u64 {
+        let mut n = 0u64;
+        while let Some(e) = self.queue.pop() {
+            self.bytes.fetch_sub(e.approx_bytes(), Relaxed);
+            n += 1;
+        }
+        if n > 0 {
+            self.drops.shutdown.fetch_add(n, Relaxed);
+        }
+        n
+    }
+
     pub(crate) fn drain_into(&self, out: &mut Vec<Event>, max: usize) -> usize {
         let mut n = 0;
         let mut bytes = 0;
@@ -346,5 +360,16 @@ mod tests {
         q.close();
         q.push(Event::new(RelayUsage::default()));
         assert_eq!((q.len(), q.drops.snapshot().shutdown), (0, 1));
+    }
+
+    #[test]
+    fn events_left_after_the_final_drain_are_counted_not_forgotten() {
+        let q = Ingest::new(8, 1 << 20, 1 << 20, FullPolicy::DropNewest, Duration::ZERO);
+        // Pushed past the closed check just before close: queued, never drained.
+        q.push(Event::new(RelayUsage::default()));
+        q.push(Event::new(RelayUsage::default()));
+        q.close();
+        assert_eq!(q.discard_remaining(), 2);
+        assert_eq!((q.len(), q.bytes(), q.drops.snapshot().shutdown), (0, 0, 2));
     }
 }

@@ -207,6 +207,10 @@ impl Inner {
     pub(super) fn end_shutdown(&self) -> Result<DeliveryReport, DeliveryError> {
         self.control.router_exit.store(true, Relaxed);
         self.ingest.wake();
+        let late = self.ingest.discard_remaining();
+        if late > 0 {
+            tracing::error!(events = late, "events emitted while the pipeline shut down were not delivered (counted as dropped: shutdown)");
+        }
         {
             let mut r = self.lock_router();
             r.housekeeping(&self.slots);
