@@ -236,7 +236,7 @@ impl Pipeline {
     /// dropped, dead-lettered or left pending.
     pub async fn flush(&self, timeout: Duration) -> Result<DeliveryReport, DeliveryError> {
         let deadline = Instant::now() + timeout;
-        let target = self.inner.begin_flush();
+        let target = off_the_runtime(|| self.inner.begin_flush());
         let inner = &self.inner;
         inner
             .control
@@ -267,7 +267,7 @@ impl Pipeline {
             return r;
         }
         let deadline = Instant::now() + timeout;
-        self.inner.begin_shutdown(deadline);
+        off_the_runtime(|| self.inner.begin_shutdown(deadline));
         let inner = &self.inner;
         if !inner
             .control
@@ -279,7 +279,7 @@ impl Pipeline {
             let grace = Instant::now() + Duration::from_secs(2);
             inner.control.progress.wait_async(grace, || inner.all_finished()).await;
         }
-        self.finish_shutdown()
+        off_the_runtime(|| self.finish_shutdown())
     }
 
     /// [`shutdown`](Pipeline::shutdown) for code without an async runtime. Do not
@@ -339,6 +339,18 @@ impl Drop for Pipeline {
                 rt.shutdown_background();
             }
         }
+    }
+}
+
+/// Runs `f`, which may write and fsync the spool or join the router thread, from
+/// async code: on a multi-threaded runtime the worker thread hands its other tasks
+/// over first, so they are not stalled behind the disk (review M6). On a
+/// current-thread runtime, or none, it runs in place.
+fn off_the_runtime<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
