@@ -2,7 +2,7 @@
 // Handlers return a ready `Response` as their error, as axum handlers do.
 #![allow(clippy::result_large_err)]
 
-use crate::state::{Gateway, REASONS};
+use crate::state::{error, Gateway, REASONS};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -85,6 +85,9 @@ pub fn router(g: Arc<Gateway>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(prometheus))
         .merge(crate::otlp::routes())
+        // Every answer is JSON, a wrong path or method included.
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route: POST /v1/metrics or /v1/logs") })
+        .method_not_allowed_fallback(|| async { error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here") })
         // Bodies are read by the ingest routes themselves, after the key (gateway.max_body).
         .layer(DefaultBodyLimit::disable())
         .with_state(g)

@@ -150,6 +150,13 @@ async fn every_refusal_is_json_and_counted_under_its_reason() {
     assert_json_error(&r, 401, "bearer key");
     assert!(r.headers.contains("www-authenticate: bearer"), "{}", r.headers);
     assert_eq!(rejected(&addr, "unauthorized").await, 1);
+    // A wrong path or method is JSON too.
+    assert_json_error(&request(&addr, "GET", "/nope", &[], b"").await, 404, "no such route");
+    assert_json_error(
+        &request(&addr, "GET", "/v1/metrics", &[KEY], b"").await,
+        405,
+        "not allowed",
+    );
     // And a good request still works on the same gateway.
     let r = request(&addr, "POST", "/v1/metrics", &[KEY], &ok).await;
     assert_eq!(r.status, 200, "{}", r.body);

@@ -209,7 +209,10 @@ impl Inner {
         self.ingest.wake();
         let late = self.ingest.discard_remaining();
         if late > 0 {
-            tracing::error!(events = late, "events emitted while the pipeline shut down were not delivered (counted as dropped: shutdown)");
+            tracing::error!(
+                events = late,
+                "events emitted while the pipeline shut down were not delivered (counted as dropped: shutdown)"
+            );
         }
         {
             let mut r = self.lock_router();
