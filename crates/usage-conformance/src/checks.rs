@@ -68,6 +68,29 @@ fn config(backend: &dyn Backend, run: &str, scratch: &Path) -> Result<UsageConfi
     UsageConfig::from_toml(&toml).map_err(|e| format!("suite config: {e}"))
 }
 
+/// A check's row: what was sent, found, and the [`tally`] of it.
+fn step_report(
+    backend: &dyn Backend,
+    step: &str,
+    sent: usize,
+    found: usize,
+    (unique, duplicates, lost): (usize, usize, usize),
+    start: Instant,
+) -> StepReport {
+    StepReport {
+        exporter: backend.exporter_type(),
+        backend: backend.name(),
+        step: step.into(),
+        sent,
+        found,
+        unique,
+        duplicates,
+        lost,
+        seconds: start.elapsed().as_secs_f64(),
+    }
+}
+
+/// (unique ids found, extra copies, sent ids not found).
 fn tally(found: &[Event], sent: &[&Event]) -> (usize, usize, usize) {
     let mut counts: HashMap<EventId, usize> = HashMap::new();
     for e in found {
@@ -222,17 +245,14 @@ fn delivery(backend: &mut dyn Backend, scratch: &Path, run: &str, n: usize) -> R
             "totals: count and SUM(cu) per project {got_totals:?}, sent {want_totals:?}"
         ));
     }
-    Ok(StepReport {
-        exporter: backend.exporter_type(),
-        backend: backend.name(),
-        step: "delivery+routing+fidelity".into(),
-        sent: routed.len(),
-        found: found.len(),
-        unique,
-        duplicates,
-        lost,
-        seconds: start.elapsed().as_secs_f64(),
-    })
+    Ok(step_report(
+        backend,
+        "delivery+routing+fidelity",
+        routed.len(),
+        found.len(),
+        (unique, duplicates, lost),
+        start,
+    ))
 }
 
 fn outage(backend: &mut dyn Backend, scratch: &Path, run: &str, n: usize) -> Result<StepReport, String> {
@@ -301,15 +321,12 @@ fn outage(backend: &mut dyn Backend, scratch: &Path, run: &str, n: usize) -> Res
              (the stop did not take effect)"
         ));
     }
-    Ok(StepReport {
-        exporter: backend.exporter_type(),
-        backend: backend.name(),
-        step: "stop+restart mid-stream".into(),
-        sent: routed.len(),
-        found: found.len(),
-        unique,
-        duplicates,
-        lost,
-        seconds: start.elapsed().as_secs_f64(),
-    })
+    Ok(step_report(
+        backend,
+        "stop+restart mid-stream",
+        routed.len(),
+        found.len(),
+        (unique, duplicates, lost),
+        start,
+    ))
 }

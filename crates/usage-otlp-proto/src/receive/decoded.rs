@@ -50,11 +50,7 @@ impl<'a> RequestView<'a> {
         max_records: usize,
         limits: RecordLimits,
     ) -> Result<Self, ReceiveError> {
-        let mut view = RequestView {
-            max_records,
-            limits,
-            ..Default::default()
-        };
+        let mut view = RequestView::new(max_records, limits);
         for (ri, rl) in req.resource_logs.iter().enumerate() {
             let attrs = rl.resource.as_ref().map(|r| &r.attributes[..]).unwrap_or(&[]);
             let mut r = ResourceView::default();

@@ -153,17 +153,22 @@ impl<'a> RequestView<'a> {
         Ok(())
     }
 
+    /// An empty view that will hold at most `max_records` records within `limits`.
+    pub(super) fn new(max_records: usize, limits: RecordLimits) -> Self {
+        RequestView {
+            max_records,
+            limits,
+            ..Default::default()
+        }
+    }
+
     /// Reads an `ExportLogsServiceRequest` from protobuf bytes without copying strings.
     pub(crate) fn from_protobuf(
         body: &'a [u8],
         max_records: usize,
         limits: RecordLimits,
     ) -> Result<Self, ReceiveError> {
-        let mut view = RequestView {
-            max_records,
-            limits,
-            ..Default::default()
-        };
+        let mut view = RequestView::new(max_records, limits);
         // A record takes at least ~128 bytes on the wire and an attribute ~16: reserve once.
         view.records.reserve((body.len() / 128).min(max_records.min(1 << 16)));
         view.attrs.reserve(
