@@ -57,8 +57,8 @@ unsafe impl Send for Text {}
 // SAFETY: as above; the text is immutable.
 unsafe impl Sync for Text {}
 
-/// Reads 8 bytes at `at` (unaligned), little-endian. Checked: the same single load
-/// as a raw read once inlined at the callers' bounds (review L9).
+/// Reads 8 bytes at `at` (unaligned), little-endian. Checked (review L9): a bounds
+/// check the callers' own length tests usually let the compiler drop, then one load.
 #[inline(always)]
 fn load8(s: &[u8], at: usize) -> u64 {
     let mut word = [0u8; 8];
