@@ -95,7 +95,7 @@ pub struct RecordLimits {
     /// Bytes per string (keys and values).
     pub max_string_bytes: usize,
     /// Memory a JSON record's parsed tree may take, estimated from its structure
-    /// (see [`json::decoded_bytes_bound`](crate::json::decoded_bytes_bound)).
+    /// (the bound `json::decoded_bytes_bound` computes).
     pub max_decode_bytes: usize,
 }
 
