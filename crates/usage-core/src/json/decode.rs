@@ -69,7 +69,7 @@ impl From<RecordError> for DecodeError {
     }
 }
 
-/// Decodes one event encoded by [`write_event`]. The kind must be registered in this
+/// Decodes one event encoded by [`write_event`](super::write_event). The kind must be registered in this
 /// binary (built-in or declared with `usage_event!`); see [`Decoder`] for more options.
 pub fn decode_event(bytes: &[u8]) -> Result<Event, DecodeError> {
     Decoder::default().decode(bytes)
