@@ -7,7 +7,7 @@ use usage_gateway::Gateway;
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
-    /// Config file with [gateway] (keys), [pipeline], [spool] and [exporters.*].
+    /// Config file with `[gateway]` (keys), `[pipeline]`, `[spool]` and `[exporters.*]`.
     #[arg(long)]
     config: Option<PathBuf>,
     /// Listen address (overrides gateway.listen).
