@@ -71,6 +71,19 @@ fn passthrough_text_values_stay_out_of_debug() {
     assert_eq!(format!("{p:?}"), "Text(<7 chars>)");
 }
 
+/// What a message's value is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// The usage JSON encoding of the event (default).
+    #[default]
+    Json,
+    /// The envelope Daydream's consumers of `network_events` read:
+    /// `{"id","type":"stream_trace","timestamp":"<ms>","data":{...}}`, keyed by id.
+    /// For `network_event` only.
+    StreamTrace,
+}
+
 /// The Kafka exporter's settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -80,6 +93,9 @@ pub struct KafkaConfig {
     /// Topic template; `{kind}` is replaced by the event kind.
     #[serde(default = "default_topic")]
     pub topic: String,
+    /// The message value: `"json"` (default) or `"stream_trace"` (Daydream's envelope).
+    #[serde(default)]
+    pub format: Format,
     /// Message key: `"id"` (the event id, default) or the name of a field, e.g. `"project"`.
     #[serde(default = "default_key")]
     pub key: String,

@@ -5,7 +5,7 @@
 //! tracker (no future or channel per message): the batch is acknowledged only when
 //! every message's report is in and all succeeded.
 
-use crate::config::{KafkaConfig, Property};
+use crate::config::{Format, KafkaConfig, Property};
 use crate::tracker::{lock, Tracker};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -48,6 +48,7 @@ pub struct KafkaExporter {
     key: String,
     brokers: String,
     events_per_message: usize,
+    format: Format,
     max_message_bytes: usize,
 }
 
@@ -151,6 +152,7 @@ impl KafkaExporter {
             key: cfg.key.clone(),
             brokers: cfg.brokers.clone(),
             events_per_message: cfg.events_per_message,
+            format: cfg.format,
             max_message_bytes: cfg.max_message_bytes,
         })
     }
@@ -206,9 +208,12 @@ impl KafkaExporter {
                 let i = index;
                 index += 1;
                 payload.clear();
-                json::write_event(&mut payload, e, batch.resource());
                 let mut id_buf = [0u8; 36];
                 let id = e.id().uuid().hyphenated().encode_lower(&mut id_buf);
+                match self.format {
+                    Format::Json => json::write_event(&mut payload, e, batch.resource()),
+                    Format::StreamTrace => crate::stream_trace::write(&mut payload, e, id),
+                }
                 let key = self.key_for(e, id);
                 let headers = OwnedHeaders::new_with_capacity(2)
                     .insert(Header {
@@ -462,6 +467,29 @@ fn build(ctx: &ExporterContext) -> Result<Box<dyn Exporter>, ConfigError> {
             format!("{prefix}.key"),
             format!("`{}` is neither \"id\" nor a field of any event kind", cfg.key),
         ));
+    }
+    if cfg.format == Format::StreamTrace {
+        // Daydream's consumers read one envelope per message, keyed by id, and only
+        // stream events: anything else on the topic would break them.
+        let only_streams = ctx.section.options.events.as_deref() == Some(&["network_event".to_string()][..]);
+        let problem = if !only_streams {
+            Some((
+                "events",
+                "format = \"stream_trace\" takes only network_event: set events = [\"network_event\"]",
+            ))
+        } else if cfg.events_per_message != 1 {
+            Some((
+                "events_per_message",
+                "format = \"stream_trace\" writes one message per event",
+            ))
+        } else if cfg.key != "id" {
+            Some(("key", "format = \"stream_trace\" is keyed by the event id"))
+        } else {
+            None
+        };
+        if let Some((key, message)) = problem {
+            return Err(ConfigError::key(format!("{prefix}.{key}"), message));
+        }
     }
     Ok(Box::new(KafkaExporter::new(&cfg, &prefix)?))
 }

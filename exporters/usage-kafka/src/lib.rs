@@ -35,9 +35,10 @@
 mod config;
 mod exporter;
 pub mod read;
+mod stream_trace;
 mod tracker;
 
-pub use config::{Compression, KafkaConfig, Property};
+pub use config::{Compression, Format, KafkaConfig, Property};
 pub use exporter::{KafkaExporter, FACTORY};
 
 usage_core::register_exporter!(FACTORY);

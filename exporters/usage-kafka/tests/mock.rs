@@ -283,3 +283,58 @@ fn read_relays(brokers: &str) -> Vec<Event> {
     )
     .unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_trace_messages_are_daydreams_envelope_keyed_by_id() {
+    let mock = MockCluster::new(1).unwrap();
+    let brokers = mock.bootstrap_servers();
+    let mut c = config(&brokers);
+    c.key = "id".into();
+    c.format = usage_kafka::Format::StreamTrace;
+    c.topic = "network_events".into();
+    let x = KafkaExporter::new(&c, "exporters.k").unwrap();
+    let data = r#"{"type":"stream_started","client_source":"scope","session_id":"s-9","connection_info":{"ice":[1,{"a":null}]}}"#;
+    let e = Event::new(NetworkEvent {
+        event_type: "stream_started".into(),
+        data: Some(data.into()),
+        ..Default::default()
+    });
+    let batch = Batch::from_events(vec![e.clone()], Arc::new(Resource::new("scope")));
+    x.export(&batch).await.unwrap();
+    let got = read_all(&brokers, "network_events", 1, 1);
+    assert_eq!(got.len(), 1);
+    let (key, value, _) = &got[0];
+    assert_eq!(key.as_deref(), Some(e.id().to_string().as_str()));
+    let v: serde_json::Value = serde_json::from_str(value).unwrap();
+    assert_eq!(v["id"], e.id().to_string());
+    assert_eq!(v["type"], "stream_trace");
+    assert_eq!(v["timestamp"], e.ts().as_millis().to_string());
+    assert_eq!(v["data"], serde_json::from_str::<serde_json::Value>(data).unwrap());
+}
+
+#[test]
+fn stream_trace_takes_only_stream_events() {
+    usage_core::link_exporters!(usage_kafka);
+    let dir = tempfile::tempdir().unwrap();
+    let err = |extra: &str| {
+        let toml = format!(
+            "[pipeline]\ndata_dir = {:?}\n[exporters.k]\ntype = \"kafka\"\nbrokers = \"127.0.0.1:1\"\nformat = \"stream_trace\"\n{extra}",
+            dir.path().display().to_string()
+        );
+        usage_core::Pipeline::from_config(&usage_core::UsageConfig::from_toml(&toml).unwrap())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    assert!(
+        err("").starts_with("exporters.k.events: format = \"stream_trace\" takes only network_event"),
+        "{}",
+        err("")
+    );
+    assert!(err("events = [\"network_event\"]\nkey = \"stream_id\"").starts_with("exporters.k.key:"));
+    assert_eq!(
+        err("events = [\"network_event\"]"),
+        "",
+        "a stream-event instance builds"
+    );
+}
