@@ -40,7 +40,8 @@ fn start_local(work: &Path) -> Result<Backends, String> {
 
 /// The Python OpenTelemetry SDK (PyPI, in the shared venv) and Node's (npm, in
 /// `work/node`): the producers' interop suite sends Lava's records with both. Pinned
-/// to the versions the suite was written against.
+/// to the versions the suite was written against. Also confluent-kafka, a Kafka
+/// client we did not write, for the envelope read-back.
 pub(crate) fn install_otel_sdk(work: &Path, b: &mut Backends) -> Result<(), String> {
     let venv = services::venv(work)?;
     let python = services::pip_install_module(
@@ -52,6 +53,9 @@ pub(crate) fn install_otel_sdk(work: &Path, b: &mut Backends) -> Result<(), Stri
         ],
     )?;
     b.env.insert("USAGE_E2E_PYTHON".into(), python.display().to_string());
+    // confluent-kafka (its own librdkafka build) reads the Kafka exporter's
+    // stream_trace envelope back as Daydream's consumers would.
+    services::pip_install_module(&venv, "confluent_kafka", &["confluent-kafka==2.12.1"])?;
     let node = services::npm_install(
         &work.join("node"),
         &[

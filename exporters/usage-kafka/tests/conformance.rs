@@ -4,8 +4,8 @@
 //! per event, then packed (`events_per_message = 500`).
 
 use std::time::Duration;
-use usage_conformance::{env_addr, record, run, scratch_dir, Backend, TcpProxy};
-use usage_core::Event;
+use usage_conformance::{env_addr, record, record_json, run, scratch_dir, Backend, TcpProxy};
+use usage_core::{Event, NetworkEvent, Pipeline, UsageConfig};
 
 struct Tansu {
     proxy: TcpProxy,
@@ -74,4 +74,73 @@ fn kafka_exporter_passes_the_conformance_suite_against_tansu() {
     backend.per_message = 500;
     let reports = run(&mut backend, &scratch, 3000).unwrap_or_else(|e| panic!("kafka, packed: {e}"));
     record(&reports);
+    // Through the same proxy (one port): Daydream's envelope, read by another client.
+    stream_trace_reads_back_field_by_field_with_confluent_kafka(&backend.brokers);
+}
+
+/// Issue 21: `format = "stream_trace"` writes what Daydream's consumers of
+/// `network_events` read; confluent-kafka (Python) reads it back and every field
+/// is compared with the event sent.
+fn stream_trace_reads_back_field_by_field_with_confluent_kafka(brokers: &str) {
+    let topic = format!("network_events_{}", std::process::id());
+    let dir = scratch_dir("stream-trace");
+    let cfg = UsageConfig::from_toml(&format!(
+        "[pipeline]\ndata_dir = {:?}\n[exporters.events]\ntype = \"kafka\"\nbrokers = {brokers:?}\ntopic = {topic:?}\n\
+         events = [\"network_event\"]\nformat = \"stream_trace\"\n",
+        dir.display().to_string()
+    ))
+    .expect("config");
+    let pipeline = Pipeline::from_config(&cfg).expect("pipeline");
+    let payload = |i: usize| {
+        format!(
+            r#"{{"type":"stream_started","client_source":"scope","session_id":"s-{i}","pipeline_ids":["longlive"],"connection_info":{{"ice":[{i},{{"a":null}}]}}}}"#
+        )
+    };
+    let sent: Vec<Event> = (0..20)
+        .map(|i| {
+            Event::new(NetworkEvent {
+                event_type: "stream_started".into(),
+                stream_id: format!("s-{i}").into(),
+                data: Some(payload(i).into()),
+                ..Default::default()
+            })
+        })
+        .collect();
+    for e in &sent {
+        pipeline.sink().emit(e.clone());
+    }
+    pipeline.shutdown_blocking(Duration::from_secs(60)).expect("delivered");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/read_topic.py");
+    let out = std::process::Command::new(env_addr("USAGE_E2E_PYTHON"))
+        .arg(&script)
+        .args([brokers, &topic, &sent.len().to_string()])
+        .output()
+        .expect("run the confluent-kafka reader");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let read: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(read.len(), sent.len(), "every envelope read back");
+    for (i, e) in sent.iter().enumerate() {
+        let m = read
+            .iter()
+            .find(|m| m["key"] == e.id().to_string())
+            .unwrap_or_else(|| panic!("no message keyed {}", e.id()));
+        let v = &m["value"];
+        assert_eq!(v["id"], e.id().to_string());
+        assert_eq!(v["type"], "stream_trace");
+        assert_eq!(v["timestamp"], e.ts().as_millis().to_string());
+        let want: serde_json::Value = serde_json::from_str(&payload(i)).unwrap();
+        assert_eq!(v["data"], want, "data field by field");
+        assert_eq!(
+            v.as_object().map(|o| o.len()),
+            Some(4),
+            "exactly id, type, timestamp, data"
+        );
+    }
+    record_json(&serde_json::json!({
+        "exporter": "kafka", "backend": "tansu 0.6, read by confluent-kafka", "step": "stream_trace envelope",
+        "sent": sent.len(), "found": read.len(), "unique": read.len(), "duplicates": 0, "lost": 0, "seconds": 0.0,
+    }));
 }
