@@ -287,6 +287,9 @@ fn read_relays(brokers: &str) -> Vec<Event> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_trace_messages_are_daydreams_envelope_keyed_by_id() {
     let mock = MockCluster::new(1).unwrap();
+    // One partition: the reader below reads partition 0 (a random key would pick
+    // any of an auto-created topic's partitions).
+    mock.create_topic("network_events", 1, 1).unwrap();
     let brokers = mock.bootstrap_servers();
     let mut c = config(&brokers);
     c.key = "id".into();
