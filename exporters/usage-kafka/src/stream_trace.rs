@@ -3,6 +3,7 @@
 //! replacing their API with `usage gateway` breaks no downstream consumer.
 
 use serde_json::value::RawValue;
+use std::io::Write as _;
 use usage_core::{json, Event, Value};
 
 /// Appends `e` (a `network_event`) as the envelope. `data` is the producer's payload
@@ -12,7 +13,8 @@ pub(crate) fn write(out: &mut Vec<u8>, e: &Event, id: &str) {
     out.extend_from_slice(b"{\"id\":");
     json::write_str(out, id);
     out.extend_from_slice(b",\"type\":\"stream_trace\",\"timestamp\":\"");
-    out.extend_from_slice(e.ts().as_millis().to_string().as_bytes());
+    // Written straight into the message: no string per event.
+    let _ = write!(out, "{}", e.ts().as_millis());
     out.extend_from_slice(b"\",\"data\":");
     match e.field("data") {
         // Verbatim only if it is JSON: a payload set by hand might not be.
