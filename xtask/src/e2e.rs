@@ -29,6 +29,7 @@ impl Backends {
 fn start_local(work: &Path) -> Result<Backends, String> {
     let mut b = Backends::new();
     start_tansu(work, &mut b, true)?;
+    crate::e2e_secured::start(work, &mut b)?;
     start_moto(work, &mut b)?;
     find_s3s(&mut b)?;
     start_clickhouse(work, &mut b)?;

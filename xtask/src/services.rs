@@ -301,6 +301,13 @@ pub fn install_clickhouse() -> Result<PathBuf, String> {
         return Ok(bin);
     }
     eprintln!("==> installing clickhouse-server (apt)");
+    apt_install(&["clickhouse-server", "clickhouse-client"])?;
+    found().ok_or_else(|| "clickhouse-server installed but not found in /usr/bin or /usr/sbin".to_string())
+}
+
+/// `apt-get install` (through sudo unless root), refreshing the index once if the
+/// first try fails.
+pub fn apt_install(packages: &[&str]) -> Result<(), String> {
     let sudo = if run("id", &["-u"]).map(|u| u.trim() == "0").unwrap_or(false) {
         vec![]
     } else {
@@ -312,11 +319,23 @@ pub fn install_clickhouse() -> Result<PathBuf, String> {
         full.extend_from_slice(args);
         run(full[0], &full[1..])
     };
-    if apt(&["install", "-y", "-qq", "clickhouse-server", "clickhouse-client"]).is_err() {
+    let install: Vec<&str> = ["install", "-y", "-qq"].iter().chain(packages).copied().collect();
+    if apt(&install).is_err() {
         apt(&["update", "-qq"])?;
-        apt(&["install", "-y", "-qq", "clickhouse-server", "clickhouse-client"])?;
+        apt(&install)?;
     }
-    found().ok_or_else(|| "clickhouse-server installed but not found in /usr/bin or /usr/sbin".to_string())
+    Ok(())
+}
+
+/// Debian's stunnel (a TLS terminator), installed with apt when missing.
+pub fn install_stunnel() -> Result<PathBuf, String> {
+    let found = || Some(PathBuf::from("/usr/bin/stunnel4")).filter(|p| p.exists());
+    if let Some(bin) = found() {
+        return Ok(bin);
+    }
+    eprintln!("==> installing stunnel4 (apt)");
+    apt_install(&["stunnel4"])?;
+    found().ok_or_else(|| "stunnel4 installed but not found in /usr/bin".to_string())
 }
 
 /// Replaces the text of the first `<tag>...</tag>`.

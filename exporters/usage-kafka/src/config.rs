@@ -1,10 +1,12 @@
 //! `[exporters.<name>] type = "kafka"` keys.
 
+pub use crate::security::{SaslConfig, SaslMechanism, Tls, TlsConfig};
+use rdkafka::config::ClientConfig;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use usage_core::config::units;
-use usage_core::Secret;
+use usage_core::{ConfigError, Secret};
 
 /// Message compression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -127,7 +129,12 @@ pub struct KafkaConfig {
     /// `message.max.bytes` of librdkafka and brokers). Only used when packing.
     #[serde(default = "default_max_message_bytes", deserialize_with = "units::bytes")]
     pub max_message_bytes: usize,
-    /// Any librdkafka property, passed through (SASL, TLS, ...). Values may be
+    /// Encryption: `true`, or `{ ca, cert, key, key_password, verify_hostname }`.
+    /// On by default when `sasl` is set.
+    pub tls: Option<Tls>,
+    /// Login: `{ mechanism = "SCRAM-SHA-512", username, password = { env = "VAR" } }`.
+    pub sasl: Option<SaslConfig>,
+    /// Any other librdkafka property, passed through. Values may be
     /// `{ env = "VAR" }` or `{ file = "/path" }` for secrets.
     #[serde(default)]
     pub librdkafka: BTreeMap<String, Property>,
@@ -147,4 +154,84 @@ fn default_max_message_bytes() -> usize {
 }
 fn default_acks() -> String {
     "all".into()
+}
+
+/// Builds the producer configuration (defaults, then the user's passthrough properties).
+pub(crate) fn client_config(cfg: &KafkaConfig, prefix: &str) -> Result<ClientConfig, ConfigError> {
+    if cfg.brokers.trim().is_empty() {
+        return Err(ConfigError::key(format!("{prefix}.brokers"), "must not be empty"));
+    }
+    if !["all", "-1", "1", "0"].contains(&cfg.acks.as_str()) {
+        return Err(ConfigError::key(
+            format!("{prefix}.acks"),
+            format!("{:?} is not one of \"all\", \"1\", \"0\"", cfg.acks),
+        ));
+    }
+    if !cfg.topic.contains("{kind}") && cfg.topic.contains('{') {
+        return Err(ConfigError::key(
+            format!("{prefix}.topic"),
+            "the only placeholder is {kind}",
+        ));
+    }
+    if cfg.events_per_message == 0 {
+        return Err(ConfigError::key(
+            format!("{prefix}.events_per_message"),
+            "must be at least 1",
+        ));
+    }
+    if cfg.max_message_bytes < 1024 {
+        return Err(ConfigError::key(
+            format!("{prefix}.max_message_bytes"),
+            format!(
+                "{} bytes is too small for a packed message (at least 1KiB)",
+                cfg.max_message_bytes
+            ),
+        ));
+    }
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &cfg.brokers)
+        .set("acks", &cfg.acks)
+        .set(
+            "enable.idempotence",
+            if cfg.acks == "all" || cfg.acks == "-1" {
+                "true"
+            } else {
+                "false"
+            },
+        )
+        .set("compression.type", cfg.compression.as_str())
+        .set(
+            "linger.ms",
+            cfg.linger.unwrap_or(Duration::from_millis(5)).as_millis().to_string(),
+        )
+        .set("batch.num.messages", cfg.batch_messages.unwrap_or(10_000).to_string())
+        .set(
+            "message.timeout.ms",
+            cfg.message_timeout
+                .unwrap_or(Duration::from_secs(8))
+                .as_millis()
+                .to_string(),
+        )
+        .set(
+            "queue.buffering.max.kbytes",
+            (cfg.max_queue_bytes.unwrap_or(64 << 20) / 1024).max(1).to_string(),
+        )
+        .set("queue.buffering.max.messages", "200000");
+    for (k, v) in &cfg.librdkafka {
+        let value = match v {
+            Property::Text(s) => s.clone(),
+            Property::Int(i) => i.to_string(),
+            Property::Float(f) => f.to_string(),
+            Property::Bool(b) => b.to_string(),
+            Property::Secret(s) => s
+                .expose()
+                .map_err(|e| ConfigError::key(format!("{prefix}.librdkafka.{k}"), e))?,
+        };
+        c.set(k, value);
+    }
+    let passthrough: Vec<&str> = cfg.librdkafka.keys().map(String::as_str).collect();
+    if let Some(warning) = crate::security::apply(cfg.tls.as_ref(), cfg.sasl.as_ref(), &passthrough, prefix, &mut c)? {
+        tracing::warn!("{warning}");
+    }
+    Ok(c)
 }

@@ -5,9 +5,8 @@
 //! tracker (no future or channel per message): the batch is acknowledged only when
 //! every message's report is in and all succeeded.
 
-use crate::config::{Format, KafkaConfig, Property};
+use crate::config::{client_config, Format, KafkaConfig};
 use crate::tracker::{lock, Tracker};
-use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
@@ -24,7 +23,11 @@ use usage_core::{
 /// Routes delivery reports to the tracker.
 struct Reports(Arc<Tracker>);
 
-impl ClientContext for Reports {}
+impl ClientContext for Reports {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.0.refusal.note(&error, reason);
+    }
+}
 
 impl ProducerContext for Reports {
     type DeliveryOpaque = usize;
@@ -61,89 +64,28 @@ struct Pack {
     ts_ms: i64,
 }
 
-/// Builds the producer configuration (defaults, then the user's passthrough properties).
-pub(crate) fn client_config(cfg: &KafkaConfig, prefix: &str) -> Result<ClientConfig, ConfigError> {
-    if cfg.brokers.trim().is_empty() {
-        return Err(ConfigError::key(format!("{prefix}.brokers"), "must not be empty"));
-    }
-    if !["all", "-1", "1", "0"].contains(&cfg.acks.as_str()) {
-        return Err(ConfigError::key(
-            format!("{prefix}.acks"),
-            format!("{:?} is not one of \"all\", \"1\", \"0\"", cfg.acks),
-        ));
-    }
-    if !cfg.topic.contains("{kind}") && cfg.topic.contains('{') {
-        return Err(ConfigError::key(
-            format!("{prefix}.topic"),
-            "the only placeholder is {kind}",
-        ));
-    }
-    if cfg.events_per_message == 0 {
-        return Err(ConfigError::key(
-            format!("{prefix}.events_per_message"),
-            "must be at least 1",
-        ));
-    }
-    if cfg.max_message_bytes < 1024 {
-        return Err(ConfigError::key(
-            format!("{prefix}.max_message_bytes"),
-            format!(
-                "{} bytes is too small for a packed message (at least 1KiB)",
-                cfg.max_message_bytes
-            ),
-        ));
-    }
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &cfg.brokers)
-        .set("acks", &cfg.acks)
-        .set(
-            "enable.idempotence",
-            if cfg.acks == "all" || cfg.acks == "-1" {
-                "true"
-            } else {
-                "false"
-            },
-        )
-        .set("compression.type", cfg.compression.as_str())
-        .set(
-            "linger.ms",
-            cfg.linger.unwrap_or(Duration::from_millis(5)).as_millis().to_string(),
-        )
-        .set("batch.num.messages", cfg.batch_messages.unwrap_or(10_000).to_string())
-        .set(
-            "message.timeout.ms",
-            cfg.message_timeout
-                .unwrap_or(Duration::from_secs(8))
-                .as_millis()
-                .to_string(),
-        )
-        .set(
-            "queue.buffering.max.kbytes",
-            (cfg.max_queue_bytes.unwrap_or(64 << 20) / 1024).max(1).to_string(),
-        )
-        .set("queue.buffering.max.messages", "200000");
-    for (k, v) in &cfg.librdkafka {
-        let value = match v {
-            Property::Text(s) => s.clone(),
-            Property::Int(i) => i.to_string(),
-            Property::Float(f) => f.to_string(),
-            Property::Bool(b) => b.to_string(),
-            Property::Secret(s) => s
-                .expose()
-                .map_err(|e| ConfigError::key(format!("{prefix}.librdkafka.{k}"), e))?,
-        };
-        c.set(k, value);
-    }
-    Ok(c)
-}
-
 impl KafkaExporter {
     /// An exporter from settings; `prefix` names the config section in errors.
     pub fn new(cfg: &KafkaConfig, prefix: &str) -> Result<Self, ConfigError> {
         let tracker = Arc::new(Tracker::default());
         let producer = client_config(cfg, prefix)?
             .create_with_context(Reports(tracker.clone()))
-            .map_err(|e| ConfigError::key(prefix, format!("invalid Kafka producer settings: {e}")))?;
+            .map_err(|e| {
+                // librdkafka reads the TLS files here: name our key, not its property.
+                let text = e.to_string();
+                let key = [
+                    ("ssl.ca.location", ".tls.ca"),
+                    ("ssl.certificate.location", ".tls.cert"),
+                    ("ssl.key", ".tls.key"),
+                ]
+                .iter()
+                .find(|(property, _)| cfg.tls.is_some() && text.contains(property))
+                .map_or(String::new(), |(_, key)| key.to_string());
+                ConfigError::key(
+                    format!("{prefix}{key}"),
+                    format!("invalid Kafka producer settings: {text}"),
+                )
+            })?;
         Ok(KafkaExporter {
             producer: Arc::new(producer),
             tracker,
@@ -406,6 +348,11 @@ impl Exporter for KafkaExporter {
         }
         let (failure, refused) = t.outcome(generation);
         if let Some(e) = failure {
+            // Messages only time out when the brokers refuse the login or the
+            // certificate: that needs an operator, not retries.
+            if let Some(reason) = t.refusal.current() {
+                return Err(ExportError::paused(format!("kafka {}: {reason}", self.brokers)));
+            }
             return Err(classify(&e, &self.brokers));
         }
         let mut too_large: Vec<usize> = if self.events_per_message > 1 {
@@ -436,8 +383,16 @@ impl Exporter for KafkaExporter {
         })
         .await
         .map_err(|e| ExportError::retryable(e.to_string()))?;
+        if let Some(reason) = self.tracker.refusal.current() {
+            if md.is_err() {
+                return Err(ExportError::paused(format!("kafka {}: {reason}", self.brokers)));
+            }
+        }
         match md {
-            Ok(n) if n > 0 => Ok(()),
+            Ok(n) if n > 0 => {
+                self.tracker.refusal.clear();
+                Ok(())
+            }
             Ok(_) => Err(ExportError::retryable("kafka: no brokers in metadata")),
             Err(e) => Err(ExportError::retryable(format!(
                 "kafka {}: metadata request failed: {e}",

@@ -13,7 +13,8 @@
 //! far fewer messages for brokers and consumers that read lines.
 //!
 //! Safe defaults: `acks=all`, idempotent producer, zstd, 5 ms linger, a bounded
-//! librdkafka queue. Any librdkafka property can be passed through:
+//! librdkafka queue. Secured clusters take `tls` and `sasl` (librdkafka's own
+//! OpenSSL is built in), and any other librdkafka property can be passed through:
 //!
 //! ```toml
 //! [exporters.events]
@@ -21,11 +22,9 @@
 //! brokers = "kafka-1:9092,kafka-2:9092"
 //! topic = "usage.{kind}"
 //! key = "project"
+//! sasl = { mechanism = "SCRAM-SHA-512", username = "usage", password = { env = "KAFKA_PASSWORD" } }
 //! [exporters.events.librdkafka]
-//! "security.protocol" = "SASL_SSL"
-//! "sasl.mechanisms" = "PLAIN"
-//! "sasl.username" = "usage"
-//! "sasl.password" = { env = "KAFKA_PASSWORD" }
+//! "linger.ms" = 20
 //! ```
 //!
 //! A batch is acknowledged only when every message's delivery report succeeded.
@@ -35,10 +34,12 @@
 mod config;
 mod exporter;
 pub mod read;
+mod refusal;
+mod security;
 mod stream_trace;
 mod tracker;
 
-pub use config::{Compression, Format, KafkaConfig, Property};
+pub use config::{Compression, Format, KafkaConfig, Property, SaslConfig, SaslMechanism, Tls, TlsConfig};
 pub use exporter::{KafkaExporter, FACTORY};
 
 usage_core::register_exporter!(FACTORY);

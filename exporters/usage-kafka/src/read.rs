@@ -10,12 +10,26 @@ use usage_core::Event;
 /// packed messages), read until the topic has been quiet
 /// for `quiet` (some brokers' high watermarks lag) or `limit` passes.
 pub fn read_events(brokers: &str, topic: &str, quiet: Duration, limit: Duration) -> Result<Vec<Event>, String> {
-    let consumer: BaseConsumer = ClientConfig::new()
+    read_events_with(brokers, &[], topic, quiet, limit)
+}
+
+/// [`read_events`] with extra librdkafka properties (TLS, SASL).
+pub fn read_events_with(
+    brokers: &str,
+    properties: &[(&str, &str)],
+    topic: &str,
+    quiet: Duration,
+    limit: Duration,
+) -> Result<Vec<Event>, String> {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", brokers)
         .set("group.id", "usage-read-events")
-        .set("enable.auto.commit", "false")
-        .create()
-        .map_err(|e| e.to_string())?;
+        .set("enable.auto.commit", "false");
+    for (k, v) in properties {
+        config.set(*k, *v);
+    }
+    let consumer: BaseConsumer = config.create().map_err(|e| e.to_string())?;
     let md = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .map_err(|e| e.to_string())?;

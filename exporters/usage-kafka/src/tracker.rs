@@ -7,6 +7,8 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::Mutex;
 
+use crate::refusal::ConnectionRefusal;
+
 /// The outcome of the batch being exported, filled in by delivery reports. Every
 /// entry carries the export attempt it belongs to, so a late report of an abandoned
 /// attempt can neither complete nor fail the next one.
@@ -21,6 +23,8 @@ pub(crate) struct Tracker {
     /// (attempt, message index) the broker refused as too large.
     pub(crate) too_large: Mutex<Vec<(u64, usize)>>,
     pub(crate) done: tokio::sync::Notify,
+    /// Why the brokers refuse the connection, if they do.
+    pub(crate) refusal: ConnectionRefusal,
 }
 
 const INDEX_BITS: u32 = 40;
@@ -54,9 +58,10 @@ impl Tracker {
 
     pub(crate) fn record(&self, opaque: usize, outcome: Result<(), KafkaError>) {
         let generation = (opaque >> INDEX_BITS) as u64;
-        if let Err(e) = outcome {
+        match outcome {
             // Noted before it is counted: whoever sees the count sees the failure.
-            self.refuse(generation, opaque & INDEX_MASK as usize, e);
+            Err(e) => self.refuse(generation, opaque & INDEX_MASK as usize, e),
+            Ok(()) => self.refusal.clear(),
         }
         let counted = self
             .settled

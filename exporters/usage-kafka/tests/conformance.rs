@@ -3,6 +3,9 @@
 //! outage: its advertised address is a pausable proxy. It runs twice: one message
 //! per event, then packed (`events_per_message = 500`).
 
+#[path = "conformance/secured.rs"]
+mod secured;
+
 use std::time::Duration;
 use usage_conformance::{env_addr, record, record_json, run, scratch_dir, Backend, TcpProxy};
 use usage_core::{Event, NetworkEvent, Pipeline, UsageConfig};

@@ -1,7 +1,8 @@
 """Reads every message of a topic with confluent-kafka (a client usage did not
 write) and prints one JSON line per message: {"key": ..., "value": <parsed JSON>}.
 
-usage: read_topic.py BROKERS TOPIC EXPECTED
+usage: read_topic.py BROKERS TOPIC EXPECTED [PROPERTIES_JSON]
+(PROPERTIES_JSON: more librdkafka properties, e.g. for TLS)
 """
 import json
 import sys
@@ -10,13 +11,14 @@ import time
 from confluent_kafka import Consumer, TopicPartition, OFFSET_BEGINNING
 
 brokers, topic, expected = sys.argv[1], sys.argv[2], int(sys.argv[3])
-consumer = Consumer(
-    {
-        "bootstrap.servers": brokers,
-        "group.id": "usage-e2e-reader",
-        "enable.auto.commit": False,
-    }
-)
+config = {
+    "bootstrap.servers": brokers,
+    "group.id": "usage-e2e-reader",
+    "enable.auto.commit": False,
+}
+if len(sys.argv) > 4:
+    config.update(json.loads(sys.argv[4]))
+consumer = Consumer(config)
 partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
 consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
 messages = []
