@@ -31,6 +31,7 @@ fn start_local(work: &Path) -> Result<Backends, String> {
     start_tansu(work, &mut b, true)?;
     crate::e2e_secured::start(work, &mut b)?;
     start_moto(work, &mut b)?;
+    crate::e2e_s3::start(work, &mut b)?;
     find_s3s(&mut b)?;
     start_clickhouse(work, &mut b)?;
     start_clickhouse_front(work, &mut b)?;

@@ -14,6 +14,7 @@ mod bench;
 mod bench_collector;
 mod bench_report;
 mod e2e;
+mod e2e_s3;
 mod e2e_secured;
 mod fuzz;
 mod services;

@@ -31,6 +31,16 @@ pub struct S3Config {
     /// Compressed parts larger than this use a multipart upload (default 16MiB).
     #[serde(default, deserialize_with = "units::opt_bytes")]
     pub multipart_threshold: Option<usize>,
+    /// Write each object once with `If-None-Match: *` (default true): a replayed
+    /// batch is a no-op and nothing is overwritten. Set false for stores that do
+    /// not support it (they answer 501); objects are then overwritten by replays
+    /// of the same batch, with the same content.
+    #[serde(default = "yes")]
+    pub conditional_writes: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_prefix() -> String {

@@ -1,7 +1,9 @@
 //! The S3 exporter: one object per (kind, event hour) per batch, named after the
-//! batch id, so a retried upload overwrites its own object instead of duplicating.
+//! batch id and written once (`If-None-Match: *`), so a retried or replayed upload
+//! is a no-op instead of a duplicate or an overwrite.
 
 use crate::config::S3Config;
+use crate::write_once::{key_exists, stored_batch, taken, BATCH_META};
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
@@ -32,6 +34,7 @@ pub struct S3Exporter {
     static_keys: Option<(String, String)>,
     compression: Compression,
     multipart_threshold: usize,
+    conditional_writes: bool,
     client: tokio::sync::OnceCell<Client>,
 }
 
@@ -65,6 +68,7 @@ impl S3Exporter {
             static_keys,
             compression: cfg.compression,
             multipart_threshold: cfg.multipart_threshold.unwrap_or(16 << 20).max(5 << 20),
+            conditional_writes: cfg.conditional_writes,
             client: tokio::sync::OnceCell::new(),
         })
     }
@@ -118,25 +122,39 @@ impl S3Exporter {
         }
     }
 
-    async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), ExportError> {
+    /// Writes `body` at `key` once: a key already holding this batch's object is a
+    /// replay (done); one holding anything else is not overwritten.
+    async fn put(&self, key: &str, body: Vec<u8>, batch: &str) -> Result<(), ExportError> {
         let client = self.client().await;
         if body.len() <= self.multipart_threshold {
-            return client
+            let mut put = client
                 .put_object()
                 .bucket(&self.bucket)
                 .key(key)
                 .content_type("application/x-ndjson")
-                .body(ByteStream::from(body))
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| classify(e, &self.bucket, key));
+                .metadata(BATCH_META, batch)
+                .body(ByteStream::from(body));
+            if self.conditional_writes {
+                put = put.if_none_match("*");
+            }
+            return match put.send().await {
+                Ok(_) => Ok(()),
+                Err(e) if self.conditional_writes && key_exists(&e) => self.check_taken(client, key, batch).await,
+                Err(e) => Err(classify(e, &self.bucket, key)),
+            };
+        }
+        // Large parts are not uploaded again just to be refused at completion.
+        if self.conditional_writes {
+            if let Some(stored) = stored_batch(client, &self.bucket, key).await? {
+                return taken(&self.bucket, key, &stored, batch);
+            }
         }
         let upload = client
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(key)
             .content_type("application/x-ndjson")
+            .metadata(BATCH_META, batch)
             .send()
             .await
             .map_err(|e| classify(e, &self.bucket, key))?;
@@ -170,22 +188,38 @@ impl S3Exporter {
                 }
             }
         }
-        let completed = client
+        let mut complete = client
             .complete_multipart_upload()
             .bucket(&self.bucket)
             .key(key)
             .upload_id(upload_id)
-            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
-            .send()
-            .await;
-        match completed {
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build());
+        if self.conditional_writes {
+            complete = complete.if_none_match("*");
+        }
+        match complete.send().await {
             Ok(_) => Ok(()),
             Err(e) => {
                 // Its parts would be billed storage nobody reads (review L6); the
                 // retry uploads them again.
                 self.abort(client, key, upload_id).await;
+                if self.conditional_writes && key_exists(&e) {
+                    return self.check_taken(client, key, batch).await;
+                }
                 Err(classify(e, &self.bucket, key))
             }
+        }
+    }
+
+    /// A conditional write was refused: whose object holds the key?
+    async fn check_taken(&self, client: &Client, key: &str, batch: &str) -> Result<(), ExportError> {
+        match stored_batch(client, &self.bucket, key).await? {
+            Some(stored) => taken(&self.bucket, key, &stored, batch),
+            // Refused, yet gone: retry the write.
+            None => Err(ExportError::retryable(format!(
+                "s3 s3://{}/{key}: a conditional write was refused but the key is empty",
+                self.bucket
+            ))),
         }
     }
 
@@ -242,9 +276,15 @@ where
             | "InternalError"
             | "ServiceUnavailable"
             | "RequestTimeTooSkewed"
-            | "OperationAborted",
+            | "OperationAborted"
+            // Another conditional write to the key is in flight.
+            | "ConditionalRequestConflict",
             _,
         ) => ExportError::retryable(message),
+        // A store without conditional writes: retrying cannot help.
+        ("NotImplemented", _) | (_, Some(501)) => ExportError::paused(format!(
+            "{message} (if the store does not support If-None-Match, set conditional_writes = false)"
+        )),
         ("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken" | "InvalidToken", _)
         | (_, Some(401 | 403)) => ExportError::paused(message),
         // The operator must create the bucket: keep the data and probe until it exists.
@@ -269,7 +309,7 @@ impl Exporter for S3Exporter {
         let id = batch.id().to_string();
         for part in parts {
             let key = self.key(&part.partition.kind, &part.partition.hive_path(), &id);
-            self.put(&key, part.bytes).await?;
+            self.put(&key, part.bytes, &id).await?;
         }
         Ok(())
     }

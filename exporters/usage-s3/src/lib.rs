@@ -7,7 +7,8 @@
 //! ```
 //!
 //! gzip NDJSON by default (what Athena reads), zstd selectable. The object key is
-//! deterministic per batch, so a retried upload overwrites instead of duplicating.
+//! deterministic per batch and written once (`If-None-Match: *`), so a retried or
+//! replayed upload is a no-op, and no batch overwrites another's object.
 //! Parts roll at 64 MiB (uncompressed) or 5 minutes; large parts use a multipart
 //! upload; whatever is buffered is uploaded at shutdown (and survives a crash with
 //! the spool on). `usage schema athena` prints the matching table definition.
@@ -27,6 +28,7 @@
 mod athena;
 mod config;
 mod exporter;
+mod write_once;
 
 pub use athena::athena_ddl;
 pub use config::S3Config;

@@ -1,7 +1,11 @@
 //! The shared conformance suite against real S3-compatible servers started by
-//! `cargo xtask e2e`: moto (in memory, so its outage is a paused proxy) and, when
-//! installed, s3s-fs (checks signatures, persists to disk, so it is really killed
-//! and restarted).
+//! `cargo xtask e2e`: moto (in memory, so its outage is a paused proxy), moto with
+//! IAM authentication on (checks signatures and conditional writes; `signed`), and,
+//! when installed, s3s-fs (checks signatures, persists to disk, so it is really
+//! killed and restarted).
+
+#[path = "conformance/signed.rs"]
+mod signed;
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::Client;
@@ -14,6 +18,8 @@ use usage_file::encode::decompress;
 use usage_file::Compression;
 
 enum Outage {
+    /// Not stopped by the tests that use it.
+    None,
     Proxy(TcpProxy),
     /// (command line, running child, port) of a server that really restarts.
     Process(Vec<String>, Option<Child>, u16),
@@ -108,6 +114,7 @@ impl Backend for S3Store {
     }
     fn stop(&mut self) -> Result<(), String> {
         match &mut self.outage {
+            Outage::None => return Err("this store is not stopped".into()),
             Outage::Proxy(p) => p.pause(),
             Outage::Process(_, child, _) => {
                 if let Some(mut c) = child.take() {
@@ -120,6 +127,7 @@ impl Backend for S3Store {
     }
     fn start(&mut self) -> Result<(), String> {
         match &mut self.outage {
+            Outage::None => {}
             Outage::Proxy(p) => p.resume(),
             Outage::Process(cmd, child, port) => {
                 *child = Some(spawn(cmd)?);

@@ -50,7 +50,7 @@ type Case = (&'static str, String, fn(&ExportError) -> bool);
 
 #[tokio::test]
 async fn answers_map_to_retry_pause_split_or_reject() {
-    let cases: [Case; 8] = [
+    let cases: [Case; 10] = [
         ("403 Forbidden", err_xml("AccessDenied"), |e| {
             matches!(e, ExportError::Paused { .. })
         }),
@@ -75,6 +75,14 @@ async fn answers_map_to_retry_pause_split_or_reject() {
         }),
         ("409 Conflict", err_xml("OperationAborted"), |e| {
             matches!(e, ExportError::Retryable { .. })
+        }),
+        // Another conditional write to the same key is in flight.
+        ("409 Conflict", err_xml("ConditionalRequestConflict"), |e| {
+            matches!(e, ExportError::Retryable { .. })
+        }),
+        // A store without If-None-Match: an operator switches conditional writes off.
+        ("501 Not Implemented", err_xml("NotImplemented"), |e| {
+            matches!(e, ExportError::Paused { .. }) && e.to_string().contains("conditional_writes = false")
         }),
     ];
     for (status, body, expect) in cases {
