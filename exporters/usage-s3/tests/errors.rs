@@ -122,3 +122,70 @@ fn keys_follow_the_hive_layout_and_config_is_checked() {
     )
     .contains("SK123"));
 }
+
+/// Review L6: a multipart upload whose completion fails is aborted, not left as
+/// billed parts. The store is scripted: no object yet, the upload starts, its part
+/// lands, the completion fails with a 500.
+#[tokio::test]
+async fn a_failed_completion_aborts_the_multipart_upload() {
+    use usage_conformance::{Answer, FaultServer, Request};
+    let script = Arc::new(|_: usize, r: &Request| {
+        let line = r.head.lines().next().unwrap_or_default().to_string();
+        let xml = |body: &str| Answer::Status(200, vec![("content-type", "application/xml".into())], body.into());
+        if line.starts_with("head ") {
+            Answer::status(404)
+        } else if line.starts_with("post ") && line.contains("?uploads") {
+            xml("<InitiateMultipartUploadResult><Bucket>b</Bucket><Key>k</Key><UploadId>up-1</UploadId></InitiateMultipartUploadResult>")
+        } else if line.starts_with("put ") && line.contains("partnumber=") {
+            Answer::Status(200, vec![("etag", "\"e1\"".into())], String::new())
+        } else if line.starts_with("post ") && line.contains("uploadid=") {
+            Answer::Status(
+                500,
+                vec![("content-type", "application/xml".into())],
+                err_xml("InternalError"),
+            )
+        } else if line.starts_with("delete ") {
+            Answer::status(204)
+        } else {
+            Answer::status(400)
+        }
+    });
+    let server = FaultServer::start(Arc::new(|_: &Request| Vec::new()), script)
+        .await
+        .unwrap();
+    let cfg: S3Config = ExporterSection::new("s", "s3")
+        .set("bucket", "b")
+        .set("endpoint", format!("http://{}", server.addr).as_str())
+        .set("access_key_id", "AK")
+        .set("secret_access_key", "SK")
+        .set("compression", "none")
+        .set("multipart_threshold", "5MiB")
+        .parse()
+        .unwrap();
+    let exporter = S3Exporter::new(&cfg, "exporters.s").unwrap();
+    // About 6 MB uncompressed: over the threshold, so multipart.
+    let events = (0..20_000)
+        .map(|i| {
+            Event::new(RelayUsage {
+                project: "acme-with-a-longer-project-name".into(),
+                api_method: "eth_getBlockByNumber".into(),
+                cu: i,
+                ..Default::default()
+            })
+        })
+        .collect();
+    let batch = Batch::from_events(events, Arc::new(Resource::default()));
+    let e = exporter.export(&batch).await.unwrap_err();
+    assert!(matches!(e, ExportError::Retryable { .. }), "{e:?}");
+    let lines: Vec<String> = server
+        .requests()
+        .iter()
+        .map(|r| r.head.lines().next().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("delete ") && l.contains("uploadid=up-1")),
+        "the upload was aborted: {lines:?}"
+    );
+}
