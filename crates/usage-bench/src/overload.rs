@@ -29,6 +29,7 @@ pub static STALL: ExporterFactory = ExporterFactory {
     build,
     defaults: ExporterDefaults::NONE,
     enabled_by_default: usage_core::registry::always_enabled,
+    check: usage_core::registry::accepts_any,
 };
 
 usage_core::register_exporter!(STALL);

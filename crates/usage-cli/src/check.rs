@@ -56,8 +56,12 @@ pub(crate) fn run(args: Args) -> Outcome {
             .events
             .as_ref()
             .map_or("all kinds".to_string(), |k| k.join(", "));
+        let off_by_default = e.options.enabled.is_none()
+            && usage_core::registry::exporter_factory(&e.type_name).is_some_and(|f| !(f.enabled_by_default)(e));
         let state = if e.options.enabled == Some(false) {
-            "  (disabled)"
+            "  (disabled: enabled = false; its keys are checked)"
+        } else if off_by_default {
+            "  (off: a key it needs is missing, see its docs; set enabled = true to force it)"
         } else {
             ""
         };

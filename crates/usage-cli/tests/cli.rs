@@ -237,7 +237,7 @@ fn bad_config_and_flags_are_one_line_errors_with_exit_code_2() {
         ),
         (
             &["check", "--config", "b.toml"][..],
-            "exporters.main.type: unknown exporter type `kafkaa`; registered types: clickhouse, file, http, kafka, otlp, s3",
+            "exporters.main.type: unknown exporter type `kafkaa`; registered types: clickhouse, file, http, kafka, otlp, s3; did you mean `kafka`?",
         ),
         (
             &["check", "--config", "missing.toml"][..],
@@ -377,4 +377,38 @@ fn schema_prints_fields_and_athena_ddl() {
     assert!(text(&o)
         .1
         .contains("unknown kind `nope`; known kinds: network_event, optimizer_qos, relay_usage"));
+}
+
+/// Issue 22: a misspelt key is an error even in a switched-off exporter, with the
+/// key it probably meant; a misspelt USAGE_ section too.
+#[test]
+fn misspelt_keys_fail_check_with_a_suggestion_even_when_switched_off() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("usage.toml"),
+        "[exporters.local]\ntype = \"file\"\n[exporters.later]\ntype = \"kafka\"\nenabled = false\nbrokers = \"b:9092\"\ncompresion = \"lz4\"\n",
+    )
+    .unwrap();
+    let o = usage(dir.path(), &["check"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}{err}");
+    assert!(err.contains("exporters.later") && err.contains("compresion"), "{err}");
+    assert!(err.contains("did you mean `compression`?"), "{err}");
+    std::fs::write(dir.path().join("usage.toml"), "[exporters.local]\ntype = \"fiel\"\n").unwrap();
+    let (out, err) = text(&usage(dir.path(), &["check"]));
+    assert!(err.contains("did you mean `file`?"), "{out}{err}");
+    std::fs::write(dir.path().join("usage.toml"), "[exporters.local]\ntype = \"file\"\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_usage"))
+        .args(["check"])
+        .current_dir(dir.path())
+        .env_remove("USAGE_CONFIG")
+        .env("USAGE_PIPELNE__QUEUE_CAPACITY", "10")
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}{err}");
+    assert!(
+        err.contains("USAGE_PIPELNE__QUEUE_CAPACITY") && err.contains("did you mean `pipeline`?"),
+        "{err}"
+    );
 }

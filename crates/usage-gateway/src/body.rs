@@ -1,6 +1,6 @@
 //! A request body as bytes, read only after the key was checked: within the size
-//! limit and the body timeout, inflated when gzip (stopping at the inflated limit,
-//! not after it), every refusal a JSON error and counted.
+//! limit and the body timeout, inflated when gzip or zstd (stopping at the inflated
+//! limit, not after it), every refusal a JSON error and counted.
 // Handlers return a ready `Response` as their error, as axum handlers do.
 #![allow(clippy::result_large_err)]
 
@@ -11,7 +11,7 @@ use axum::response::Response;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use std::io::Read;
 
-/// The body as sent, then inflated when gzip.
+/// The body as sent, then inflated when gzip or zstd.
 pub(crate) async fn read_body(g: &Gateway, headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
     let max = g.cfg.max_body;
     let too_large = || {
@@ -51,13 +51,22 @@ pub(crate) async fn read_body(g: &Gateway, headers: &HeaderMap, body: Body) -> R
     };
     match encoding {
         Encoding::Identity => Ok(sent),
-        Encoding::Gzip => inflate(g, &sent).map(Bytes::from),
+        Encoding::Gzip => inflate(g, flate2::read::MultiGzDecoder::new(&sent[..]), "gzip").map(Bytes::from),
+        Encoding::Zstd => match zstd::stream::read::Decoder::with_buffer(&sent[..]) {
+            Ok(decoder) => inflate(g, decoder, "zstd").map(Bytes::from),
+            Err(e) => {
+                g.counters.reject("invalid");
+                Err(error(StatusCode::BAD_REQUEST, format!("body: invalid zstd: {e}")))
+            }
+        },
     }
 }
 
 enum Encoding {
     Identity,
     Gzip,
+    /// What OpenTelemetry Collector exporters send with `compression: zstd`.
+    Zstd,
 }
 
 /// The `Content-Encoding`, refused (415) before the body is read when unsupported.
@@ -69,6 +78,7 @@ fn encoding(g: &Gateway, headers: &HeaderMap) -> Result<Encoding, Response> {
         None => Ok(Encoding::Identity),
         Some(Ok(v)) if v.is_empty() || v == "identity" => Ok(Encoding::Identity),
         Some(Ok(v)) if v == "gzip" => Ok(Encoding::Gzip),
+        Some(Ok(v)) if v == "zstd" => Ok(Encoding::Zstd),
         other => {
             g.counters.reject("unsupported");
             let named = match other {
@@ -77,7 +87,7 @@ fn encoding(g: &Gateway, headers: &HeaderMap) -> Result<Encoding, Response> {
             };
             Err(error(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!("content-encoding {named} is not supported (use gzip or none)"),
+                format!("content-encoding {named} is not supported (use gzip, zstd or none)"),
             ))
         }
     }
@@ -85,18 +95,17 @@ fn encoding(g: &Gateway, headers: &HeaderMap) -> Result<Encoding, Response> {
 
 /// Inflates into a buffer that never grows past the inflated limit: inflating
 /// stops at the first byte beyond it.
-fn inflate(g: &Gateway, sent: &[u8]) -> Result<Vec<u8>, Response> {
+fn inflate(g: &Gateway, mut decoder: impl Read, name: &str) -> Result<Vec<u8>, Response> {
     let limit = g.cfg.max_inflated_body;
     let mut out: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; 64 << 10];
-    let mut decoder = flate2::read::MultiGzDecoder::new(sent);
     loop {
         let n = match decoder.read(&mut chunk) {
             Ok(0) => return Ok(out),
             Ok(n) => n,
             Err(e) => {
                 g.counters.reject("invalid");
-                return Err(error(StatusCode::BAD_REQUEST, format!("body: invalid gzip: {e}")));
+                return Err(error(StatusCode::BAD_REQUEST, format!("body: invalid {name}: {e}")));
             }
         };
         if out.len() + n > limit {

@@ -79,9 +79,20 @@ async fn accepts_valid_batches_durably_and_dedups_repeats() {
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
+    // And zstd, as a Collector's `compression: zstd` sends.
+    let zstd = zstd::encode_all(&batch(&[Event::new(NetworkEvent::default())])[..], 3).unwrap();
+    let r = request(
+        &addr,
+        "POST",
+        "/v1/metrics",
+        &[("authorization", "Bearer admin-key"), ("content-encoding", "zstd")],
+        &zstd,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
     gw.pipeline().flush(Duration::from_secs(10)).await.unwrap();
     let got = stored(dir.path());
-    assert_eq!(got.len(), 21, "20 relays once, plus one network event");
+    assert_eq!(got.len(), 22, "20 relays once, plus two network events");
     let ids: std::collections::HashSet<_> = got.iter().map(|e| e.id()).collect();
     assert!(sent.iter().all(|e| ids.contains(&e.id())), "ids are kept end to end");
     assert_eq!(
@@ -348,7 +359,7 @@ async fn otlp_logs_errors_name_the_record_and_attribute() {
         (
             record(r#"{"intValue":"3"}"#, ""),
             200,
-            "logRecords[0]: body must be the event kind as a string",
+            "logRecords[0]: the body must be the event kind as a string, or event_name must name it",
         ),
         (
             record(r#"{"stringValue":"nope"}"#, ""),

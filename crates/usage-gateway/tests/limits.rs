@@ -50,6 +50,10 @@ fn assert_json_error(r: &Reply, status: u16, names: &str) {
     assert!(message.contains(names), "{message:?} names {names:?}");
 }
 
+fn zstd(data: &[u8]) -> Vec<u8> {
+    zstd::encode_all(data, 19).unwrap()
+}
+
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::best());
     gz.write_all(data).unwrap();
@@ -118,8 +122,18 @@ async fn every_refusal_is_json_and_counted_under_its_reason() {
         )
         .await;
         assert_json_error(&r, 413, "gateway.max_inflated_body");
+        // The same bomb as zstd.
+        let r = request(
+            &addr,
+            "POST",
+            "/v1/metrics",
+            &[KEY, ("content-encoding", "zstd")],
+            &zstd(&[b'0'; 3 << 20]),
+        )
+        .await;
+        assert_json_error(&r, 413, "gateway.max_inflated_body");
     }
-    assert_eq!(rejected(&addr, "too_large").await, 12);
+    assert_eq!(rejected(&addr, "too_large").await, 15);
     for _ in 0..2 {
         let r = request(
             &addr,
@@ -130,8 +144,17 @@ async fn every_refusal_is_json_and_counted_under_its_reason() {
         )
         .await;
         assert_json_error(&r, 400, "invalid gzip");
+        let r = request(
+            &addr,
+            "POST",
+            "/v1/metrics",
+            &[KEY, ("content-encoding", "zstd")],
+            b"not zstd",
+        )
+        .await;
+        assert_json_error(&r, 400, "invalid zstd");
     }
-    assert_eq!(rejected(&addr, "invalid").await, 2);
+    assert_eq!(rejected(&addr, "invalid").await, 4);
     let r = request(&addr, "POST", "/v1/metrics", &[KEY, ("content-encoding", "br")], &ok).await;
     assert_json_error(&r, 415, "content-encoding \"br\"");
     let r = request(

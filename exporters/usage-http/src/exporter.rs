@@ -199,6 +199,7 @@ pub static FACTORY: ExporterFactory = ExporterFactory {
         flush_interval: Some(Duration::from_secs(1)),
     },
     enabled_by_default: has_key,
+    check: usage_core::registry::parses_as::<crate::config::HttpConfig>,
 };
 
 #[cfg(test)]

@@ -460,4 +460,5 @@ pub static FACTORY: ExporterFactory = ExporterFactory {
         flush_interval: Some(Duration::from_millis(200)),
     },
     enabled_by_default: usage_core::registry::always_enabled,
+    check: usage_core::registry::parses_as::<crate::config::KafkaConfig>,
 };

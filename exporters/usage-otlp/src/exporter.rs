@@ -232,6 +232,7 @@ pub static FACTORY: ExporterFactory = ExporterFactory {
         flush_interval: Some(Duration::from_secs(1)),
     },
     enabled_by_default: usage_core::registry::always_enabled,
+    check: usage_core::registry::parses_as::<crate::config::OtlpConfig>,
 };
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 
 pub(crate) mod secret;
 mod spool;
+pub mod suggest;
 pub mod units;
 
 pub use spool::{FsyncMode, SpoolConfig};
@@ -37,6 +38,12 @@ impl ConfigError {
     }
 
     pub(crate) fn from_figment(err: figment::Error, prefix: &str) -> Self {
+        Self::from_figment_with(err, prefix, &[])
+    }
+
+    /// [`ConfigError::from_figment`], suggesting from `more` names as well as the
+    /// ones serde expected (an exporter's section also takes the common options).
+    pub(crate) fn from_figment_with(err: figment::Error, prefix: &str, more: &[&str]) -> Self {
         let lines: Vec<String> = err
             .into_iter()
             .map(|e| {
@@ -57,10 +64,17 @@ impl ConfigError {
                     },
                     _ => String::new(),
                 };
+                let hint = match &e.kind {
+                    figment::error::Kind::UnknownField(word, expected)
+                    | figment::error::Kind::UnknownVariant(word, expected) => {
+                        suggest::hint(word, expected.iter().chain(more).copied())
+                    }
+                    _ => String::new(),
+                };
                 if key.is_empty() {
-                    format!("{}{origin}", e.kind)
+                    format!("{}{hint}{origin}", e.kind)
                 } else {
-                    format!("{key}: {}{origin}", e.kind)
+                    format!("{key}: {}{hint}{origin}", e.kind)
                 }
             })
             .collect();
@@ -312,7 +326,7 @@ impl ExporterSection {
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
         Value::from(self.settings.clone())
             .deserialize::<T>()
-            .map_err(|e| ConfigError::from_figment(e, &format!("exporters.{}", self.name)))
+            .map_err(|e| ConfigError::from_figment_with(e, &format!("exporters.{}", self.name), &OPTION_KEYS))
     }
 
     /// Sets a type-specific key (for sections built in code and tests).
@@ -368,6 +382,7 @@ impl UsageConfig {
         } else {
             Toml::file(path)
         };
+        check_env_sections(std::env::vars_os())?;
         Self::from_figment(Figment::new().merge(file).merge(env_provider()))
     }
 
@@ -416,6 +431,30 @@ pub fn env_provider() -> Env {
             ENV_SECTIONS.iter().any(|s| k.starts_with(s))
         })
         .split("__")
+}
+
+/// A `USAGE_<SECTION>__...` variable whose section does not exist would be ignored
+/// by [`env_provider`]; it is a misspelt key, so it is an error naming it.
+fn check_env_sections(vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>) -> Result<(), ConfigError> {
+    for (name, _) in vars {
+        let Some(name) = name.to_str() else { continue };
+        let Some(rest) = name.strip_prefix("USAGE_") else {
+            continue;
+        };
+        let Some((section, _)) = rest.split_once("__") else {
+            continue;
+        };
+        let section = section.to_ascii_lowercase();
+        let known = ENV_SECTIONS.map(|s| s.trim_end_matches("__"));
+        if !known.contains(&section.as_str()) {
+            return Err(ConfigError::msg(format!(
+                "environment variable {name}: `{section}` is not a config section ({}){}",
+                known.join(", "),
+                suggest::hint(&section, known)
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn split_section(name: String, dict: &mut Dict) -> Result<ExporterSection, ConfigError> {

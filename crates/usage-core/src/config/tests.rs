@@ -159,3 +159,42 @@ fn option_keys_match_the_struct() {
     let o: ExporterOptions = Value::from(d).deserialize().unwrap();
     assert!(o.queue_max_bytes.is_some() && o.probe_interval.is_some() && o.enabled.is_some());
 }
+
+#[test]
+fn misspelt_keys_sections_and_values_suggest_the_right_one() {
+    let e = UsageConfig::from_toml("[pipeline]\nqueue_capacty = 1")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("did you mean `queue_capacity`?"), "{e}");
+    let e = UsageConfig::from_toml("[pipeline]\nfull_policy = \"drop_newset\"")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("did you mean `drop_newest`?"), "{e}");
+    // An exporter's own keys and the common options both count.
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Own {
+        bucket: String,
+    }
+    let c = UsageConfig::from_toml("[exporters.a]\ntype = \"s3\"\nbucket = \"b\"\nflush_intreval = \"1s\"\n").unwrap();
+    let e = c.exporters[0].parse::<Own>().unwrap_err().to_string();
+    assert!(
+        e.starts_with("exporters.a.flush_intreval") || e.contains("flush_intreval"),
+        "{e}"
+    );
+    assert!(e.contains("did you mean `flush_interval`?"), "{e}");
+    let c = UsageConfig::from_toml("[exporters.a]\ntype = \"s3\"\nbuckt = \"b\"\n").unwrap();
+    let e = c.exporters[0].parse::<Own>().unwrap_err().to_string();
+    assert!(e.contains("did you mean `bucket`?"), "{e}");
+    let vars = |name: &str| vec![(std::ffi::OsString::from(name), std::ffi::OsString::from("1"))].into_iter();
+    let e = check_env_sections(vars("USAGE_PIPELNE__QUEUE_CAPACITY"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("USAGE_PIPELNE__QUEUE_CAPACITY") && e.contains("did you mean `pipeline`?"),
+        "{e}"
+    );
+    assert!(check_env_sections(vars("USAGE_PIPELINE__QUEUE_CAPACITY")).is_ok());
+    assert!(check_env_sections(vars("USAGE_CONFIG")).is_ok(), "not a config key");
+}

@@ -69,11 +69,25 @@ pub struct ExporterFactory {
     pub defaults: ExporterDefaults,
     /// Whether an instance with no `enabled` key is on (e.g. only when it has a key).
     pub enabled_by_default: fn(&ExporterSection) -> bool,
+    /// Checks the section's keys without building anything, for instances that are
+    /// switched off: a misspelt key is an error even there. Usually
+    /// [`parses_as::<YourConfig>`](parses_as).
+    pub check: fn(&ExporterSection) -> Result<(), ConfigError>,
 }
 
 /// For [`ExporterFactory::enabled_by_default`]: always on.
 pub fn always_enabled(_: &ExporterSection) -> bool {
     true
+}
+
+/// For [`ExporterFactory::check`] of a type with no keys of its own to check.
+pub fn accepts_any(_: &ExporterSection) -> Result<(), ConfigError> {
+    Ok(())
+}
+
+/// For [`ExporterFactory::check`]: the section's keys deserialize into `T`.
+pub fn parses_as<T: serde::de::DeserializeOwned>(section: &ExporterSection) -> Result<(), ConfigError> {
+    section.parse::<T>().map(|_| ())
 }
 
 #[doc(hidden)]
@@ -113,6 +127,17 @@ pub fn exporter_factory(type_name: &str) -> Option<&'static ExporterFactory> {
 /// The error for a `type` nothing registered: lists what is registered and how to link.
 pub(crate) fn unknown_type_error(section: &ExporterSection) -> ConfigError {
     let registered: Vec<&str> = registered_exporters().iter().map(|f| f.type_name).collect();
+    if let Some(meant) = crate::config::suggest::did_you_mean(&section.type_name, registered.iter().copied()) {
+        // A typo, most likely: the linking advice below would mislead.
+        return ConfigError::key(
+            format!("exporters.{}.type", section.name),
+            format!(
+                "unknown exporter type `{}`; registered types: {}; did you mean `{meant}`?",
+                section.type_name,
+                registered.join(", ")
+            ),
+        );
+    }
     ConfigError::key(
         format!("exporters.{}.type", section.name),
         format!(
@@ -142,6 +167,7 @@ pub(crate) fn unknown_type_error(section: &ExporterSection) -> ConfigError {
 ///     build: |_ctx| Ok(Box::new(Stdout)),
 ///     defaults: usage_core::ExporterDefaults::NONE,
 ///     enabled_by_default: usage_core::registry::always_enabled,
+///     check: usage_core::registry::parses_as::<StdoutConfig>,
 /// };
 /// usage_core::register_exporter!(FACTORY);
 /// ```

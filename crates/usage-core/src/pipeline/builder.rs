@@ -57,9 +57,6 @@ impl PipelineBuilder {
             sections.push(ExporterSection::new("file", "file"));
         }
         for section in sections {
-            if section.options.enabled == Some(false) {
-                continue;
-            }
             let factory = match exporter_factory(&section.type_name) {
                 Some(f) => f,
                 None if config.exporters.is_empty() => {
@@ -70,7 +67,14 @@ impl PipelineBuilder {
                 }
                 None => return Err(unknown_type_error(&section)),
             };
+            if section.options.enabled == Some(false) {
+                // Switched off, yet checked: a misspelt key is found now, not the
+                // day it is switched on.
+                (factory.check)(&section)?;
+                continue;
+            }
             if section.options.enabled.is_none() && !(factory.enabled_by_default)(&section) {
+                (factory.check)(&section)?;
                 tracing::info!(exporter = %section.name, "exporter disabled by default (see its docs); set enabled = true to force it");
                 continue;
             }

@@ -104,6 +104,7 @@ impl<'a> RequestView<'a> {
             resource,
             nanos: event_nanos(lr.time_unix_nano, lr.observed_time_unix_nano),
             body,
+            event_name: &lr.event_name,
             attrs: start..self.attrs.len(),
             source: Source::Decoded {
                 resource_logs: rl,

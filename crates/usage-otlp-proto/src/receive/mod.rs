@@ -220,6 +220,25 @@ fn events_from_view(view: &RequestView<'_>, opts: &ReceiveOptions) -> Result<Rec
     Ok(out)
 }
 
+/// The record's kind: its body when that names a registered kind; else its
+/// `event_name` (OpenTelemetry's events convention, which leaves the body free);
+/// else its body text (a kind this binary does not know, when those are allowed).
+fn record_kind<'a>(lr: &view::RecordView<'a>) -> Result<&'a str, (RejectReason, String)> {
+    let body = match lr.body {
+        Some(Any::Str(k)) => Some(k),
+        _ => None,
+    };
+    match body {
+        Some(k) if usage_core::kind_schema(k).is_some() => Ok(k),
+        _ if !lr.event_name.is_empty() => Ok(lr.event_name),
+        Some(k) => Ok(k),
+        None => Err((
+            RejectReason::NoKind,
+            "the body must be the event kind as a string, or event_name must name it".into(),
+        )),
+    }
+}
+
 /// One record as an event (without its resource), or why not.
 fn record_event<'a>(
     view: &RequestView<'a>,
@@ -232,10 +251,7 @@ fn record_event<'a>(
     if let Some((reason, m)) = &lr.malformed {
         return Err((*reason, m.clone()));
     }
-    let kind = match lr.body {
-        Some(Any::Str(k)) => k,
-        _ => return Err((RejectReason::NoKind, "body must be the event kind as a string".into())),
-    };
+    let kind = record_kind(lr)?;
     if lr.nanos == 0 {
         // Not 1970 (an unbilled partition), and not the receive time either (a
         // re-send would get another time, and time-keyed dedup would miss it).

@@ -229,3 +229,42 @@ fn the_receiver_gives_back_the_events() {
         .collect();
     assert_eq!(got, with_res);
 }
+
+/// OpenTelemetry's events convention: `event_name` (field 12) names the kind and the
+/// body is free (absent, or a message). Both readers, protobuf and JSON.
+#[test]
+fn event_name_names_the_kind_when_the_body_does_not() {
+    let sent = crate::proto::tests::one_of_each_kind();
+    let mut req = request(&Resource::new("svc"), &sent);
+    for (i, lr) in req.resource_logs[0].scope_logs[0].log_records.iter_mut().enumerate() {
+        let kind = match &lr.body {
+            Some(AnyValue {
+                value: Some(Av::StringValue(k)),
+            }) => k.clone(),
+            other => panic!("{other:?}"),
+        };
+        lr.event_name = kind;
+        // Half without a body, half with a message that names no kind.
+        lr.body = (i % 2 == 1).then(|| AnyValue {
+            value: Some(Av::StringValue("relay served".into())),
+        });
+    }
+    let (ours, prost) = both(&req.encode_to_vec(), &ReceiveOptions::default());
+    let ours = ours.unwrap();
+    assert_eq!(ours, prost.unwrap());
+    let kinds: Vec<&str> = ours.iter().map(|e| e.kind()).collect();
+    let want: Vec<&str> = sent.iter().map(|e| e.kind()).collect();
+    assert_eq!(kinds, want);
+    let json = serde_json::to_vec(&req).unwrap();
+    let from_json = events_from_body(&json, true, &ReceiveOptions::default())
+        .and_then(Received::all)
+        .unwrap();
+    assert_eq!(from_json.iter().map(|e| e.kind()).collect::<Vec<_>>(), want);
+    // Neither: refused, saying both ways to name it.
+    let mut none = request(&Resource::new("svc"), &sent[..1]);
+    none.resource_logs[0].scope_logs[0].log_records[0].body = None;
+    let err = events_from_body(&none.encode_to_vec(), false, &ReceiveOptions::default())
+        .and_then(Received::all)
+        .unwrap_err();
+    assert!(err.to_string().contains("event_name"), "{err}");
+}

@@ -73,6 +73,8 @@ pub(crate) struct RecordView<'a> {
     /// Event time, falling back to observed time.
     pub nanos: u64,
     pub body: Option<Any<'a>>,
+    /// `LogRecord.event_name` (field 12), empty when unset.
+    pub event_name: &'a str,
     pub attrs: Range<usize>,
     /// Where the record came from: its own bytes, or the decoded messages.
     pub source: Source<'a>,
@@ -275,15 +277,15 @@ impl<'a> RequestView<'a> {
     fn log_record(&mut self, buf: &'a [u8], base: usize, path: [usize; 3], resource: usize, scope: &'a [u8]) {
         let start = self.attrs.len();
         let source = Source::Wire { scope, record: buf };
-        let (nanos, body, malformed) = match self.log_record_fields(buf, base, start) {
-            Ok((nanos, body)) => (nanos, body, None),
+        let (nanos, body, event_name, malformed) = match self.log_record_fields(buf, base, start) {
+            Ok((nanos, body, event_name)) => (nanos, body, event_name, None),
             Err(problem) => {
                 self.attrs.truncate(start);
                 let why = match problem {
                     Problem::Wire(e) => (RejectReason::Malformed, format!("invalid OTLP protobuf: {}", e.0)),
                     Problem::Limit(m) => (RejectReason::TooLarge, m),
                 };
-                (0, None, Some(why))
+                (0, None, "", Some(why))
             }
         };
         self.records.push(RecordView {
@@ -291,20 +293,21 @@ impl<'a> RequestView<'a> {
             resource,
             nanos,
             body,
+            event_name,
             attrs: start..self.attrs.len(),
             source,
             malformed,
         });
     }
 
-    /// A record's time, body and attributes (pushed to `attrs` from `start`).
+    /// A record's time, body, event name and attributes (pushed to `attrs` from `start`).
     fn log_record_fields(
         &mut self,
         buf: &'a [u8],
         base: usize,
         start: usize,
-    ) -> Result<(u64, Option<Any<'a>>), Problem> {
-        let (mut time, mut observed, mut body) = (0, 0, None);
+    ) -> Result<(u64, Option<Any<'a>>, &'a str), Problem> {
+        let (mut time, mut observed, mut body, mut event_name) = (0, 0, None, "");
         let mut f = Fields::new(buf, base);
         while let Some((n, w, at)) = f.next_field()? {
             match n {
@@ -334,16 +337,14 @@ impl<'a> RequestView<'a> {
                 10 => {
                     wire::bytes(w, "LogRecord.span_id", at)?;
                 }
-                12 => {
-                    wire::string(w, "LogRecord.event_name", at)?;
-                }
+                12 => event_name = wire::string(w, "LogRecord.event_name", at)?,
                 _ => {}
             }
         }
         if let Some(Any::Str(s)) = body {
             self.limits.check_string("the body", s).map_err(Problem::Limit)?;
         }
-        Ok((event_nanos(time, observed), body))
+        Ok((event_nanos(time, observed), body, event_name))
     }
 }
 
