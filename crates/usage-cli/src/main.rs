@@ -4,6 +4,7 @@ mod check;
 mod demo;
 mod gateway;
 mod link;
+mod logging;
 mod progress;
 mod pump;
 mod rejected;
@@ -72,21 +73,6 @@ pub(crate) fn load_config(path: Option<&PathBuf>) -> Result<usage_core::UsageCon
     Ok(cfg)
 }
 
-fn init_logging() {
-    let level = match std::env::var("USAGE_LOG").ok().as_deref() {
-        Some("error") => tracing::Level::ERROR,
-        Some("info") => tracing::Level::INFO,
-        Some("debug") => tracing::Level::DEBUG,
-        Some("trace") => tracing::Level::TRACE,
-        _ => tracing::Level::WARN,
-    };
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
-}
-
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -96,7 +82,10 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    init_logging();
+    if let Err(msg) = logging::init() {
+        eprintln!("usage: error: {msg}");
+        return ExitCode::from(2);
+    }
     link::link_all();
     let outcome = match cli.command {
         Command::Demo(a) => demo::run(a),

@@ -412,3 +412,47 @@ fn misspelt_keys_fail_check_with_a_suggestion_even_when_switched_off() {
         "{err}"
     );
 }
+
+/// Issue 22: RUST_LOG / USAGE_LOG pick what is logged, JSON lines on request, no
+/// colour codes when stderr is not a terminal, and a bad filter is a usage error.
+#[test]
+fn logs_follow_rust_log_and_usage_log_without_colour_off_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    // An http exporter without a key is off by default, which is logged at INFO.
+    std::fs::write(
+        dir.path().join("usage.toml"),
+        "[exporters.local]\ntype = \"file\"\n[exporters.api]\ntype = \"http\"\nurl = \"http://127.0.0.1:1/v1/metrics\"\n",
+    )
+    .unwrap();
+    let run = |env: &[(&str, &str)]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_usage"));
+        c.args(["check", "--timeout", "1s"])
+            .current_dir(dir.path())
+            .env_remove("USAGE_CONFIG")
+            .env_remove("RUST_LOG")
+            .env_remove("USAGE_LOG")
+            .env_remove("USAGE_LOG_FORMAT");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let (_, quiet) = text(&run(&[]));
+    assert!(!quiet.contains("disabled by default"), "warn by default: {quiet}");
+    let (_, info) = text(&run(&[("USAGE_LOG", "info")]));
+    assert!(info.contains("disabled by default"), "{info}");
+    assert!(!info.contains('\u{1b}'), "no colour codes off a terminal: {info:?}");
+    let (_, info) = text(&run(&[("RUST_LOG", "warn,usage_core=info"), ("USAGE_LOG", "error")]));
+    assert!(info.contains("disabled by default"), "RUST_LOG wins: {info}");
+    let (_, json) = text(&run(&[("USAGE_LOG", "info"), ("USAGE_LOG_FORMAT", "json")]));
+    let line = json
+        .lines()
+        .find(|l| l.contains("disabled by default"))
+        .unwrap_or_else(|| panic!("{json}"));
+    let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(v["level"], "INFO", "{line}");
+    let o = run(&[("RUST_LOG", "usage_core=loud")]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("RUST_LOG"), "{err}");
+}
