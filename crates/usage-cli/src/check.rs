@@ -8,16 +8,13 @@ use usage_core::Pipeline;
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
-    /// Config file (default: $USAGE_CONFIG, else ./usage.toml if present).
-    #[arg(long)]
-    config: Option<PathBuf>,
     /// Healthcheck timeout per exporter, e.g. 10s.
     #[arg(long, default_value = "10s", value_parser = usage_core::config::units::parse_duration)]
     timeout: Duration,
 }
 
-pub(crate) fn run(args: Args) -> Outcome {
-    let config = load_config(args.config.as_ref())?;
+pub(crate) fn run(args: Args, config: Option<&PathBuf>) -> Outcome {
+    let config = load_config(config)?;
     println!("config: ok");
     println!("\nregistered exporter types:");
     for f in registered_exporters() {

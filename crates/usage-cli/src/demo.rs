@@ -11,10 +11,6 @@ use usage_core::{Event, Pipeline};
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
-    /// Config file (default: $USAGE_CONFIG, else ./usage.toml if present; with none,
-    /// events go to the `file` exporter under ./usage-data).
-    #[arg(long)]
-    config: Option<PathBuf>,
     /// Request-handling threads.
     #[arg(long, default_value_t = 4)]
     threads: usize,
@@ -26,11 +22,11 @@ pub(crate) struct Args {
     rate: u64,
 }
 
-pub(crate) fn run(args: Args) -> Outcome {
+pub(crate) fn run(args: Args, config: Option<&PathBuf>) -> Outcome {
     if args.threads == 0 {
         return Err(Failure::Usage("--threads must be at least 1".into()));
     }
-    let config = load_config(args.config.as_ref())?;
+    let config = load_config(config)?;
     let pipeline = Pipeline::from_config(&config)?;
     eprintln!(
         "demo: {} threads for {}s at {} relays/s -> exporters: {}",

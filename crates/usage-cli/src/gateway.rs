@@ -7,9 +7,6 @@ use usage_gateway::Gateway;
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
-    /// Config file with `[gateway]` (keys), `[pipeline]`, `[spool]` and `[exporters.*]`.
-    #[arg(long)]
-    config: Option<PathBuf>,
     /// Listen address (overrides gateway.listen).
     #[arg(long)]
     listen: Option<String>,
@@ -38,8 +35,8 @@ async fn stop_signal() {
     let _ = ctrl_c.await;
 }
 
-pub(crate) fn run(args: Args) -> Outcome {
-    let config = load_config(args.config.as_ref())?;
+pub(crate) fn run(args: Args, config: Option<&PathBuf>) -> Outcome {
+    let config = load_config(config)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("usage-gateway")

@@ -21,9 +21,15 @@ use std::process::ExitCode;
 #[command(
     name = "usage",
     version,
-    about = "Non-blocking, no-loss usage events: demo, report, check, pump"
+    about = "Usage events without loss: run the gateway, check a config, report billing totals, replay spools",
+    after_help = "Config: -c/--config FILE, else $USAGE_CONFIG, else ./usage.toml if present, then USAGE_<SECTION>__<KEY> variables.\n\
+                  Logs: RUST_LOG or USAGE_LOG (default warn), USAGE_LOG_FORMAT=json.\n\
+                  Exit codes: 0 done, 1 failed (not delivered, healthcheck failed), 2 bad flags or config."
 )]
 struct Cli {
+    /// Config file (default: $USAGE_CONFIG, else ./usage.toml if present).
+    #[arg(short = 'c', long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -48,6 +54,11 @@ enum Command {
     /// List the records the gateway refused and kept, or post them to it again.
     #[command(subcommand)]
     Rejected(rejected::Command),
+    /// Print a shell completion script: `usage completions bash > /etc/bash_completion.d/usage`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// A failure and the exit code it maps to: 2 for bad input (flags, config), 1 otherwise.
@@ -87,15 +98,21 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     link::link_all();
+    let config = cli.config.as_ref();
     let outcome = match cli.command {
-        Command::Demo(a) => demo::run(a),
+        Command::Demo(a) => demo::run(a, config),
         Command::Report(a) => report::run(a),
-        Command::Check(a) => check::run(a),
-        Command::Pump(a) => pump::run(a),
+        Command::Check(a) => check::run(a, config),
+        Command::Pump(a) => pump::run(a, config),
         Command::Schema(a) => schema::run(a),
-        Command::Gateway(a) => gateway::run(a),
-        Command::Spool(c) => spool::run(c),
+        Command::Gateway(a) => gateway::run(a, config),
+        Command::Spool(c) => spool::run(c, config),
         Command::Rejected(c) => rejected::run(c),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "usage", &mut std::io::stdout());
+            Ok(())
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,9 +12,6 @@ use usage_core::{DeliveryReport, Pipeline, PipelineStats, Value};
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
-    /// Config file (default: $USAGE_CONFIG, else ./usage.toml if present).
-    #[arg(long)]
-    config: Option<PathBuf>,
     /// Event kind: relay_usage, optimizer_qos or network_event.
     #[arg(long, default_value = "relay_usage")]
     kind: String,
@@ -64,14 +61,14 @@ pub(crate) fn print_exporters(stats: &PipelineStats, report: &DeliveryReport) {
     }
 }
 
-pub(crate) fn run(args: Args) -> Outcome {
+pub(crate) fn run(args: Args, config: Option<&PathBuf>) -> Outcome {
     if !["relay_usage", "optimizer_qos", "network_event"].contains(&args.kind.as_str()) {
         return Err(Failure::Usage(format!(
             "--kind {}: pump generates relay_usage, optimizer_qos or network_event",
             args.kind
         )));
     }
-    let config = load_config(args.config.as_ref())?;
+    let config = load_config(config)?;
     let pipeline = Pipeline::from_config(&config)?;
     let capacity = config.pipeline.queue_capacity as u64;
     let mut ids_out = match &args.ids {

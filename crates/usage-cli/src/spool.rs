@@ -24,21 +24,13 @@ pub(crate) enum Command {
         /// First sequence number to send (default: the oldest retained).
         #[arg(long, default_value_t = 0)]
         from: u64,
-        /// Config file with that exporter (default: $USAGE_CONFIG, else ./usage.toml).
-        #[arg(long)]
-        config: Option<PathBuf>,
     },
 }
 
-pub(crate) fn run(cmd: Command) -> Outcome {
+pub(crate) fn run(cmd: Command, config: Option<&PathBuf>) -> Outcome {
     match cmd {
         Command::Inspect { dir } => inspect(dir),
-        Command::Replay {
-            dir,
-            exporter,
-            from,
-            config,
-        } => replay(dir, &exporter, from, config),
+        Command::Replay { dir, exporter, from } => replay(dir, &exporter, from, config),
     }
 }
 
@@ -101,8 +93,8 @@ fn inspect(dir: PathBuf) -> Outcome {
     Ok(())
 }
 
-fn replay(dir: PathBuf, name: &str, from: u64, config: Option<PathBuf>) -> Outcome {
-    let config = load_config(config.as_ref())?;
+fn replay(dir: PathBuf, name: &str, from: u64, config: Option<&PathBuf>) -> Outcome {
+    let config = load_config(config)?;
     let Some(section) = config.exporters.iter().find(|e| e.name == name) else {
         let names: Vec<&str> = config.exporters.iter().map(|e| e.name.as_str()).collect();
         return Err(Failure::Usage(format!(

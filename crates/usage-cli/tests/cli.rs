@@ -456,3 +456,47 @@ fn logs_follow_rust_log_and_usage_log_without_colour_off_a_terminal() {
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("RUST_LOG"), "{err}");
 }
+
+/// Issue 22: `-c/--config` before or after the command, shell completions, and a
+/// top-level help that lists every command and the exit codes.
+#[test]
+fn global_config_flag_completions_and_help() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("mine.toml"), "[exporters.local]\ntype = \"file\"\n").unwrap();
+    for args in [
+        &["-c", "mine.toml", "check"][..],
+        &["check", "--config", "mine.toml"][..],
+    ] {
+        let o = usage(dir.path(), args);
+        let (out, err) = text(&o);
+        assert!(o.status.success(), "{args:?}: {out}{err}");
+        assert!(out.contains("local        type file"), "{args:?}: {out}");
+    }
+    let o = usage(dir.path(), &["completions", "bash"]);
+    let (out, _) = text(&o);
+    assert!(o.status.success());
+    assert!(
+        out.contains("_usage()") && out.contains("gateway") && out.contains("--config"),
+        "{out}"
+    );
+    let (out, _) = text(&usage(dir.path(), &["completions", "zsh"]));
+    assert!(out.starts_with("#compdef usage"), "{out}");
+    let (help, _) = text(&usage(dir.path(), &["--help"]));
+    for command in [
+        "gateway",
+        "check",
+        "report",
+        "pump",
+        "spool",
+        "rejected",
+        "schema",
+        "demo",
+        "completions",
+    ] {
+        assert!(help.contains(command), "{command} in: {help}");
+    }
+    assert!(
+        help.contains("Exit codes: 0 done, 1 failed") && help.contains("-c, --config"),
+        "{help}"
+    );
+}
