@@ -35,6 +35,25 @@ pub(crate) struct Args {
     json: bool,
 }
 
+/// How full the fullest queue is (0 to 1): the ingest queue, and each exporter's
+/// with the ingest backlog it is about to receive, by events and by bytes. With a spool an exporter's queue never drops (it lags
+/// and reads back), so only the ingest queue counts then.
+fn fullest(s: &PipelineStats, capacity: u64) -> f64 {
+    let ratio = |used: u64, max: u64| used as f64 / max.max(1) as f64;
+    let ingest = ratio(s.queued_events, capacity).max(ratio(s.queued_bytes, s.queue_max_bytes));
+    if s.spool.is_some() {
+        return ingest;
+    }
+    // What waits in the ingest queue lands in the exporters' queues next.
+    s.exporters
+        .iter()
+        .map(|e| {
+            ratio(e.queued_events + s.queued_events, e.queue_max_events)
+                .max(ratio(e.queued_bytes + s.queued_bytes, e.queue_max_bytes))
+        })
+        .fold(ingest, f64::max)
+}
+
 /// Prints the per-exporter table shared by `pump` and `demo`.
 pub(crate) fn print_exporters(stats: &PipelineStats, report: &DeliveryReport) {
     println!(
@@ -81,6 +100,14 @@ pub(crate) fn run(args: Args, config: Option<&PathBuf>) -> Outcome {
     let mut synth = Synth::new(args.seed);
     let mut cu_by_project: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let mut progress = Progress::new();
+    // Look at the queues often enough that none can fill between two looks.
+    let smallest = pipeline
+        .stats()
+        .exporters
+        .iter()
+        .map(|e| e.queue_max_events)
+        .fold(capacity, u64::min);
+    let look_every = (smallest / 8).clamp(1, 1024);
     let start = Instant::now();
     for i in 0..args.count {
         if args.rate > 0 {
@@ -89,12 +116,13 @@ pub(crate) fn run(args: Args, config: Option<&PathBuf>) -> Outcome {
                 std::thread::sleep(wait);
             }
         }
-        if i % 1024 == 0 {
-            // Stay under the queue bound: pump measures delivery, not overflow.
+        if i % look_every == 0 {
+            // Stay under every queue's bound, the ingest queue's and each exporter's:
+            // pump measures delivery, not overflow.
             let s = pipeline.stats();
             progress.tick(&s);
-            if s.queued_events > capacity / 2 {
-                while pipeline.stats().queued_events > capacity / 4 {
+            if fullest(&s, capacity) > 0.5 {
+                while fullest(&pipeline.stats(), capacity) > 0.25 {
                     std::thread::sleep(Duration::from_millis(1));
                 }
             }

@@ -500,3 +500,21 @@ fn global_config_flag_completions_and_help() {
         "{help}"
     );
 }
+
+/// Issue 22: pump paces itself to the slowest queue, the exporter's included (it
+/// used to watch only the ingest queue and overflowed the file exporter's).
+#[test]
+fn pump_paces_itself_to_the_exporter_queue_and_drops_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("usage.toml"),
+        "[pipeline]\nqueue_capacity = 50000\n[exporters.local]\ntype = \"file\"\nqueue_max_events = 2000\nbatch_max_events = 500\n",
+    )
+    .unwrap();
+    let o = usage(dir.path(), &["pump", "--count", "30000", "--json"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["exporters"][0]["delivered"], 30000, "{out}");
+    assert_eq!(v["exporters"][0]["dropped"], 0, "{out}");
+}

@@ -84,7 +84,7 @@ pub(crate) struct ExporterSlot {
     pub(crate) name: String,
     pub(crate) type_name: String,
     kinds: Option<Vec<String>>,
-    max_events: usize,
+    pub(crate) max_events: usize,
     pub(crate) max_bytes: usize,
     /// With a spool, overflow means lagging instead of dropping.
     spooled: bool,

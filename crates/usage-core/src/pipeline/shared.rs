@@ -142,6 +142,7 @@ impl Inner {
                     queued_events: qe,
                     queued_bytes: qb,
                     queue_max_bytes: s.max_bytes as u64,
+                    queue_max_events: s.max_events as u64,
                     in_flight: c.in_flight.load(Relaxed),
                     paused: c.paused.load(Relaxed),
                     cursor: s.acked.load(Relaxed),

@@ -102,6 +102,8 @@ pub struct ExporterStats {
     pub queued_bytes: u64,
     /// The most bytes its queue holds (`queue_max_bytes`).
     pub queue_max_bytes: u64,
+    /// The most events its queue holds (`queue_max_events`).
+    pub queue_max_events: u64,
     /// Events in the batch being exported now.
     pub in_flight: u64,
     /// Paused after an authentication failure.
