@@ -72,7 +72,8 @@ pub(crate) fn run(args: Args, config: Option<&PathBuf>) -> Outcome {
     let started = Instant::now();
     let mut next_tick = Instant::now();
     let mut epoch = 1;
-    while started.elapsed() < Duration::from_secs(args.seconds) {
+    crate::interrupt::install();
+    while started.elapsed() < Duration::from_secs(args.seconds) && !crate::interrupt::requested() {
         if Instant::now() >= next_tick {
             for q in synth.qos_tick(epoch) {
                 pipeline.sink().emit(Event::new(q));

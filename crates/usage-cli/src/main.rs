@@ -3,6 +3,7 @@
 mod check;
 mod demo;
 mod gateway;
+mod interrupt;
 mod link;
 mod logging;
 mod progress;

@@ -108,8 +108,13 @@ pub(crate) fn run(args: Args, config: Option<&PathBuf>) -> Outcome {
         .map(|e| e.queue_max_events)
         .fold(capacity, u64::min);
     let look_every = (smallest / 8).clamp(1, 1024);
+    crate::interrupt::install();
     let start = Instant::now();
+    let mut sent = 0u64;
     for i in 0..args.count {
+        if crate::interrupt::requested() {
+            break;
+        }
         if args.rate > 0 {
             let due = Duration::from_secs_f64(i as f64 / args.rate as f64);
             if let Some(wait) = due.checked_sub(start.elapsed()) {
@@ -143,6 +148,7 @@ pub(crate) fn run(args: Args, config: Option<&PathBuf>) -> Outcome {
             writeln!(w, "{}", event.id()).map_err(|e| Failure::Failed(format!("writing ids: {e}")))?;
         }
         sink.emit(event);
+        sent += 1;
     }
     if let Some(mut w) = ids_out {
         w.flush().map_err(|e| Failure::Failed(format!("writing ids: {e}")))?;
@@ -175,7 +181,7 @@ pub(crate) fn run(args: Args, config: Option<&PathBuf>) -> Outcome {
         println!(
             "{}",
             serde_json::json!({
-                "kind": args.kind, "sent": args.count, "emit_seconds": emit_secs, "seconds": secs,
+                "kind": args.kind, "sent": sent, "interrupted": crate::interrupt::requested(), "emit_seconds": emit_secs, "seconds": secs,
                 "dropped_at_ingest": report.dropped_at_ingest.total(), "complete": result.is_ok(),
                 "exporters": exporters, "projects": projects,
             })
@@ -189,10 +195,14 @@ pub(crate) fn run(args: Args, config: Option<&PathBuf>) -> Outcome {
             format!("all exporters done after {secs:.2}s")
         };
         println!(
-            "sent {} {} events in {emit_secs:.2}s ({:.0}/s); {end}",
-            args.count,
+            "sent {sent} {} events in {emit_secs:.2}s ({:.0}/s){}; {end}",
             args.kind,
-            args.count as f64 / emit_secs.max(1e-9)
+            sent as f64 / emit_secs.max(1e-9),
+            if crate::interrupt::requested() {
+                format!(" (interrupted: {} not sent)", args.count - sent)
+            } else {
+                String::new()
+            }
         );
         print_exporters(&stats, report);
     }
