@@ -142,11 +142,11 @@ impl PipelineBuilder {
     }
 
     pub(super) fn resource(&self) -> Resource {
-        let r = Resource::new(self.config.service_name.as_str());
-        match &self.config.service_instance_id {
-            Some(id) => r.with_instance_id(id.as_str()),
-            None => r,
-        }
+        crate::event::resource::from_config_and_env(
+            &self.config.service_name,
+            self.config.service_instance_id.as_deref(),
+            |k| std::env::var(k).ok(),
+        )
     }
 
     /// Validates everything and starts the pipeline.
