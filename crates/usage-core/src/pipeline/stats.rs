@@ -280,9 +280,40 @@ impl PipelineStats {
             }
         };
         gauge(
+            "usage_build_info",
+            "1, labelled with the version of usage-core serving these metrics.",
+            vec![(format!("{{version=\"{}\"}}", env!("CARGO_PKG_VERSION")), 1)],
+        );
+        gauge(
             "usage_pipeline_queued_events",
             "Events in the ingest queue.",
             vec![(String::new(), self.queued_events)],
+        );
+        // Capacity beside use: alert on the ratio before anything is dropped.
+        gauge(
+            "usage_pipeline_queued_bytes",
+            "Bytes in the ingest queue.",
+            vec![(String::new(), self.queued_bytes)],
+        );
+        gauge(
+            "usage_pipeline_queue_max_bytes",
+            "The most bytes the ingest queue holds.",
+            vec![(String::new(), self.queue_max_bytes)],
+        );
+        gauge(
+            "usage_exporter_queued_bytes",
+            "Bytes in the exporter's queue.",
+            per(|e| e.queued_bytes),
+        );
+        gauge(
+            "usage_exporter_queue_max_events",
+            "The most events the exporter's queue holds.",
+            per(|e| e.queue_max_events),
+        );
+        gauge(
+            "usage_exporter_queue_max_bytes",
+            "The most bytes the exporter's queue holds.",
+            per(|e| e.queue_max_bytes),
         );
         gauge(
             "usage_exporter_queued_events",
@@ -304,6 +335,11 @@ impl PipelineStats {
                 "usage_spool_bytes",
                 "Bytes of spool segments.",
                 vec![(String::new(), s.bytes)],
+            );
+            gauge(
+                "usage_spool_max_bytes",
+                "The spool's bound (spool.max_bytes).",
+                vec![(String::new(), s.max_bytes)],
             );
             gauge(
                 "usage_spool_segments",

@@ -55,3 +55,33 @@ fn instance_names_cannot_break_a_metrics_line() {
     }
     assert!(text.contains(r#"exporter="a\"} 1\nevil{x=\"""#), "{text}");
 }
+
+/// Issue 22: capacity beside use, so an alert can fire on the ratio before a drop,
+/// and the version serving the metrics.
+#[test]
+fn metrics_show_capacity_beside_use_and_the_build() {
+    let stats = crate::PipelineStats {
+        queued_bytes: 10,
+        queue_max_bytes: 100,
+        exporters: vec![crate::pipeline::stats::ExporterStats {
+            name: "k".into(),
+            type_name: "kafka".into(),
+            queued_bytes: 5,
+            queue_max_events: 2000,
+            queue_max_bytes: 4096,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let text = stats.to_prometheus();
+    for line in [
+        "usage_pipeline_queued_bytes 10",
+        "usage_pipeline_queue_max_bytes 100",
+        "usage_exporter_queued_bytes{exporter=\"k\",type=\"kafka\"} 5",
+        "usage_exporter_queue_max_events{exporter=\"k\",type=\"kafka\"} 2000",
+        "usage_exporter_queue_max_bytes{exporter=\"k\",type=\"kafka\"} 4096",
+        &format!("usage_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION")),
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+    }
+}
