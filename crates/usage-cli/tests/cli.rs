@@ -595,3 +595,31 @@ fn demo_stops_on_sigterm_and_prints_its_report() {
     );
     assert!(stdout.contains("delivered"), "the exporter table: {stdout}");
 }
+
+/// Issue 22: an exporter's queue drops are logged at WARN, rate-limited: one line
+/// for many drops within 10 s.
+#[test]
+fn exporter_queue_drops_are_warned_once_per_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("usage.toml"),
+        "[exporters.local]\ntype = \"file\"\nqueue_max_events = 100\nbatch_max_events = 50\nflush_interval = \"200ms\"\n",
+    )
+    .unwrap();
+    let o = usage(dir.path(), &["demo", "--seconds", "2", "--threads", "1", "--rate", "0"]);
+    let (out, err) = text(&o);
+    let warned = err
+        .lines()
+        .filter(|l| l.contains("exporter queue full: events DROPPED"))
+        .count();
+    assert_eq!(warned, 1, "one line for the interval: {err}");
+    assert!(err.contains("WARN"), "{err}");
+    // Many drops behind that one line.
+    let dropped: u64 = out
+        .lines()
+        .find(|l| l.starts_with("local "))
+        .and_then(|l| l.split_whitespace().nth(6))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(dropped > 100, "{out}");
+}

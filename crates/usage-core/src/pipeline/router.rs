@@ -61,6 +61,8 @@ pub(crate) struct Router {
     ready: Vec<Arc<Chunk>>,
     pool: Arc<BufferPool>,
     warned_unrouted: Vec<String>,
+    /// Per exporter: when its queue drops were last logged, and how many since.
+    exporter_drops: std::collections::HashMap<String, (Option<Instant>, u64)>,
     last_drop_log: Option<(Instant, DropStats)>,
     persisted: Vec<u64>,
     spool_errors: u64,
@@ -82,6 +84,7 @@ impl Router {
             ready: Vec::new(),
             pool: Arc::new(BufferPool::new(32, DRAIN_MAX)),
             warned_unrouted: Vec::new(),
+            exporter_drops: std::collections::HashMap::new(),
             last_drop_log: None,
             persisted: Vec::new(),
             spool_errors: 0,
@@ -244,7 +247,7 @@ impl Router {
             routed = true;
             let dropped = slot.offer(slice.clone(), end);
             if dropped > 0 {
-                tracing::debug!(exporter = %slot.name, dropped, "exporter queue full, events dropped");
+                self.log_exporter_drops(&slot.name, dropped as u64);
             }
         }
         if !routed {
@@ -284,6 +287,21 @@ impl Router {
         }
         if !slots.is_empty() {
             spool.gc(min_ack);
+        }
+    }
+
+    /// Logs an exporter's queue drops at WARN: the first at once, then at most every
+    /// 10 s with how many since (a slow exporter must not flood the log).
+    fn log_exporter_drops(&mut self, exporter: &str, dropped: u64) {
+        let entry = self.exporter_drops.entry(exporter.to_string()).or_insert((None, 0));
+        entry.1 += dropped;
+        if entry.0.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+            tracing::warn!(
+                exporter,
+                dropped = entry.1,
+                "exporter queue full: events DROPPED (counted in usage_exporter_dropped_events_total; a spool would keep them)"
+            );
+            *entry = (Some(Instant::now()), 0);
         }
     }
 
