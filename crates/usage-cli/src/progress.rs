@@ -1,4 +1,5 @@
-//! A live one-line progress display on stderr.
+//! A live one-line progress display on stderr: on a terminal, or anywhere with
+//! `USAGE_PROGRESS=1` (e.g. to watch it in a log).
 
 use std::io::Write;
 use std::time::Instant;
@@ -16,7 +17,8 @@ impl Progress {
         Progress {
             start: now,
             last: now,
-            enabled: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            enabled: std::io::IsTerminal::is_terminal(&std::io::stderr())
+                || std::env::var("USAGE_PROGRESS").is_ok_and(|v| v == "1"),
         }
     }
 
@@ -37,6 +39,16 @@ impl Progress {
             s.dropped.total(),
             s.queued_events
         );
+        let _ = std::io::stderr().flush();
+    }
+
+    /// Redraws `line()` at most 5 times a second; `last` draws it whatever the time.
+    pub(crate) fn line(&mut self, last: bool, line: impl FnOnce() -> String) {
+        if !self.enabled || (!last && self.last.elapsed().as_millis() < 200) {
+            return;
+        }
+        self.last = Instant::now();
+        eprint!("\r{:>6.1}s  {}   ", self.start.elapsed().as_secs_f64(), line());
         let _ = std::io::stderr().flush();
     }
 

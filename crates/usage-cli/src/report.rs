@@ -121,11 +121,17 @@ pub(crate) fn run(args: Args) -> Outcome {
     let mut seen: HashMap<(EventId, u64), u64> = HashMap::new();
     let (mut duplicates, mut conflicts) = (0u64, 0u64);
     let mut scratch = Vec::new();
-    for part in &parts {
+    let mut progress = crate::progress::Progress::new();
+    let mut lines_read = 0u64;
+    for (n, part) in parts.iter().enumerate() {
+        progress.line(false, || {
+            format!("read {n} of {} parts, {lines_read} events", parts.len())
+        });
         let bytes = std::fs::read(&part.path).map_err(|e| Failure::Failed(format!("{}: {e}", part.path.display())))?;
         let raw = decompress(&bytes, part.compression)
             .map_err(|e| Failure::Failed(format!("{}: cannot decompress: {e}", part.path.display())))?;
         for (i, line) in raw.split(|b| *b == b'\n').enumerate().filter(|(_, l)| !l.is_empty()) {
+            lines_read += 1;
             let row: Row<'_> = serde_json::from_slice(line)
                 .map_err(|e| Failure::Failed(format!("{}:{}: {e}", part.path.display(), i + 1)))?;
             let ts = Timestamp::parse_rfc3339(row.ts)
@@ -166,6 +172,8 @@ pub(crate) fn run(args: Args) -> Outcome {
                 .add(&row);
         }
     }
+    progress.line(true, || format!("read {} parts, {lines_read} events", parts.len()));
+    progress.finish();
     if by_key.is_empty() {
         println!("no relay_usage events under {} in the given range", args.dir.display());
         return Ok(());

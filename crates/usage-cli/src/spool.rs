@@ -137,7 +137,12 @@ fn replay(dir: PathBuf, name: &str, from: u64, config: Option<&PathBuf>) -> Outc
         replay.end()
     );
     let mut sent = 0u64;
+    let mut progress = crate::progress::Progress::new();
+    let end = replay.end();
     loop {
+        progress.line(false, || {
+            format!("sent {sent} events, at seq {} of {end}", replay.position())
+        });
         let events = replay
             .next_events(batch_size, &wants)
             .map_err(|e| Failure::Failed(format!("reading the spool: {e}")))?;
@@ -165,6 +170,10 @@ fn replay(dir: PathBuf, name: &str, from: u64, config: Option<&PathBuf>) -> Outc
         }
         sent += batch.len() as u64;
     }
+    progress.line(true, || {
+        format!("sent {sent} events, at seq {} of {end}", replay.position())
+    });
+    progress.finish();
     let _ = rt.block_on(exporter.close());
     println!("replayed {sent} events to {name}");
     Ok(())

@@ -623,3 +623,24 @@ fn exporter_queue_drops_are_warned_once_per_interval() {
         .unwrap_or_else(|| panic!("{out}"));
     assert!(dropped > 100, "{out}");
 }
+
+/// Issue 22: `report` shows its progress (on a terminal, or with USAGE_PROGRESS=1).
+#[test]
+fn report_shows_progress_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = usage(dir.path(), &["pump", "--count", "5000"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let o = Command::new(env!("CARGO_BIN_EXE_usage"))
+        .args(["report"])
+        .current_dir(dir.path())
+        .env_remove("USAGE_CONFIG")
+        .env("USAGE_PROGRESS", "1")
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(err.contains("parts, 5000 events"), "{err}");
+    // Without it (stderr is not a terminal here): no progress line.
+    let (_, err) = text(&usage(dir.path(), &["report"]));
+    assert!(!err.contains("parts,"), "{err}");
+}
