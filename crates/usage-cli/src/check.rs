@@ -6,6 +6,26 @@ use std::time::Duration;
 use usage_core::registry::registered_exporters;
 use usage_core::Pipeline;
 
+/// Which file the config came from (`--config`, `$USAGE_CONFIG`, `./usage.toml`), or none.
+fn config_file(path: Option<&PathBuf>) -> String {
+    match (path, std::env::var_os("USAGE_CONFIG")) {
+        (Some(p), _) => format!("{} (--config)", p.display()),
+        (None, Some(p)) => format!("{} ($USAGE_CONFIG)", std::path::Path::new(&p).display()),
+        (None, None) if std::path::Path::new("usage.toml").is_file() => "./usage.toml".into(),
+        (None, None) => "none (defaults; no --config, $USAGE_CONFIG or ./usage.toml)".into(),
+    }
+}
+
+/// The `USAGE_<SECTION>__<KEY>` variables set, sorted (the ones the config reads).
+fn config_vars() -> Vec<String> {
+    let mut vars: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter(|k| k.starts_with("USAGE_") && k.contains("__"))
+        .collect();
+    vars.sort();
+    vars
+}
+
 #[derive(clap::Args)]
 pub(crate) struct Args {
     /// Healthcheck timeout per exporter, e.g. 10s.
@@ -13,9 +33,17 @@ pub(crate) struct Args {
     timeout: Duration,
 }
 
-pub(crate) fn run(args: Args, config: Option<&PathBuf>) -> Outcome {
-    let config = load_config(config)?;
+pub(crate) fn run(args: Args, path: Option<&PathBuf>) -> Outcome {
+    let config = load_config(path)?;
     println!("config: ok");
+    println!("  file: {}", config_file(path));
+    // Names only: values may be secrets.
+    let vars = config_vars();
+    if vars.is_empty() {
+        println!("  environment: no USAGE_<SECTION>__<KEY> variables");
+    } else {
+        println!("  environment: {}", vars.join(", "));
+    }
     println!("\nregistered exporter types:");
     for f in registered_exporters() {
         println!("  {:<12} {}", f.type_name, f.description);
@@ -63,6 +91,18 @@ pub(crate) fn run(args: Args, config: Option<&PathBuf>) -> Outcome {
             ""
         };
         println!("  {:<12} type {:<10} events: {kinds}{state}", e.name, e.type_name);
+        let prefix = format!("USAGE_EXPORTERS__{}__", e.name.to_ascii_uppercase());
+        let from_env: Vec<&String> = vars
+            .iter()
+            .filter(|v| v.to_ascii_uppercase().starts_with(&prefix))
+            .collect();
+        if !from_env.is_empty() {
+            let keys: Vec<String> = from_env
+                .iter()
+                .map(|v| v[prefix.len()..].to_ascii_lowercase())
+                .collect();
+            println!("  {:<12} from the environment: {}", "", keys.join(", "));
+        }
     }
     println!("\nhealthchecks:");
     let results = pipeline.healthcheck_blocking(args.timeout);

@@ -644,3 +644,30 @@ fn report_shows_progress_when_asked() {
     let (_, err) = text(&usage(dir.path(), &["report"]));
     assert!(!err.contains("parts,"), "{err}");
 }
+
+/// Issue 22: `usage check` says which file and which variables it used (names,
+/// never values), and which exporter keys came from the environment.
+#[test]
+fn check_names_the_file_and_the_variables_it_used() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("mine.toml"), "[exporters.local]\ntype = \"file\"\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_usage"))
+        .args(["check", "-c", "mine.toml"])
+        .current_dir(dir.path())
+        .env_remove("USAGE_CONFIG")
+        .env("USAGE_EXPORTERS__LOCAL__COMPRESSION", "gzip")
+        .env("USAGE_PIPELINE__SERVICE_NAME", "secret-looking-value")
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(out.contains("file: mine.toml (--config)"), "{out}");
+    assert!(
+        out.contains("environment: USAGE_EXPORTERS__LOCAL__COMPRESSION, USAGE_PIPELINE__SERVICE_NAME"),
+        "{out}"
+    );
+    assert!(out.contains("from the environment: compression"), "{out}");
+    assert!(!out.contains("secret-looking-value"), "values are not printed: {out}");
+    let (out, _) = text(&usage(dir.path(), &["check"]));
+    assert!(out.contains("file: none (defaults"), "{out}");
+}
