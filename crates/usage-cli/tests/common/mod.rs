@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// A `usage gateway` process, killed when dropped.
@@ -43,4 +43,61 @@ pub fn start_gateway_with_stderr(config: &Path, port: u16, stderr: Stdio) -> Run
         std::thread::sleep(Duration::from_millis(20));
     }
     running
+}
+
+/// The binary in `dir`, without the caller's config, log or progress variables.
+pub fn usage_cmd(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_usage"));
+    c.args(args).current_dir(dir);
+    for var in [
+        "USAGE_CONFIG",
+        "RUST_LOG",
+        "USAGE_LOG",
+        "USAGE_LOG_FORMAT",
+        "USAGE_PROGRESS",
+    ] {
+        c.env_remove(var);
+    }
+    c
+}
+
+pub fn usage_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    usage_cmd(dir, args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run usage")
+}
+
+pub fn usage(dir: &Path, args: &[&str]) -> Output {
+    usage_env(dir, args, &[])
+}
+
+/// stdout and stderr as text.
+pub fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+pub fn total_line(report: &str) -> Vec<u64> {
+    let line = report.lines().find(|l| l.starts_with("TOTAL")).expect("a TOTAL line");
+    line.split_whitespace()
+        .filter_map(|w| w.replace(',', "").parse().ok())
+        .collect()
+}
+
+/// The first `.ndjson.zst` part under `dir`, searched depth-first.
+pub fn first_part(dir: &Path) -> std::path::PathBuf {
+    let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            return first_part(&p);
+        }
+        if p.to_string_lossy().ends_with(".ndjson.zst") {
+            return p;
+        }
+    }
+    panic!("no part under {}", dir.display())
 }
