@@ -63,6 +63,7 @@ pub use event::Event;
 pub use export::batch::{Batch, BatchId};
 pub use export::exporter::{ExportError, Exporter};
 pub use export::registry::{ExporterContext, ExporterDefaults, ExporterFactory};
+pub use pipeline::histogram::HistogramSnapshot;
 pub use pipeline::report::{DeliveryError, DeliveryReport, ExporterDelivery};
 pub use pipeline::sink::UsageSink;
 pub use pipeline::stats::{DropStats, ExporterStats, PipelineStats};

@@ -21,6 +21,7 @@ pub(crate) mod backoff;
 mod builder;
 pub(crate) mod deadletter;
 mod handle;
+pub(crate) mod histogram;
 pub(crate) mod ingest;
 mod progress;
 pub(crate) mod queue;

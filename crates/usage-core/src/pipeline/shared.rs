@@ -143,6 +143,8 @@ impl Inner {
                     queued_bytes: qb,
                     queue_max_bytes: s.max_bytes as u64,
                     queue_max_events: s.max_events as u64,
+                    export_seconds: c.export_seconds.snapshot(),
+                    batch_events: c.batch_events.snapshot(),
                     in_flight: c.in_flight.load(Relaxed),
                     paused: c.paused.load(Relaxed),
                     cursor: s.acked.load(Relaxed),

@@ -3,6 +3,8 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
+use super::histogram::{self, Histogram, HistogramSnapshot};
+
 /// Why events were dropped at ingest (before any exporter saw them).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -104,6 +106,10 @@ pub struct ExporterStats {
     pub queue_max_bytes: u64,
     /// The most events its queue holds (`queue_max_events`).
     pub queue_max_events: u64,
+    /// Seconds per export call (every attempt, whatever its outcome).
+    pub export_seconds: HistogramSnapshot,
+    /// Events per delivered batch.
+    pub batch_events: HistogramSnapshot,
     /// Events in the batch being exported now.
     pub in_flight: u64,
     /// Paused after an authentication failure.
@@ -155,7 +161,6 @@ impl PipelineStats {
     }
 }
 
-#[derive(Debug, Default)]
 pub(crate) struct ExporterCounters {
     pub(crate) routed: AtomicU64,
     pub(crate) exported: AtomicU64,
@@ -167,6 +172,29 @@ pub(crate) struct ExporterCounters {
     pub(crate) in_flight: AtomicU64,
     pub(crate) paused: AtomicBool,
     pub(crate) last_error: Mutex<Option<String>>,
+    /// Seconds per export call, whatever its outcome.
+    pub(crate) export_seconds: Histogram,
+    /// Events per delivered batch.
+    pub(crate) batch_events: Histogram,
+}
+
+impl Default for ExporterCounters {
+    fn default() -> Self {
+        ExporterCounters {
+            routed: AtomicU64::new(0),
+            exported: AtomicU64::new(0),
+            retried: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            dead_lettered: AtomicU64::new(0),
+            dropped_queue_full: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            paused: AtomicBool::new(false),
+            last_error: Mutex::new(None),
+            export_seconds: Histogram::new(histogram::SECONDS),
+            batch_events: Histogram::new(histogram::EVENTS),
+        }
+    }
 }
 
 impl ExporterCounters {
@@ -360,6 +388,34 @@ impl PipelineStats {
                     ("{reason=\"unreadable\"}".into(), s.lost_unreadable_events),
                 ],
             );
+        }
+        for (name, help, read) in [
+            (
+                "usage_exporter_export_seconds",
+                "Seconds per export call, whatever its outcome.",
+                (|e: &ExporterStats| &e.export_seconds) as fn(&ExporterStats) -> &HistogramSnapshot,
+            ),
+            (
+                "usage_exporter_batch_events",
+                "Events per delivered batch.",
+                |e: &ExporterStats| &e.batch_events,
+            ),
+        ] {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} histogram");
+            for e in &self.exporters {
+                let labels = format!(
+                    "exporter=\"{}\",type=\"{}\"",
+                    label_value(&e.name),
+                    label_value(&e.type_name)
+                );
+                let h = read(e);
+                for (le, n) in &h.buckets {
+                    let _ = writeln!(o, "{name}_bucket{{{labels},le=\"{le}\"}} {n}");
+                }
+                let _ = writeln!(o, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
+                let _ = writeln!(o, "{name}_sum{{{labels}}} {}", h.sum);
+                let _ = writeln!(o, "{name}_count{{{labels}}} {}", h.count);
+            }
         }
         o
     }

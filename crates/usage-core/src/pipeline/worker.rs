@@ -264,10 +264,13 @@ impl Worker {
                 if attempt > 0 {
                     c.retried.fetch_add(1, Relaxed);
                 }
+                let started = std::time::Instant::now();
                 let result = self.export_once(&b).await;
+                c.export_seconds.observe(started.elapsed().as_secs_f64());
                 let err = match result {
                     Ok(()) => {
                         c.exported.fetch_add(b.len() as u64, Relaxed);
+                        c.batch_events.observe(b.len() as f64);
                         break;
                     }
                     Err(e) => e,
