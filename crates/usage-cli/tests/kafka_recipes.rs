@@ -37,36 +37,16 @@ fn every_managed_kafka_recipe_is_accepted_by_usage_check() {
             .expect("openssl");
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     };
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=test CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-    ]);
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=usage",
-        "-keyout",
-        "service.key",
-        "-out",
-        "service.cert",
-    ]);
+    for (cn, key, cert) in [
+        ("test CA", "ca.key", "ca.pem"),
+        ("usage", "service.key", "service.cert"),
+    ] {
+        let subject = format!("/CN={cn}");
+        openssl(&[
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", &subject, "-keyout", key, "-out",
+            cert,
+        ]);
+    }
     for recipe in recipes {
         let config = recipe
             .replace("/etc/usage/kafka/", &format!("{}/", files.display()))

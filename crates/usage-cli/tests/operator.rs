@@ -128,38 +128,43 @@ fn pump_paces_itself_to_the_exporter_queue_and_drops_nothing() {
     assert_eq!(v["exporters"][0]["dropped"], 0, "{out}");
 }
 
+/// Runs `usage` in `dir`, waits until `started` holds, sends `signal`, and returns
+/// its exit status with stdout and stderr.
+fn signalled(mut cmd: Command, started: impl Fn() -> bool, signal: &str) -> (std::process::ExitStatus, String, String) {
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !started() {
+        assert!(std::time::Instant::now() < end, "it never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let killed = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status, text(&out.stdout), text(&out.stderr))
+}
+
 /// Issue 22: SIGTERM (or Ctrl-C) stops pump emitting; it drains and prints the same
 /// report as a normal end, with every emitted event delivered.
 #[test]
 fn pump_stops_on_sigterm_drains_and_reports() {
     let dir = tempfile::tempdir().unwrap();
     let ids = dir.path().join("ids.txt");
-    let child = usage_cmd(
+    let mut cmd = usage_cmd(
         dir.path(),
         &["pump", "--count", "100000000", "--rate", "5000", "--json", "--ids"],
-    )
-    .arg(&ids)
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .unwrap();
-    // Running once ids reach the file (its buffer flushed at least once).
-    let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::fs::metadata(&ids).map_or(0, |m| m.len()) == 0 {
-        assert!(std::time::Instant::now() < end, "pump never started emitting");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let out = child.wait_with_output().unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
     );
-    assert!(out.status.success(), "{stdout}{stderr}");
+    cmd.arg(&ids);
+    // Running once ids reach the file (its buffer flushed at least once).
+    let (status, stdout, stderr) = signalled(cmd, || std::fs::metadata(&ids).map_or(0, |m| m.len()) > 0, "-TERM");
+    assert!(status.success(), "{stdout}{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
     let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     assert_eq!(v["interrupted"], true, "{stdout}");
@@ -172,32 +177,14 @@ fn pump_stops_on_sigterm_drains_and_reports() {
 #[test]
 fn demo_stops_on_sigterm_and_prints_its_report() {
     let dir = tempfile::tempdir().unwrap();
-    let child = usage_cmd(
+    let cmd = usage_cmd(
         dir.path(),
         &["demo", "--seconds", "600", "--threads", "1", "--rate", "2000"],
-    )
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .unwrap();
+    );
     // Running once the file exporter has written its first part.
     let data = dir.path().join("usage-data");
-    let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !data.exists() {
-        assert!(std::time::Instant::now() < end, "demo never wrote");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let out = child.wait_with_output().unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(out.status.success(), "{stdout}{stderr}");
+    let (status, stdout, stderr) = signalled(cmd, || data.exists(), "-INT");
+    assert!(status.success(), "{stdout}{stderr}");
     assert!(
         stdout.contains("emitted ") && stdout.contains("(0 dropped at ingest)"),
         "{stdout}"

@@ -70,9 +70,10 @@ impl ConnectionRefusal {
         self.seen.store(true, SeqCst);
     }
 
-    /// Something got through: the connection is accepted.
+    /// Something got through: the connection is accepted. Called per delivered
+    /// message, so the usual case is a plain load, not a write to a shared line.
     pub(crate) fn clear(&self) {
-        if self.seen.swap(false, SeqCst) {
+        if self.seen.load(SeqCst) && self.seen.swap(false, SeqCst) {
             *lock(&self.last) = None;
         }
     }
