@@ -208,9 +208,11 @@ pub(crate) async fn accept_events(
     }
     let n = events.len();
     if n > 0 {
+        let sample = g.tap.sample(g, &key.name, &events);
         if let Err(e) = g.pipeline.accept(events, g.cfg.accept_timeout).await {
             return Err(refused(g, &e));
         }
+        g.tap.publish(sample);
     }
     if let Some(p) = pending {
         p.accepted(n);

@@ -95,7 +95,7 @@ fn encoding(g: &Gateway, headers: &HeaderMap) -> Result<Encoding, Response> {
 
 /// Inflates into a buffer that never grows past the inflated limit: inflating
 /// stops at the first byte beyond it.
-fn inflate(g: &Gateway, mut decoder: impl Read, name: &str) -> Result<Vec<u8>, Response> {
+pub(crate) fn inflate(g: &Gateway, mut decoder: impl Read, name: &str) -> Result<Vec<u8>, Response> {
     let limit = g.cfg.max_inflated_body;
     let mut out: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; 64 << 10];

@@ -31,8 +31,17 @@ pub struct KeyConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GatewayConfig {
-    /// Listen address.
+    /// Listen address of the ingest API (`/v1/metrics`, OTLP/HTTP `/v1/logs`).
     pub listen: String,
+    /// Serve OTLP/gRPC (the logs service) on `otlp_grpc_listen`, off by default.
+    pub otlp_grpc: bool,
+    /// Where OTLP/gRPC is served when `otlp_grpc` is on, default `127.0.0.1:4317`
+    /// (the OTLP convention).
+    pub otlp_grpc_listen: String,
+    /// Serves `/metrics`, `/healthz`, `/readyz` and the tap here, apart from ingest;
+    /// unset, they are served on `listen` (health stays on `listen` either way, for
+    /// load balancers).
+    pub admin_listen: Option<String>,
     /// Largest request body as sent (compressed or not), default 10MiB.
     #[serde(deserialize_with = "units::bytes")]
     pub max_body: usize,
@@ -78,6 +87,9 @@ pub struct GatewayConfig {
     /// API keys. At least one is required.
     pub keys: Vec<KeyConfig>,
 }
+
+/// Where OTLP/gRPC listens unless `otlp_grpc_listen` says otherwise.
+pub const DEFAULT_OTLP_GRPC_LISTEN: &str = "127.0.0.1:4317";
 
 /// What every deployed producer sends at most in one request: Daydream's reporter
 /// sends up to 500 events and 1 MiB, so smaller limits would refuse its batches.
@@ -152,6 +164,9 @@ impl Default for GatewayConfig {
     fn default() -> Self {
         GatewayConfig {
             listen: "127.0.0.1:8080".into(),
+            otlp_grpc: false,
+            otlp_grpc_listen: DEFAULT_OTLP_GRPC_LISTEN.into(),
+            admin_listen: None,
             max_body: 10 << 20,
             max_inflated_body: 16 << 20,
             max_decode_bytes: 32 << 20,

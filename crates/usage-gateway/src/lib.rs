@@ -25,6 +25,7 @@ mod accept;
 mod auth;
 mod body;
 pub mod config;
+mod grpc;
 mod idempotency;
 mod memory;
 mod metrics_api;
@@ -35,13 +36,14 @@ mod routes;
 mod serve;
 mod state;
 mod stream_event;
+mod tap;
 
 #[cfg(test)]
 mod fuzz_tests;
 
 pub use config::{GatewayConfig, KeyConfig};
 pub use memory::MemoryBound;
-pub use routes::router;
+pub use routes::{admin_router, ingest_router, router};
 pub use state::Gateway;
 
 use std::sync::Arc;
@@ -75,6 +77,7 @@ impl Gateway {
                     .unwrap_or_else(|| config.pipeline.data_dir.join("rejected")),
             ),
             in_flight: tokio::sync::Semaphore::new(cfg.max_in_flight),
+            tap: Default::default(),
             cfg,
         }))
     }
@@ -93,6 +96,27 @@ impl Gateway {
     pub fn listen(&self) -> &str {
         &self.cfg.listen
     }
+
+    /// Where OTLP/gRPC is served, when `gateway.otlp_grpc` is on.
+    pub fn otlp_grpc_listen(&self) -> Option<&str> {
+        self.cfg.otlp_grpc.then_some(self.cfg.otlp_grpc_listen.as_str())
+    }
+
+    /// The admin listener's address, when set.
+    pub fn admin_listen(&self) -> Option<&str> {
+        self.cfg.admin_listen.as_deref()
+    }
+}
+
+/// The sockets a gateway serves on.
+pub struct Listeners {
+    /// `/v1/metrics` and OTLP/HTTP `/v1/logs` (and health).
+    pub ingest: tokio::net::TcpListener,
+    /// OTLP/gRPC, when `gateway.otlp_grpc` is on.
+    pub otlp_grpc: Option<tokio::net::TcpListener>,
+    /// `/metrics`, health and `/v1/tap`, when `gateway.admin_listen` is set; without
+    /// it they are served on `ingest`.
+    pub admin: Option<tokio::net::TcpListener>,
 }
 
 /// Serves until `shutdown` resolves, then stops taking requests and shuts the
@@ -103,6 +127,54 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     drain: std::time::Duration,
 ) -> Result<usage_core::DeliveryReport, String> {
-    serve::serve_connections(listener, router(gateway.clone()), &gateway.cfg, shutdown).await;
+    let listeners = Listeners {
+        ingest: listener,
+        otlp_grpc: None,
+        admin: None,
+    };
+    serve_on(gateway, listeners, shutdown, drain).await
+}
+
+/// [`serve`] on every listener the config asks for: all stop together.
+pub async fn serve_on(
+    gateway: Arc<Gateway>,
+    listeners: Listeners,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    drain: std::time::Duration,
+) -> Result<usage_core::DeliveryReport, String> {
+    use serve::{serve_connections, Protocol};
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stopping = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    };
+    let cfg = &gateway.cfg;
+    let separate_admin = listeners.admin.is_some();
+    let ingest = serve_connections(
+        listeners.ingest,
+        routes::ingest_router(gateway.clone(), !separate_admin),
+        Protocol::Http1,
+        cfg,
+        stopping(),
+    );
+    let grpc = async {
+        if let Some(l) = listeners.otlp_grpc {
+            let routes = grpc::routes(gateway.clone());
+            serve_connections(l, routes, Protocol::Http2, cfg, stopping()).await;
+        }
+    };
+    let admin = async {
+        if let Some(l) = listeners.admin {
+            let routes = admin_router(gateway.clone());
+            serve_connections(l, routes, Protocol::Http1, cfg, stopping()).await;
+        }
+    };
+    let signal = async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    };
+    tokio::join!(ingest, grpc, admin, signal);
     gateway.pipeline.shutdown(drain).await.map_err(|e| e.to_string())
 }

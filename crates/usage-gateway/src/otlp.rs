@@ -51,8 +51,9 @@ async fn logs(State(g): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> 
     }
 }
 
-/// `200` with an `ExportLogsServiceResponse`; `partial_success` names the refused records.
-fn answer(o: &Outcome, json: bool) -> Response {
+/// The `ExportLogsServiceResponse` for an outcome: `partial_success` names the
+/// refused records (OTLP/HTTP and OTLP/gRPC alike).
+pub(crate) fn response_of(o: &Outcome) -> ExportLogsServiceResponse {
     let partial_success = (!o.rejected.is_empty()).then(|| {
         let mut message = format!("{} log records rejected (kept by the gateway): ", o.rejected.len());
         let shown: Vec<&str> = o
@@ -70,7 +71,12 @@ fn answer(o: &Outcome, json: bool) -> Response {
             error_message: message,
         }
     });
-    let resp = ExportLogsServiceResponse { partial_success };
+    ExportLogsServiceResponse { partial_success }
+}
+
+/// `200` with an `ExportLogsServiceResponse`.
+fn answer(o: &Outcome, json: bool) -> Response {
+    let resp = response_of(o);
     if json {
         let body = serde_json::to_string(&resp).unwrap_or_else(|_| "{}".into());
         (StatusCode::OK, [("content-type", "application/json")], body).into_response()
@@ -84,7 +90,7 @@ fn answer(o: &Outcome, json: bool) -> Response {
     }
 }
 
-fn decode(g: &Gateway, raw: &[u8], json: bool) -> Result<Decoded, Response> {
+pub(crate) fn decode(g: &Gateway, raw: &[u8], json: bool) -> Result<Decoded, Response> {
     let opts = ReceiveOptions {
         max_events: g.cfg.max_events,
         allow_unknown_kinds: g.cfg.allow_unknown_kinds,

@@ -77,16 +77,42 @@ async fn prometheus(State(g): State<Arc<Gateway>>) -> Response {
     ([("content-type", "text/plain; version=0.0.4")], o).into_response()
 }
 
-/// The routes (also used by tests, on any listener).
+/// Every route on one listener: ingest and admin (also used by tests).
 pub fn router(g: Arc<Gateway>) -> Router {
-    Router::new()
+    ingest_router(g, true)
+}
+
+/// The ingest listener's routes: `/v1/metrics`, `/v1/logs` and health; with
+/// `admin`, also what the admin listener serves.
+pub fn ingest_router(g: Arc<Gateway>, admin: bool) -> Router {
+    let mut routes = Router::new()
         .route("/v1/metrics", post(crate::metrics_api::ingest))
+        .merge(crate::otlp::routes());
+    if admin {
+        routes = routes.merge(admin_routes());
+    } else {
+        routes = routes.route("/healthz", get(healthz)).route("/readyz", get(readyz));
+    }
+    finish(routes, g)
+}
+
+/// The admin listener's routes: health, readiness, Prometheus metrics and the tap.
+pub fn admin_router(g: Arc<Gateway>) -> Router {
+    finish(admin_routes(), g)
+}
+
+fn admin_routes() -> Router<Arc<Gateway>> {
+    Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(prometheus))
-        .merge(crate::otlp::routes())
+        .route("/v1/tap", get(crate::tap::tap))
+}
+
+fn finish(routes: Router<Arc<Gateway>>, g: Arc<Gateway>) -> Router {
+    routes
         // Every answer is JSON, a wrong path or method included.
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route: POST /v1/metrics or /v1/logs") })
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route on this listener") })
         .method_not_allowed_fallback(|| async { error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here") })
         // Bodies are read by the ingest routes themselves, after the key (gateway.max_body).
         .layer(DefaultBodyLimit::disable())

@@ -4,8 +4,8 @@
 
 use crate::config::GatewayConfig;
 use axum::Router;
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::sync::Arc;
@@ -20,18 +20,38 @@ pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// How long requests in progress may take to finish after a stop.
 const STOP_GRACE: Duration = Duration::from_secs(30);
 
+/// Streams one HTTP/2 connection may carry at once (gRPC clients multiplex).
+const MAX_STREAMS: u32 = 100;
+
+/// The protocol a listener speaks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Protocol {
+    /// HTTP/1.1: the ingest API, OTLP/HTTP and the admin listener.
+    Http1,
+    /// HTTP/2 with prior knowledge (h2c): OTLP/gRPC.
+    Http2,
+}
+
 /// Serves `routes` on `listener` until `shutdown` resolves.
 pub(crate) async fn serve_connections(
     listener: TcpListener,
     routes: Router,
+    protocol: Protocol,
     cfg: &GatewayConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let connections = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
+    let mut h1 = http1::Builder::new();
+    h1.timer(TokioTimer::new())
         .header_read_timeout(cfg.header_timeout)
         .max_buf_size(MAX_HEAD_BYTES);
+    let mut h2 = http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new())
+        .max_header_list_size(MAX_HEAD_BYTES as u32)
+        .max_concurrent_streams(MAX_STREAMS)
+        // Idle gRPC connections live long: pings find the dead ones.
+        .keep_alive_interval(Some(Duration::from_secs(60)))
+        .keep_alive_timeout(cfg.header_timeout);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -58,12 +78,23 @@ pub(crate) async fn serve_connections(
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(routes.clone());
-        let conn = http.serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            let _ = conn.await;
-            drop(permit);
-        });
+        let io = TokioIo::new(stream);
+        match protocol {
+            Protocol::Http1 => {
+                let conn = graceful.watch(h1.serve_connection(io, service));
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                    drop(permit);
+                });
+            }
+            Protocol::Http2 => {
+                let conn = graceful.watch(h2.serve_connection(io, service));
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                    drop(permit);
+                });
+            }
+        }
     }
     drop(listener);
     if tokio::time::timeout(STOP_GRACE, graceful.shutdown()).await.is_err() {

@@ -65,6 +65,8 @@ pub struct Gateway {
     pub(crate) rejected: RejectedStore,
     /// Slots for requests being read, decoded and accepted (`max_in_flight`).
     pub(crate) in_flight: tokio::sync::Semaphore,
+    /// Samples of accepted events for `usage tap`.
+    pub(crate) tap: crate::tap::Tap,
 }
 
 /// A JSON error body: `{"error": "..."}` with the status.

@@ -80,6 +80,16 @@ impl Pipeline {
         self.inner.slots.iter().map(|s| s.name.clone()).collect()
     }
 
+    /// The exporters an event of `kind` is routed to, in config order.
+    pub fn exporters_for(&self, kind: &str) -> Vec<&str> {
+        self.inner
+            .slots
+            .iter()
+            .filter(|s| crate::is_valid_name(kind) && s.wants(kind))
+            .map(|s| s.name.as_str())
+            .collect()
+    }
+
     /// Runs every exporter's healthcheck concurrently, each bounded by `timeout`.
     /// Returns `(instance name, Ok or the reason)` in config order.
     pub async fn healthcheck(&self, timeout: Duration) -> Vec<(String, Result<(), String>)> {
