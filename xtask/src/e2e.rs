@@ -55,6 +55,12 @@ pub(crate) fn install_otel_sdk(work: &Path, b: &mut Backends) -> Result<(), Stri
         ],
     )?;
     b.env.insert("USAGE_E2E_PYTHON".into(), python.display().to_string());
+    // The same SDK's gRPC exporter (grpcio wheels), for the OTLP/gRPC row.
+    services::pip_install_module(
+        &venv,
+        "opentelemetry.exporter.otlp.proto.grpc._log_exporter",
+        &["opentelemetry-exporter-otlp-proto-grpc==1.45.2"],
+    )?;
     // confluent-kafka (its own librdkafka build) reads the Kafka exporter's
     // stream_trace envelope back as Daydream's consumers would.
     services::pip_install_module(&venv, "confluent_kafka", &["confluent-kafka==2.12.1"])?;

@@ -4,6 +4,8 @@
 //! sending Lava's records, and a Daydream-reporter client. Run by `cargo xtask e2e`
 //! against the real `usage` binary; every row must show 0 lost and 0 billed twice.
 
+#[path = "interop/h2_proxy.rs"]
+mod h2_proxy;
 #[path = "interop/proxy.rs"]
 mod proxy;
 
@@ -14,12 +16,15 @@ use std::time::{Duration, Instant};
 use usage_conformance::{env_addr, free_port, scratch_dir, Server};
 use usage_core::{Event, EventId, Value};
 
-fn start_gateway(dir: &Path) -> (u16, Server) {
+/// The gateway's ingest port, its OTLP/gRPC port and the process.
+fn start_gateway(dir: &Path) -> (u16, u16, Server) {
     let port = free_port();
+    let grpc = free_port();
     let config = dir.join("gateway.toml");
     let toml = format!(
         "[pipeline]\nflush_interval = \"50ms\"\ndata_dir = {data:?}\n[spool]\npath = {spool:?}\n\
          [gateway]\nlisten = \"127.0.0.1:{port}\"\n\
+         otlp_grpc = true\notlp_grpc_listen = \"127.0.0.1:{grpc}\"\n\
          [[gateway.keys]]\nkey = \"lava-key\"\nname = \"lava\"\n\
          [[gateway.keys]]\nkey = \"daydream-key\"\nname = \"daydream\"\n\
          [exporters.out]\ntype = \"file\"\npath = {out:?}\n",
@@ -36,7 +41,7 @@ fn start_gateway(dir: &Path) -> (u16, Server) {
         .stderr(log);
     let server =
         Server::start("usage gateway", &mut command, port, Duration::from_secs(30)).unwrap_or_else(|e| panic!("{e}"));
-    (port, server)
+    (port, grpc, server)
 }
 
 fn script(name: &str) -> PathBuf {
@@ -156,55 +161,110 @@ fn u64_field(e: &Event, name: &str) -> u64 {
 #[test]
 #[ignore = "needs the usage binary and the e2e venv: run `cargo xtask e2e`"]
 fn lava_otel_python_sdk_mixed_batches_through_lost_answers() {
-    lava_through_lost_answers("otel python sdk", "lava-python", |endpoint, sent, counts| {
-        let mut args = vec![
-            script("lava_otel_sdk.py").display().to_string(),
-            endpoint.into(),
-            sent.into(),
-        ];
-        args.extend(counts.iter().map(|c| c.to_string()));
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        run_python(
-            &args,
-            &[("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "authorization=Bearer%20lava-key")],
-        );
-    });
+    lava_through_lost_answers(
+        "otel python sdk",
+        "lava-python",
+        Transport::Http,
+        |endpoint, sent, counts| {
+            let mut args = vec![
+                script("lava_otel_sdk.py").display().to_string(),
+                endpoint.into(),
+                sent.into(),
+            ];
+            args.extend(counts.iter().map(|c| c.to_string()));
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_python(
+                &args,
+                &[("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "authorization=Bearer%20lava-key")],
+            );
+        },
+    );
 }
 
 #[test]
 #[ignore = "needs the usage binary and the e2e node modules: run `cargo xtask e2e`"]
 fn lava_otel_node_sdk_json_mixed_batches_through_lost_answers() {
-    lava_through_lost_answers("otel node sdk (json)", "lava-node", |endpoint, sent, counts| {
-        // ESM resolves packages next to the script: run it from the e2e node dir.
-        let node_dir = PathBuf::from(env_addr("USAGE_E2E_NODE_DIR"));
-        let target = node_dir.join("lava_otel_node.mjs");
-        std::fs::copy(script("lava_otel_node.mjs"), &target).expect("copy the node client");
-        let mut args = vec![
-            target.display().to_string(),
-            endpoint.into(),
-            "lava-key".into(),
-            sent.into(),
-        ];
-        args.extend(counts.iter().map(|c| c.to_string()));
-        let status = Command::new("node").args(&args).status().expect("run node");
-        assert!(status.success(), "{args:?} failed: {status}");
-    });
+    lava_through_lost_answers(
+        "otel node sdk (json)",
+        "lava-node",
+        Transport::Http,
+        |endpoint, sent, counts| {
+            // ESM resolves packages next to the script: run it from the e2e node dir.
+            let node_dir = PathBuf::from(env_addr("USAGE_E2E_NODE_DIR"));
+            let target = node_dir.join("lava_otel_node.mjs");
+            std::fs::copy(script("lava_otel_node.mjs"), &target).expect("copy the node client");
+            let mut args = vec![
+                target.display().to_string(),
+                endpoint.into(),
+                "lava-key".into(),
+                sent.into(),
+            ];
+            args.extend(counts.iter().map(|c| c.to_string()));
+            let status = Command::new("node").args(&args).status().expect("run node");
+            assert!(status.success(), "{args:?} failed: {status}");
+        },
+    );
+}
+
+#[test]
+#[ignore = "needs the usage binary and the e2e venv: run `cargo xtask e2e`"]
+fn lava_otel_python_sdk_grpc_mixed_batches_through_lost_answers() {
+    lava_through_lost_answers(
+        "otel python sdk (grpc)",
+        "lava-grpc",
+        Transport::Grpc,
+        |endpoint, sent, counts| {
+            let mut args = vec![
+                script("lava_otel_sdk.py").display().to_string(),
+                endpoint.into(),
+                sent.into(),
+            ];
+            args.extend(counts.iter().map(|c| c.to_string()));
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_python(
+                &args,
+                &[
+                    ("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "authorization=Bearer%20lava-key"),
+                    ("LAVA_OTLP_PROTOCOL", "grpc"),
+                ],
+            );
+        },
+    );
+}
+
+/// How a client reaches the gateway.
+#[derive(Clone, Copy)]
+enum Transport {
+    /// OTLP/HTTP `/v1/logs` through the HTTP/1 fault proxy.
+    Http,
+    /// OTLP/gRPC through the HTTP/2 fault proxy.
+    Grpc,
 }
 
 /// Lava's records (5,000 relays, 50 QoS samples, 25 relays without `cu`) sent by
-/// `client(endpoint, sent_summary_path, [relays, qos, bad])` through the fault proxy.
-fn lava_through_lost_answers(client_name: &str, run: &str, client: impl FnOnce(&str, &str, [usize; 3])) {
+/// `client(endpoint, sent_summary_path, [relays, qos, bad])` through a fault proxy.
+fn lava_through_lost_answers(
+    client_name: &str,
+    run: &str,
+    transport: Transport,
+    client: impl FnOnce(&str, &str, [usize; 3]),
+) {
     let start = Instant::now();
     let dir = scratch_dir(&format!("conformance-interop-{run}"));
-    let (gateway, _process) = start_gateway(&dir);
-    let (proxy, faults) = proxy::start(gateway);
+    let (gateway, grpc, _process) = start_gateway(&dir);
+    let (endpoint, faults) = match transport {
+        Transport::Http => {
+            let (proxy, faults) = proxy::start(gateway);
+            (format!("http://127.0.0.1:{proxy}/v1/logs"), faults)
+        }
+        Transport::Grpc => {
+            let (proxy, faults) = h2_proxy::start(grpc);
+            (format!("http://127.0.0.1:{proxy}"), faults)
+        }
+    };
     let sent_path = dir.join("lava-sent.json");
     let (relays, qos, bad) = (5000usize, 50usize, 25usize);
-    client(
-        &format!("http://127.0.0.1:{proxy}/v1/logs"),
-        &sent_path.display().to_string(),
-        [relays, qos, bad],
-    );
+    client(&endpoint, &sent_path.display().to_string(), [relays, qos, bad]);
     let sent: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&sent_path).expect("sent summary")).expect("json");
     assert_eq!(sent["flushed"], true, "the SDK flushed everything: {sent}");
@@ -254,7 +314,7 @@ fn lava_through_lost_answers(client_name: &str, run: &str, client: impl FnOnce(&
 fn daydream_reporter_to_the_letter_through_lost_answers() {
     let start = Instant::now();
     let dir = scratch_dir("conformance-interop-daydream");
-    let (gateway, _process) = start_gateway(&dir);
+    let (gateway, _, _process) = start_gateway(&dir);
     let (proxy, faults) = proxy::start(gateway);
     let sent_path = dir.join("daydream-sent.json");
     let (events, bad) = (3000usize, 10usize);

@@ -3,7 +3,8 @@ write): one BatchProcessor for both kinds, Lava's resource and attribute types e
 (shared/interop.md), no event id. Writes what it sent as JSON for the checker.
 
 usage: lava_otel_sdk.py ENDPOINT OUT.json RELAYS QOS BAD
-  ENDPOINT  OTLP/HTTP logs URL (…/v1/logs)
+  ENDPOINT  OTLP/HTTP logs URL (…/v1/logs), or with LAVA_OTLP_PROTOCOL=grpc the
+            OTLP/gRPC endpoint (http://host:port, sent without TLS)
   RELAYS    valid relay_usage records (latency_ms carries a serial, unique per record)
   QOS       optimizer_qos samples, interleaved with the relays
   BAD       relay_usage records without `cu` (the gateway must reject and keep them)
@@ -15,7 +16,6 @@ import socket
 import sys
 import time
 
-from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
@@ -27,7 +27,14 @@ def main():
         {"service.name": "lava-rpcconsumer", "service.instance.id": f"{socket.gethostname()}-{os.getpid()}"}
     )
     provider = LoggerProvider(resource=resource)
-    exporter = OTLPLogExporter(endpoint=endpoint, timeout=10)
+    if os.environ.get("LAVA_OTLP_PROTOCOL") == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+
+        exporter = OTLPLogExporter(endpoint=endpoint, insecure=True, timeout=10)
+    else:
+        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+        exporter = OTLPLogExporter(endpoint=endpoint, timeout=10)
     # Lava's settings: queue 50,000, batch 1,000, every 500 ms.
     provider.add_log_record_processor(
         BatchLogRecordProcessor(exporter, max_queue_size=50_000, max_export_batch_size=1_000, schedule_delay_millis=500)
