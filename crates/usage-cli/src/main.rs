@@ -1,5 +1,6 @@
 //! `usage`: run the demo, read billing totals, check a config, pump synthetic load.
 
+mod admin;
 mod check;
 mod demo;
 mod gateway;
@@ -7,12 +8,15 @@ mod interrupt;
 mod link;
 mod logging;
 mod progress;
+mod prom;
 mod pump;
 mod rejected;
 mod report;
 mod schema;
 mod spool;
 mod synth;
+mod tap;
+mod top;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -49,6 +53,10 @@ enum Command {
     Schema(schema::Args),
     /// Run the gateway: /v1/metrics and OTLP/HTTP ingest feeding the configured exporters.
     Gateway(gateway::Args),
+    /// Print a live sample of the events a running gateway accepts (NDJSON), from its admin listener.
+    Tap(tap::Args),
+    /// Show a running gateway's per-exporter rates, queues, lag, drops and pauses.
+    Top(top::Args),
     /// Look into a spool directory, or replay it to an exporter.
     #[command(subcommand)]
     Spool(spool::Command),
@@ -107,6 +115,8 @@ fn main() -> ExitCode {
         Command::Pump(a) => pump::run(a, config),
         Command::Schema(a) => schema::run(a),
         Command::Gateway(a) => gateway::run(a, config),
+        Command::Tap(a) => tap::run(a, config),
+        Command::Top(a) => top::run(a, config),
         Command::Spool(c) => spool::run(c, config),
         Command::Rejected(c) => rejected::run(c),
         Command::Completions { shell } => {

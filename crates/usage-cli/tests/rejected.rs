@@ -1,14 +1,13 @@
 //! `usage gateway` keeps what it refuses; `usage rejected` lists and replays it once
 //! the operator fixed the cause (here: the kind was unknown, then allowed).
 
-use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{free_port, start_gateway, Running};
+use common::{free_port, post_json, record, start_gateway, Running};
 
 fn gateway(dir: &Path, port: u16, allow_unknown: bool) -> Running {
     let config = dir.join("gateway.toml");
@@ -24,30 +23,6 @@ fn gateway(dir: &Path, port: u16, allow_unknown: bool) -> Running {
     )
     .unwrap();
     start_gateway(&config, port)
-}
-
-fn post_json(port: u16, path: &str, body: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer k1\r\ncontent-type: application/json\r\n\
-         connection: close\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (
-        status,
-        out.split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default(),
-    )
-}
-
-fn record(kind: &str, attrs: &str) -> String {
-    format!(r#"{{"timeUnixNano":"1764633600000000000","body":{{"stringValue":"{kind}"}},"attributes":[{attrs}]}}"#)
 }
 
 #[test]
