@@ -35,6 +35,15 @@ pub(crate) struct Args {
 
 pub(crate) fn run(args: Args, path: Option<&PathBuf>) -> Outcome {
     let config = load_config(path)?;
+    // `[gateway]` is read by `usage gateway` alone, but checked here too.
+    let gateway = match config.gateway {
+        Some(_) => {
+            let g: usage_gateway::GatewayConfig = config.gateway()?;
+            g.validate()?;
+            Some(g)
+        }
+        None => None,
+    };
     println!("config: ok");
     println!("  file: {}", config_file(path));
     // Names only: values may be secrets.
@@ -62,6 +71,24 @@ pub(crate) fn run(args: Args, path: Option<&PathBuf>) -> Outcome {
             ),
             Err(_) => println!("\nspool: {} (not created yet)", spool.path.display()),
         }
+    }
+    if let Some(gateway) = &gateway {
+        let grpc = if gateway.otlp_grpc {
+            format!("OTLP/gRPC on {}", gateway.otlp_grpc_listen)
+        } else {
+            "no OTLP/gRPC".into()
+        };
+        let admin = gateway
+            .admin_listen
+            .as_deref()
+            .map_or("admin routes on the ingest listener".to_string(), |a| {
+                format!("admin on {a}")
+            });
+        println!(
+            "\ngateway: ok (ingest on {}, {grpc}, {admin}, {} keys)",
+            gateway.listen,
+            gateway.keys.len()
+        );
     }
     let without_spool = usage_core::UsageConfig {
         spool: None,

@@ -31,6 +31,24 @@ fn misspelt_keys_fail_check_with_a_suggestion_even_when_switched_off() {
     assert!(
         err.contains("USAGE_PIPELNE__QUEUE_CAPACITY") && err.contains("did you mean `pipeline`?"),
         "{err}"
+    ); // `[gateway]` is checked by `usage check` too, not only when the gateway starts.
+    std::fs::write(
+        dir.path().join("usage.toml"),
+        "[gateway]\nadmin_lisen = \"127.0.0.1:9\"\n",
+    )
+    .unwrap();
+    let o = usage(dir.path(), &["check"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}{err}");
+    assert!(
+        err.contains("gateway.admin_lisen") && err.contains("did you mean `admin_listen`?"),
+        "{err}"
+    );
+    std::fs::write(dir.path().join("usage.toml"), "[gateway]\notlp_grpc = true\n").unwrap();
+    let (out, _) = text(&usage(dir.path(), &["check", "--timeout", "1s"]));
+    assert!(
+        out.contains("gateway: ok (ingest on 127.0.0.1:8080, OTLP/gRPC on 127.0.0.1:4317"),
+        "{out}"
     );
 }
 
