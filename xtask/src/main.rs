@@ -7,12 +7,15 @@
 //! - `bench`: the side-by-side comparison (criterion benches, real backends, the
 //!   collector role), written to `target/bench/report.md` and `report.json`;
 //!   `bench --criterion-only [args]` runs just `cargo bench --workspace`.
+//! - `docs-check`: runs every command and config block in README.md and docs/
+//!   against the real binary and fails on drift.
 //! - `fuzz --seconds N`: every decoder's `fuzz_` property test, with fresh random
 //!   inputs, round after round for N seconds (default 60).
 
 mod bench;
 mod bench_collector;
 mod bench_report;
+mod docs_check;
 mod e2e;
 mod e2e_s3;
 mod e2e_secured;
@@ -31,6 +34,7 @@ fn main() -> ExitCode {
         Some("bench") if args.get(1).map(String::as_str) == Some("--criterion-only") => bench(&args[2..]),
         Some("bench") => bench::run(&root(), &cargo(), args.iter().any(|a| a == "--quick")),
         Some("fuzz") => fuzz::run(&cargo(), &args[1..]),
+        Some("docs-check") => docs_check::run(&root(), &cargo()),
         Some("help") | Some("--help") | Some("-h") | None => {
             print_help();
             Ok(())
@@ -59,7 +63,8 @@ fn print_help() {
          (--compose: use docker-compose.yml instead)\n  \
          bench   measure everything side by side -> target/bench/report.md (+ .json);
                  `bench --criterion-only [args]` runs only the criterion benches\n  \
-         fuzz    every decoder's fuzz_ property test, round after round (--seconds N, default 60)"
+         fuzz    every decoder's fuzz_ property test, round after round (--seconds N, default 60)\n  \
+         docs-check  every command and config block in README.md and docs/ against the binary"
     );
 }
 
@@ -107,6 +112,8 @@ fn test() -> Result<(), String> {
     // `cargo test` also builds the examples (they are `test = true`); a separate
     // `cargo build` would resolve features differently and build everything twice.
     step("tests", &cargo, &["test", "--workspace"])?;
+    eprintln!("==> docs-check");
+    docs_check::run(&root(), &cargo)?;
     eprintln!("==> e2e");
     e2e::run(&root(), &cargo, false)?;
     eprintln!("all checks passed in {:.1}s", start.elapsed().as_secs_f64());
