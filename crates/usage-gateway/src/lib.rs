@@ -17,7 +17,11 @@
 //!   ones kept. Events without an id get one derived from their content, so a re-sent
 //!   request maps to the same ids. A repeated `Idempotency-Key` within the window is
 //!   acknowledged without being forwarded again.
-//! - `GET /healthz`, `GET /readyz`, `GET /metrics` (Prometheus text).
+//! - OTLP/gRPC (`gateway.otlp_grpc`, default port 4317): the logs service's `Export`
+//!   over HTTP/2, through the same steps, answering in gRPC status codes.
+//! - `GET /healthz`, `GET /readyz`, `GET /metrics` (Prometheus text), `GET /v1/tap`
+//!   (a live sample of accepted events): on `gateway.admin_listen` when set, else on
+//!   the ingest listener.
 //!
 //! See `docs/openapi.yaml` and `docs/operations.md`.
 
