@@ -57,27 +57,34 @@ fn misspelt_keys_fail_check_with_a_suggestion_even_when_switched_off() {
 #[test]
 fn logs_follow_rust_log_and_usage_log_without_colour_off_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
-    // An http exporter without a key is off by default, which is logged at INFO.
+    // An http exporter without a key is off by default, which is said at WARN.
     std::fs::write(
         dir.path().join("usage.toml"),
         "[exporters.local]\ntype = \"file\"\n[exporters.api]\ntype = \"http\"\nurl = \"http://127.0.0.1:1/v1/metrics\"\n",
     )
     .unwrap();
     let run = |env: &[(&str, &str)]| usage_env(dir.path(), &["check", "--timeout", "1s"], env);
-    let (_, quiet) = text(&run(&[]));
-    assert!(!quiet.contains("disabled by default"), "warn by default: {quiet}");
-    let (_, info) = text(&run(&[("USAGE_LOG", "info")]));
-    assert!(info.contains("disabled by default"), "{info}");
-    assert!(!info.contains('\u{1b}'), "no colour codes off a terminal: {info:?}");
-    let (_, info) = text(&run(&[("RUST_LOG", "warn,usage_core=info"), ("USAGE_LOG", "error")]));
-    assert!(info.contains("disabled by default"), "RUST_LOG wins: {info}");
-    let (_, json) = text(&run(&[("USAGE_LOG", "info"), ("USAGE_LOG_FORMAT", "json")]));
+    let said = "exporter off: a key it needs is missing";
+    let (_, default) = text(&run(&[]));
+    assert!(
+        default.contains(said) && default.contains("api"),
+        "warn by default: {default}"
+    );
+    assert!(
+        !default.contains('\u{1b}'),
+        "no colour codes off a terminal: {default:?}"
+    );
+    let (_, quiet) = text(&run(&[("USAGE_LOG", "error")]));
+    assert!(!quiet.contains(said), "{quiet}");
+    let (_, warn) = text(&run(&[("RUST_LOG", "warn"), ("USAGE_LOG", "error")]));
+    assert!(warn.contains(said), "RUST_LOG wins: {warn}");
+    let (_, json) = text(&run(&[("USAGE_LOG_FORMAT", "json")]));
     let line = json
         .lines()
-        .find(|l| l.contains("disabled by default"))
+        .find(|l| l.contains(said))
         .unwrap_or_else(|| panic!("{json}"));
     let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
-    assert_eq!(v["level"], "INFO", "{line}");
+    assert_eq!(v["level"], "WARN", "{line}");
     let o = run(&[("RUST_LOG", "usage_core=loud")]);
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");

@@ -75,7 +75,8 @@ impl PipelineBuilder {
             }
             if section.options.enabled.is_none() && !(factory.enabled_by_default)(&section) {
                 (factory.check)(&section)?;
-                tracing::info!(exporter = %section.name, "exporter disabled by default (see its docs); set enabled = true to force it");
+                // Configured yet not running is a surprise: said at the default log level.
+                tracing::warn!(exporter = %section.name, type_name = %section.type_name, "exporter off: a key it needs is missing (see its docs; `usage check` shows it); set enabled = true to force it");
                 continue;
             }
             let ctx = ExporterContext {
