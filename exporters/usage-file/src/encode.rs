@@ -10,8 +10,9 @@ use usage_core::{json, Batch};
 pub struct EncodedPart {
     /// Its partition.
     pub partition: Partition,
-    /// Events in it.
-    pub events: usize,
+    /// Its events' positions in the batch ([`Batch::iter`] order), so a
+    /// destination that refuses one part can refuse just those events.
+    pub indices: Vec<usize>,
     /// Uncompressed NDJSON bytes.
     pub raw_bytes: usize,
     /// The file contents.
@@ -20,21 +21,19 @@ pub struct EncodedPart {
 
 /// Splits a batch by (kind, event hour) and encodes each group as compressed NDJSON.
 pub fn encode_parts(batch: &Batch, compression: Compression, level: i32) -> std::io::Result<Vec<EncodedPart>> {
-    let mut groups: BTreeMap<Partition, (usize, Vec<u8>)> = BTreeMap::new();
-    for slice in batch.slices() {
-        for e in slice {
-            let (n, buf) = groups.entry(Partition::of(e.kind(), e.ts())).or_default();
-            json::write_event(buf, e, batch.resource());
-            buf.push(b'\n');
-            *n += 1;
-        }
+    let mut groups: BTreeMap<Partition, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
+    for (i, e) in batch.iter().enumerate() {
+        let (indices, buf) = groups.entry(Partition::of(e.kind(), e.ts())).or_default();
+        json::write_event(buf, e, batch.resource());
+        buf.push(b'\n');
+        indices.push(i);
     }
     groups
         .into_iter()
-        .map(|(partition, (events, raw))| {
+        .map(|(partition, (indices, raw))| {
             Ok(EncodedPart {
                 partition,
-                events,
+                indices,
                 raw_bytes: raw.len(),
                 bytes: compress(&raw, compression, level)?,
             })

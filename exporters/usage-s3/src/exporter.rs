@@ -307,11 +307,29 @@ impl Exporter for S3Exporter {
             .map_err(|e| ExportError::retryable(format!("s3 encode task failed: {e}")))?
             .map_err(|e| ExportError::retryable(format!("s3 encode: {e}")))?;
         let id = batch.id().to_string();
+        // A part the store refuses (its key holds another object) costs only its own
+        // events: the other parts are still written, and only its events are refused.
+        let (mut refused, mut reasons) = (Vec::new(), Vec::new());
         for part in parts {
             let key = self.key(&part.partition.kind, &part.partition.hive_path(), &id);
-            self.put(&key, part.bytes, &id).await?;
+            match self.put(&key, part.bytes, &id).await {
+                Ok(()) => {}
+                Err(ExportError::Rejected { message }) => {
+                    refused.extend(part.indices);
+                    reasons.push(message);
+                }
+                Err(other) => return Err(other),
+            }
         }
-        Ok(())
+        if refused.is_empty() {
+            return Ok(());
+        }
+        let message = reasons.join("; ");
+        if refused.len() == batch.len() {
+            return Err(ExportError::rejected(message));
+        }
+        refused.sort_unstable();
+        Err(ExportError::rejected_events(refused, message))
     }
 
     async fn healthcheck(&self) -> Result<(), ExportError> {

@@ -189,3 +189,61 @@ async fn a_failed_completion_aborts_the_multipart_upload() {
         "the upload was aborted: {lines:?}"
     );
 }
+
+/// One part whose key holds a foreign object costs only its own events: the
+/// batch's other part is written, and only the refused part's events are named.
+#[tokio::test]
+async fn a_refused_part_costs_only_its_own_events() {
+    use usage_conformance::{Answer, FaultServer, Request};
+    let script = Arc::new(|_: usize, r: &Request| {
+        let line = r.head.lines().next().unwrap_or_default().to_string();
+        let taken = line.contains("hour%3d10");
+        if line.starts_with("put ") && taken {
+            Answer::status(412)
+        } else if line.starts_with("put ") {
+            Answer::status(200)
+        } else if line.starts_with("head ") && taken {
+            Answer::Status(
+                200,
+                vec![("x-amz-meta-usage-batch", "someone-else".into())],
+                String::new(),
+            )
+        } else {
+            Answer::status(404)
+        }
+    });
+    let server = FaultServer::start(Arc::new(|_: &Request| Vec::new()), script)
+        .await
+        .unwrap();
+    let exporter = exporter(&format!("http://{}", server.addr));
+    let at = |hour: u32, cu: u64| {
+        let ts = usage_core::Timestamp::parse_rfc3339(&format!("2026-11-21T{hour:02}:30:00Z")).unwrap();
+        Event::at(
+            ts,
+            RelayUsage {
+                cu,
+                ..Default::default()
+            },
+        )
+    };
+    // Interleaved hours: the refused part's positions are 0, 2, 4.
+    let events = vec![at(10, 0), at(11, 1), at(10, 2), at(11, 3), at(10, 4)];
+    let batch = Batch::from_events(events, Arc::new(Resource::default()));
+    let result = exporter.export(&batch).await;
+    let lines: Vec<String> = server
+        .requests()
+        .iter()
+        .map(|r| r.head.lines().next().unwrap_or_default().to_string())
+        .collect();
+    match result {
+        Err(ExportError::PartiallyRejected { indices, message }) => {
+            assert_eq!(indices, [0, 2, 4]);
+            assert!(message.contains("not overwritten"), "{message}");
+        }
+        other => panic!("{other:?} after {lines:?}"),
+    }
+    assert!(
+        lines.iter().any(|l| l.starts_with("put ") && l.contains("hour%3d11")),
+        "the other part was written: {lines:?}"
+    );
+}
