@@ -61,6 +61,52 @@ fn emit_section(md: &mut String, r: &Value) {
     let _ = writeln!(md, "| 1 | {u1:.0} | {o1:.0} | {:.1}x |", o1 / u1);
     let _ = writeln!(md, "| 2 | {u2:.0} | {o2:.0} | {:.1}x |", o2 / u2);
     let _ = writeln!(md, "\nNo-op sink: {:.2} ns.\n", ns(r, "emit", "noop_sink"));
+    real_values_section(md, r);
+}
+
+/// Lava's real values (500 32-char projects, 44-char providers, origins), warm and paced.
+fn real_values_section(md: &mut String, r: &Value) {
+    let (u1, u2) = (
+        ns(r, "emit", "usage_real_1_thread"),
+        ns(r, "emit", "usage_real_2_thread"),
+    );
+    let (o1, o2) = (
+        ns(r, "emit", "otel_sdk_real_1_thread"),
+        ns(r, "emit", "otel_sdk_real_2_thread"),
+    );
+    let _ = writeln!(md, "### With Lava's real values (ns per event)\n");
+    let _ = writeln!(
+        md,
+        "| run | threads | usage | opentelemetry_sdk | ratio (goal >= 10x) | usage dropped | sdk dropped |\n|---|---|---|---|---|---|---|"
+    );
+    let _ = writeln!(
+        md,
+        "| warm queue (goal <= 50 ns) | 1 | {u1:.0} | {o1:.0} | {:.1}x | | |",
+        o1 / u1
+    );
+    let _ = writeln!(md, "| warm queue | 2 | {u2:.0} | {o2:.0} | {:.1}x | | |", o2 / u2);
+    let paced = &r["emit"]["paced"];
+    for threads in [1, 2] {
+        let u = &paced[format!("usage_real_paced_{threads}_thread")];
+        let o = &paced[format!("otel_sdk_real_paced_{threads}_thread")];
+        let _ = writeln!(
+            md,
+            "| paced, 200k/s per thread in groups of 64 (goal <= 100 ns, 0 dropped) | {threads} | {:.0} | {:.0} | {:.1}x | {} | {} |",
+            f(&u["median_ns"]),
+            f(&o["median_ns"]),
+            f(&o["median_ns"]) / f(&u["median_ns"]),
+            u["max_dropped"],
+            o["max_dropped"]
+        );
+    }
+    let p1 = f(&paced["usage_real_paced_1_thread"]["median_ns"]);
+    let p2 = f(&paced["usage_real_paced_2_thread"]["median_ns"]);
+    let _ = writeln!(
+        md,
+        "\n2 threads vs 1 (goal <= 1.2x): warm {:.2}x, paced {:.2}x.\n",
+        u2 / u1,
+        p2 / p1
+    );
 }
 
 fn collector_section(md: &mut String, r: &Value) {

@@ -4,6 +4,11 @@
 //! (c) the same 15 fields as an OpenTelemetry log record through `opentelemetry_sdk`'s
 //!     `BatchLogProcessor` with a discarding exporter, 1 and 2 threads.
 //!
+//! (d) both again with Lava's real values (shared/interop.md): 500 distinct 32-char
+//!     project hashes, 44-char provider addresses, origins up to 30 chars, held by
+//!     the host as `String`s and copied into each event as a service would
+//!     (`usage_real`, `otel_sdk_real`).
+//!
 //! Both pipelines run with their default queue size raised only as far as one
 //! burst needs. Each sample emits its events in bursts of `BURST` per thread (timed)
 //! and lets the queue drain between bursts (untimed), so every timed emit is an
@@ -18,6 +23,12 @@ use std::hint::black_box;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 use usage_core::{async_trait, Batch, Event, ExportError, Exporter, Pipeline, RelayUsage, Text, UsageSink};
+
+#[path = "emit/paced.rs"]
+mod paced;
+#[path = "emit/real.rs"]
+mod real;
+use real::RealValues;
 
 /// Events per thread per timed burst; the queues hold at least two bursts.
 const BURST: u64 = 10_000;
@@ -209,6 +220,28 @@ fn bench_emit(c: &mut Criterion) {
         ));
     }
 
+    let real = Arc::new(RealValues::new());
+    for threads in [1usize, 2] {
+        let sink = pipeline.sink();
+        let r = real.clone();
+        let emit: Arc<dyn Fn(u64) + Send + Sync> = Arc::new(move |i| sink.emit(r.relay(i)));
+        let before = pipeline.stats();
+        let drain = || {
+            while pipeline.stats().queued_events > 0 {
+                std::thread::yield_now();
+            }
+        };
+        g.bench_function(format!("usage_real/{threads}_thread"), |b| {
+            b.iter_custom(|iters| bursts(threads, iters, &emit, &drain))
+        });
+        let after = pipeline.stats();
+        drops.push((
+            format!("usage_real/{threads}_thread"),
+            after.emitted - before.emitted,
+            after.dropped.total() - before.dropped.total(),
+        ));
+    }
+
     let noop = UsageSink::noop();
     g.bench_function("noop_sink", |b| {
         let mut i = 0u64;
@@ -235,11 +268,73 @@ fn bench_emit(c: &mut Criterion) {
             b.iter_custom(|iters| bursts(threads, iters, &emit, &drain))
         });
     }
+    for threads in [1usize, 2] {
+        let logger = Arc::new(provider.logger("bench"));
+        let (r, counter) = (real.clone(), otel_emitted.clone());
+        let emit: Arc<dyn Fn(u64) + Send + Sync> = Arc::new(move |i| {
+            r.otel_emit(logger.as_ref(), i);
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        });
+        let drain = || {
+            let _ = provider.force_flush();
+        };
+        g.bench_function(format!("otel_sdk_real/{threads}_thread"), |b| {
+            b.iter_custom(|iters| bursts(threads, iters, &emit, &drain))
+        });
+    }
     g.finish();
     let _ = provider.force_flush();
     let delivered = otel_exporter.0.load(std::sync::atomic::Ordering::Relaxed);
     let emitted = otel_emitted.load(std::sync::atomic::Ordering::Relaxed);
     drops.push(("otel_sdk_batch".into(), emitted, emitted.saturating_sub(delivered)));
+
+    // Paced, outside criterion (see paced.rs): the host's steady state.
+    // `USAGE_EMIT_PACED=0` skips it (e.g. to profile one criterion case).
+    let paced_threads: &[usize] = if std::env::var("USAGE_EMIT_PACED").as_deref() == Ok("0") {
+        &[]
+    } else {
+        &[1, 2]
+    };
+    let mut paced_rows = Vec::new();
+    for &threads in paced_threads {
+        let sink = pipeline.sink();
+        let r = real.clone();
+        let before = pipeline.stats();
+        let run = paced::run(threads, 2.0, Arc::new(move |i| sink.emit(r.relay(i))));
+        let _ = pipeline.flush_blocking(Duration::from_secs(30));
+        let after = pipeline.stats();
+        let dropped = after.dropped.total() - before.dropped.total();
+        paced_rows.push((format!("usage_real_paced_{threads}_thread"), run, dropped));
+    }
+    for &threads in paced_threads {
+        let logger = Arc::new(provider.logger("bench"));
+        let r = real.clone();
+        let before = otel_exporter.0.load(std::sync::atomic::Ordering::Relaxed);
+        let run = paced::run(threads, 2.0, Arc::new(move |i| r.otel_emit(logger.as_ref(), i)));
+        let _ = provider.force_flush();
+        let got = otel_exporter.0.load(std::sync::atomic::Ordering::Relaxed) - before;
+        let dropped = run.emitted.saturating_sub(got);
+        paced_rows.push((format!("otel_sdk_real_paced_{threads}_thread"), run, dropped));
+    }
+    let mut json = serde_json::Map::new();
+    for (name, run, dropped) in &paced_rows {
+        eprintln!(
+            "paced {name}: {:.1} ns per emit, {} emitted at {} events/s per thread in groups of {}, {dropped} dropped",
+            run.ns_per_emit,
+            run.emitted,
+            paced::RATE,
+            paced::GROUP
+        );
+        json.insert(
+            name.clone(),
+            serde_json::json!({"ns_per_emit": run.ns_per_emit, "emitted": run.emitted, "dropped": dropped}),
+        );
+    }
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench/emit_paced.json");
+    let _ = std::fs::create_dir_all(out.parent().unwrap_or(std::path::Path::new(".")));
+    if !paced_rows.is_empty() {
+        let _ = std::fs::write(&out, serde_json::Value::Object(json).to_string());
+    }
 
     for (name, emitted, dropped) in drops {
         eprintln!("{name}: emitted {emitted}, dropped {dropped} (drops would make emit look cheaper)");

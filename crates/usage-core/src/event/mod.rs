@@ -26,6 +26,8 @@ use value::Value;
 /// allocates nothing; other kinds are boxed.
 #[doc(hidden)]
 #[derive(Debug)]
+// Inline on purpose: a box would be an allocation per emit and a free on another thread.
+#[allow(clippy::large_enum_variant)]
 pub enum Payload {
     Relay(RelayUsage),
     Boxed(Box<dyn EventData>),

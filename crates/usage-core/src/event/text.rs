@@ -1,8 +1,9 @@
-//! `Text`: owned, immutable, 24-byte strings built for the emit path.
+//! `Text`: owned, immutable, 48-byte strings built for the emit path.
 //!
-//! Up to 23 bytes live inline and are copied in registers (no allocation, no
-//! shared cache line between the emitting and exporting threads); `&'static str`
-//! is borrowed; longer strings share one `Arc<str>`.
+//! Up to 47 bytes live inline (no allocation, no shared cache line between the
+//! emitting and exporting threads: Lava's 32-char project hashes, 44-char provider
+//! addresses and origins all fit); `&'static str` is borrowed; longer strings share
+//! one `Arc<str>`.
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
@@ -11,7 +12,9 @@ use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 use std::sync::Arc;
 
-const INLINE_CAP: usize = 23;
+/// The size of a `Text`; its last byte is the tag.
+const SIZE: usize = 48;
+const INLINE_CAP: usize = SIZE - 1;
 const TAG_STATIC: u8 = 0x80;
 const TAG_HEAP: u8 = 0x81;
 
@@ -22,7 +25,9 @@ const TAG_HEAP: u8 = 0x81;
 /// let short = Text::new("eth_getBlockByNumber"); // inline, no allocation
 /// assert!(!short.is_heap_allocated());
 /// let constant = Text::new_static("jsonrpc"); // borrowed, free to clone
-/// let long = Text::new("lava@1qu0jm3ts8g5sc7kmc9wruyqk7gk2ms8etjmg6y"); // shared
+/// let provider = Text::new("lava@1qu0jm3ts8g5sc7kmc9wruyqk7gk2ms8etjmg6y"); // 44 bytes: inline
+/// assert!(!provider.is_heap_allocated());
+/// let long = Text::new("a value longer than forty-seven bytes is shared on the heap");
 /// assert!(long.is_heap_allocated());
 /// assert_eq!(short.as_str(), "eth_getBlockByNumber");
 /// assert_eq!(constant, "jsonrpc");
@@ -34,13 +39,12 @@ pub struct Text {
 #[cfg(not(target_pointer_width = "64"))]
 compile_error!("usage_core::Text supports 64-bit targets only");
 
-/// Three little-endian words. The top byte of the third is the tag: 0..=23 is an
-/// inline length (bytes in memory order), else `TAG_STATIC`/`TAG_HEAP` with a
-/// pointer and a length in the first two words.
+/// `SIZE` bytes. The last is the tag: 0..=47 is an inline length (the bytes come
+/// first), else `TAG_STATIC`/`TAG_HEAP` with a pointer and a length in front.
 #[derive(Clone, Copy)]
 #[repr(C)]
 union Repr {
-    words: [u64; 3],
+    bytes: [u8; SIZE],
     ptr: PtrRepr,
 }
 
@@ -49,56 +53,14 @@ union Repr {
 struct PtrRepr {
     ptr: *const u8,
     len: usize,
-    tag: u64,
+    pad: [u8; SIZE - 17],
+    tag: u8,
 }
 
 // SAFETY: the pointer variants are a `&'static str` or an `Arc<str>`, both Send + Sync.
 unsafe impl Send for Text {}
 // SAFETY: as above; the text is immutable.
 unsafe impl Sync for Text {}
-
-/// Reads 8 bytes at `at` (unaligned), little-endian. Checked (review L9): a bounds
-/// check the callers' own length tests usually let the compiler drop, then one load.
-#[inline(always)]
-fn load8(s: &[u8], at: usize) -> u64 {
-    let mut word = [0u8; 8];
-    word.copy_from_slice(&s[at..at + 8]);
-    u64::from_le_bytes(word)
-}
-
-/// Reads 4 bytes at `at` (unaligned), little-endian; checked as [`load8`].
-#[inline(always)]
-fn load4(s: &[u8], at: usize) -> u64 {
-    let mut word = [0u8; 4];
-    word.copy_from_slice(&s[at..at + 4]);
-    u64::from(u32::from_le_bytes(word))
-}
-
-/// The bytes `[from, n)` of `s` (fewer than 8) as the low bytes of a word, read
-/// with one overlapping load ending at `n`. Requires `n >= 8`.
-#[inline(always)]
-fn tail(s: &[u8], from: usize, n: usize) -> u64 {
-    let shift = (8 - (n - from)) * 8;
-    if shift >= 64 {
-        0
-    } else {
-        load8(s, n - 8) >> shift
-    }
-}
-
-/// Up to 7 bytes as the low bytes of a word.
-#[inline(always)]
-fn small(s: &[u8]) -> u64 {
-    let n = s.len();
-    if n >= 4 {
-        // Two overlapping 4-byte loads; overlapping bytes are equal, so OR is exact.
-        load4(s, 0) | (load4(s, n - 4) << ((n - 4) * 8))
-    } else if n > 0 {
-        u64::from(s[0]) | (u64::from(s[n / 2]) << ((n / 2) * 8)) | (u64::from(s[n - 1]) << ((n - 1) * 8))
-    } else {
-        0
-    }
-}
 
 impl Text {
     /// Copies `s` (inline if it fits, else into a shared `Arc<str>`).
@@ -119,7 +81,8 @@ impl Text {
                 ptr: PtrRepr {
                     ptr: s.as_ptr(),
                     len: s.len(),
-                    tag: ((TAG_STATIC as u64) << 56).to_le(),
+                    pad: [0; SIZE - 17],
+                    tag: TAG_STATIC,
                 },
             },
         }
@@ -163,7 +126,8 @@ impl Text {
                 ptr: PtrRepr {
                     ptr,
                     len,
-                    tag: ((TAG_HEAP as u64) << 56).to_le(),
+                    pad: [0; SIZE - 17],
+                    tag: TAG_HEAP,
                 },
             },
         }
@@ -173,24 +137,16 @@ impl Text {
     fn inline(s: &[u8]) -> Self {
         let n = s.len();
         debug_assert!(n <= INLINE_CAP);
-        let (w0, w1, w2) = if n >= 16 {
-            (load8(s, 0), load8(s, 8), tail(s, 16, n))
-        } else if n >= 8 {
-            (load8(s, 0), tail(s, 8, n), 0)
-        } else {
-            (small(s), 0, 0)
-        };
-        Text {
-            r: Repr {
-                words: [w0.to_le(), w1.to_le(), (w2 | ((n as u64) << 56)).to_le()],
-            },
-        }
+        let mut bytes = [0u8; SIZE];
+        bytes[..n].copy_from_slice(s);
+        bytes[SIZE - 1] = n as u8;
+        Text { r: Repr { bytes } }
     }
 
     #[inline(always)]
     fn tag(&self) -> u8 {
-        // SAFETY: every variant initialises all 24 bytes; the third word is plain data.
-        (u64::from_le(unsafe { self.r.words[2] }) >> 56) as u8
+        // SAFETY: every variant initialises all `SIZE` bytes.
+        unsafe { self.r.bytes[SIZE - 1] }
     }
 
     /// The text.
@@ -198,8 +154,8 @@ impl Text {
     pub fn as_str(&self) -> &str {
         let tag = self.tag();
         let bytes: &[u8] = if tag as usize <= INLINE_CAP {
-            // SAFETY: inline bytes are the first `tag` bytes of the words, copied from a str.
-            unsafe { std::slice::from_raw_parts(self.r.words.as_ptr().cast::<u8>(), tag as usize) }
+            // SAFETY: inline bytes are the first `tag` bytes, copied from a str.
+            unsafe { std::slice::from_raw_parts(self.r.bytes.as_ptr(), tag as usize) }
         } else {
             // SAFETY: a live &'static str or Arc<str> (kept alive by this Text).
             unsafe { std::slice::from_raw_parts(self.r.ptr.ptr, self.r.ptr.len) }
@@ -208,7 +164,7 @@ impl Text {
         unsafe { std::str::from_utf8_unchecked(bytes) }
     }
 
-    /// True when the text lives in a shared heap allocation (longer than 23 bytes).
+    /// True when the text lives in a shared heap allocation (longer than 47 bytes).
     #[inline]
     pub fn is_heap_allocated(&self) -> bool {
         self.tag() == TAG_HEAP
@@ -245,7 +201,7 @@ impl Drop for Text {
 impl Default for Text {
     fn default() -> Self {
         Text {
-            r: Repr { words: [0, 0, 0] },
+            r: Repr { bytes: [0; SIZE] },
         }
     }
 }
@@ -382,22 +338,22 @@ mod tests {
 
     #[test]
     fn static_and_arc_share_without_copying() {
-        const S: Text = Text::new_static("a fairly long constant string, over 23");
+        const S: Text = Text::new_static("a fairly long constant string, over forty-seven bytes");
         assert!(!S.is_heap_allocated());
-        let arc: Arc<str> = Arc::from("shared value that is longer than inline");
+        let arc: Arc<str> = Arc::from("shared value that is longer than the inline capacity");
         let t = Text::from(arc.clone());
         assert_eq!(Arc::strong_count(&arc), 2);
         let t2 = t.clone();
         assert_eq!(Arc::strong_count(&arc), 3);
         drop((t, t2));
         assert_eq!(Arc::strong_count(&arc), 1);
-        assert_eq!(std::mem::size_of::<Text>(), 24);
+        assert_eq!(std::mem::size_of::<Text>(), SIZE);
         assert_eq!(Text::default().as_str(), "");
     }
 
     proptest! {
         #[test]
-        fn any_utf8_round_trips(s in ".{0,40}") {
+        fn any_utf8_round_trips(s in ".{0,60}") {
             let t = Text::new(&s);
             prop_assert_eq!(t.as_str(), s.as_str());
             let c = t.clone();

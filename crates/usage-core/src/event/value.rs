@@ -260,7 +260,8 @@ mod tests {
     #[test]
     fn heap_bytes_counts_only_spilled_text() {
         assert_eq!(Text::new("short").heap_bytes(), 0);
-        let long = Text::new("a".repeat(40));
-        assert_eq!(long.heap_bytes(), 40);
+        assert_eq!(Text::new("a".repeat(47)).heap_bytes(), 0, "47 bytes fit inline");
+        let long = Text::new("a".repeat(48));
+        assert_eq!(long.heap_bytes(), 48);
     }
 }
