@@ -1,6 +1,6 @@
 //! `Text`: owned, immutable, 48-byte strings built for the emit path.
 //!
-//! Up to 47 bytes live inline (no allocation, no shared cache line between the
+//! Up to 47 bytes live inline, built in registers (no allocation, no shared cache line between the
 //! emitting and exporting threads: Lava's 32-char project hashes, 44-char provider
 //! addresses and origins all fit); `&'static str` is borrowed; longer strings share
 //! one `Arc<str>`.
@@ -45,6 +45,7 @@ compile_error!("usage_core::Text supports 64-bit targets only");
 #[repr(C)]
 union Repr {
     bytes: [u8; SIZE],
+    words: [u64; SIZE / 8],
     ptr: PtrRepr,
 }
 
@@ -61,6 +62,49 @@ struct PtrRepr {
 unsafe impl Send for Text {}
 // SAFETY: as above; the text is immutable.
 unsafe impl Sync for Text {}
+
+/// Reads 8 bytes at `at` (unaligned), little-endian. Checked (review L9): a bounds
+/// check the callers' own length tests usually let the compiler drop, then one load.
+#[inline(always)]
+fn load8(s: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&s[at..at + 8]);
+    u64::from_le_bytes(word)
+}
+
+/// Reads 4 bytes at `at` (unaligned), little-endian; checked as [`load8`].
+#[inline(always)]
+fn load4(s: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 4];
+    word.copy_from_slice(&s[at..at + 4]);
+    u64::from(u32::from_le_bytes(word))
+}
+
+/// The bytes `[from, n)` of `s` (fewer than 8) as the low bytes of a word, read
+/// with one overlapping load ending at `n`. Requires `n >= 8`.
+#[inline(always)]
+fn tail(s: &[u8], from: usize, n: usize) -> u64 {
+    let shift = (8 - (n - from)) * 8;
+    if shift >= 64 {
+        0
+    } else {
+        load8(s, n - 8) >> shift
+    }
+}
+
+/// Up to 7 bytes as the low bytes of a word.
+#[inline(always)]
+fn small(s: &[u8]) -> u64 {
+    let n = s.len();
+    if n >= 4 {
+        // Two overlapping 4-byte loads; overlapping bytes are equal, so OR is exact.
+        load4(s, 0) | (load4(s, n - 4) << ((n - 4) * 8))
+    } else if n > 0 {
+        u64::from(s[0]) | (u64::from(s[n / 2]) << ((n / 2) * 8)) | (u64::from(s[n - 1]) << ((n - 1) * 8))
+    } else {
+        0
+    }
+}
 
 impl Text {
     /// Copies `s` (inline if it fits, else into a shared `Arc<str>`).
@@ -137,10 +181,36 @@ impl Text {
     fn inline(s: &[u8]) -> Self {
         let n = s.len();
         debug_assert!(n <= INLINE_CAP);
-        let mut bytes = [0u8; SIZE];
-        bytes[..n].copy_from_slice(s);
-        bytes[SIZE - 1] = n as u8;
-        Text { r: Repr { bytes } }
+        // Six whole words, built in registers and stored as words: a byte-wise copy
+        // followed by a separate tag byte stalls every later copy of the event on
+        // store forwarding.
+        let word = |i: usize| -> u64 {
+            let from = i * 8;
+            if n >= from + 8 {
+                load8(s, from)
+            } else if n > from {
+                if n >= 8 {
+                    tail(s, from, n)
+                } else {
+                    small(s)
+                }
+            } else {
+                0
+            }
+        };
+        let tag = (n as u64) << 56;
+        Text {
+            r: Repr {
+                words: [
+                    word(0).to_le(),
+                    word(1).to_le(),
+                    word(2).to_le(),
+                    word(3).to_le(),
+                    word(4).to_le(),
+                    (word(5) | tag).to_le(),
+                ],
+            },
+        }
     }
 
     #[inline(always)]
