@@ -182,6 +182,32 @@ fn bursts(threads: usize, iters: u64, emit: &Arc<dyn Fn(u64) + Send + Sync>, dra
     total
 }
 
+/// `usage` emitting `relay(i)` on `threads` threads; (id, emitted, dropped).
+/// (Generic, so `relay` inlines into the timed closure as it would in a host.)
+fn bench_usage(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    pipeline: &Pipeline,
+    id: &str,
+    threads: usize,
+    relay: impl Fn(u64) -> RelayUsage + Send + Sync + 'static,
+) -> (String, u64, u64) {
+    let sink = pipeline.sink();
+    let emit: Arc<dyn Fn(u64) + Send + Sync> = Arc::new(move |i| sink.emit(relay(i)));
+    let before = pipeline.stats();
+    let drain = || {
+        while pipeline.stats().queued_events > 0 {
+            std::thread::yield_now();
+        }
+    };
+    g.bench_function(id, |b| b.iter_custom(|iters| bursts(threads, iters, &emit, &drain)));
+    let after = pipeline.stats();
+    (
+        id.to_string(),
+        after.emitted - before.emitted,
+        after.dropped.total() - before.dropped.total(),
+    )
+}
+
 fn bench_emit(c: &mut Criterion) {
     let src = Arc::new(Source::new());
     let sample = Event::new(src.relay(0));
@@ -199,47 +225,16 @@ fn bench_emit(c: &mut Criterion) {
 
     let pipeline = usage_pipeline();
     let mut drops = Vec::new();
-    for threads in [1usize, 2] {
-        let sink = pipeline.sink();
-        let s = src.clone();
-        let emit: Arc<dyn Fn(u64) + Send + Sync> = Arc::new(move |i| sink.emit(s.relay(i)));
-        let before = pipeline.stats();
-        let drain = || {
-            while pipeline.stats().queued_events > 0 {
-                std::thread::yield_now();
-            }
-        };
-        g.bench_function(format!("usage/{threads}_thread"), |b| {
-            b.iter_custom(|iters| bursts(threads, iters, &emit, &drain))
-        });
-        let after = pipeline.stats();
-        drops.push((
-            format!("usage/{threads}_thread"),
-            after.emitted - before.emitted,
-            after.dropped.total() - before.dropped.total(),
-        ));
-    }
-
     let real = Arc::new(RealValues::new());
     for threads in [1usize, 2] {
-        let sink = pipeline.sink();
+        let s = src.clone();
+        let id = format!("usage/{threads}_thread");
+        drops.push(bench_usage(&mut g, &pipeline, &id, threads, move |i| s.relay(i)));
+    }
+    for threads in [1usize, 2] {
         let r = real.clone();
-        let emit: Arc<dyn Fn(u64) + Send + Sync> = Arc::new(move |i| sink.emit(r.relay(i)));
-        let before = pipeline.stats();
-        let drain = || {
-            while pipeline.stats().queued_events > 0 {
-                std::thread::yield_now();
-            }
-        };
-        g.bench_function(format!("usage_real/{threads}_thread"), |b| {
-            b.iter_custom(|iters| bursts(threads, iters, &emit, &drain))
-        });
-        let after = pipeline.stats();
-        drops.push((
-            format!("usage_real/{threads}_thread"),
-            after.emitted - before.emitted,
-            after.dropped.total() - before.dropped.total(),
-        ));
+        let id = format!("usage_real/{threads}_thread");
+        drops.push(bench_usage(&mut g, &pipeline, &id, threads, move |i| r.relay(i)));
     }
 
     let noop = UsageSink::noop();

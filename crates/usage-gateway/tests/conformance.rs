@@ -165,20 +165,22 @@ fn lava_otel_python_sdk_mixed_batches_through_lost_answers() {
         "otel python sdk",
         "lava-python",
         Transport::Http,
-        |endpoint, sent, counts| {
-            let mut args = vec![
-                script("lava_otel_sdk.py").display().to_string(),
-                endpoint.into(),
-                sent.into(),
-            ];
-            args.extend(counts.iter().map(|c| c.to_string()));
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            run_python(
-                &args,
-                &[("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "authorization=Bearer%20lava-key")],
-            );
-        },
+        |endpoint, sent, counts| python_lava(endpoint, sent, counts, &[]),
     );
+}
+
+/// `lava_otel_sdk.py` with Lava's key, and `extra` environment.
+fn python_lava(endpoint: &str, sent: &str, counts: [usize; 3], extra: &[(&str, &str)]) {
+    let mut args = vec![
+        script("lava_otel_sdk.py").display().to_string(),
+        endpoint.into(),
+        sent.into(),
+    ];
+    args.extend(counts.iter().map(|c| c.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut env = vec![("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "authorization=Bearer%20lava-key")];
+    env.extend_from_slice(extra);
+    run_python(&args, &env);
 }
 
 #[test]
@@ -213,22 +215,7 @@ fn lava_otel_python_sdk_grpc_mixed_batches_through_lost_answers() {
         "otel python sdk (grpc)",
         "lava-grpc",
         Transport::Grpc,
-        |endpoint, sent, counts| {
-            let mut args = vec![
-                script("lava_otel_sdk.py").display().to_string(),
-                endpoint.into(),
-                sent.into(),
-            ];
-            args.extend(counts.iter().map(|c| c.to_string()));
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            run_python(
-                &args,
-                &[
-                    ("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "authorization=Bearer%20lava-key"),
-                    ("LAVA_OTLP_PROTOCOL", "grpc"),
-                ],
-            );
-        },
+        |endpoint, sent, counts| python_lava(endpoint, sent, counts, &[("LAVA_OTLP_PROTOCOL", "grpc")]),
     );
 }
 

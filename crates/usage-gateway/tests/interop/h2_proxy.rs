@@ -5,7 +5,7 @@
 //! and sends the same request again: the retry that must not bill twice.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 
@@ -16,19 +16,7 @@ const HEADERS: u8 = 0x1;
 
 /// Starts the proxy on a free port; returns its port and its counters.
 pub fn start(upstream: u16) -> (u16, Arc<Faults>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the h2 fault proxy");
-    let port = listener.local_addr().expect("proxy address").port();
-    let faults = Arc::new(Faults::default());
-    let counters = faults.clone();
-    std::thread::spawn(move || {
-        for client in listener.incoming().flatten() {
-            let faults = counters.clone();
-            std::thread::spawn(move || {
-                let _ = serve(client, upstream, &faults);
-            });
-        }
-    });
-    (port, faults)
+    crate::proxy::listen(upstream, serve)
 }
 
 fn serve(client: TcpStream, upstream: u16, faults: &Faults) -> std::io::Result<()> {

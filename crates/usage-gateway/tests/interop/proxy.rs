@@ -23,6 +23,11 @@ pub struct Faults {
 /// Starts the proxy on a free port; returns its port and its counters. Of every four
 /// requests, the 2nd loses its answer and the 4th gets a 502 instead of it.
 pub fn start(upstream: u16) -> (u16, Arc<Faults>) {
+    listen(upstream, serve)
+}
+
+/// A proxy on a free port, each client connection served by `serve` on its own thread.
+pub fn listen(upstream: u16, serve: fn(TcpStream, u16, &Faults) -> std::io::Result<()>) -> (u16, Arc<Faults>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind the fault proxy");
     let port = listener.local_addr().expect("proxy address").port();
     let faults = Arc::new(Faults::default());
