@@ -155,24 +155,30 @@ pub async fn serve_on(
         }
     };
     let cfg = &gateway.cfg;
+    // One pool of connection slots for both ingest listeners (the memory bound counts
+    // `max_connections` once), and a small one of its own for the admin listener, so
+    // metrics and health answer while ingest is saturated.
+    let slots = Arc::new(tokio::sync::Semaphore::new(cfg.max_connections.max(1)));
+    let admin_slots = Arc::new(tokio::sync::Semaphore::new(memory::ADMIN_CONNECTIONS));
     let separate_admin = listeners.admin.is_some();
     let ingest = serve_connections(
         listeners.ingest,
         routes::ingest_router(gateway.clone(), !separate_admin),
         Protocol::Http1,
         cfg,
+        slots.clone(),
         stopping(),
     );
     let grpc = async {
         if let Some(l) = listeners.otlp_grpc {
             let routes = grpc::routes(gateway.clone());
-            serve_connections(l, routes, Protocol::Http2, cfg, stopping()).await;
+            serve_connections(l, routes, Protocol::Http2, cfg, slots.clone(), stopping()).await;
         }
     };
     let admin = async {
         if let Some(l) = listeners.admin {
             let routes = admin_router(gateway.clone());
-            serve_connections(l, routes, Protocol::Http1, cfg, stopping()).await;
+            serve_connections(l, routes, Protocol::Http1, cfg, admin_slots, stopping()).await;
         }
     };
     let signal = async move {

@@ -12,6 +12,9 @@ use usage_otlp_proto::receive::{working_memory_bound, ReceiveOptions};
 const EVENT_OVERHEAD: usize = 64;
 /// A kept record's line beyond its body: time, key, index, reason and message.
 const REJECTED_LINE: usize = 512;
+/// Connections the admin listener serves at once (its own pool, apart from
+/// `max_connections`, so it answers while ingest is saturated).
+pub(crate) const ADMIN_CONNECTIONS: usize = 16;
 
 /// The parts of the bound, in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +24,8 @@ pub struct MemoryBound {
     pub per_request: u64,
     /// `max_in_flight` of them.
     pub requests: u64,
-    /// Open connections' head buffers (read and write).
+    /// Open connections' head buffers (read and write): `max_connections` shared by
+    /// the ingest and OTLP/gRPC listeners, plus the admin listener's own 16.
     pub connections: u64,
     /// The pipeline's queues: ingest plus every exporter's.
     pub queues: u64,
@@ -59,7 +63,12 @@ impl MemoryBound {
             .saturating_add(cfg.max_events.saturating_mul(event))
             .saturating_add(rejected) as u64;
         let requests = per_request.saturating_mul(cfg.max_in_flight as u64);
-        let connections = (cfg.max_connections as u64).saturating_mul(2 * MAX_HEAD_BYTES as u64);
+        let admin = if cfg.admin_listen.is_some() {
+            ADMIN_CONNECTIONS
+        } else {
+            0
+        };
+        let connections = (cfg.max_connections.saturating_add(admin) as u64).saturating_mul(2 * MAX_HEAD_BYTES as u64);
         let queues = pipeline
             .exporters
             .iter()

@@ -20,8 +20,15 @@ pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// How long requests in progress may take to finish after a stop.
 const STOP_GRACE: Duration = Duration::from_secs(30);
 
-/// Streams one HTTP/2 connection may carry at once (gRPC clients multiplex).
-const MAX_STREAMS: u32 = 100;
+/// What one HTTP/2 (OTLP/gRPC) connection may buffer, kept within the
+/// 2 x `MAX_HEAD_BYTES` per connection the memory bound counts: 4 streams' header
+/// blocks of 8 KiB, a 64 KiB receive window for the whole connection (a body is
+/// read only once its request holds a `max_in_flight` slot) and 16 KiB of answers.
+const MAX_STREAMS: u32 = 4;
+const H2_HEADER_BYTES: u32 = 8 << 10;
+const H2_WINDOW_BYTES: u32 = 64 << 10;
+const H2_SEND_BYTES: usize = 16 << 10;
+const _: () = assert!((MAX_STREAMS * H2_HEADER_BYTES + H2_WINDOW_BYTES) as usize + H2_SEND_BYTES <= 2 * MAX_HEAD_BYTES);
 
 /// The protocol a listener speaks.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -32,23 +39,27 @@ pub(crate) enum Protocol {
     Http2,
 }
 
-/// Serves `routes` on `listener` until `shutdown` resolves.
+/// Serves `routes` on `listener` until `shutdown` resolves. `connections` holds the
+/// slots of `max_connections`, shared by every listener of the gateway.
 pub(crate) async fn serve_connections(
     listener: TcpListener,
     routes: Router,
     protocol: Protocol,
     cfg: &GatewayConfig,
+    connections: Arc<Semaphore>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    let connections = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
     let mut h1 = http1::Builder::new();
     h1.timer(TokioTimer::new())
         .header_read_timeout(cfg.header_timeout)
         .max_buf_size(MAX_HEAD_BYTES);
     let mut h2 = http2::Builder::new(TokioExecutor::new());
     h2.timer(TokioTimer::new())
-        .max_header_list_size(MAX_HEAD_BYTES as u32)
+        .max_header_list_size(H2_HEADER_BYTES)
         .max_concurrent_streams(MAX_STREAMS)
+        .initial_connection_window_size(H2_WINDOW_BYTES)
+        .initial_stream_window_size(H2_WINDOW_BYTES)
+        .max_send_buf_size(H2_SEND_BYTES)
         // Idle gRPC connections live long: pings find the dead ones.
         .keep_alive_interval(Some(Duration::from_secs(60)))
         .keep_alive_timeout(cfg.header_timeout);

@@ -430,3 +430,69 @@ async fn otlp_logs_errors_name_the_record_and_attribute() {
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+/// The admin listener has its own connections: with every ingest connection taken,
+/// health and metrics still answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_listener_answers_while_ingest_connections_are_exhausted() {
+    usage_core::link_exporters!(usage_file);
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[pipeline]\ndata_dir = \"{d}/data\"\n[gateway]\nmax_connections = 2\n\
+         [[gateway.keys]]\nkey = \"k\"\n[exporters.out]\ntype = \"file\"\npath = \"{d}/out\"\n",
+        d = dir.path().display()
+    );
+    let gw = Gateway::new(&UsageConfig::from_toml(&toml).unwrap()).unwrap();
+    let ingest = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (ingest_addr, admin_addr) = (
+        ingest.local_addr().unwrap().to_string(),
+        admin.local_addr().unwrap().to_string(),
+    );
+    let listeners = usage_gateway::Listeners {
+        ingest,
+        otlp_grpc: None,
+        admin: Some(admin),
+    };
+    tokio::spawn(usage_gateway::serve_on(
+        gw,
+        listeners,
+        std::future::pending(),
+        Duration::ZERO,
+    ));
+    let _held = hold_two(&ingest_addr).await;
+    let r = tokio::time::timeout(
+        Duration::from_secs(10),
+        request(&admin_addr, "GET", "/metrics", &[], b""),
+    )
+    .await
+    .expect("the admin listener answers");
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("usage_gateway_received_events_total"));
+    // A third ingest client waits in the backlog: no answer within a second.
+    let waiting = tokio::time::timeout(
+        Duration::from_secs(1),
+        request(&ingest_addr, "GET", "/healthz", &[], b""),
+    )
+    .await;
+    assert!(waiting.is_err(), "ingest is saturated");
+}
+
+/// Two keep-alive connections that each got an answer: both hold an ingest slot.
+async fn hold_two(addr: &str) -> Vec<tokio::net::TcpStream> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 512];
+        while !seen.ends_with(b"ok\n") {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the connection was closed");
+            seen.extend_from_slice(&buf[..n]);
+        }
+        held.push(s);
+    }
+    held
+}

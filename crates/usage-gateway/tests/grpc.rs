@@ -212,3 +212,27 @@ async fn refusals_carry_the_grpc_code_a_client_retries_or_drops_by() {
     };
     assert_eq!(other.headers()["grpc-status"], "12", "only the logs service is served");
 }
+
+/// A message far larger than the connection's 64 KiB receive window flows through
+/// window updates, whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_larger_than_the_receive_window_arrives_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, gw) = start(dir.path()).await;
+    let events: Vec<Event> = (0..480)
+        .map(|cu| {
+            Event::new(usage_core::RelayUsage {
+                project: "acme".into(),
+                origin: "o".repeat(2000).as_str().into(),
+                cu,
+                ..Default::default()
+            })
+        })
+        .collect();
+    let message = request_of(&events);
+    assert!(message.len() > 900_000, "{}", message.len());
+    let a = call(&addr, &[GRPC, KEY], frame(false, &message)).await;
+    assert_eq!(a.status(), "0", "{}", a.message());
+    gw.pipeline().flush(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(stored(dir.path()).len(), 480);
+}
