@@ -122,8 +122,10 @@ impl RecordLimits {
         Ok(())
     }
 
-    /// `Err` naming the problem when a string is longer than allowed.
-    pub fn check_string(&self, what: &str, s: &str) -> Result<(), String> {
+    /// `Err` naming the problem when a string is longer than allowed. `what` is
+    /// formatted only then: pass `format_args!(...)`, since this runs for every
+    /// string of every record.
+    pub fn check_string(&self, what: impl std::fmt::Display, s: &str) -> Result<(), String> {
         if s.len() > self.max_string_bytes {
             return Err(format!(
                 "{what} is {} bytes, more than {} (gateway.max_string_bytes)",

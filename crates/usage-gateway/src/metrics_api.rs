@@ -81,7 +81,7 @@ pub(crate) fn decode(g: &Gateway, raw: &[u8]) -> Result<Decoded, Response> {
     let (app, host) = (body.app.as_deref(), body.host.as_deref());
     let limits = g.cfg.record_limits();
     for (name, value) in [("app", app), ("host", host)] {
-        if let Some(Err(m)) = value.map(|v| limits.check_string(&format!("body: `{name}`"), v)) {
+        if let Some(Err(m)) = value.map(|v| limits.check_string(format_args!("body: `{name}`"), v)) {
             return Err(bad(m));
         }
     }

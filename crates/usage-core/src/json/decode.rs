@@ -230,12 +230,12 @@ impl Decoder {
         for (k, v) in obj {
             l.check_string("a key", k).map_err(DecodeError::TooLarge)?;
             match v {
-                serde_json::Value::String(s) => l.check_string(&format!("field `{k}`"), s),
+                serde_json::Value::String(s) => l.check_string(format_args!("field `{k}`"), s),
                 serde_json::Value::Object(m) => l.check_attributes(m.len()).and_then(|()| {
                     m.iter().try_for_each(|(mk, mv)| {
-                        l.check_string(&format!("a key of field `{k}`"), mk)?;
+                        l.check_string(format_args!("a key of field `{k}`"), mk)?;
                         match mv {
-                            serde_json::Value::String(s) => l.check_string(&format!("field `{k}`.`{mk}`"), s),
+                            serde_json::Value::String(s) => l.check_string(format_args!("field `{k}`.`{mk}`"), s),
                             _ => Ok(()),
                         }
                     })

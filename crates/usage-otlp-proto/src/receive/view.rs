@@ -147,9 +147,9 @@ impl<'a> RequestView<'a> {
     pub(super) fn add_attr(&mut self, start: usize, a: Attr<'a>) -> Result<(), String> {
         self.limits.check_attributes(self.attrs.len() - start + 1)?;
         self.limits
-            .check_string(&format!("attribute key {:.32?}", a.key), a.key)?;
+            .check_string(format_args!("attribute key {:.32?}", a.key), a.key)?;
         if let Some(Any::Str(s)) = a.value {
-            self.limits.check_string(&format!("attribute `{:.64}`", a.key), s)?;
+            self.limits.check_string(format_args!("attribute `{:.64}`", a.key), s)?;
         }
         self.attrs.push(a);
         Ok(())
