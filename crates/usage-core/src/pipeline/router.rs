@@ -61,8 +61,9 @@ pub(crate) struct Router {
     ready: Vec<Arc<Chunk>>,
     pool: Arc<BufferPool>,
     warned_unrouted: Vec<String>,
-    /// Per exporter: when its queue drops were last logged, and how many since.
-    exporter_drops: std::collections::HashMap<String, (Option<Instant>, u64)>,
+    /// Per exporter (by slot position): when its queue drops were last logged, and
+    /// how many since.
+    exporter_drops: Vec<(Option<Instant>, u64)>,
     last_drop_log: Option<(Instant, DropStats)>,
     persisted: Vec<u64>,
     spool_errors: u64,
@@ -84,7 +85,7 @@ impl Router {
             ready: Vec::new(),
             pool: Arc::new(BufferPool::new(32, DRAIN_MAX)),
             warned_unrouted: Vec::new(),
-            exporter_drops: std::collections::HashMap::new(),
+            exporter_drops: Vec::new(),
             last_drop_log: None,
             persisted: Vec::new(),
             spool_errors: 0,
@@ -239,7 +240,7 @@ impl Router {
         // cannot name them (a schema built by hand, never validated) goes nowhere.
         let valid = crate::is_valid_name(&kind);
         let mut routed = false;
-        for slot in slots {
+        for (index, slot) in slots.iter().enumerate() {
             if !valid || !slot.wants(&kind) {
                 slot.skip(end);
                 continue;
@@ -247,7 +248,7 @@ impl Router {
             routed = true;
             let dropped = slot.offer(slice.clone(), end);
             if dropped > 0 {
-                self.log_exporter_drops(&slot.name, dropped as u64);
+                self.log_exporter_drops(index, &slot.name, dropped as u64);
             }
         }
         if !routed {
@@ -292,8 +293,11 @@ impl Router {
 
     /// Logs an exporter's queue drops at WARN: the first at once, then at most every
     /// 10 s with how many since (a slow exporter must not flood the log).
-    fn log_exporter_drops(&mut self, exporter: &str, dropped: u64) {
-        let entry = self.exporter_drops.entry(exporter.to_string()).or_insert((None, 0));
+    fn log_exporter_drops(&mut self, index: usize, exporter: &str, dropped: u64) {
+        if self.exporter_drops.len() <= index {
+            self.exporter_drops.resize(index + 1, (None, 0));
+        }
+        let entry = &mut self.exporter_drops[index];
         entry.1 += dropped;
         if entry.0.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
             tracing::warn!(
