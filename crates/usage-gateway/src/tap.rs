@@ -53,32 +53,27 @@ impl Tap {
         if self.tx.receiver_count() == 0 {
             return sample;
         }
-        let mut taken: HashMap<&str, usize> = HashMap::new();
+        // Per kind: how many taken, and its exporters (looked up once per request).
+        let mut kinds: HashMap<&str, (usize, Vec<String>)> = HashMap::new();
         for event in events {
-            let n = taken.entry(event.kind()).or_default();
-            if *n >= SAMPLE_PER_KIND {
+            let (taken, exporters) = kinds.entry(event.kind()).or_insert_with(|| {
+                let routed = g.pipeline.exporters_for(event.kind());
+                (0, routed.into_iter().map(str::to_string).collect())
+            });
+            if *taken >= SAMPLE_PER_KIND {
                 continue;
             }
-            *n += 1;
-            let exporters: Vec<String> = g
-                .pipeline
-                .exporters_for(event.kind())
-                .into_iter()
-                .map(str::to_string)
-                .collect();
-            let mut encoded = Vec::new();
-            json::write_event(&mut encoded, event, &Resource::default());
-            let line = serde_json::json!({
-                "kind": event.kind(),
-                "key": key,
-                "exporters": exporters,
-                "event": serde_json::from_slice::<serde_json::Value>(&encoded).unwrap_or_default(),
-            });
-            let mut line = line.to_string().into_bytes();
-            line.push(b'\n');
+            *taken += 1;
+            // The event's own encoding goes into the line as it is, not re-parsed.
+            let head = serde_json::json!({ "kind": event.kind(), "key": key, "exporters": exporters });
+            let mut line = head.to_string().into_bytes();
+            line.pop(); // the closing brace
+            line.extend_from_slice(b",\"event\":");
+            json::write_event(&mut line, event, &Resource::default());
+            line.extend_from_slice(b"}\n");
             sample.push(Tapped {
                 kind: event.kind().to_string(),
-                exporters,
+                exporters: exporters.clone(),
                 line: Bytes::from(line),
             });
         }
