@@ -350,7 +350,7 @@ fn quoted_values(text: &str) -> Vec<(String, String)> {
     out
 }
 
-/// A secret file, or a certificate and key pair that loads (made with `openssl`).
+/// A secret file, or a certificate and key pair that loads (self-signed).
 fn placeholder_file(key: &str, path: &Path) -> Result<(), String> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
@@ -361,29 +361,7 @@ fn placeholder_file(key: &str, path: &Path) -> Result<(), String> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let (cert, private) = (dir.join("docs-check.crt"), dir.join("docs-check.key"));
     if !cert.exists() {
-        let args = [
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=docs-check",
-        ];
-        let status = Command::new("openssl")
-            .args(args)
-            .arg("-keyout")
-            .arg(&private)
-            .arg("-out")
-            .arg(&cert)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .map_err(|e| format!("openssl: {e}"))?;
-        if !status.success() {
-            return Err("openssl could not make a placeholder certificate".into());
-        }
+        crate::services::self_signed("docs-check", &private, &cert)?;
     }
     let from = if key == "key" { &private } else { &cert };
     std::fs::copy(from, path).map(|_| ()).map_err(|e| e.to_string())

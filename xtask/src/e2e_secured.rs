@@ -85,21 +85,11 @@ fn make_certificates(dir: &Path) -> Result<(), String> {
     let p = |f: &str| dir.join(f).display().to_string();
     let openssl = |args: &[&str]| services::run("openssl", args).map(|_| ());
     for ca in ["ca", "other-ca"] {
-        openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN=usage e2e {ca}"),
-            "-keyout",
-            &p(&format!("{ca}.key")),
-            "-out",
-            &p(&format!("{ca}.pem")),
-        ])?;
+        services::self_signed(
+            &format!("usage e2e {ca}"),
+            &dir.join(format!("{ca}.key")),
+            &dir.join(format!("{ca}.pem")),
+        )?;
     }
     std::fs::write(dir.join("server.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n")
         .map_err(|e| format!("server.ext: {e}"))?;

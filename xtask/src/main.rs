@@ -1,7 +1,7 @@
 //! Project automation: `cargo xtask <command>`.
 //!
 //! - `test`: the whole test suite, as CI runs it (format check, clippy with
-//!   warnings denied, every unit, integration and doc test, then `e2e`).
+//!   warnings denied, every unit, integration and doc test, `docs-check`, then `e2e`).
 //! - `e2e`: starts real backends as local processes and runs every exporter's
 //!   conformance suite against them (`--compose` uses docker-compose.yml instead).
 //! - `bench`: the side-by-side comparison (criterion benches, real backends, the
@@ -58,7 +58,7 @@ fn print_help() {
     eprintln!(
         "usage: cargo xtask <command>\n\n\
          commands:\n  \
-         test    fmt check + clippy -D warnings + all tests + e2e (what CI runs)\n  \
+         test    fmt check + clippy -D warnings + all tests + docs-check + e2e (what CI runs)\n  \
          e2e     real backends as local processes + every exporter's conformance suite\n          \
          (--compose: use docker-compose.yml instead)\n  \
          bench   measure everything side by side -> target/bench/report.md (+ .json);

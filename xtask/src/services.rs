@@ -327,6 +327,23 @@ pub fn apt_install(packages: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
+/// A self-signed certificate and its key (`openssl req -x509`, RSA 2048, valid 2
+/// days), for test CAs and placeholder TLS files. `openssl` is installed with apt
+/// when missing.
+pub fn self_signed(common_name: &str, key: &Path, cert: &Path) -> Result<(), String> {
+    if run("openssl", &["version"]).is_err() {
+        eprintln!("==> installing openssl (apt)");
+        apt_install(&["openssl"])?;
+    }
+    let (key, cert) = (key.display().to_string(), cert.display().to_string());
+    let subject = format!("/CN={common_name}");
+    let args = [
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", &subject, "-keyout", &key, "-out",
+        &cert,
+    ];
+    run("openssl", &args).map(|_| ())
+}
+
 /// Debian's stunnel (a TLS terminator), installed with apt when missing.
 pub fn install_stunnel() -> Result<PathBuf, String> {
     let found = || Some(PathBuf::from("/usr/bin/stunnel4")).filter(|p| p.exists());
