@@ -86,6 +86,21 @@ pub enum Format {
     StreamTrace,
 }
 
+/// How packed messages group events (`events_per_message > 1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PackBy {
+    /// One open message per key value, keyed by it (default). With hundreds of
+    /// keys per batch, messages stay small.
+    #[default]
+    Key,
+    /// One open message per partition: each event goes to the partition its key
+    /// would go to alone (CRC-32 of the key, librdkafka's default partitioner), so a
+    /// key's events stay in order on one partition. Messages carry no key: the key
+    /// is in each line.
+    Partition,
+}
+
 /// The Kafka exporter's settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -125,6 +140,11 @@ pub struct KafkaConfig {
     /// headers `kind`, `event-count` and `content-type: application/x-ndjson`.
     #[serde(default = "default_events_per_message")]
     pub events_per_message: usize,
+    /// How packed messages group events: `"key"` (default, one message per key
+    /// value) or `"partition"` (one per partition the keys hash to; for keys with
+    /// hundreds of values).
+    #[serde(default)]
+    pub pack_by: PackBy,
     /// Bound on a packed message's value (default 900KiB, under the 1 MB default
     /// `message.max.bytes` of librdkafka and brokers). Only used when packing.
     #[serde(default = "default_max_message_bytes", deserialize_with = "units::bytes")]
@@ -178,6 +198,27 @@ pub(crate) fn client_config(cfg: &KafkaConfig, prefix: &str) -> Result<ClientCon
             format!("{prefix}.events_per_message"),
             "must be at least 1",
         ));
+    }
+    if cfg.pack_by == PackBy::Partition {
+        if cfg.events_per_message == 1 {
+            return Err(ConfigError::key(
+                format!("{prefix}.pack_by"),
+                "pack_by = \"partition\" packs messages: set events_per_message above 1",
+            ));
+        }
+        // Packed messages follow librdkafka's default partitioner (CRC-32 of the
+        // key); another partitioner would put a key's lone messages elsewhere.
+        if let Some(Property::Text(p)) = cfg.librdkafka.get("partitioner") {
+            if p != "consistent_random" && p != "consistent" {
+                return Err(ConfigError::key(
+                    format!("{prefix}.librdkafka.partitioner"),
+                    format!(
+                        "{p:?} does not place keys by CRC-32 as pack_by = \"partition\" does: \
+                         drop it or use \"consistent_random\""
+                    ),
+                ));
+            }
+        }
     }
     if cfg.max_message_bytes < 1024 {
         return Err(ConfigError::key(

@@ -5,13 +5,13 @@
 //! tracker (no future or channel per message): the batch is acknowledged only when
 //! every message's report is in and all succeeded.
 
-use crate::config::{client_config, Format, KafkaConfig};
+use crate::config::{client_config, Format, KafkaConfig, PackBy};
+use crate::pack::PartitionCounts;
 use crate::tracker::{lock, Tracker};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
-use std::collections::HashMap;
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +21,7 @@ use usage_core::{
 };
 
 /// Routes delivery reports to the tracker.
-struct Reports(Arc<Tracker>);
+pub(crate) struct Reports(Arc<Tracker>);
 
 impl ClientContext for Reports {
     fn error(&self, error: KafkaError, reason: &str) {
@@ -43,25 +43,19 @@ impl ProducerContext for Reports {
 /// messages, see [`KafkaConfig::events_per_message`]). A batch is acknowledged only
 /// when every message's delivery report succeeded.
 pub struct KafkaExporter {
-    producer: Arc<ThreadedProducer<Reports>>,
+    pub(crate) producer: Arc<ThreadedProducer<Reports>>,
     tracker: Arc<Tracker>,
     /// One batch at a time (a timed-out attempt's retry must not interleave).
     exporting: tokio::sync::Mutex<()>,
     topic: String,
-    key: String,
-    brokers: String,
-    events_per_message: usize,
+    pub(crate) key: String,
+    pub(crate) brokers: String,
+    pub(crate) events_per_message: usize,
+    pub(crate) pack_by: PackBy,
+    /// Partitions per topic, for `pack_by = "partition"`.
+    pub(crate) partitions: PartitionCounts,
     format: Format,
-    max_message_bytes: usize,
-}
-
-/// Events packed into one NDJSON message, all with the same key.
-struct Pack {
-    key: Option<String>,
-    payload: Vec<u8>,
-    /// Batch indices of the events in this message.
-    events: Vec<usize>,
-    ts_ms: i64,
+    pub(crate) max_message_bytes: usize,
 }
 
 impl KafkaExporter {
@@ -94,16 +88,18 @@ impl KafkaExporter {
             key: cfg.key.clone(),
             brokers: cfg.brokers.clone(),
             events_per_message: cfg.events_per_message,
+            pack_by: cfg.pack_by,
+            partitions: PartitionCounts::default(),
             format: cfg.format,
             max_message_bytes: cfg.max_message_bytes,
         })
     }
 
-    fn topic_for(&self, kind: &str) -> String {
+    pub(crate) fn topic_for(&self, kind: &str) -> String {
         self.topic.replace("{kind}", kind)
     }
 
-    fn key_for<'a>(&self, e: &'a Event, id: &'a str) -> Option<std::borrow::Cow<'a, str>> {
+    pub(crate) fn key_for<'a>(&self, e: &'a Event, id: &'a str) -> Option<std::borrow::Cow<'a, str>> {
         if self.key == "id" {
             return Some(id.into());
         }
@@ -120,7 +116,12 @@ impl KafkaExporter {
     /// Hands one message to librdkafka, waiting while its bounded queue is full.
     /// Returns whether a delivery report will follow; a message refused at once is
     /// recorded in the tracker under `index`.
-    async fn produce(&self, mut record: BaseRecord<'_, str, [u8], usize>, generation: u64, index: usize) -> bool {
+    pub(crate) async fn produce(
+        &self,
+        mut record: BaseRecord<'_, str, [u8], usize>,
+        generation: u64,
+        index: usize,
+    ) -> bool {
         let t = &self.tracker;
         loop {
             match self.producer.send(record) {
@@ -180,108 +181,6 @@ impl KafkaExporter {
         }
         sent
     }
-
-    /// NDJSON messages of up to `events_per_message` events and `max_message_bytes`,
-    /// one open message per key (no key when keyed by id), `event-count` header.
-    async fn send_packed(&self, batch: &Batch, generation: u64, packs: &mut Vec<Vec<usize>>) -> usize {
-        let mut sent = 0usize;
-        let mut index = 0usize;
-        let mut carry = Vec::new();
-        for slice in batch.slices() {
-            let Some(first) = slice.first() else { continue };
-            let topic = self.topic_for(first.kind());
-            let kind = first.kind();
-            let mut open: Vec<Pack> = Vec::new();
-            let mut by_key: HashMap<String, usize> = HashMap::new();
-            for e in slice {
-                let i = index;
-                index += 1;
-                // Keyed by id: one unkeyed message at a time. By a field: one per value
-                // (the key is copied only when a new value opens a message).
-                let key = if self.key == "id" { None } else { self.key_for(e, "") };
-                let found = match key.as_deref() {
-                    None => open.iter().position(|p| p.key.is_none()),
-                    Some(k) => by_key.get(k).copied(),
-                };
-                let slot = found.unwrap_or_else(|| {
-                    let key = key.map(|k| k.into_owned());
-                    if let Some(k) = &key {
-                        by_key.insert(k.clone(), open.len());
-                    }
-                    open.push(Pack {
-                        key,
-                        payload: Vec::new(),
-                        events: Vec::new(),
-                        ts_ms: 0,
-                    });
-                    open.len() - 1
-                });
-                // Written straight into the message; moved to the next one only when
-                // it would cross the byte bound.
-                let p = &mut open[slot];
-                let before = p.payload.len();
-                json::write_event(&mut p.payload, e, batch.resource());
-                p.payload.push(b'\n');
-                if !p.events.is_empty() && p.payload.len() > self.max_message_bytes {
-                    carry.clear();
-                    carry.extend_from_slice(&p.payload[before..]);
-                    p.payload.truncate(before);
-                    sent += self.send_pack(&topic, kind, p, generation, packs).await;
-                    p.payload.extend_from_slice(&carry);
-                }
-                if p.events.is_empty() {
-                    p.ts_ms = e.ts().as_millis();
-                }
-                p.events.push(i);
-                if p.events.len() >= self.events_per_message {
-                    sent += self.send_pack(&topic, kind, p, generation, packs).await;
-                }
-            }
-            for p in &mut open {
-                if !p.events.is_empty() {
-                    sent += self.send_pack(&topic, kind, p, generation, packs).await;
-                }
-            }
-        }
-        sent
-    }
-
-    /// Produces one packed message and empties the pack; 1 when a report will follow.
-    async fn send_pack(
-        &self,
-        topic: &str,
-        kind: &str,
-        p: &mut Pack,
-        generation: u64,
-        packs: &mut Vec<Vec<usize>>,
-    ) -> usize {
-        let m = packs.len();
-        packs.push(std::mem::take(&mut p.events));
-        let count = packs[m].len().to_string();
-        let headers = OwnedHeaders::new_with_capacity(3)
-            .insert(Header {
-                key: "kind",
-                value: Some(kind),
-            })
-            .insert(Header {
-                key: "event-count",
-                value: Some(&count),
-            })
-            .insert(Header {
-                key: "content-type",
-                value: Some("application/x-ndjson"),
-            });
-        let mut record = BaseRecord::with_opaque_to(topic, Tracker::opaque(generation, m))
-            .payload(&p.payload[..])
-            .headers(headers)
-            .timestamp(p.ts_ms);
-        if let Some(k) = p.key.as_deref() {
-            record = record.key(k);
-        }
-        let sent = usize::from(self.produce(record, generation, m).await);
-        p.payload.clear();
-        sent
-    }
 }
 
 /// What a producer error means (review M10). Rights refused, or a topic that does
@@ -290,7 +189,7 @@ impl KafkaExporter {
 /// the reason).
 /// Anything else (broker down, timeouts, leader changes): retry the batch; messages
 /// already delivered are sent again with the same event ids.
-fn classify(e: &KafkaError, brokers: &str) -> ExportError {
+pub(crate) fn classify(e: &KafkaError, brokers: &str) -> ExportError {
     use RDKafkaErrorCode as C;
     let message = format!("kafka {brokers}: {e}");
     match e.rdkafka_error_code() {
@@ -335,7 +234,10 @@ impl Exporter for KafkaExporter {
         // Packed: message index -> the events it carries.
         let mut packs: Vec<Vec<usize>> = Vec::new();
         let sent = if self.events_per_message > 1 {
-            self.send_packed(batch, generation, &mut packs).await
+            // Partition counts first: a topic without metadata fails the batch
+            // before any of it is sent.
+            let partitions = self.partitions_of(batch).await?;
+            self.send_packed(batch, generation, &partitions, &mut packs).await
         } else {
             self.send_each(batch, generation).await
         };

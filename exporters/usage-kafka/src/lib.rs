@@ -10,7 +10,9 @@
 //!
 //! Or, with `events_per_message = N`, NDJSON messages of up to N events of a kind
 //! (one open message per key, bounded by `max_message_bytes`, header `event-count`):
-//! far fewer messages for brokers and consumers that read lines.
+//! far fewer messages for brokers and consumers that read lines. With hundreds of
+//! keys, `pack_by = "partition"` packs per partition instead: each event still lands
+//! on the partition its key would pick alone.
 //!
 //! Safe defaults: `acks=all`, idempotent producer, zstd, 5 ms linger, a bounded
 //! librdkafka queue. Secured clusters take `tls` and `sasl` (librdkafka's own
@@ -33,13 +35,14 @@
 
 mod config;
 mod exporter;
+mod pack;
 pub mod read;
 mod refusal;
 mod security;
 mod stream_trace;
 mod tracker;
 
-pub use config::{Compression, Format, KafkaConfig, Property, SaslConfig, SaslMechanism, Tls, TlsConfig};
+pub use config::{Compression, Format, KafkaConfig, PackBy, Property, SaslConfig, SaslMechanism, Tls, TlsConfig};
 pub use exporter::{KafkaExporter, FACTORY};
 
 usage_core::register_exporter!(FACTORY);

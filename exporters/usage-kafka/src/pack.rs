@@ -1,0 +1,267 @@
+//! Packing a kind's events into NDJSON messages (`events_per_message > 1`): one open
+//! message per key, or with `pack_by = "partition"` one per partition the keys hash
+//! to, so hundreds of keys still fill messages.
+
+use crate::config::PackBy;
+use crate::exporter::{classify, KafkaExporter};
+use crate::tracker::Tracker;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, Producer};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use usage_core::{json, Batch, ExportError};
+
+/// How long a topic's partition count is trusted before it is asked again: a topic
+/// that gains partitions is seen within this long (its keys then move, as they do
+/// for Kafka's own partitioner).
+const PARTITIONS_REFRESH: Duration = Duration::from_secs(60);
+
+/// The partition librdkafka's default partitioner (`consistent_random`) gives a
+/// message keyed `key`: CRC-32 of the key modulo the partition count. A packed
+/// message lands where its events would have landed one by one.
+pub(crate) fn partition_of(key: &[u8], partitions: i32) -> i32 {
+    (crc32fast::hash(key) % partitions.max(1) as u32) as i32
+}
+
+/// Partition counts per topic, from the brokers' metadata.
+#[derive(Default)]
+pub(crate) struct PartitionCounts(Mutex<HashMap<String, (i32, Instant)>>);
+
+impl PartitionCounts {
+    fn fresh(&self, topic: &str) -> Option<i32> {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(topic)
+            .filter(|(_, at)| at.elapsed() < PARTITIONS_REFRESH)
+            .map(|(n, _)| *n)
+    }
+
+    fn remember(&self, topic: &str, n: i32) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert(topic.to_string(), (n, Instant::now()));
+    }
+}
+
+/// What one open message is for.
+enum Target<K = String> {
+    /// Keyed `Some(key)`, or unkeyed.
+    Key(Option<K>),
+    /// Sent to this partition (unkeyed); `None` for events without a key value,
+    /// which librdkafka places.
+    Partition(Option<i32>),
+}
+
+/// Events packed into one NDJSON message.
+struct Pack {
+    target: Target,
+    payload: Vec<u8>,
+    /// Batch indices of the events in this message.
+    events: Vec<usize>,
+    ts_ms: i64,
+}
+
+impl KafkaExporter {
+    /// The partition count of each topic `batch` goes to (empty unless packing by
+    /// partition). Fails before anything is sent when a topic has no metadata.
+    pub(crate) async fn partitions_of(&self, batch: &Batch) -> Result<HashMap<String, i32>, ExportError> {
+        let mut out = HashMap::new();
+        if self.pack_by != PackBy::Partition {
+            return Ok(out);
+        }
+        for slice in batch.slices() {
+            let Some(first) = slice.first() else { continue };
+            let topic = self.topic_for(first.kind());
+            if let std::collections::hash_map::Entry::Vacant(slot) = out.entry(topic) {
+                let n = self.partition_count(slot.key()).await?;
+                slot.insert(n);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn partition_count(&self, topic: &str) -> Result<i32, ExportError> {
+        if let Some(n) = self.partitions.fresh(topic) {
+            return Ok(n);
+        }
+        let producer = self.producer.clone();
+        let name = topic.to_string();
+        let asked = tokio::task::spawn_blocking(move || {
+            let md = producer.client().fetch_metadata(Some(&name), Duration::from_secs(5))?;
+            Ok::<_, KafkaError>(md.topics().first().map(|t| (t.error(), t.partitions().len())))
+        })
+        .await
+        .map_err(|e| ExportError::retryable(e.to_string()))?;
+        let found = asked
+            .map_err(|e| ExportError::retryable(format!("kafka {}: metadata of topic {topic}: {e}", self.brokers)))?;
+        match found {
+            Some((None, n)) if n > 0 => {
+                let n = i32::try_from(n).unwrap_or(i32::MAX);
+                self.partitions.remember(topic, n);
+                Ok(n)
+            }
+            Some((Some(code), _)) => {
+                let code = RDKafkaErrorCode::from(code);
+                let why = classify(&KafkaError::MetadataFetch(code), &self.brokers);
+                Err(match why {
+                    ExportError::Paused { .. } => ExportError::paused(format!(
+                        "kafka {}: topic {topic}: {code} (pack_by = \"partition\" needs its partition count)",
+                        self.brokers
+                    )),
+                    _ => ExportError::retryable(format!("kafka {}: topic {topic}: {code}", self.brokers)),
+                })
+            }
+            _ => Err(ExportError::retryable(format!(
+                "kafka {}: topic {topic} has no partitions in the brokers' metadata yet",
+                self.brokers
+            ))),
+        }
+    }
+
+    /// The partition event `e` goes to when packing by partition (`None`: no key
+    /// value, librdkafka places it).
+    fn partition_for(&self, e: &usage_core::Event, partitions: i32) -> Option<i32> {
+        let mut id_buf = [0u8; 36];
+        let id = e.id().uuid().hyphenated().encode_lower(&mut id_buf);
+        self.key_for(e, id).map(|k| partition_of(k.as_bytes(), partitions))
+    }
+
+    /// NDJSON messages of up to `events_per_message` events and `max_message_bytes`,
+    /// one open message per key or partition, `event-count` header.
+    pub(crate) async fn send_packed(
+        &self,
+        batch: &Batch,
+        generation: u64,
+        partitions: &HashMap<String, i32>,
+        packs: &mut Vec<Vec<usize>>,
+    ) -> usize {
+        let mut sent = 0usize;
+        let mut index = 0usize;
+        let mut carry = Vec::new();
+        for slice in batch.slices() {
+            let Some(first) = slice.first() else { continue };
+            let topic = self.topic_for(first.kind());
+            let kind = first.kind();
+            let count = partitions.get(&topic).copied().unwrap_or(1);
+            let mut open: Vec<Pack> = Vec::new();
+            // Open messages by key value and by partition (the last entry: none).
+            let mut by_key: HashMap<String, usize> = HashMap::new();
+            let mut by_partition: Vec<Option<usize>> = vec![None; count as usize + 1];
+            let mut unkeyed: Option<usize> = None;
+            for e in slice {
+                let i = index;
+                index += 1;
+                // The key is copied only when a new value opens a message.
+                let (found, target) = match self.pack_by {
+                    PackBy::Key if self.key == "id" => (unkeyed, None),
+                    PackBy::Key => match self.key_for(e, "") {
+                        Some(k) => (by_key.get(k.as_ref()).copied(), Some(Target::Key(Some(k)))),
+                        None => (unkeyed, None),
+                    },
+                    PackBy::Partition => {
+                        let partition = self.partition_for(e, count);
+                        let at = partition.map_or(count as usize, |p| p as usize);
+                        (by_partition[at], Some(Target::Partition(partition)))
+                    }
+                };
+                let slot = found.unwrap_or_else(|| {
+                    let target = match target {
+                        Some(Target::Key(Some(k))) => {
+                            by_key.insert(k.to_string(), open.len());
+                            Target::Key(Some(k.into_owned()))
+                        }
+                        Some(Target::Partition(partition)) => {
+                            by_partition[partition.map_or(count as usize, |p| p as usize)] = Some(open.len());
+                            Target::Partition(partition)
+                        }
+                        Some(Target::Key(None)) | None => {
+                            unkeyed = Some(open.len());
+                            Target::Key(None)
+                        }
+                    };
+                    open.push(Pack {
+                        target,
+                        payload: Vec::new(),
+                        events: Vec::new(),
+                        ts_ms: 0,
+                    });
+                    open.len() - 1
+                });
+                // Written straight into the message; moved to the next one only when
+                // it would cross the byte bound.
+                let p = &mut open[slot];
+                let before = p.payload.len();
+                json::write_event(&mut p.payload, e, batch.resource());
+                p.payload.push(b'\n');
+                if !p.events.is_empty() && p.payload.len() > self.max_message_bytes {
+                    carry.clear();
+                    carry.extend_from_slice(&p.payload[before..]);
+                    p.payload.truncate(before);
+                    sent += self.send_pack(&topic, kind, p, generation, packs).await;
+                    p.payload.extend_from_slice(&carry);
+                }
+                if p.events.is_empty() {
+                    p.ts_ms = e.ts().as_millis();
+                }
+                p.events.push(i);
+                if p.events.len() >= self.events_per_message {
+                    sent += self.send_pack(&topic, kind, p, generation, packs).await;
+                }
+            }
+            for p in &mut open {
+                if !p.events.is_empty() {
+                    sent += self.send_pack(&topic, kind, p, generation, packs).await;
+                }
+            }
+        }
+        sent
+    }
+
+    /// Produces one packed message and empties the pack; 1 when a report will follow.
+    async fn send_pack(
+        &self,
+        topic: &str,
+        kind: &str,
+        p: &mut Pack,
+        generation: u64,
+        packs: &mut Vec<Vec<usize>>,
+    ) -> usize {
+        let m = packs.len();
+        packs.push(std::mem::take(&mut p.events));
+        let count = packs[m].len().to_string();
+        let headers = OwnedHeaders::new_with_capacity(3)
+            .insert(Header {
+                key: "kind",
+                value: Some(kind),
+            })
+            .insert(Header {
+                key: "event-count",
+                value: Some(&count),
+            })
+            .insert(Header {
+                key: "content-type",
+                value: Some("application/x-ndjson"),
+            });
+        let mut record = BaseRecord::with_opaque_to(topic, Tracker::opaque(generation, m))
+            .payload(&p.payload[..])
+            .headers(headers)
+            .timestamp(p.ts_ms);
+        match &p.target {
+            Target::Key(Some(k)) => record = record.key(k.as_str()),
+            Target::Partition(Some(partition)) => record = record.partition(*partition),
+            Target::Key(None) | Target::Partition(None) => {}
+        }
+        let sent = usize::from(self.produce(record, generation, m).await);
+        p.payload.clear();
+        sent
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn partitions_follow_crc32_like_librdkafka() {
+    // CRC-32 ("123456789") = 0xCBF43926, the standard check value.
+    assert_eq!(crc32fast::hash(b"123456789"), 0xCBF4_3926);
+    assert_eq!(partition_of(b"123456789", 7), (0xCBF4_3926u32 % 7) as i32);
+    assert_eq!(partition_of(b"anything", 1), 0);
+}
