@@ -237,16 +237,20 @@ impl Batch {
     /// A batch from owned events (for tests, tools and exporters' own tests).
     /// Events are grouped into runs of the same kind, keeping their order.
     pub fn from_events(events: Vec<Event>, resource: Arc<Resource>) -> Self {
+        // One chunk, sliced where the kind changes: no event is moved (spooled
+        // batches of 10,000 events come through here).
+        let chunk = Arc::new(Chunk::new(events));
         let mut slices = Vec::new();
-        let mut run: Vec<Event> = Vec::new();
-        for e in events {
-            if run.last().is_some_and(|p| p.kind() != e.kind()) {
-                slices.push(Slice::whole(Arc::new(Chunk::new(std::mem::take(&mut run)))));
+        let mut start = 0;
+        for end in 1..=chunk.events.len() {
+            if end == chunk.events.len() || chunk.events[end].kind() != chunk.events[start].kind() {
+                slices.push(Slice {
+                    chunk: chunk.clone(),
+                    start,
+                    end,
+                });
+                start = end;
             }
-            run.push(e);
-        }
-        if !run.is_empty() {
-            slices.push(Slice::whole(Arc::new(Chunk::new(run))));
         }
         Batch::from_slices(slices, resource.clone()).unwrap_or(Batch {
             id: BatchId(0),
