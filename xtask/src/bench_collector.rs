@@ -1,15 +1,24 @@
 //! The collector comparison of `cargo xtask bench`: the same OTLP/HTTP load into
 //! `usage gateway` and rotel, each into Kafka, counted back from the broker.
 
-use crate::bench::{med, run_count, Bench, EVENTS};
+use crate::bench::{med, run_count, Bench};
 use crate::e2e::{self, Backends};
 use crate::services::{self, Service};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
+/// Records per collector run: 1M, as operators compare collectors (200k with `--quick`).
+pub(crate) fn collector_events() -> u64 {
+    if run_count() == 1 {
+        200_000
+    } else {
+        1_000_000
+    }
+}
+
 /// The same OTLP/HTTP load into (a) `usage gateway` -> Kafka, one message per event,
-/// (b) the same packed 1,000 events per message, and (c) rotel's kafka exporter; what
-/// arrived is consumed back and counted.
+/// (b) the same packed 1,000 events per message by partition, keyed by project (500
+/// of them), and (c) rotel's kafka exporter; what arrived is consumed back and counted.
 pub(crate) fn collector_role(b: &Bench, rotel_bin: &str) -> Result<Value, String> {
     let mut results = serde_json::Map::new();
     for target in ["usage_gateway", "usage_gateway_packed", "rotel"] {
@@ -41,6 +50,7 @@ pub(crate) fn collector_role(b: &Bench, rotel_bin: &str) -> Result<Value, String
             }),
         );
     }
+    results.insert("events_per_run".into(), json!(collector_events()));
     Ok(Value::Object(results))
 }
 
@@ -50,9 +60,10 @@ fn collector_run(b: &Bench, target: &str, run: usize, brokers: &str, rotel_bin: 
     let port = services::free_port()?;
     let dir = b.work.join("run").join(&topic);
     let (mut service, url, headers, count_topic, format) = if target != "rotel" {
-        // Packed: NDJSON messages of 1,000 events, as rotel sends one message per OTLP batch.
+        // Packed: NDJSON messages of 1,000 events, as rotel sends one message per OTLP
+        // batch; keyed by project (500 of them), so packed per partition.
         let packing = if target == "usage_gateway_packed" {
-            "events_per_message = 1000\n"
+            "events_per_message = 1000\nkey = \"project\"\npack_by = \"partition\"\n"
         } else {
             ""
         };
@@ -126,7 +137,8 @@ fn collector_run(b: &Bench, target: &str, run: usize, brokers: &str, rotel_bin: 
     let pid = service.pid().ok_or("no pid")?.to_string();
     let before = b.tool(&["proc", "--pid", &pid])?;
     let t0 = Instant::now();
-    let n = EVENTS.to_string();
+    let events = collector_events();
+    let n = events.to_string();
     let mut args = vec![
         "otlp-load",
         "--url",
@@ -159,9 +171,9 @@ fn collector_run(b: &Bench, target: &str, run: usize, brokers: &str, rotel_bin: 
     let cpu = after["cpu_seconds"].as_f64().unwrap_or(0.0) - before["cpu_seconds"].as_f64().unwrap_or(0.0);
     let arrived = count["unique"].as_u64().unwrap_or(0);
     Ok(json!({
-        "sent": EVENTS,
+        "sent": events,
         "arrived": arrived,
-        "lost": EVENTS.saturating_sub(arrived),
+        "lost": events.saturating_sub(arrived),
         "seconds": seconds,
         "events_per_second": arrived as f64 / seconds,
         "cpu_seconds": cpu,
