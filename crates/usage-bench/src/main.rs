@@ -1,6 +1,7 @@
 //! `usage-bench`: the measuring tools `cargo xtask bench` drives. Each command
 //! prints one JSON object on stdout.
 
+mod clickhouse_reinsert;
 mod e2e;
 mod kafka_count;
 mod otlp_load;
@@ -66,6 +67,17 @@ enum Command {
         #[arg(long, default_value_t = 64 << 20)]
         queue_bytes: u64,
     },
+    /// The ClickHouse anchor: re-insert the rows of an exporter run's table as the
+    /// same RowBinary, one block of `batch` rows at a time.
+    ClickhouseReinsert {
+        /// The server's HTTP URL.
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        table: String,
+        #[arg(long, default_value_t = 100_000)]
+        batch: u64,
+    },
     /// CPU seconds and peak RSS of another process.
     Proc {
         #[arg(long)]
@@ -108,6 +120,9 @@ fn main() {
             timeout_secs,
         } => kafka_count::run(&brokers, &topic, format, expect, Duration::from_secs(timeout_secs)),
         Command::Overload { events, queue_bytes } => overload::run(events, queue_bytes),
+        Command::ClickhouseReinsert { url, table, batch } => {
+            clickhouse_reinsert::run(&clickhouse_reinsert::Reinsert { url, table, batch })
+        }
         Command::Proc { pid } => {
             let pid = pid.to_string();
             proc::cpu_seconds(&pid).and_then(|cpu| {

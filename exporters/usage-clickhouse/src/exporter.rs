@@ -15,6 +15,10 @@ use usage_core::{
     Schema,
 };
 
+/// Rows encoded per chunk of an INSERT's body (about 1 MiB of RowBinary): the server
+/// parses one chunk while the next is encoded and compressed.
+const STREAM_CHUNK_ROWS: usize = 2048;
+
 /// Inserts batches into ClickHouse, one table per kind.
 pub struct ClickHouseExporter {
     client: Client,
@@ -195,14 +199,6 @@ impl ClickHouseExporter {
 
     /// One INSERT of one block. Its dedup token is the block's own (see [`block_token`]).
     async fn insert(&self, table: &Table, events: &[&Event], batch: &Batch, flavor: Flavor) -> Result<(), ExportError> {
-        let mut rows = Vec::with_capacity(events.len() * 160);
-        rowbinary::encode(
-            &mut rows,
-            events.iter().copied(),
-            &table.columns,
-            flavor,
-            batch.resource(),
-        );
         let cols: Vec<String> = table.columns.iter().map(|c| ddl::ident(&c.name)).collect();
         let sql = format!(
             "INSERT INTO {}.{} ({}) FORMAT RowBinary",
@@ -220,7 +216,24 @@ impl ClickHouseExporter {
             insert = insert.with_setting("insert_distributed_sync", "1");
         }
         let what = format!("insert into {}.{}", self.cfg.database, table.name);
-        let sent = match insert.send(bytes::Bytes::from(rows)).await {
+        // Streamed in chunks: the server parses one while the next is encoded (and
+        // compressed). Still one INSERT, so still one block and one dedup token.
+        let mut sent = Ok(());
+        for chunk in events.chunks(STREAM_CHUNK_ROWS) {
+            let mut rows = Vec::with_capacity(chunk.len() * 160);
+            rowbinary::encode(
+                &mut rows,
+                chunk.iter().copied(),
+                &table.columns,
+                flavor,
+                batch.resource(),
+            );
+            sent = insert.send(bytes::Bytes::from(rows)).await;
+            if sent.is_err() {
+                break;
+            }
+        }
+        let sent = match sent {
             Ok(()) => insert.end().await,
             Err(e) => Err(e),
         };
