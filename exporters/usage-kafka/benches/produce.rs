@@ -108,7 +108,7 @@ fn bench(c: &mut Criterion) {
         .set("bootstrap.servers", &broker.addr)
         .set("acks", "all")
         .set("enable.idempotence", "true")
-        .set("compression.type", "zstd")
+        .set("compression.type", "lz4")
         .set("linger.ms", "5")
         .set("batch.num.messages", "10000")
         .set("queue.buffering.max.messages", "200000")
