@@ -250,6 +250,18 @@ pub fn run(root: &Path, cargo: &str, quick: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// Rewrites `target/bench/report.md` from `target/bench/report.json` (after the
+/// report's layout changed, without measuring again).
+pub fn report_only(root: &Path) -> Result<(), String> {
+    let json = root.join("target/bench/report.json");
+    let text = std::fs::read_to_string(&json).map_err(|e| format!("{}: {e}", json.display()))?;
+    let report: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", json.display()))?;
+    let md = crate::bench_report::markdown(&report);
+    std::fs::write(root.join("target/bench/report.md"), &md).map_err(|e| e.to_string())?;
+    println!("{md}");
+    Ok(())
+}
+
 type Measured = (Value, Value, Value, Value);
 
 fn criterion_figures(b: &Bench) -> Result<(Value, Value), String> {

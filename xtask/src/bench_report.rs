@@ -11,6 +11,21 @@ fn ns(report: &Value, group: &str, id: &str) -> f64 {
     f(&report[group][id]["median_ns"])
 }
 
+/// A criterion figure's median with the spread of its runs: "102 (101-109)".
+fn ns_cell(figure: &Value) -> String {
+    let runs: Vec<f64> = figure["runs_ns"]
+        .as_array()
+        .map(|r| r.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default();
+    let median = f(&figure["median_ns"]);
+    if runs.len() < 2 {
+        return format!("{median:.0}");
+    }
+    let lo = runs.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = runs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{median:.0} ({lo:.0}-{hi:.0})")
+}
+
 pub fn markdown(r: &Value) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# usage benchmark report\n");
@@ -58,8 +73,21 @@ fn emit_section(md: &mut String, r: &Value) {
         md,
         "| threads | usage | opentelemetry_sdk BatchLogProcessor | ratio (goal >= 20x) |\n|---|---|---|---|"
     );
-    let _ = writeln!(md, "| 1 | {u1:.0} | {o1:.0} | {:.1}x |", o1 / u1);
-    let _ = writeln!(md, "| 2 | {u2:.0} | {o2:.0} | {:.1}x |", o2 / u2);
+    let cell = |id: &str| ns_cell(&r["emit"][id]);
+    let _ = writeln!(
+        md,
+        "| 1 | {} | {} | {:.1}x |",
+        cell("usage_1_thread"),
+        cell("otel_sdk_batch_1_thread"),
+        o1 / u1
+    );
+    let _ = writeln!(
+        md,
+        "| 2 | {} | {} | {:.1}x |",
+        cell("usage_2_thread"),
+        cell("otel_sdk_batch_2_thread"),
+        o2 / u2
+    );
     let _ = writeln!(md, "\nNo-op sink: {:.2} ns.\n", ns(r, "emit", "noop_sink"));
     real_values_section(md, r);
 }
@@ -79,21 +107,30 @@ fn real_values_section(md: &mut String, r: &Value) {
         md,
         "| run | threads | usage | opentelemetry_sdk | ratio (goal >= 10x) | usage dropped | sdk dropped |\n|---|---|---|---|---|---|---|"
     );
+    let cell = |id: &str| ns_cell(&r["emit"][id]);
     let _ = writeln!(
         md,
-        "| warm queue (goal <= 50 ns) | 1 | {u1:.0} | {o1:.0} | {:.1}x | | |",
+        "| warm queue (goal <= 50 ns) | 1 | {} | {} | {:.1}x | | |",
+        cell("usage_real_1_thread"),
+        cell("otel_sdk_real_1_thread"),
         o1 / u1
     );
-    let _ = writeln!(md, "| warm queue | 2 | {u2:.0} | {o2:.0} | {:.1}x | | |", o2 / u2);
+    let _ = writeln!(
+        md,
+        "| warm queue | 2 | {} | {} | {:.1}x | | |",
+        cell("usage_real_2_thread"),
+        cell("otel_sdk_real_2_thread"),
+        o2 / u2
+    );
     let paced = &r["emit"]["paced"];
     for threads in [1, 2] {
         let u = &paced[format!("usage_real_paced_{threads}_thread")];
         let o = &paced[format!("otel_sdk_real_paced_{threads}_thread")];
         let _ = writeln!(
             md,
-            "| paced, 200k/s per thread in groups of 64 (goal <= 100 ns, 0 dropped) | {threads} | {:.0} | {:.0} | {:.1}x | {} | {} |",
-            f(&u["median_ns"]),
-            f(&o["median_ns"]),
+            "| paced, 200k/s per thread in groups of 64 (goal <= 100 ns, 0 dropped) | {threads} | {} | {} | {:.1}x | {} | {} |",
+            ns_cell(u),
+            ns_cell(o),
             f(&o["median_ns"]) / f(&u["median_ns"]),
             u["max_dropped"],
             o["max_dropped"]
@@ -244,7 +281,18 @@ fn spool_section(md: &mut String, r: &Value) {
         ("append_interval_100ms", "interval 100ms"),
         ("append_never", "never"),
     ] {
-        let _ = writeln!(md, "| {label} | {:.0} |", 1e9 / ns(r, "spool", id));
+        let runs: Vec<f64> = r["spool"][id]["runs_ns"]
+            .as_array()
+            .map(|v| v.iter().filter_map(Value::as_f64).map(|ns| 1e9 / ns).collect())
+            .unwrap_or_default();
+        let range = match (
+            runs.iter().copied().reduce(f64::min),
+            runs.iter().copied().reduce(f64::max),
+        ) {
+            (Some(lo), Some(hi)) if runs.len() > 1 => format!(" ({lo:.0}-{hi:.0})"),
+            _ => String::new(),
+        };
+        let _ = writeln!(md, "| {label} | {:.0}{range} |", 1e9 / ns(r, "spool", id));
     }
     let _ = writeln!(
         md,

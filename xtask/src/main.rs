@@ -32,6 +32,7 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("e2e") => e2e::run(&root(), &cargo(), args.iter().any(|a| a == "--compose")),
         Some("bench") if args.get(1).map(String::as_str) == Some("--criterion-only") => bench(&args[2..]),
+        Some("bench") if args.get(1).map(String::as_str) == Some("--report-only") => bench::report_only(&root()),
         Some("bench") => bench::run(&root(), &cargo(), args.iter().any(|a| a == "--quick")),
         Some("fuzz") => fuzz::run(&cargo(), &args[1..]),
         Some("docs-check") => docs_check::run(&root(), &cargo()),
@@ -62,7 +63,8 @@ fn print_help() {
          e2e     real backends as local processes + every exporter's conformance suite\n          \
          (--compose: use docker-compose.yml instead)\n  \
          bench   measure everything side by side -> target/bench/report.md (+ .json);
-                 `bench --criterion-only [args]` runs only the criterion benches\n  \
+                 `bench --criterion-only [args]` runs only the criterion benches;
+                 `bench --report-only` rewrites report.md from report.json\n  \
          fuzz    every decoder's fuzz_ property test, round after round (--seconds N, default 60)\n  \
          docs-check  every command and config block in README.md and docs/ against the binary"
     );
