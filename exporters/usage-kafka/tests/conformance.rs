@@ -8,18 +8,22 @@ mod secured;
 
 use std::time::Duration;
 use usage_conformance::{env_addr, record, record_json, run, scratch_dir, Backend, TcpProxy};
-use usage_core::{Event, NetworkEvent, Pipeline, UsageConfig};
+use usage_core::{Event, NetworkEvent, Pipeline, RelayUsage, UsageConfig};
 
 struct Tansu {
     proxy: TcpProxy,
     brokers: String,
     /// `events_per_message`: 1 is one message per event.
     per_message: usize,
+    /// Packed by the partition each event's project picks (`pack_by = "partition"`).
+    by_partition: bool,
 }
 
 impl Backend for Tansu {
     fn name(&self) -> String {
-        if self.per_message > 1 {
+        if self.by_partition {
+            format!("tansu 0.6, packed x{} by partition", self.per_message)
+        } else if self.per_message > 1 {
             format!("tansu 0.6, packed x{}", self.per_message)
         } else {
             "tansu 0.6".into()
@@ -29,8 +33,13 @@ impl Backend for Tansu {
         "kafka".into()
     }
     fn exporter_settings(&self, run: &str) -> String {
+        let key = if self.by_partition {
+            "key = \"project\"\npack_by = \"partition\"\n"
+        } else {
+            "key = \"id\"\n"
+        };
         format!(
-            "brokers = {:?}\ntopic = \"conf-{run}.{{kind}}\"\nkey = \"id\"\nevents_per_message = {}\n",
+            "brokers = {:?}\ntopic = \"conf-{run}.{{kind}}\"\n{key}events_per_message = {}\n",
             self.brokers, self.per_message
         )
     }
@@ -69,6 +78,7 @@ fn kafka_exporter_passes_the_conformance_suite_against_tansu() {
         brokers: format!("127.0.0.1:{}", proxy.port()),
         proxy,
         per_message: 1,
+        by_partition: false,
     };
     let scratch = scratch_dir("conformance-kafka");
     let reports = run(&mut backend, &scratch, 3000).unwrap_or_else(|e| panic!("kafka: {e}"));
@@ -77,8 +87,74 @@ fn kafka_exporter_passes_the_conformance_suite_against_tansu() {
     backend.per_message = 500;
     let reports = run(&mut backend, &scratch, 3000).unwrap_or_else(|e| panic!("kafka, packed: {e}"));
     record(&reports);
+    // Packed per partition, keyed by project (kinds without one go unkeyed).
+    backend.by_partition = true;
+    let reports = run(&mut backend, &scratch, 3000).unwrap_or_else(|e| panic!("kafka, packed by partition: {e}"));
+    record(&reports);
     // Through the same proxy (one port): Daydream's envelope, read by another client.
     stream_trace_reads_back_field_by_field_with_confluent_kafka(&backend.brokers);
+    packed_by_partition_lands_where_confluent_kafka_puts_each_key(&backend.brokers);
+}
+
+/// `pack_by = "partition"` against a real broker: 2,000 events of 120 projects into a
+/// topic of 6 partitions, packed 200 per message; confluent-kafka reads every line
+/// back and places each project with its own partitioner: every line must be on
+/// that partition, every event there once.
+fn packed_by_partition_lands_where_confluent_kafka_puts_each_key(brokers: &str) {
+    let topic = format!("packed_by_partition_{}", std::process::id());
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/partitions.py");
+    let python = env_addr("USAGE_E2E_PYTHON");
+    let create = std::process::Command::new(&python)
+        .arg(&script)
+        .args(["create", brokers, &topic, "6"])
+        .output()
+        .expect("run confluent-kafka's admin client");
+    assert!(create.status.success(), "{}", String::from_utf8_lossy(&create.stderr));
+    let dir = scratch_dir("pack-by-partition");
+    let cfg = UsageConfig::from_toml(&format!(
+        "[pipeline]\ndata_dir = {:?}\n[exporters.packed]\ntype = \"kafka\"\nbrokers = {brokers:?}\ntopic = {topic:?}\n\
+         events = [\"relay_usage\"]\nkey = \"project\"\nevents_per_message = 200\npack_by = \"partition\"\n",
+        dir.display().to_string()
+    ))
+    .expect("config");
+    let pipeline = Pipeline::from_config(&cfg).expect("pipeline");
+    let sent = 2000u64;
+    for i in 0..sent {
+        pipeline.sink().emit(RelayUsage {
+            project: format!("{:032x}", (i % 120).wrapping_mul(0x9e37_79b9_7f4a_7c15)).into(),
+            cu: i,
+            ..Default::default()
+        });
+    }
+    pipeline.shutdown_blocking(Duration::from_secs(60)).expect("delivered");
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .args(["check", brokers, &topic, &sent.to_string()])
+        .output()
+        .expect("run the confluent-kafka check");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(report["lines"], sent, "every event read back: {report}");
+    assert_eq!(report["ids"], sent, "each once: {report}");
+    assert_eq!(report["projects"], 120, "{report}");
+    assert_eq!(
+        report["mismatched"],
+        serde_json::json!([]),
+        "each project on its partition: {report}"
+    );
+    assert!(
+        report["used_partitions"].as_u64().is_some_and(|n| n > 1),
+        "keys spread over partitions: {report}"
+    );
+    assert!(
+        report["messages"].as_u64().is_some_and(|m| m < sent / 10),
+        "packed: {report}"
+    );
+    record_json(&serde_json::json!({
+        "exporter": "kafka", "backend": "tansu 0.6, read by confluent-kafka", "step": "packed by partition",
+        "sent": sent, "found": report["lines"], "unique": report["ids"], "duplicates": 0,
+        "lost": sent.saturating_sub(report["ids"].as_u64().unwrap_or(0)), "seconds": 0.0,
+    }));
 }
 
 /// Issue 21: `format = "stream_trace"` writes what Daydream's consumers of
