@@ -1,8 +1,12 @@
 //! The ingest queue behind `emit`: lock-free, bounded in events and bytes.
 //!
-//! Emit is one atomic add for the byte bound and one lock-free push; it wakes the
-//! router thread only when the queued bytes cross a multiple of the wake threshold,
-//! so the amortised cost of waking is a fraction of a nanosecond per event.
+//! The ring's slots are allocated up front, so their bytes are counted once, when
+//! it is built: it gets no more slots than `queue_max_bytes` holds, and the rest of
+//! the bound is the budget for what queued events hold on the heap. An event that
+//! holds nothing on the heap (every `relay_usage` with Lava's values) is then one
+//! lock-free push: no shared byte counter for emitting threads to contend on. The
+//! router is woken about every `wake_bytes` of pushes, counted per thread, and
+//! drains on its tick (at most 100 ms) whatever no wake-up announced.
 
 use super::stats::DropCounters;
 use crate::config::FullPolicy;
@@ -16,11 +20,16 @@ use std::time::{Duration, Instant};
 
 pub(crate) struct Ingest {
     queue: ArrayQueue<Event>,
-    bytes: CachePadded<AtomicUsize>,
+    /// Heap bytes held by queued events (their slots are counted in `slot_bytes`).
+    heap: CachePadded<AtomicUsize>,
     max_bytes: usize,
-    /// Wake the router when queued bytes cross a multiple of `1 << wake_shift`
-    /// (a shift, not a division: this runs on every emit).
-    wake_shift: u32,
+    /// `max_bytes` less the ring's slots.
+    heap_budget: usize,
+    /// The ring is smaller than `queue_capacity` because `max_bytes` holds no more
+    /// slots: a full ring is then the byte bound.
+    slots_cut_by_bytes: bool,
+    /// Wake the router every this many pushes of a thread (about `wake_bytes`).
+    wake_every: u32,
     policy: FullPolicy,
     block_timeout: Duration,
     closed: AtomicBool,
@@ -50,6 +59,20 @@ enum Full {
     Bytes,
 }
 
+/// What one queued event takes in the ring, whatever it holds on the heap.
+const SLOT_BYTES: usize = std::mem::size_of::<Event>();
+
+/// Heap bytes `event` holds beyond its slot.
+#[inline(always)]
+fn heap_bytes(event: &Event) -> usize {
+    event.approx_bytes() - SLOT_BYTES
+}
+
+thread_local! {
+    /// Pushes by this thread since it last woke a router.
+    static PUSHES: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
 impl Ingest {
     pub(crate) fn new(
         capacity: usize,
@@ -58,11 +81,25 @@ impl Ingest {
         policy: FullPolicy,
         block_timeout: Duration,
     ) -> Self {
+        let wanted = capacity.max(1);
+        let slots = wanted.min((max_bytes / SLOT_BYTES).max(1));
+        if slots < wanted {
+            tracing::info!(
+                queue_capacity = wanted,
+                queue_max_bytes = max_bytes,
+                "the ingest queue holds {slots} events: pipeline.queue_max_bytes holds no more slots of {SLOT_BYTES} bytes"
+            );
+        }
         Ingest {
-            queue: ArrayQueue::new(capacity.max(1)),
-            bytes: CachePadded::new(AtomicUsize::new(0)),
+            queue: ArrayQueue::new(slots),
+            heap: CachePadded::new(AtomicUsize::new(0)),
             max_bytes,
-            wake_shift: wake_bytes.max(1).next_power_of_two().trailing_zeros(),
+            heap_budget: max_bytes.saturating_sub(slots * SLOT_BYTES),
+            slots_cut_by_bytes: slots < wanted,
+            // Rarely: a wake-up per small group (paced emitters) costs the emitting
+            // thread a syscall and the router's company on the same cores. Threads
+            // that each push less than this are drained on the router's tick.
+            wake_every: u32::try_from((wake_bytes / SLOT_BYTES).max(1)).unwrap_or(u32::MAX),
             policy,
             block_timeout,
             closed: AtomicBool::new(false),
@@ -84,27 +121,53 @@ impl Ingest {
             self.drops.shutdown.fetch_add(1, Relaxed);
             return;
         }
-        let size = event.approx_bytes();
-        let before = self.bytes.fetch_add(size, Relaxed);
-        let why = if before + size > self.max_bytes {
+        let heap = heap_bytes(&event);
+        if heap > 0 && !self.reserve_heap(heap) {
+            return self.full_bytes(event, Full::Bytes);
+        }
+        match self.queue.push(event) {
+            Ok(()) => self.pushed(),
+            Err(event) => {
+                if heap > 0 {
+                    self.heap.fetch_sub(heap, Relaxed);
+                }
+                self.full(event, self.ring_full())
+            }
+        }
+    }
+
+    /// Takes `heap` bytes of the heap budget; false (and nothing taken) past it.
+    #[inline]
+    fn reserve_heap(&self, heap: usize) -> bool {
+        let before = self.heap.fetch_add(heap, Relaxed);
+        if before + heap > self.heap_budget {
+            self.heap.fetch_sub(heap, Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// Why a push found the ring full: its slots, or the byte bound that cut them.
+    fn ring_full(&self) -> Full {
+        if self.slots_cut_by_bytes {
             Full::Bytes
         } else {
-            match self.queue.push(event) {
-                Ok(()) => {
-                    if before >> self.wake_shift != (before + size) >> self.wake_shift {
-                        self.wake();
-                    }
-                    return;
-                }
-                Err(event) => {
-                    self.bytes.fetch_sub(size, Relaxed);
-                    return self.full(event, Full::Count);
-                }
-            }
-        };
-        self.bytes.fetch_sub(size, Relaxed);
-        // Not moved into the queue: rebuild nothing, just hand it to the slow path.
-        self.full_bytes(event, why);
+            Full::Count
+        }
+    }
+
+    /// Counts a push by this thread and wakes the router every `wake_every`.
+    #[inline(always)]
+    fn pushed(&self) {
+        let due = PUSHES.with(|n| {
+            let next = n.get() + 1;
+            let due = next >= self.wake_every;
+            n.set(if due { 0 } else { next });
+            due
+        });
+        if due {
+            self.wake();
+        }
     }
 
     #[cold]
@@ -135,13 +198,13 @@ impl Ingest {
     /// (the caller refuses it, and the part enqueued is delivered: a re-send
     /// repeats those ids).
     pub(crate) fn offer_all(&self, events: Vec<Event>) -> Result<(), Refused> {
-        let (n, bytes) = (events.len(), events.iter().map(Event::approx_bytes).sum::<usize>());
-        if n > self.queue.capacity() || bytes > self.max_bytes {
+        let (n, heap) = (events.len(), events.iter().map(heap_bytes).sum::<usize>());
+        if n > self.queue.capacity() || heap > self.heap_budget {
             return Err(Refused::NeverFits);
         }
         let _one_at_a_time = self.offer_lock.lock().unwrap_or_else(|p| p.into_inner());
         let room = self.queue.capacity() - self.queue.len();
-        if self.closed.load(Relaxed) || n > room || self.bytes.load(Relaxed) + bytes > self.max_bytes {
+        if self.closed.load(Relaxed) || n > room || self.heap.load(Relaxed) + heap > self.heap_budget {
             return Err(Refused::Full);
         }
         for e in events {
@@ -159,21 +222,19 @@ impl Ingest {
     /// One attempt, for the blocking path: hands the event back when there is no room.
     #[allow(clippy::result_large_err)]
     fn try_push(&self, event: Event) -> Result<(), Event> {
-        let size = event.approx_bytes();
-        let before = self.bytes.fetch_add(size, Relaxed);
-        if before + size > self.max_bytes {
-            self.bytes.fetch_sub(size, Relaxed);
+        let heap = heap_bytes(&event);
+        if heap > 0 && !self.reserve_heap(heap) {
             return Err(event);
         }
         match self.queue.push(event) {
             Ok(()) => {
-                if before >> self.wake_shift != (before + size) >> self.wake_shift {
-                    self.wake();
-                }
+                self.pushed();
                 Ok(())
             }
             Err(event) => {
-                self.bytes.fetch_sub(size, Relaxed);
+                if heap > 0 {
+                    self.heap.fetch_sub(heap, Relaxed);
+                }
                 Err(event)
             }
         }
@@ -246,7 +307,10 @@ impl Ingest {
     pub(crate) fn discard_remaining(&self) -> u64 {
         let mut n = 0u64;
         while let Some(e) = self.queue.pop() {
-            self.bytes.fetch_sub(e.approx_bytes(), Relaxed);
+            let heap = heap_bytes(&e);
+            if heap > 0 {
+                self.heap.fetch_sub(heap, Relaxed);
+            }
             n += 1;
         }
         if n > 0 {
@@ -257,19 +321,19 @@ impl Ingest {
 
     pub(crate) fn drain_into(&self, out: &mut Vec<Event>, max: usize) -> usize {
         let mut n = 0;
-        let mut bytes = 0;
+        let mut heap = 0;
         while n < max {
             match self.queue.pop() {
                 Some(e) => {
-                    bytes += e.approx_bytes();
+                    heap += heap_bytes(&e);
                     out.push(e);
                     n += 1;
                 }
                 None => break,
             }
         }
-        if bytes > 0 {
-            self.bytes.fetch_sub(bytes, Relaxed);
+        if heap > 0 {
+            self.heap.fetch_sub(heap, Relaxed);
         }
         if n > 0 && self.waiters.load(Relaxed) > 0 {
             let _g = self.space_lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -293,8 +357,9 @@ impl Ingest {
         self.max_bytes
     }
 
+    /// Bytes the queued events take: their slots and what they hold on the heap.
     pub(crate) fn bytes(&self) -> usize {
-        self.bytes.load(Relaxed)
+        self.queue.len() * SLOT_BYTES + self.heap.load(Relaxed)
     }
 }
 
