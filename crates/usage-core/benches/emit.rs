@@ -5,7 +5,7 @@
 //!     `BatchLogProcessor` with a discarding exporter, 1 and 2 threads.
 //!
 //! (d) both again with Lava's real values (shared/interop.md): 500 distinct 32-char
-//!     project hashes, 44-char provider addresses, origins up to 30 chars, held by
+//!     project hashes, 44-char provider addresses, origins of 29-33 chars, held by
 //!     the host as `String`s and copied into each event as a service would
 //!     (`usage_real`, `otel_sdk_real`).
 //!

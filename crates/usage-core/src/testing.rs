@@ -175,3 +175,70 @@ pub fn damaged(sample: &[u8], edits: &[(usize, u8)], keep: usize) -> Vec<u8> {
     out.truncate(keep);
     out
 }
+
+/// Lava's string values (shared/interop.md), for benchmarks and load tests: 500
+/// distinct 32-char project hashes, 64 provider addresses of 44 chars, origins of
+/// 29-33 chars (a quarter empty; Lava's are up to 30, so these err long).
+/// Deterministic: every run gets the same strings.
+///
+/// ```
+/// let lava = usage_core::testing::LavaStrings::new();
+/// let (project, provider, origin) = lava.pick(7);
+/// assert_eq!((project.len(), provider.len()), (32, 44));
+/// assert!(origin.is_empty() || (29..=33).contains(&origin.len()));
+/// ```
+#[derive(Debug, Clone)]
+pub struct LavaStrings {
+    /// 500 distinct 32-char hex project hashes.
+    pub projects: Vec<String>,
+    /// 64 provider addresses, `lava@1` and 38 more chars.
+    pub providers: Vec<String>,
+    /// 40 origins: a quarter empty, the rest `https://app-<hex>.example.io`.
+    pub origins: Vec<String>,
+}
+
+impl LavaStrings {
+    /// The strings (a few hundred allocations: make them once).
+    pub fn new() -> Self {
+        // xorshift64: deterministic pseudo-random hex.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut hex = |n: usize| {
+            (0..n)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    char::from_digit((x % 16) as u32, 16).unwrap_or('0')
+                })
+                .collect::<String>()
+        };
+        LavaStrings {
+            projects: (0..500).map(|_| hex(32)).collect(),
+            providers: (0..64).map(|_| format!("lava@1{}", hex(38))).collect(),
+            origins: (0..40)
+                .map(|i| match i % 4 {
+                    0 => String::new(),
+                    _ => format!("https://app-{}.example.io", hex(6 + i % 5)),
+                })
+                .collect(),
+        }
+    }
+
+    /// (project, provider, origin) of event `i`: projects cycle fastest, a provider
+    /// serves 7 events in a row, an origin 3.
+    #[inline]
+    pub fn pick(&self, i: u64) -> (&str, &str, &str) {
+        let i = i as usize;
+        (
+            &self.projects[i % self.projects.len()],
+            &self.providers[(i / 7) % self.providers.len()],
+            &self.origins[(i / 3) % self.origins.len()],
+        )
+    }
+}
+
+impl Default for LavaStrings {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,54 +1,23 @@
 //! Lava's values (shared/interop.md) for the emit bench: 500 distinct 32-char project
-//! hashes, 44-char provider addresses, origins up to 30 chars (a quarter empty), held
-//! by the host as `String`s and copied into each event as a service would.
+//! hashes, 44-char provider addresses, origins of 29-33 chars (a quarter empty;
+//! Lava's are up to 30), held by the host as `String`s and copied into each event as
+//! a service would.
 
 use opentelemetry::logs::{AnyValue, LogRecord, Logger};
+use usage_core::testing::LavaStrings;
 use usage_core::{RelayUsage, Text};
 
 /// Lava's values as a host holds them: owned strings, copied into each event.
-pub struct RealValues {
-    projects: Vec<String>,
-    providers: Vec<String>,
-    origins: Vec<String>,
-}
+pub struct RealValues(LavaStrings);
 
 impl RealValues {
     pub fn new() -> Self {
-        // Deterministic pseudo-random hex, so every run sends the same strings.
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut hex = |n: usize| {
-            (0..n)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    char::from_digit((x % 16) as u32, 16).unwrap_or('0')
-                })
-                .collect::<String>()
-        };
-        RealValues {
-            projects: (0..500).map(|_| hex(32)).collect(),
-            providers: (0..64).map(|_| format!("lava@1{}", hex(38))).collect(),
-            origins: (0..40)
-                .map(|i| {
-                    if i % 4 == 0 {
-                        String::new()
-                    } else {
-                        format!("https://app-{}.example.io", hex(6 + i % 5))
-                    }
-                })
-                .collect(),
-        }
+        RealValues(LavaStrings::new())
     }
 
     #[inline]
     fn pick(&self, i: u64) -> (&str, &str, &str) {
-        let i = i as usize;
-        (
-            &self.projects[i % self.projects.len()],
-            &self.providers[(i / 7) % self.providers.len()],
-            &self.origins[(i / 3) % self.origins.len()],
-        )
+        self.0.pick(i)
     }
 
     #[inline]
