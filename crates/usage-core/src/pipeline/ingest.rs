@@ -5,8 +5,9 @@
 //! the bound is the budget for what queued events hold on the heap. An event that
 //! holds nothing on the heap (every `relay_usage` with Lava's values) is then one
 //! lock-free push: no shared byte counter for emitting threads to contend on. The
-//! router is woken about every `wake_bytes` of pushes, counted per thread, and
-//! drains on its tick (at most 100 ms) whatever no wake-up announced.
+//! router is woken about every `wake_bytes` of pushes, counted per thread, or as
+//! soon as queued heap bytes cross a multiple of `wake_bytes`, and drains on its
+//! tick (at most 100 ms) whatever no wake-up announced.
 
 use super::stats::DropCounters;
 use crate::config::FullPolicy;
@@ -20,7 +21,8 @@ use std::time::{Duration, Instant};
 
 pub(crate) struct Ingest {
     queue: ArrayQueue<Event>,
-    /// Heap bytes held by queued events (their slots are counted in `slot_bytes`).
+    /// Heap bytes held by queued events (their slots are counted once, in
+    /// `heap_budget`).
     heap: CachePadded<AtomicUsize>,
     max_bytes: usize,
     /// `max_bytes` less the ring's slots.
@@ -30,6 +32,9 @@ pub(crate) struct Ingest {
     slots_cut_by_bytes: bool,
     /// Wake the router every this many pushes of a thread (about `wake_bytes`).
     wake_every: u32,
+    /// ... and when queued heap bytes cross a multiple of `1 << wake_shift` (a
+    /// shift, not a division: this runs on every push of a heap-holding event).
+    wake_shift: u32,
     policy: FullPolicy,
     block_timeout: Duration,
     closed: AtomicBool,
@@ -100,6 +105,7 @@ impl Ingest {
             // thread a syscall and the router's company on the same cores. Threads
             // that each push less than this are drained on the router's tick.
             wake_every: u32::try_from((wake_bytes / SLOT_BYTES).max(1)).unwrap_or(u32::MAX),
+            wake_shift: wake_bytes.max(1).next_power_of_two().trailing_zeros(),
             policy,
             block_timeout,
             closed: AtomicBool::new(false),
@@ -121,30 +127,48 @@ impl Ingest {
             self.drops.shutdown.fetch_add(1, Relaxed);
             return;
         }
-        let heap = heap_bytes(&event);
-        if heap > 0 && !self.reserve_heap(heap) {
-            return self.full_bytes(event, Full::Bytes);
+        if let Err((event, why)) = self.try_push(event) {
+            self.full(event, why);
         }
+    }
+
+    /// One attempt: queued, or handed back with why there was no room.
+    #[inline(always)]
+    #[allow(clippy::result_large_err)]
+    fn try_push(&self, event: Event) -> Result<(), (Event, Full)> {
+        let heap = heap_bytes(&event);
+        let heap_before = if heap > 0 {
+            match self.reserve_heap(heap) {
+                Some(before) => before,
+                None => return Err((event, Full::Bytes)),
+            }
+        } else {
+            0
+        };
         match self.queue.push(event) {
-            Ok(()) => self.pushed(),
+            Ok(()) => {
+                self.pushed(heap_before, heap);
+                Ok(())
+            }
             Err(event) => {
                 if heap > 0 {
                     self.heap.fetch_sub(heap, Relaxed);
                 }
-                self.full(event, self.ring_full())
+                Err((event, self.ring_full()))
             }
         }
     }
 
-    /// Takes `heap` bytes of the heap budget; false (and nothing taken) past it.
+    /// Takes `heap` bytes of the heap budget and returns the heap bytes queued
+    /// before; `None` (and nothing taken) past the budget.
     #[inline]
-    fn reserve_heap(&self, heap: usize) -> bool {
+    fn reserve_heap(&self, heap: usize) -> Option<usize> {
         let before = self.heap.fetch_add(heap, Relaxed);
         if before + heap > self.heap_budget {
             self.heap.fetch_sub(heap, Relaxed);
-            return false;
+            return None;
         }
-        true
+        Some(before)
     }
 
     /// Why a push found the ring full: its slots, or the byte bound that cut them.
@@ -156,16 +180,19 @@ impl Ingest {
         }
     }
 
-    /// Counts a push by this thread and wakes the router every `wake_every`.
+    /// Counts a push by this thread and wakes the router every `wake_every` pushes,
+    /// or as soon as queued heap bytes cross a multiple of the wake threshold (a few
+    /// large events must not wait for the router's tick while the budget fills).
     #[inline(always)]
-    fn pushed(&self) {
+    fn pushed(&self, heap_before: usize, heap: usize) {
         let due = PUSHES.with(|n| {
             let next = n.get() + 1;
             let due = next >= self.wake_every;
             n.set(if due { 0 } else { next });
             due
         });
-        if due {
+        let crossed = heap > 0 && heap_before >> self.wake_shift != (heap_before + heap) >> self.wake_shift;
+        if due || crossed {
             self.wake();
         }
     }
@@ -177,12 +204,6 @@ impl Ingest {
             FullPolicy::DropNewest => self.count_full(why),
             FullPolicy::BlockWithTimeout => self.push_blocking(event),
         }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn full_bytes(&self, event: Event, why: Full) {
-        self.full(event, why)
     }
 
     /// Enqueues if there is room, without counting a drop when there is not (the
@@ -217,27 +238,6 @@ impl Ingest {
 
     pub(crate) fn is_spool_full(&self) -> bool {
         self.spool_full.load(Relaxed)
-    }
-
-    /// One attempt, for the blocking path: hands the event back when there is no room.
-    #[allow(clippy::result_large_err)]
-    fn try_push(&self, event: Event) -> Result<(), Event> {
-        let heap = heap_bytes(&event);
-        if heap > 0 && !self.reserve_heap(heap) {
-            return Err(event);
-        }
-        match self.queue.push(event) {
-            Ok(()) => {
-                self.pushed();
-                Ok(())
-            }
-            Err(event) => {
-                if heap > 0 {
-                    self.heap.fetch_sub(heap, Relaxed);
-                }
-                Err(event)
-            }
-        }
     }
 
     /// Registers the router thread to wake.
@@ -283,7 +283,7 @@ impl Ingest {
                     self.waiters.fetch_sub(1, Relaxed);
                     return;
                 }
-                Err(e) => event = e,
+                Err((e, _)) => event = e,
             }
             let now = Instant::now();
             if now >= deadline || self.closed.load(Relaxed) {
@@ -301,7 +301,6 @@ impl Ingest {
         }
     }
 
-    /// Pops up to `max` events into `out`; returns how many.
     /// Counts every event still queued as dropped at shutdown (review L7: one
     /// pushed after the final drain is otherwise neither routed nor counted).
     pub(crate) fn discard_remaining(&self) -> u64 {
@@ -319,6 +318,7 @@ impl Ingest {
         n
     }
 
+    /// Pops up to `max` events into `out`; returns how many.
     pub(crate) fn drain_into(&self, out: &mut Vec<Event>, max: usize) -> usize {
         let mut n = 0;
         let mut heap = 0;
@@ -391,6 +391,29 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(q.drain_into(&mut out, 10), 2);
         assert_eq!(q.bytes(), 0);
+    }
+
+    #[test]
+    fn an_event_holding_heap_bytes_wakes_the_router_at_once() {
+        // Pushes wake every ~2,978 events (1 MiB of slots); this one event holds
+        // 2 MiB on the heap and must wake the router now, not on its tick.
+        let q = Ingest::new(10_000, 64 << 20, 1 << 20, FullPolicy::DropNewest, Duration::ZERO);
+        let (parked_tx, parked_rx) = std::sync::mpsc::channel();
+        let router = std::thread::spawn(move || {
+            let start = Instant::now();
+            let _ = parked_tx.send(());
+            std::thread::park_timeout(Duration::from_secs(30));
+            start.elapsed()
+        });
+        q.set_router(router.thread().clone());
+        let _ = parked_rx.recv();
+        q.push(Event::new(RelayUsage {
+            origin: "x".repeat(2 << 20).into(),
+            ..Default::default()
+        }));
+        let waited = router.join().unwrap();
+        assert!(waited < Duration::from_secs(10), "the router slept {waited:?}");
+        assert_eq!(q.len(), 1);
     }
 
     #[test]
