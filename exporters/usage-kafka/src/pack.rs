@@ -61,6 +61,63 @@ struct Pack {
     ts_ms: i64,
 }
 
+/// A kind's open messages, found by key value or by partition.
+struct OpenPacks {
+    packs: Vec<Pack>,
+    by_key: HashMap<String, usize>,
+    /// Index `partitions` is "no key value".
+    by_partition: Vec<Option<usize>>,
+    unkeyed: Option<usize>,
+}
+
+impl OpenPacks {
+    fn new(partitions: i32) -> Self {
+        OpenPacks {
+            packs: Vec::new(),
+            by_key: HashMap::new(),
+            by_partition: vec![None; partitions.max(0) as usize + 1],
+            unkeyed: None,
+        }
+    }
+
+    /// The open message for `target`, opened if there is none (a key value is
+    /// copied only then).
+    fn find_or_open(&mut self, target: Target<std::borrow::Cow<'_, str>>) -> &mut Pack {
+        let none = self.by_partition.len() - 1;
+        let found = match &target {
+            Target::Key(Some(k)) => self.by_key.get(k.as_ref()).copied(),
+            Target::Key(None) => self.unkeyed,
+            Target::Partition(p) => self.by_partition[p.map_or(none, |p| p as usize)],
+        };
+        let slot = found.unwrap_or_else(|| {
+            let at = self.packs.len();
+            let target = match target {
+                Target::Key(Some(k)) => {
+                    let k = k.into_owned();
+                    self.by_key.insert(k.clone(), at);
+                    Target::Key(Some(k))
+                }
+                Target::Key(None) => {
+                    self.unkeyed = Some(at);
+                    Target::Key(None)
+                }
+                Target::Partition(p) => {
+                    self.by_partition[p.map_or(none, |p| p as usize)] = Some(at);
+                    Target::Partition(p)
+                }
+            };
+            self.packs.push(Pack {
+                target,
+                payload: Vec::new(),
+                events: Vec::new(),
+                ts_ms: 0,
+            });
+            at
+        });
+        &mut self.packs[slot]
+    }
+}
+
 impl KafkaExporter {
     /// The partition count of each topic `batch` goes to (empty unless packing by
     /// partition). Fails before anything is sent when a topic has no metadata.
@@ -118,12 +175,19 @@ impl KafkaExporter {
         }
     }
 
-    /// The partition event `e` goes to when packing by partition (`None`: no key
-    /// value, librdkafka places it).
-    fn partition_for(&self, e: &usage_core::Event, partitions: i32) -> Option<i32> {
-        let mut id_buf = [0u8; 36];
-        let id = e.id().uuid().hyphenated().encode_lower(&mut id_buf);
-        self.key_for(e, id).map(|k| partition_of(k.as_bytes(), partitions))
+    /// The open message event `e` belongs in: by key value (none when keyed by id),
+    /// or by the partition its key picks (`None`: no key value, librdkafka places it).
+    fn target_of<'e>(&self, e: &'e usage_core::Event, partitions: i32) -> Target<std::borrow::Cow<'e, str>> {
+        match self.pack_by {
+            PackBy::Key if self.key == "id" => Target::Key(None),
+            PackBy::Key => Target::Key(self.key_for(e, "")),
+            PackBy::Partition if self.key == "id" => {
+                let mut id_buf = [0u8; 36];
+                let id = e.id().uuid().hyphenated().encode_lower(&mut id_buf);
+                Target::Partition(Some(partition_of(id.as_bytes(), partitions)))
+            }
+            PackBy::Partition => Target::Partition(self.key_for(e, "").map(|k| partition_of(k.as_bytes(), partitions))),
+        }
     }
 
     /// NDJSON messages of up to `events_per_message` events and `max_message_bytes`,
@@ -143,53 +207,13 @@ impl KafkaExporter {
             let topic = self.topic_for(first.kind());
             let kind = first.kind();
             let count = partitions.get(&topic).copied().unwrap_or(1);
-            let mut open: Vec<Pack> = Vec::new();
-            // Open messages by key value and by partition (the last entry: none).
-            let mut by_key: HashMap<String, usize> = HashMap::new();
-            let mut by_partition: Vec<Option<usize>> = vec![None; count as usize + 1];
-            let mut unkeyed: Option<usize> = None;
+            let mut open = OpenPacks::new(count);
             for e in slice {
                 let i = index;
                 index += 1;
-                // The key is copied only when a new value opens a message.
-                let (found, target) = match self.pack_by {
-                    PackBy::Key if self.key == "id" => (unkeyed, None),
-                    PackBy::Key => match self.key_for(e, "") {
-                        Some(k) => (by_key.get(k.as_ref()).copied(), Some(Target::Key(Some(k)))),
-                        None => (unkeyed, None),
-                    },
-                    PackBy::Partition => {
-                        let partition = self.partition_for(e, count);
-                        let at = partition.map_or(count as usize, |p| p as usize);
-                        (by_partition[at], Some(Target::Partition(partition)))
-                    }
-                };
-                let slot = found.unwrap_or_else(|| {
-                    let target = match target {
-                        Some(Target::Key(Some(k))) => {
-                            by_key.insert(k.to_string(), open.len());
-                            Target::Key(Some(k.into_owned()))
-                        }
-                        Some(Target::Partition(partition)) => {
-                            by_partition[partition.map_or(count as usize, |p| p as usize)] = Some(open.len());
-                            Target::Partition(partition)
-                        }
-                        Some(Target::Key(None)) | None => {
-                            unkeyed = Some(open.len());
-                            Target::Key(None)
-                        }
-                    };
-                    open.push(Pack {
-                        target,
-                        payload: Vec::new(),
-                        events: Vec::new(),
-                        ts_ms: 0,
-                    });
-                    open.len() - 1
-                });
+                let p = open.find_or_open(self.target_of(e, count));
                 // Written straight into the message; moved to the next one only when
                 // it would cross the byte bound.
-                let p = &mut open[slot];
                 let before = p.payload.len();
                 json::write_event(&mut p.payload, e, batch.resource());
                 p.payload.push(b'\n');
@@ -208,7 +232,7 @@ impl KafkaExporter {
                     sent += self.send_pack(&topic, kind, p, generation, packs).await;
                 }
             }
-            for p in &mut open {
+            for p in &mut open.packs {
                 if !p.events.is_empty() {
                     sent += self.send_pack(&topic, kind, p, generation, packs).await;
                 }
