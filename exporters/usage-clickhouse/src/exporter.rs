@@ -15,7 +15,7 @@ use usage_core::{
     Schema,
 };
 
-/// Rows encoded per chunk of an INSERT's body (about 1 MiB of RowBinary): the server
+/// Rows encoded per chunk of an INSERT's body (about 300 KiB of RowBinary): the server
 /// parses one chunk while the next is encoded and compressed.
 const STREAM_CHUNK_ROWS: usize = 2048;
 

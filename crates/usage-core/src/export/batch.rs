@@ -234,7 +234,7 @@ impl Batch {
         })
     }
 
-    /// A batch from owned events (for tests, tools and exporters' own tests).
+    /// A batch from owned events (spooled reads, tools, exporters' own tests).
     /// Events are grouped into runs of the same kind, keeping their order.
     pub fn from_events(events: Vec<Event>, resource: Arc<Resource>) -> Self {
         // One chunk, sliced where the kind changes: no event is moved (spooled
@@ -242,15 +242,14 @@ impl Batch {
         let chunk = Arc::new(Chunk::new(events));
         let mut slices = Vec::new();
         let mut start = 0;
-        for end in 1..=chunk.events.len() {
-            if end == chunk.events.len() || chunk.events[end].kind() != chunk.events[start].kind() {
-                slices.push(Slice {
-                    chunk: chunk.clone(),
-                    start,
-                    end,
-                });
-                start = end;
-            }
+        for run in chunk.events.chunk_by(|a, b| a.kind() == b.kind()) {
+            let end = start + run.len();
+            slices.push(Slice {
+                chunk: chunk.clone(),
+                start,
+                end,
+            });
+            start = end;
         }
         Batch::from_slices(slices, resource.clone()).unwrap_or(Batch {
             id: BatchId(0),
@@ -374,6 +373,28 @@ mod tests {
     use super::*;
     use crate::{NetworkEvent, RelayUsage};
     use proptest::prelude::*;
+
+    #[test]
+    fn from_events_slices_runs_of_one_kind_in_order() {
+        let events = mixed(10);
+        let batch = Batch::from_events(events.clone(), Arc::new(Resource::new("svc")));
+        let runs: Vec<(String, usize)> = batch.slices().map(|s| (s[0].kind().to_string(), s.len())).collect();
+        // i % 3 == 0 is a network_event: 1, 2, 1, 2, 1, 2, 1.
+        let expected: Vec<(String, usize)> = [1, 2, 1, 2, 1, 2, 1]
+            .iter()
+            .enumerate()
+            .map(|(r, &n)| {
+                (
+                    (if r % 2 == 0 { "network_event" } else { "relay_usage" }).to_string(),
+                    n,
+                )
+            })
+            .collect();
+        assert_eq!(runs, expected);
+        assert!(batch.slices().all(|s| s.iter().all(|e| e.kind() == s[0].kind())));
+        let back: Vec<_> = batch.iter().map(|e| e.id()).collect();
+        assert_eq!(back, events.iter().map(|e| e.id()).collect::<Vec<_>>(), "order kept");
+    }
 
     fn mixed(n: usize) -> Vec<Event> {
         (0..n)
