@@ -11,19 +11,30 @@ fn ns(report: &Value, group: &str, id: &str) -> f64 {
     f(&report[group][id]["median_ns"])
 }
 
+/// " (lo-hi)" of a figure's runs, or nothing for a single run.
+fn range(values: impl Iterator<Item = f64>, digits: usize) -> String {
+    let values: Vec<f64> = values.collect();
+    match (
+        values.iter().copied().reduce(f64::min),
+        values.iter().copied().reduce(f64::max),
+    ) {
+        (Some(lo), Some(hi)) if values.len() > 1 => format!(" ({lo:.digits$}-{hi:.digits$})"),
+        _ => String::new(),
+    }
+}
+
+/// The runs of a criterion figure, in ns.
+fn runs_ns(figure: &Value) -> impl Iterator<Item = f64> + '_ {
+    figure["runs_ns"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_f64)
+}
+
 /// A criterion figure's median with the spread of its runs: "102 (101-109)".
 fn ns_cell(figure: &Value) -> String {
-    let runs: Vec<f64> = figure["runs_ns"]
-        .as_array()
-        .map(|r| r.iter().filter_map(Value::as_f64).collect())
-        .unwrap_or_default();
-    let median = f(&figure["median_ns"]);
-    if runs.len() < 2 {
-        return format!("{median:.0}");
-    }
-    let lo = runs.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = runs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    format!("{median:.0} ({lo:.0}-{hi:.0})")
+    format!("{:.0}{}", f(&figure["median_ns"]), range(runs_ns(figure), 0))
 }
 
 pub fn markdown(r: &Value) -> String {
@@ -147,17 +158,9 @@ fn real_values_section(md: &mut String, r: &Value) {
 }
 
 /// "min-max" of field `key` over a figure's runs: the spread beside the median.
-fn spread(c: &Value, key: &str, scale: f64, digits: usize) -> String {
-    let values: Vec<f64> = c["runs"]
-        .as_array()
-        .map(|runs| runs.iter().filter_map(|r| r[key].as_f64()).map(|v| v * scale).collect())
-        .unwrap_or_default();
-    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if values.len() < 2 {
-        return String::new();
-    }
-    format!(" ({lo:.digits$}-{hi:.digits$})")
+fn spread(c: &Value, key: &str, digits: usize) -> String {
+    let runs = c["runs"].as_array().into_iter().flatten();
+    range(runs.filter_map(|r| r[key].as_f64()), digits)
 }
 
 fn collector_section(md: &mut String, r: &Value) {
@@ -194,7 +197,7 @@ fn collector_section(md: &mut String, r: &Value) {
         let _ = writeln!(
             md,
             "| {label} | {cpu:.2}{}{} | {:.2}x | {:.0}{} | {:.0} | {} |",
-            spread(x, "cpu_seconds_per_million", 1.0, 2),
+            spread(x, "cpu_seconds_per_million", 2),
             if goal.is_empty() {
                 String::new()
             } else {
@@ -202,7 +205,7 @@ fn collector_section(md: &mut String, r: &Value) {
             },
             cpu / rotel_cpu,
             f(&x["events_per_second"]),
-            spread(x, "events_per_second", 1.0, 0),
+            spread(x, "events_per_second", 0),
             f(&x["peak_rss_kib"]) / 1024.0,
             x["lost"]
         );
@@ -260,7 +263,7 @@ fn exporters_section(md: &mut String, r: &Value) {
             md,
             "| {} | {backend} | {rate:.0}{} | {:.2} | {anchor_cell} | {ratio_cell} |",
             name.trim_end_matches("_packed").trim_end_matches("_current"),
-            spread(e, "events_per_second", 1.0, 0),
+            spread(e, "events_per_second", 0),
             f(&e["cpu_seconds_per_million"])
         );
     }
@@ -281,18 +284,8 @@ fn spool_section(md: &mut String, r: &Value) {
         ("append_interval_100ms", "interval 100ms"),
         ("append_never", "never"),
     ] {
-        let runs: Vec<f64> = r["spool"][id]["runs_ns"]
-            .as_array()
-            .map(|v| v.iter().filter_map(Value::as_f64).map(|ns| 1e9 / ns).collect())
-            .unwrap_or_default();
-        let range = match (
-            runs.iter().copied().reduce(f64::min),
-            runs.iter().copied().reduce(f64::max),
-        ) {
-            (Some(lo), Some(hi)) if runs.len() > 1 => format!(" ({lo:.0}-{hi:.0})"),
-            _ => String::new(),
-        };
-        let _ = writeln!(md, "| {label} | {:.0}{range} |", 1e9 / ns(r, "spool", id));
+        let per_second = range(runs_ns(&r["spool"][id]).map(|ns| 1e9 / ns), 0);
+        let _ = writeln!(md, "| {label} | {:.0}{per_second} |", 1e9 / ns(r, "spool", id));
     }
     let _ = writeln!(
         md,
