@@ -96,28 +96,49 @@ fn kafka_exporter_passes_the_conformance_suite_against_tansu() {
     packed_by_partition_lands_where_confluent_kafka_puts_each_key(&backend.brokers);
 }
 
+/// Runs `tests/interop/<script>` (confluent-kafka, a client we did not write) with
+/// the e2e venv's Python; its stdout, or the test fails with its stderr.
+fn confluent_kafka(script: &str, args: &[&str]) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/interop")
+        .join(script);
+    let out = std::process::Command::new(env_addr("USAGE_E2E_PYTHON"))
+        .arg(&path)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {script}: {e}"));
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A pipeline with one kafka exporter `events` to `topic`, plus `settings`.
+fn kafka_pipeline(brokers: &str, topic: &str, scratch: &str, settings: &str) -> Pipeline {
+    let dir = scratch_dir(scratch);
+    let cfg = UsageConfig::from_toml(&format!(
+        "[pipeline]\ndata_dir = {:?}\n[exporters.events]\ntype = \"kafka\"\nbrokers = {brokers:?}\ntopic = {topic:?}\n{settings}",
+        dir.display().to_string()
+    ))
+    .expect("config");
+    Pipeline::from_config(&cfg).expect("pipeline")
+}
+
 /// `pack_by = "partition"` against a real broker: 2,000 events of 120 projects into a
 /// topic of 6 partitions, packed 200 per message; confluent-kafka reads every line
 /// back and places each project with its own partitioner: every line must be on
 /// that partition, every event there once.
 fn packed_by_partition_lands_where_confluent_kafka_puts_each_key(brokers: &str) {
     let topic = format!("packed_by_partition_{}", std::process::id());
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/partitions.py");
-    let python = env_addr("USAGE_E2E_PYTHON");
-    let create = std::process::Command::new(&python)
-        .arg(&script)
-        .args(["create", brokers, &topic, "6"])
-        .output()
-        .expect("run confluent-kafka's admin client");
-    assert!(create.status.success(), "{}", String::from_utf8_lossy(&create.stderr));
-    let dir = scratch_dir("pack-by-partition");
-    let cfg = UsageConfig::from_toml(&format!(
-        "[pipeline]\ndata_dir = {:?}\n[exporters.packed]\ntype = \"kafka\"\nbrokers = {brokers:?}\ntopic = {topic:?}\n\
-         events = [\"relay_usage\"]\nkey = \"project\"\nevents_per_message = 200\npack_by = \"partition\"\n",
-        dir.display().to_string()
-    ))
-    .expect("config");
-    let pipeline = Pipeline::from_config(&cfg).expect("pipeline");
+    confluent_kafka("partitions.py", &["create", brokers, &topic, "6"]);
+    let pipeline = kafka_pipeline(
+        brokers,
+        &topic,
+        "pack-by-partition",
+        "events = [\"relay_usage\"]\nkey = \"project\"\nevents_per_message = 200\npack_by = \"partition\"\n",
+    );
     let sent = 2000u64;
     for i in 0..sent {
         pipeline.sink().emit(RelayUsage {
@@ -127,13 +148,8 @@ fn packed_by_partition_lands_where_confluent_kafka_puts_each_key(brokers: &str) 
         });
     }
     pipeline.shutdown_blocking(Duration::from_secs(60)).expect("delivered");
-    let out = std::process::Command::new(&python)
-        .arg(&script)
-        .args(["check", brokers, &topic, &sent.to_string()])
-        .output()
-        .expect("run the confluent-kafka check");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let out = confluent_kafka("partitions.py", &["check", brokers, &topic, &sent.to_string()]);
+    let report: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
     assert_eq!(report["lines"], sent, "every event read back: {report}");
     assert_eq!(report["ids"], sent, "each once: {report}");
     assert_eq!(report["projects"], 120, "{report}");
@@ -162,14 +178,12 @@ fn packed_by_partition_lands_where_confluent_kafka_puts_each_key(brokers: &str) 
 /// is compared with the event sent.
 fn stream_trace_reads_back_field_by_field_with_confluent_kafka(brokers: &str) {
     let topic = format!("network_events_{}", std::process::id());
-    let dir = scratch_dir("stream-trace");
-    let cfg = UsageConfig::from_toml(&format!(
-        "[pipeline]\ndata_dir = {:?}\n[exporters.events]\ntype = \"kafka\"\nbrokers = {brokers:?}\ntopic = {topic:?}\n\
-         events = [\"network_event\"]\nformat = \"stream_trace\"\n",
-        dir.display().to_string()
-    ))
-    .expect("config");
-    let pipeline = Pipeline::from_config(&cfg).expect("pipeline");
+    let pipeline = kafka_pipeline(
+        brokers,
+        &topic,
+        "stream-trace",
+        "events = [\"network_event\"]\nformat = \"stream_trace\"\n",
+    );
     let payload = |i: usize| {
         format!(
             r#"{{"type":"stream_started","client_source":"scope","session_id":"s-{i}","pipeline_ids":["longlive"],"connection_info":{{"ice":[{i},{{"a":null}}]}}}}"#
@@ -189,14 +203,8 @@ fn stream_trace_reads_back_field_by_field_with_confluent_kafka(brokers: &str) {
         pipeline.sink().emit(e.clone());
     }
     pipeline.shutdown_blocking(Duration::from_secs(60)).expect("delivered");
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/read_topic.py");
-    let out = std::process::Command::new(env_addr("USAGE_E2E_PYTHON"))
-        .arg(&script)
-        .args([brokers, &topic, &sent.len().to_string()])
-        .output()
-        .expect("run the confluent-kafka reader");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let read: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+    let out = confluent_kafka("read_topic.py", &[brokers, &topic, &sent.len().to_string()]);
+    let read: Vec<serde_json::Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
         .collect();
