@@ -155,7 +155,7 @@ fn pack_by_partition_settings_name_the_key() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_topic_fails_the_batch_before_anything_is_sent() {
+async fn a_topic_the_brokers_do_not_know_fails_the_batch_naming_it() {
     let cluster = MockCluster::new(1).expect("mock cluster");
     let brokers = cluster.bootstrap_servers();
     let mut cfg = config(&brokers, "absent.{kind}");
