@@ -9,18 +9,19 @@
 //! soon as queued heap bytes cross a multiple of `wake_bytes`, and drains on its
 //! tick (at most 100 ms) whatever no wake-up announced.
 
+use super::ring::Ring;
 use super::stats::DropCounters;
 use crate::config::FullPolicy;
 use crate::event::Event;
-use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::CachePadded;
+use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 pub(crate) struct Ingest {
-    queue: ArrayQueue<Event>,
+    queue: Ring<Event>,
     /// Heap bytes held by queued events (their slots are counted once, in
     /// `heap_budget`).
     heap: CachePadded<AtomicUsize>,
@@ -96,7 +97,7 @@ impl Ingest {
             );
         }
         Ingest {
-            queue: ArrayQueue::new(slots),
+            queue: Ring::new(slots),
             heap: CachePadded::new(AtomicUsize::new(0)),
             max_bytes,
             heap_budget: max_bytes.saturating_sub(slots * SLOT_BYTES),
@@ -127,35 +128,43 @@ impl Ingest {
             self.drops.shutdown.fetch_add(1, Relaxed);
             return;
         }
-        if let Err((event, why)) = self.try_push(event) {
-            self.full(event, why);
+        let mut event = ManuallyDrop::new(event);
+        if let Err(why) = self.try_push_from(&mut event) {
+            self.full(ManuallyDrop::into_inner(event), why);
         }
     }
 
     /// One attempt: queued, or handed back with why there was no room.
-    #[inline(always)]
     #[allow(clippy::result_large_err)]
     fn try_push(&self, event: Event) -> Result<(), (Event, Full)> {
-        let heap = heap_bytes(&event);
+        let mut event = ManuallyDrop::new(event);
+        self.try_push_from(&mut event)
+            .map_err(|why| (ManuallyDrop::into_inner(event), why))
+    }
+
+    /// One attempt: moved into the ring, or left in `*event` with why there was no
+    /// room. By reference, so the event is copied once, into its slot.
+    #[inline(always)]
+    fn try_push_from(&self, event: &mut ManuallyDrop<Event>) -> Result<(), Full> {
+        let heap = heap_bytes(event);
         let heap_before = if heap > 0 {
             match self.reserve_heap(heap) {
                 Some(before) => before,
-                None => return Err((event, Full::Bytes)),
+                None => return Err(Full::Bytes),
             }
         } else {
             0
         };
-        match self.queue.push(event) {
-            Ok(()) => {
-                self.pushed(heap_before, heap);
-                Ok(())
+        // SAFETY: on `true` the event was moved into the ring; every caller then
+        // leaves `*event` alone (it is only taken back on `Err`).
+        if unsafe { self.queue.push_from(event) } {
+            self.pushed(heap_before, heap);
+            Ok(())
+        } else {
+            if heap > 0 {
+                self.heap.fetch_sub(heap, Relaxed);
             }
-            Err(event) => {
-                if heap > 0 {
-                    self.heap.fetch_sub(heap, Relaxed);
-                }
-                Err((event, self.ring_full()))
-            }
+            Err(self.ring_full())
         }
     }
 

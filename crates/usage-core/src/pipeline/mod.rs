@@ -26,6 +26,7 @@ pub(crate) mod ingest;
 mod progress;
 pub(crate) mod queue;
 pub(crate) mod report;
+pub(crate) mod ring;
 pub(crate) mod router;
 mod router_thread;
 mod shared;
