@@ -363,10 +363,15 @@ fn measure_with_backends(b: &Bench, backends: &Backends) -> Result<Measured, Str
                 "type = \"s3\"\nbucket = \"bench\"\nendpoint = \"http://{moto}\"\naccess_key_id = \"bench\"\nsecret_access_key = \"bench\"\n"
             ),
         ),
-        ("clickhouse", format!("type = \"clickhouse\"\nurl = {clickhouse:?}\ntable = \"bench_@RUN@_{{kind}}\"\n")),
+        // Uncompressed, as the anchor posts them: the same bytes on both sides
+        // (LZ4, the default, is for networks slower than loopback).
+        (
+            "clickhouse",
+            format!("type = \"clickhouse\"\nurl = {clickhouse:?}\ntable = \"bench_@RUN@_{{kind}}\"\ncompression = \"none\"\n"),
+        ),
         (
             "clickhouse_current",
-            format!("type = \"clickhouse\"\nurl = {clickhouse_current:?}\ntable = \"bench_@RUN@_{{kind}}\"\n"),
+            format!("type = \"clickhouse\"\nurl = {clickhouse_current:?}\ntable = \"bench_@RUN@_{{kind}}\"\ncompression = \"none\"\n"),
         ),
         (
             "http",
