@@ -110,6 +110,7 @@ impl<T> Ring<T> {
                         // caller gives up `*value`.
                         unsafe { std::ptr::copy_nonoverlapping(&**value, (*slot.value.get()).as_mut_ptr(), 1) };
                         slot.stamp.store(tail.wrapping_add(1), Ordering::Release);
+                        self.prefetch_for_write(next);
                         return true;
                     }
                     Err(now) => {
@@ -130,6 +131,24 @@ impl<T> Ring<T> {
                 // Another pusher has claimed this position and not yet filled it.
                 backoff.snooze();
                 tail = self.tail.load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Asks for the slot at `pos` ahead of the push that will fill it: its cache
+    /// lines were last written by the popping thread's core.
+    #[inline(always)]
+    fn prefetch_for_write(&self, pos: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(slot) = self.slots.get(pos & (self.one_lap - 1)) {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0};
+            let start = (slot as *const Slot<T>).cast::<i8>();
+            for offset in (0..std::mem::size_of::<Slot<T>>()).step_by(64) {
+                // SAFETY: a prefetch is a hint; the address is inside the slot.
+                #[allow(unused_unsafe)]
+                unsafe {
+                    _mm_prefetch::<_MM_HINT_ET0>(start.wrapping_add(offset))
+                };
             }
         }
     }
