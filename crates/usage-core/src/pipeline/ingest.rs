@@ -9,7 +9,7 @@
 //! soon as queued heap bytes cross a multiple of `wake_bytes`, and drains on its
 //! tick (at most 100 ms) whatever no wake-up announced.
 
-use super::ring::Ring;
+use super::lanes::Lanes;
 use super::stats::DropCounters;
 use crate::config::FullPolicy;
 use crate::event::Event;
@@ -21,7 +21,7 @@ use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 pub(crate) struct Ingest {
-    queue: Ring<Event>,
+    queue: Lanes<Event>,
     /// Heap bytes held by queued events (their slots are counted once, in
     /// `heap_budget`).
     heap: CachePadded<AtomicUsize>,
@@ -97,7 +97,7 @@ impl Ingest {
             );
         }
         Ingest {
-            queue: Ring::new(slots),
+            queue: Lanes::new(slots),
             heap: CachePadded::new(AtomicUsize::new(0)),
             max_bytes,
             heap_budget: max_bytes.saturating_sub(slots * SLOT_BYTES),
@@ -313,13 +313,10 @@ impl Ingest {
     /// Counts every event still queued as dropped at shutdown (review L7: one
     /// pushed after the final drain is otherwise neither routed nor counted).
     pub(crate) fn discard_remaining(&self) -> u64 {
-        let mut n = 0u64;
-        while let Some(e) = self.queue.pop() {
-            let heap = heap_bytes(&e);
-            if heap > 0 {
-                self.heap.fetch_sub(heap, Relaxed);
-            }
-            n += 1;
+        let mut heap = 0;
+        let n = self.queue.drain(usize::MAX, |e| heap += heap_bytes(&e)) as u64;
+        if heap > 0 {
+            self.heap.fetch_sub(heap, Relaxed);
         }
         if n > 0 {
             self.drops.shutdown.fetch_add(n, Relaxed);
@@ -329,18 +326,11 @@ impl Ingest {
 
     /// Pops up to `max` events into `out`; returns how many.
     pub(crate) fn drain_into(&self, out: &mut Vec<Event>, max: usize) -> usize {
-        let mut n = 0;
         let mut heap = 0;
-        while n < max {
-            match self.queue.pop() {
-                Some(e) => {
-                    heap += heap_bytes(&e);
-                    out.push(e);
-                    n += 1;
-                }
-                None => break,
-            }
-        }
+        let n = self.queue.drain(max, |e| {
+            heap += heap_bytes(&e);
+            out.push(e);
+        });
         if heap > 0 {
             self.heap.fetch_sub(heap, Relaxed);
         }
