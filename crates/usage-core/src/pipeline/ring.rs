@@ -110,7 +110,9 @@ impl<T> Ring<T> {
                         // caller gives up `*value`.
                         unsafe { std::ptr::copy_nonoverlapping(&**value, (*slot.value.get()).as_mut_ptr(), 1) };
                         slot.stamp.store(tail.wrapping_add(1), Ordering::Release);
-                        self.prefetch_for_write(next);
+                        // Three slots ahead: fetching a line from another core or
+                        // memory takes about as long as three pushes.
+                        self.prefetch_for_write(self.next(self.next(next)));
                         return true;
                     }
                     Err(now) => {
