@@ -14,7 +14,6 @@ use super::stats::DropCounters;
 use crate::config::FullPolicy;
 use crate::event::Event;
 use crossbeam_utils::CachePadded;
-use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::thread::Thread;
@@ -128,24 +127,31 @@ impl Ingest {
             self.drops.shutdown.fetch_add(1, Relaxed);
             return;
         }
-        let mut event = ManuallyDrop::new(event);
-        if let Err(why) = self.try_push_from(&mut event) {
-            self.full(ManuallyDrop::into_inner(event), why);
+        match self.try_push_copy(&event) {
+            // The ring owns the event's bytes now: the original must not be dropped.
+            Ok(()) => std::mem::forget(event),
+            Err(why) => self.full(event, why),
         }
     }
 
     /// One attempt: queued, or handed back with why there was no room.
     #[allow(clippy::result_large_err)]
     fn try_push(&self, event: Event) -> Result<(), (Event, Full)> {
-        let mut event = ManuallyDrop::new(event);
-        self.try_push_from(&mut event)
-            .map_err(|why| (ManuallyDrop::into_inner(event), why))
+        match self.try_push_copy(&event) {
+            // The ring owns the event's bytes now: the original must not be dropped.
+            Ok(()) => {
+                std::mem::forget(event);
+                Ok(())
+            }
+            Err(why) => Err((event, why)),
+        }
     }
 
-    /// One attempt: moved into the ring, or left in `*event` with why there was no
-    /// room. By reference, so the event is copied once, into its slot.
+    /// One attempt: `*event` copied into the ring (the caller then forgets the
+    /// original), or why there was no room. By reference, so the event is copied
+    /// once, from where it was built into its slot.
     #[inline(always)]
-    fn try_push_from(&self, event: &mut ManuallyDrop<Event>) -> Result<(), Full> {
+    fn try_push_copy(&self, event: &Event) -> Result<(), Full> {
         let heap = heap_bytes(event);
         let heap_before = if heap > 0 {
             match self.reserve_heap(heap) {
@@ -155,9 +161,8 @@ impl Ingest {
         } else {
             0
         };
-        // SAFETY: on `true` the event was moved into the ring; every caller then
-        // leaves `*event` alone (it is only taken back on `Err`).
-        if unsafe { self.queue.push_from(event) } {
+        // SAFETY: on `true` every caller forgets the original.
+        if unsafe { self.queue.push_copy(event) } {
             self.pushed(heap_before, heap);
             Ok(())
         } else {

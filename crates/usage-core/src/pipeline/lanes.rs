@@ -10,7 +10,6 @@
 
 use super::ring::Ring;
 use std::cell::Cell;
-use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// At most this many lanes, however many cores (each is a tail and a head).
@@ -69,18 +68,18 @@ impl<T> Lanes<T> {
         self.lanes.iter().map(Ring::capacity).sum()
     }
 
-    /// Moves `*value` into this thread's lane, or another one if that is full;
-    /// `false` (value left in place) when every lane is full.
+    /// Copies `*value` into this thread's lane, or another one if that is full;
+    /// `false` when every lane is full.
     ///
     /// # Safety
-    /// After `true` the caller must neither use nor drop `*value` (it was moved).
+    /// As [`Ring::push_copy`]: after `true` the caller must forget the original.
     #[inline(always)]
-    pub(crate) unsafe fn push_from(&self, value: &mut ManuallyDrop<T>) -> bool {
+    pub(crate) unsafe fn push_copy(&self, value: &T) -> bool {
         let mask = self.lanes.len() - 1;
         let home = thread_number() & mask;
         for step in 0..=mask {
             // SAFETY: passed on from our caller.
-            if unsafe { self.lanes[(home + step) & mask].push_from(value) } {
+            if unsafe { self.lanes[(home + step) & mask].push_copy(value) } {
                 return true;
             }
         }
@@ -119,9 +118,8 @@ mod tests {
     use super::*;
 
     fn push(lanes: &Lanes<u32>, v: u32) -> bool {
-        let mut v = ManuallyDrop::new(v);
-        // SAFETY: `v` is a Copy value, never used after a successful push.
-        unsafe { lanes.push_from(&mut v) }
+        // SAFETY: `v` is a Copy value: nothing to forget.
+        unsafe { lanes.push_copy(&v) }
     }
 
     #[test]

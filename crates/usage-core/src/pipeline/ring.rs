@@ -12,7 +12,7 @@
 
 use crossbeam_utils::{Backoff, CachePadded};
 use std::cell::UnsafeCell;
-use std::mem::{ManuallyDrop, MaybeUninit};
+use std::mem::MaybeUninit;
 use std::sync::atomic::{fence, AtomicUsize, Ordering};
 
 /// The stamp first: a push reads it and then writes the value's first bytes in
@@ -76,23 +76,24 @@ impl<T> Ring<T> {
     /// Queues `value`, or hands it back when the ring is full.
     #[cfg(test)]
     fn push(&self, value: T) -> Result<(), T> {
-        let mut value = ManuallyDrop::new(value);
-        // SAFETY: on `true` the value was moved into the ring and is not used again.
-        if unsafe { self.push_from(&mut value) } {
+        // SAFETY: on `true` the ring owns the value's bits; the original is forgotten.
+        if unsafe { self.push_copy(&value) } {
+            std::mem::forget(value);
             Ok(())
         } else {
-            Err(ManuallyDrop::into_inner(value))
+            Err(value)
         }
     }
 
-    /// Moves `*value` into the ring and returns `true`, or leaves it and returns
-    /// `false` when the ring is full. Taking the value by reference lets the caller
-    /// keep one copy of it on its stack: a large `T` is copied once, into its slot.
+    /// Copies `*value`'s bytes into a free slot and returns `true`, or returns
+    /// `false` when the ring is full. By reference, so a large `T` is copied once,
+    /// from where the caller built it into its slot.
     ///
     /// # Safety
-    /// After `true` the caller must neither use nor drop `*value` (it was moved).
+    /// After `true` the ring owns the value: the caller must forget the original
+    /// (`mem::forget`), neither use nor drop it.
     #[inline(always)]
-    pub(crate) unsafe fn push_from(&self, value: &mut ManuallyDrop<T>) -> bool {
+    pub(crate) unsafe fn push_copy(&self, value: &T) -> bool {
         let backoff = Backoff::new();
         let mut tail = self.tail.load(Ordering::Relaxed);
         loop {
@@ -108,7 +109,7 @@ impl<T> Ring<T> {
                         // SAFETY: winning `tail` makes this slot ours until the stamp
                         // says it is filled (no popper reads it before then); the
                         // caller gives up `*value`.
-                        unsafe { std::ptr::copy_nonoverlapping(&**value, (*slot.value.get()).as_mut_ptr(), 1) };
+                        unsafe { std::ptr::copy_nonoverlapping(value, (*slot.value.get()).as_mut_ptr(), 1) };
                         slot.stamp.store(tail.wrapping_add(1), Ordering::Release);
                         // Three slots ahead: fetching a line from another core or
                         // memory takes about as long as three pushes.
