@@ -139,7 +139,9 @@ impl<T> Ring<T> {
     }
 
     /// Asks for the slot at `pos` ahead of the push that will fill it: its cache
-    /// lines were last written by the popping thread's core.
+    /// lines were last written by the popping thread's core. (A write prefetch
+    /// where the target has PREFETCHW, else a read prefetch: either brings the
+    /// lines over before the copy needs them.)
     #[inline(always)]
     fn prefetch_for_write(&self, pos: usize) {
         #[cfg(target_arch = "x86_64")]
