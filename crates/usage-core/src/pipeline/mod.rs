@@ -23,7 +23,6 @@ pub(crate) mod deadletter;
 mod handle;
 pub(crate) mod histogram;
 pub(crate) mod ingest;
-pub(crate) mod lanes;
 mod progress;
 pub(crate) mod queue;
 pub(crate) mod report;

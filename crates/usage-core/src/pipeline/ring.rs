@@ -199,6 +199,21 @@ impl<T> Ring<T> {
         }
     }
 
+    /// Pops up to `max` values into `take`, oldest first; returns how many.
+    pub(crate) fn drain(&self, max: usize, mut take: impl FnMut(T)) -> usize {
+        let mut n = 0;
+        while n < max {
+            match self.pop() {
+                Some(v) => {
+                    take(v);
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+        n
+    }
+
     /// Values queued now (a snapshot: pushes and pops may race it).
     pub(crate) fn len(&self) -> usize {
         loop {
