@@ -274,9 +274,8 @@ fn exporters_section(md: &mut String, r: &Value) {
          RowBinary in blocks of its batch size (100,000) and re-inserted into a copy of the table one block \
          at a time, uncompressed, timed from the first INSERT to the last answer. The exporter's time runs \
          from the first emit to the last acknowledgement; it also sends its blocks uncompressed \
-         (`compression = \"none\"`), so both sides send the same bytes. With LZ4, the default for real \
-         networks, the exporter measured 0.71-0.72x of the anchor against the 18.16 server, and 0.74-0.79x \
-         uncompressed, in the same session (1M events, on 6863800).\n"
+         (`compression = \"none\"`), so both sides send the same bytes; LZ4, the default for real \
+         networks, is not measured here (docs/benchmarks.md gives its cost).\n"
     );
 }
 
