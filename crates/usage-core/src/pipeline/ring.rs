@@ -324,7 +324,15 @@ mod tests {
         for p in pushers {
             p.join().unwrap();
         }
-        let mut all: Vec<usize> = poppers.into_iter().flat_map(|p| p.join().unwrap()).collect();
+        let popped: Vec<Vec<usize>> = poppers.into_iter().map(|p| p.join().unwrap()).collect();
+        // Each popper sees each pusher's values in the order they were pushed.
+        for got in &popped {
+            for t in 0..3 {
+                let mine: Vec<usize> = got.iter().copied().filter(|v| v / PER == t).collect();
+                assert!(mine.windows(2).all(|w| w[0] < w[1]), "pusher {t} out of order");
+            }
+        }
+        let mut all: Vec<usize> = popped.into_iter().flatten().collect();
         all.sort_unstable();
         assert_eq!(all, (0..3 * PER).collect::<Vec<_>>());
         assert_eq!(ring.len(), 0);
