@@ -22,6 +22,7 @@ mod builder;
 pub(crate) mod deadletter;
 mod handle;
 pub(crate) mod histogram;
+mod huge_pages;
 pub(crate) mod ingest;
 mod progress;
 pub(crate) mod queue;
