@@ -75,12 +75,30 @@ impl FieldDef {
 /// assert_eq!(cu.ty, FieldType::U64);
 /// assert!(!cu.nullable);
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Eq)]
 pub struct Schema {
     /// Kind name, e.g. `relay_usage`.
     pub kind: Cow<'static, str>,
     /// Fields in encoding order.
     pub fields: Cow<'static, [FieldDef]>,
+}
+
+/// Field by field, but a schema and its clones share one static field list, and
+/// exporters compare every event's schema with their table's: the same list is
+/// equal without reading it.
+impl PartialEq for Schema {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind
+            && (std::ptr::eq(self.fields.as_ref(), other.fields.as_ref()) || self.fields == other.fields)
+    }
+}
+
+/// By value, consistent with `eq` (equal schemas have equal kinds and fields).
+impl std::hash::Hash for Schema {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.kind.hash(state);
+        self.fields.hash(state);
+    }
 }
 
 /// Names every encoding uses for the envelope and resource; a kind may not reuse them.
@@ -179,5 +197,29 @@ mod tests {
         assert!(e.contains("declared twice"), "{e}");
         let e = Schema::new_static("Bad-Kind", &OK).validate().unwrap_err();
         assert!(e.contains("Bad-Kind"), "{e}");
+    }
+
+    #[test]
+    fn equality_is_by_value_whether_or_not_the_field_list_is_shared() {
+        use std::hash::{BuildHasher, RandomState};
+        let shared = Schema::new_static("my_kind", &OK);
+        let owned = Schema {
+            kind: "my_kind".into(),
+            fields: Cow::Owned(OK.to_vec()),
+        };
+        let hasher = RandomState::new();
+        assert_eq!(shared, shared.clone());
+        assert_eq!(shared, owned, "same fields in another list");
+        assert_eq!(hasher.hash_one(&shared), hasher.hash_one(&owned));
+        let mut retyped = OK.to_vec();
+        retyped[1].ty = FieldType::I64;
+        assert_ne!(
+            shared,
+            Schema {
+                kind: "my_kind".into(),
+                fields: Cow::Owned(retyped)
+            }
+        );
+        assert_ne!(shared, Schema::new_static("other_kind", &OK), "same list, another kind");
     }
 }
