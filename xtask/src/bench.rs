@@ -367,13 +367,21 @@ fn measure_with_backends(b: &Bench, backends: &Backends) -> Result<Measured, Str
         ),
         // Uncompressed, as the anchor posts them: the same bytes on both sides
         // (LZ4, the default, is for networks slower than loopback).
+        // Tables are named after the row (`<row>_<run>_<pid>_<kind>`).
         (
             "clickhouse",
-            format!("type = \"clickhouse\"\nurl = {clickhouse:?}\ntable = \"bench_@RUN@_{{kind}}\"\ncompression = \"none\"\n"),
+            format!("type = \"clickhouse\"\nurl = {clickhouse:?}\ntable = \"clickhouse_@RUN@_{{kind}}\"\ncompression = \"none\"\n"),
+        ),
+        // One INSERT at a time, as the anchor sends them (the default is 2 at once).
+        (
+            "clickhouse_serial",
+            format!(
+                "type = \"clickhouse\"\nurl = {clickhouse:?}\ntable = \"clickhouse_serial_@RUN@_{{kind}}\"\ncompression = \"none\"\ninsert_concurrency = 1\n"
+            ),
         ),
         (
             "clickhouse_current",
-            format!("type = \"clickhouse\"\nurl = {clickhouse_current:?}\ntable = \"bench_@RUN@_{{kind}}\"\ncompression = \"none\"\n"),
+            format!("type = \"clickhouse\"\nurl = {clickhouse_current:?}\ntable = \"clickhouse_current_@RUN@_{{kind}}\"\ncompression = \"none\"\n"),
         ),
         (
             "http",
@@ -401,15 +409,23 @@ fn measure_with_backends(b: &Bench, backends: &Backends) -> Result<Measured, Str
             ])?;
             // ClickHouse's anchor: the same rows re-inserted as RowBinary, straight.
             let server = match *name {
-                "clickhouse" => Some(&clickhouse),
+                "clickhouse" | "clickhouse_serial" => Some(&clickhouse),
                 "clickhouse_current" => Some(&clickhouse_current),
                 _ => None,
             };
             if let Some(url) = server {
-                let table = format!("bench_{run}_{}_relay_usage", std::process::id());
+                let table = format!("{name}_{run}_{}_relay_usage", std::process::id());
                 let anchor = b.tool(&["clickhouse-reinsert", "--url", url, "--table", &table])?;
                 figures["anchor_events_per_second"] = anchor["events_per_second"].clone();
                 figures["anchor"] = anchor;
+                // Dropped once measured: the server would go on merging their parts
+                // in the background, on the cores the next runs measure.
+                for t in [table.clone(), format!("{table}_anchor")] {
+                    let drop = format!("DROP TABLE IF EXISTS default.{t}");
+                    if let Err(e) = http(url.trim_start_matches("http://"), "POST", "/", &drop) {
+                        eprintln!("==> warning: {drop}: {e}");
+                    }
+                }
             }
             runs.push(figures);
         }

@@ -47,6 +47,19 @@ pub struct ClickHouseConfig {
     /// as `ReplicatedReplacingMergeTree` `<table>_local` plus a `Distributed` `<table>`
     /// that inserts go to (docs/clickhouse.md, "A cluster").
     pub cluster: Option<String>,
+    /// INSERTs in flight at once for one table's rows of a batch, 1-16 (default 2).
+    /// A block of at least 8,192 rows per INSERT is split into that many parts, each
+    /// its own INSERT with its own dedup token, so the server parses them in
+    /// parallel while the next part is encoded. 1 sends one INSERT at a time.
+    #[serde(default = "default_insert_concurrency")]
+    pub insert_concurrency: usize,
+}
+
+/// The most INSERTs one exporter sends at once.
+pub const MAX_INSERT_CONCURRENCY: usize = 16;
+
+fn default_insert_concurrency() -> usize {
+    2
 }
 
 fn default_url() -> String {

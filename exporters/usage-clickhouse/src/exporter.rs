@@ -1,8 +1,9 @@
 //! The ClickHouse exporter: one table per kind, created and migrated from the event
-//! schema, whole batches inserted as RowBinary (LZ4).
+//! schema; each batch inserted as RowBinary (LZ4), one block per table, a large
+//! block as several INSERTs at once.
 
 use crate::blocks::{block_token, Blocks, Table};
-use crate::config::{ClickHouseConfig, InsertCompression};
+use crate::config::{ClickHouseConfig, InsertCompression, MAX_INSERT_CONCURRENCY};
 use crate::ddl::{self, Flavor};
 use crate::errors::{self, Class};
 use crate::rowbinary;
@@ -18,6 +19,10 @@ use usage_core::{
 /// Rows encoded per chunk of an INSERT's body (about 300 KiB of RowBinary): the server
 /// parses one chunk while the next is encoded and compressed.
 const STREAM_CHUNK_ROWS: usize = 2048;
+
+/// The fewest rows an INSERT is split down to (`insert_concurrency`): smaller parts
+/// would cost the server more parts to merge than parallel parsing saves.
+const MIN_PART_ROWS: usize = 4 * STREAM_CHUNK_ROWS;
 
 /// Inserts batches into ClickHouse, one table per kind.
 pub struct ClickHouseExporter {
@@ -52,6 +57,15 @@ impl ClickHouseExporter {
                     ),
                 ));
             }
+        }
+        if !(1..=MAX_INSERT_CONCURRENCY).contains(&cfg.insert_concurrency) {
+            return Err(ConfigError::key(
+                format!("{section}.insert_concurrency"),
+                format!(
+                    "{} is out of range: 1 (one INSERT at a time) to {MAX_INSERT_CONCURRENCY}",
+                    cfg.insert_concurrency
+                ),
+            ));
         }
         if let Some(c) = &cfg.cluster {
             if c.trim().is_empty() {
@@ -248,6 +262,13 @@ impl ClickHouseExporter {
     }
 }
 
+/// A block's rows as up to `concurrency` INSERTs of at least [`MIN_PART_ROWS`] rows
+/// each (one INSERT for a smaller block), in order, as equal as can be.
+fn parts<'a, 'e>(events: &'a [&'e Event], concurrency: usize) -> std::slice::Chunks<'a, &'e Event> {
+    let parts = (events.len() / MIN_PART_ROWS).clamp(1, concurrency.max(1));
+    events.chunks(events.len().div_ceil(parts).max(1))
+}
+
 #[async_trait]
 impl Exporter for ClickHouseExporter {
     async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
@@ -267,7 +288,15 @@ impl Exporter for ClickHouseExporter {
             }
         }
         for (table, events) in &blocks.blocks {
-            self.insert(table, events, batch, flavor).await?;
+            // In parts sent at once, each its own INSERT and token. The split depends
+            // only on the block, so a retried batch repeats the same parts and tokens:
+            // the server drops the parts that had arrived. Every part runs to its end
+            // (none is cancelled when another fails), then the first error is returned.
+            let inserts =
+                parts(events, self.cfg.insert_concurrency).map(|part| self.insert(table, part, batch, flavor));
+            for result in futures_util::future::join_all(inserts).await {
+                result?;
+            }
         }
         Ok(())
     }
@@ -309,3 +338,59 @@ pub static FACTORY: ExporterFactory = ExporterFactory {
     enabled_by_default: usage_core::registry::always_enabled,
     check: usage_core::registry::parses_as::<crate::config::ClickHouseConfig>,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use usage_core::{ExporterSection, RelayUsage, Resource};
+
+    fn relays(n: u64) -> Batch {
+        let events = (0..n)
+            .map(|cu| {
+                Event::new(RelayUsage {
+                    cu,
+                    ..Default::default()
+                })
+            })
+            .collect();
+        Batch::from_events(events, Arc::new(Resource::default()))
+    }
+
+    #[test]
+    fn a_large_block_goes_out_in_parts_with_tokens_of_their_own() {
+        let batch = relays(100_000);
+        let all: Vec<&Event> = batch.iter().collect();
+        let sizes = |concurrency| parts(&all, concurrency).map(<[_]>::len).collect::<Vec<_>>();
+        assert_eq!(sizes(2), [50_000, 50_000]);
+        assert_eq!(sizes(3), [33_334, 33_334, 33_332]);
+        assert_eq!(sizes(1), [100_000], "one INSERT at a time");
+        assert_eq!(sizes(16).len(), 12, "no part under MIN_PART_ROWS");
+        assert_eq!(parts(&all[..MIN_PART_ROWS * 2 - 1], 2).count(), 1, "too small to split");
+        let tokens: Vec<String> = parts(&all, 2).map(|p| block_token(&batch, "relay_usage", p)).collect();
+        assert_ne!(
+            tokens[0], tokens[1],
+            "the server would keep only one part under one token"
+        );
+        let again: Vec<String> = parts(&all, 2).map(|p| block_token(&batch, "relay_usage", p)).collect();
+        assert_eq!(tokens, again, "a retry repeats the parts and their tokens");
+    }
+
+    #[test]
+    fn insert_concurrency_out_of_range_is_refused_naming_the_key() {
+        for bad in [0, MAX_INSERT_CONCURRENCY + 1] {
+            let cfg: ClickHouseConfig = ExporterSection::new("ch", "clickhouse")
+                .set("insert_concurrency", bad as i64)
+                .parse()
+                .unwrap();
+            let Err(e) = ClickHouseExporter::new(cfg, "exporters.ch") else {
+                panic!("{bad} was accepted");
+            };
+            let e = e.to_string();
+            assert!(
+                e.contains("exporters.ch.insert_concurrency") && e.contains(&bad.to_string()),
+                "{e}"
+            );
+        }
+    }
+}

@@ -333,3 +333,47 @@ async fn a_dropped_table_is_recreated_on_the_retry() {
         assert_eq!(sum.trim(), "1\t2", "{url}");
     }
 }
+
+/// A batch of 20,000 rows goes out as two INSERTs at once (`insert_concurrency`,
+/// default 2), each with its own token: every row arrives once, and a retry of the
+/// batch adds none (dropped by its tokens on a current engine; collapsed by
+/// `ReplacingMergeTree` under `FINAL` on the old server, which has no tokens).
+#[tokio::test]
+#[ignore = "e2e: run by `cargo xtask e2e`"]
+async fn a_batch_in_parallel_parts_arrives_once_and_its_retry_adds_none() {
+    use usage_clickhouse::ddl::Flavor;
+    use usage_core::{Batch, Exporter, RelayUsage};
+    for url in urls() {
+        let table = format!("parts_{}", Timestamp::now().as_micros() % 1_000_000_000);
+        let ch = exporter(&url, &table);
+        let events = (0..20_000u64)
+            .map(|cu| {
+                Event::new(RelayUsage {
+                    cu,
+                    ..Default::default()
+                })
+            })
+            .collect();
+        let batch = Batch::from_events(events, Arc::new(Resource::new("parts")));
+        let final_ = if ch.flavor().await.unwrap() == Flavor::Modern {
+            ""
+        } else {
+            "FINAL"
+        };
+        let count = || {
+            http(
+                &url,
+                &format!("SELECT count(), sum(cu) FROM default.{table} {final_} FORMAT TSV"),
+            )
+        };
+        ch.export(&batch).await.unwrap();
+        assert_eq!(count().unwrap().trim(), "20000\t199990000", "{url}: both parts, once");
+        ch.export(&batch).await.unwrap();
+        assert_eq!(
+            count().unwrap().trim(),
+            "20000\t199990000",
+            "{url}: the retry added nothing"
+        );
+        let _ = http(&url, &format!("DROP TABLE default.{table}"));
+    }
+}
