@@ -110,18 +110,24 @@ pub(crate) fn decode(g: &Gateway, raw: &[u8], json: bool) -> Result<Decoded, Res
             error(StatusCode::BAD_REQUEST, e.to_string())
         }
     })?;
-    let mut out = Decoded::with_capacity(received.events.len());
     // Events and rejections are each in request order: merge the positions back.
+    // The events stay where they were decoded (moving 1,000 events is 350 KB of copies).
+    let mut indices = Vec::with_capacity(received.events.len());
     let mut rejected = received.rejected.iter().map(|r| r.index).peekable();
     let mut index = 0;
-    for event in received.events {
+    for _ in 0..received.events.len() {
         while rejected.peek() == Some(&index) {
             rejected.next();
             index += 1;
         }
-        out.push(index, event);
+        indices.push(index);
         index += 1;
     }
+    let mut out = Decoded {
+        events: received.events,
+        indices,
+        rejected: Vec::new(),
+    };
     out.rejected = received
         .rejected
         .into_iter()
