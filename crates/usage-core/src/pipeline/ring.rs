@@ -15,6 +15,12 @@ use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
 use std::sync::atomic::{fence, AtomicUsize, Ordering};
 
+/// How far ahead a push prefetches the slot a later push fills. Fetching a line
+/// from another core takes about as long as a few pushes; paced emits (groups of 64)
+/// measured 3 slots ahead against 6, eight runs each in turn: median 83.0 vs 79.1
+/// ns, warm unchanged (53.6 vs 53.7).
+const PREFETCH_AHEAD: usize = 6;
+
 /// The stamp first: a push reads it and then writes the value's first bytes in
 /// the same cache line.
 #[repr(C)]
@@ -115,9 +121,7 @@ impl<T> Ring<T> {
                         // caller gives up `*value`.
                         unsafe { std::ptr::copy_nonoverlapping(value, (*slot.value.get()).as_mut_ptr(), 1) };
                         slot.stamp.store(tail.wrapping_add(1), Ordering::Release);
-                        // Three slots ahead: fetching a line from another core or
-                        // memory takes about as long as three pushes.
-                        self.prefetch_for_write(self.next(self.next(next)));
+                        self.prefetch_for_write(tail & (self.one_lap - 1));
                         return true;
                     }
                     Err(now) => {
@@ -142,14 +146,20 @@ impl<T> Ring<T> {
         }
     }
 
-    /// Asks for the slot at `pos` ahead of the push that will fill it: its cache
-    /// lines were last written by the popping thread's core. (A write prefetch
-    /// where the target has PREFETCHW, else a read prefetch: either brings the
-    /// lines over before the copy needs them.)
+    /// Asks for the slot [`PREFETCH_AHEAD`] after the one at `index`, ahead of the
+    /// push that will fill it: its cache lines were last written by the popping
+    /// thread's core. (A write prefetch where the target has PREFETCHW, else a read
+    /// prefetch: either brings the lines over before the copy needs them.)
     #[inline(always)]
-    fn prefetch_for_write(&self, pos: usize) {
+    fn prefetch_for_write(&self, index: usize) {
+        let mut ahead = index + PREFETCH_AHEAD;
+        if ahead >= self.slots.len() {
+            ahead -= self.slots.len(); // past the end only in rings this small
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = ahead;
         #[cfg(target_arch = "x86_64")]
-        if let Some(slot) = self.slots.get(pos & (self.one_lap - 1)) {
+        if let Some(slot) = self.slots.get(ahead) {
             use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0};
             let start = (slot as *const Slot<T>).cast::<i8>();
             for offset in (0..std::mem::size_of::<Slot<T>>()).step_by(64) {
