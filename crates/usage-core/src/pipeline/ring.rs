@@ -152,9 +152,12 @@ impl<T> Ring<T> {
     /// prefetch: either brings the lines over before the copy needs them.)
     #[inline(always)]
     fn prefetch_for_write(&self, index: usize) {
+        // Near the end it wraps to the start (a subtraction, not a division: this is
+        // on every push). A ring of fewer than PREFETCH_AHEAD slots can still be past
+        // its end here; `get` then skips the prefetch.
         let mut ahead = index + PREFETCH_AHEAD;
         if ahead >= self.slots.len() {
-            ahead -= self.slots.len(); // past the end only in rings this small
+            ahead -= self.slots.len();
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = ahead;
