@@ -137,6 +137,25 @@ impl Bench {
     }
 }
 
+/// What tells one run's topic or table from another's: the run and this process.
+fn run_tag(run: usize) -> String {
+    format!("{run}_{}", std::process::id())
+}
+
+/// The table template of a ClickHouse row's run: named after the row, so the
+/// anchor finds (and the bench drops) exactly that run's table.
+fn clickhouse_table(row: &str, run_tag: &str) -> String {
+    format!("{row}_{run_tag}_{{kind}}")
+}
+
+/// A ClickHouse row's exporter settings; `@RUN@` becomes the run's tag.
+fn clickhouse_settings(row: &str, url: &str, extra: &str) -> String {
+    format!(
+        "type = \"clickhouse\"\nurl = {url:?}\ntable = \"{}\"\ncompression = \"none\"\n{extra}",
+        clickhouse_table(row, "@RUN@")
+    )
+}
+
 /// A minimal HTTP/1.0 request to 127.0.0.1 (bucket creation, ClickHouse queries).
 pub(crate) fn http(addr: &str, method: &str, path: &str, body: &str) -> Result<String, String> {
     use std::io::{Read, Write};
@@ -367,21 +386,15 @@ fn measure_with_backends(b: &Bench, backends: &Backends) -> Result<Measured, Str
         ),
         // Uncompressed, as the anchor posts them: the same bytes on both sides
         // (LZ4, the default, is for networks slower than loopback).
-        // Tables are named after the row (`<row>_<run>_<pid>_<kind>`).
-        (
-            "clickhouse",
-            format!("type = \"clickhouse\"\nurl = {clickhouse:?}\ntable = \"clickhouse_@RUN@_{{kind}}\"\ncompression = \"none\"\n"),
-        ),
+        ("clickhouse", clickhouse_settings("clickhouse", &clickhouse, "")),
         // One INSERT at a time, as the anchor sends them (the default is 2 at once).
         (
             "clickhouse_serial",
-            format!(
-                "type = \"clickhouse\"\nurl = {clickhouse:?}\ntable = \"clickhouse_serial_@RUN@_{{kind}}\"\ncompression = \"none\"\ninsert_concurrency = 1\n"
-            ),
+            clickhouse_settings("clickhouse_serial", &clickhouse, "insert_concurrency = 1\n"),
         ),
         (
             "clickhouse_current",
-            format!("type = \"clickhouse\"\nurl = {clickhouse_current:?}\ntable = \"clickhouse_current_@RUN@_{{kind}}\"\ncompression = \"none\"\n"),
+            clickhouse_settings("clickhouse_current", &clickhouse_current, ""),
         ),
         (
             "http",
@@ -395,10 +408,7 @@ fn measure_with_backends(b: &Bench, backends: &Backends) -> Result<Measured, Str
         for run in 0..run_count() {
             // A fresh topic / table per run: the backend's state from earlier runs
             // (tansu keeps topics in memory) must not slow the later ones.
-            let config = b.config(
-                name,
-                &settings.replace("@RUN@", &format!("{run}_{}", std::process::id())),
-            )?;
+            let config = b.config(name, &settings.replace("@RUN@", &run_tag(run)))?;
             eprintln!("==> e2e {name}, run {}/{}", run + 1, run_count());
             let mut figures = b.tool(&[
                 "e2e",
@@ -414,7 +424,7 @@ fn measure_with_backends(b: &Bench, backends: &Backends) -> Result<Measured, Str
                 _ => None,
             };
             if let Some(url) = server {
-                let table = format!("{name}_{run}_{}_relay_usage", std::process::id());
+                let table = clickhouse_table(name, &run_tag(run)).replace("{kind}", "relay_usage");
                 let anchor = b.tool(&["clickhouse-reinsert", "--url", url, "--table", &table])?;
                 figures["anchor_events_per_second"] = anchor["events_per_second"].clone();
                 figures["anchor"] = anchor;
