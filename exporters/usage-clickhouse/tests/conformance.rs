@@ -238,16 +238,10 @@ fn billing_queries_on(url: &str) {
 #[tokio::test]
 #[ignore = "e2e: run by `cargo xtask e2e`"]
 async fn a_current_engine_keeps_every_slice_and_drops_a_retried_block() {
-    use usage_core::{Batch, Exporter, OptimizerQos, RelayUsage};
+    use usage_core::{Batch, Exporter, OptimizerQos};
     let url = env_addr("USAGE_E2E_CHDB_URL");
     let table = format!("dedup_{}_{{kind}}", Timestamp::now().as_micros() % 1_000_000_000);
     let ch = exporter(&url, &table);
-    let relay = |cu| {
-        Event::new(RelayUsage {
-            cu,
-            ..Default::default()
-        })
-    };
     let mut events: Vec<Event> = Vec::new();
     for pass in 0..5u64 {
         events.extend((0..100).map(|i| relay(pass * 100 + i)));
@@ -305,19 +299,11 @@ fn cluster_ddl_parses_on_the_current_engine() {
 #[tokio::test]
 #[ignore = "e2e: run by `cargo xtask e2e`"]
 async fn a_dropped_table_is_recreated_on_the_retry() {
-    use usage_core::{Batch, ExportError, Exporter, RelayUsage};
+    use usage_core::{Batch, ExportError, Exporter};
     for url in urls() {
         let table = format!("dropped_{}", Timestamp::now().as_micros() % 1_000_000_000);
         let ch = exporter(&url, &table);
-        let batch = |cu| {
-            Batch::from_events(
-                vec![Event::new(RelayUsage {
-                    cu,
-                    ..Default::default()
-                })],
-                Arc::new(Resource::new("drop")),
-            )
-        };
+        let batch = |cu| Batch::from_events(vec![relay(cu)], Arc::new(Resource::new("drop")));
         ch.export(&batch(1)).await.unwrap();
         http(&url, &format!("DROP TABLE default.{table}")).unwrap();
         match ch.export(&batch(2)).await {
@@ -342,18 +328,11 @@ async fn a_dropped_table_is_recreated_on_the_retry() {
 #[ignore = "e2e: run by `cargo xtask e2e`"]
 async fn a_batch_in_parallel_parts_arrives_once_and_its_retry_adds_none() {
     use usage_clickhouse::ddl::Flavor;
-    use usage_core::{Batch, Exporter, RelayUsage};
+    use usage_core::{Batch, Exporter};
     for url in urls() {
         let table = format!("parts_{}", Timestamp::now().as_micros() % 1_000_000_000);
         let ch = exporter(&url, &table);
-        let events = (0..20_000u64)
-            .map(|cu| {
-                Event::new(RelayUsage {
-                    cu,
-                    ..Default::default()
-                })
-            })
-            .collect();
+        let events = (0..20_000u64).map(relay).collect();
         let batch = Batch::from_events(events, Arc::new(Resource::new("parts")));
         let final_ = if ch.flavor().await.unwrap() == Flavor::Modern {
             ""

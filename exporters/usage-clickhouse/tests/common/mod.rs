@@ -226,6 +226,15 @@ pub fn urls() -> Vec<String> {
         .collect()
 }
 
+/// A `relay_usage` event with `cu` compute units, the rest default: `sum(cu)` then
+/// tells which events arrived, and how often.
+pub fn relay(cu: u64) -> Event {
+    Event::new(usage_core::RelayUsage {
+        cu,
+        ..Default::default()
+    })
+}
+
 /// A clickhouse exporter on `url` with the table template `table`.
 pub fn exporter(url: &str, table: &str) -> usage_clickhouse::ClickHouseExporter {
     let cfg: usage_clickhouse::ClickHouseConfig = usage_core::ExporterSection::new("ch", "clickhouse")
