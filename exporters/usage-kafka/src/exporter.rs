@@ -7,12 +7,11 @@
 
 use crate::config::{client_config, Format, KafkaConfig, PackBy};
 use crate::pack::PartitionCounts;
-use crate::tracker::{lock, Tracker};
+use crate::tracker::{AttemptId, Tracker};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
-use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::time::Duration;
 use usage_core::{
@@ -44,9 +43,9 @@ impl ProducerContext for Reports {
 /// when every message's delivery report succeeded.
 pub struct KafkaExporter {
     pub(crate) producer: Arc<ThreadedProducer<Reports>>,
+    /// Delivery reports of the attempts in flight (up to `max_in_flight` at once,
+    /// each counted apart).
     tracker: Arc<Tracker>,
-    /// One batch at a time (a timed-out attempt's retry must not interleave).
-    exporting: tokio::sync::Mutex<()>,
     topic: String,
     pub(crate) key: String,
     pub(crate) brokers: String,
@@ -83,7 +82,6 @@ impl KafkaExporter {
         Ok(KafkaExporter {
             producer: Arc::new(producer),
             tracker,
-            exporting: tokio::sync::Mutex::new(()),
             topic: cfg.topic.clone(),
             key: cfg.key.clone(),
             brokers: cfg.brokers.clone(),
@@ -119,7 +117,7 @@ impl KafkaExporter {
     pub(crate) async fn produce(
         &self,
         mut record: BaseRecord<'_, str, [u8], usize>,
-        generation: u64,
+        attempt: AttemptId,
         index: usize,
     ) -> bool {
         let t = &self.tracker;
@@ -132,7 +130,7 @@ impl KafkaExporter {
                     tokio::time::sleep(Duration::from_millis(2)).await;
                 }
                 Err((err, _)) => {
-                    t.refuse(generation, index, err);
+                    t.refuse(attempt, index, err);
                     return false;
                 }
             }
@@ -140,7 +138,7 @@ impl KafkaExporter {
     }
 
     /// One message per event, keyed, with `kind` and `event-id` headers.
-    async fn send_each(&self, batch: &Batch, generation: u64) -> usize {
+    async fn send_each(&self, batch: &Batch, attempt: AttemptId) -> usize {
         let mut sent = 0usize;
         let mut payload = Vec::with_capacity(512);
         let mut index = 0usize;
@@ -167,14 +165,14 @@ impl KafkaExporter {
                         key: "event-id",
                         value: Some(&*id),
                     });
-                let mut record = BaseRecord::with_opaque_to(&topic, Tracker::opaque(generation, i))
+                let mut record = BaseRecord::with_opaque_to(&topic, attempt.opaque(i))
                     .payload(&payload[..])
                     .headers(headers)
                     .timestamp(e.ts().as_millis());
                 if let Some(k) = key.as_deref() {
                     record = record.key(k);
                 }
-                if self.produce(record, generation, i).await {
+                if self.produce(record, attempt, i).await {
                     sent += 1;
                 }
             }
@@ -225,30 +223,27 @@ fn producer_errors_are_classified_by_code() {
 #[async_trait]
 impl Exporter for KafkaExporter {
     async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
-        let _one_at_a_time = self.exporting.lock().await;
-        let t = &self.tracker;
-        let generation = t.generation.fetch_add(1, SeqCst) + 1;
-        t.start(generation);
-        *lock(&t.failure) = None;
-        lock(&t.too_large).clear();
+        let Some(attempt) = self.tracker.begin() else {
+            return Err(ExportError::retryable(
+                "kafka: every attempt slot is taken (an abandoned attempt has not ended yet)",
+            ));
+        };
         // Packed: message index -> the events it carries.
         let mut packs: Vec<Vec<usize>> = Vec::new();
         let sent = if self.events_per_message > 1 {
             // Partition counts first: a topic without metadata fails the batch
             // before any of it is sent.
             let partitions = self.partitions_of(batch).await?;
-            self.send_packed(batch, generation, &partitions, &mut packs).await
+            self.send_packed(batch, attempt.id, &partitions, &mut packs).await
         } else {
-            self.send_each(batch, generation).await
+            self.send_each(batch, attempt.id).await
         };
-        loop {
-            let notified = t.done.notified();
-            if t.settled(generation, sent) {
-                break;
-            }
-            notified.await;
-        }
-        let (failure, refused) = t.outcome(generation);
+        // Every message is in librdkafka's queue, in order: the next batch may be
+        // produced behind them while their delivery reports come in.
+        batch.handed_off();
+        attempt.wait_settled(sent).await;
+        let (failure, refused) = attempt.outcome();
+        let t = &self.tracker;
         if let Some(e) = failure {
             // Messages only time out when the brokers refuse the login or the
             // certificate: that needs an operator, not retries.
@@ -360,6 +355,9 @@ pub static FACTORY: ExporterFactory = ExporterFactory {
         batch_max_events: Some(10_000),
         batch_max_bytes: Some(8 << 20),
         flush_interval: Some(Duration::from_millis(200)),
+        // Up to four batches at once: the next is produced while the last ones' delivery
+        // reports come in, so librdkafka's queue never runs dry between batches.
+        max_in_flight: Some(4),
     },
     enabled_by_default: usage_core::registry::always_enabled,
     check: usage_core::registry::parses_as::<crate::config::KafkaConfig>,

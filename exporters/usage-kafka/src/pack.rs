@@ -4,7 +4,7 @@
 
 use crate::config::PackBy;
 use crate::exporter::{classify, KafkaExporter};
-use crate::tracker::Tracker;
+use crate::tracker::AttemptId;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer};
@@ -195,7 +195,7 @@ impl KafkaExporter {
     pub(crate) async fn send_packed(
         &self,
         batch: &Batch,
-        generation: u64,
+        attempt: AttemptId,
         partitions: &HashMap<String, i32>,
         packs: &mut Vec<Vec<usize>>,
     ) -> usize {
@@ -221,7 +221,7 @@ impl KafkaExporter {
                     carry.clear();
                     carry.extend_from_slice(&p.payload[before..]);
                     p.payload.truncate(before);
-                    sent += self.send_pack(&topic, kind, p, generation, packs).await;
+                    sent += self.send_pack(&topic, kind, p, attempt, packs).await;
                     p.payload.extend_from_slice(&carry);
                 }
                 if p.events.is_empty() {
@@ -229,12 +229,12 @@ impl KafkaExporter {
                 }
                 p.events.push(i);
                 if p.events.len() >= self.events_per_message {
-                    sent += self.send_pack(&topic, kind, p, generation, packs).await;
+                    sent += self.send_pack(&topic, kind, p, attempt, packs).await;
                 }
             }
             for p in &mut open.packs {
                 if !p.events.is_empty() {
-                    sent += self.send_pack(&topic, kind, p, generation, packs).await;
+                    sent += self.send_pack(&topic, kind, p, attempt, packs).await;
                 }
             }
         }
@@ -247,7 +247,7 @@ impl KafkaExporter {
         topic: &str,
         kind: &str,
         p: &mut Pack,
-        generation: u64,
+        attempt: AttemptId,
         packs: &mut Vec<Vec<usize>>,
     ) -> usize {
         let m = packs.len();
@@ -266,7 +266,7 @@ impl KafkaExporter {
                 key: "content-type",
                 value: Some("application/x-ndjson"),
             });
-        let mut record = BaseRecord::with_opaque_to(topic, Tracker::opaque(generation, m))
+        let mut record = BaseRecord::with_opaque_to(topic, attempt.opaque(m))
             .payload(&p.payload[..])
             .headers(headers)
             .timestamp(p.ts_ms);
@@ -275,7 +275,7 @@ impl KafkaExporter {
             Target::Partition(Some(partition)) => record = record.partition(*partition),
             Target::Key(None) | Target::Partition(None) => {}
         }
-        let sent = usize::from(self.produce(record, generation, m).await);
+        let sent = usize::from(self.produce(record, attempt, m).await);
         p.payload.clear();
         sent
     }

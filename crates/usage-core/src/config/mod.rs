@@ -235,10 +235,13 @@ pub struct ExporterOptions {
     /// `pipeline.queue_max_bytes` and twice the batch bytes).
     #[serde(deserialize_with = "units::opt_bytes")]
     pub queue_max_bytes: Option<usize>,
+    /// Batches exported at once (1 to 16), for types that allow more than one;
+    /// acknowledgements still advance in batch order.
+    pub max_in_flight: Option<usize>,
 }
 
 /// Names of the [`ExporterOptions`] keys (kept in sync by a test).
-pub(crate) const OPTION_KEYS: [&str; 11] = [
+pub(crate) const OPTION_KEYS: [&str; 12] = [
     "events",
     "enabled",
     "batch_max_events",
@@ -250,6 +253,7 @@ pub(crate) const OPTION_KEYS: [&str; 11] = [
     "probe_interval",
     "queue_max_events",
     "queue_max_bytes",
+    "max_in_flight",
 ];
 
 /// One `[exporters.<name>]` section: its type, the common options, and the

@@ -3,6 +3,7 @@
 
 use crate::event::resource::Resource;
 use crate::event::Event;
+use crate::export::hand_off::HandOff;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
@@ -216,6 +217,8 @@ pub struct Batch {
     attempt: u32,
     /// Once this batch is finished, every event below this seq is finished.
     end_seq: u64,
+    /// Set by [`Batch::handed_off`]: the pipeline may start the next batch.
+    hand_off: Option<Arc<HandOff>>,
 }
 
 impl Batch {
@@ -231,6 +234,7 @@ impl Batch {
             resource,
             attempt: 0,
             end_seq,
+            hand_off: None,
         })
     }
 
@@ -258,6 +262,7 @@ impl Batch {
             resource,
             attempt: 0,
             end_seq: 0,
+            hand_off: None,
         })
     }
 
@@ -297,6 +302,22 @@ impl Batch {
 
     pub(crate) fn with_end_seq(mut self, end_seq: u64) -> Self {
         self.end_seq = end_seq;
+        self
+    }
+
+    /// Says every event of this batch is in the destination client's ordered
+    /// queue (e.g. produced to librdkafka), though not yet acknowledged: an exporter
+    /// type whose `max_in_flight` allows it may then be given the next batch while
+    /// it awaits this one's acknowledgements. Exporters that never call it export
+    /// one batch at a time.
+    pub fn handed_off(&self) {
+        if let Some(h) = &self.hand_off {
+            h.set();
+        }
+    }
+
+    pub(crate) fn with_hand_off(mut self, hand_off: Arc<HandOff>) -> Self {
+        self.hand_off = Some(hand_off);
         self
     }
 

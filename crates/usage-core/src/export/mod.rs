@@ -6,6 +6,7 @@
 
 pub(crate) mod batch;
 pub(crate) mod exporter;
+pub(crate) mod hand_off;
 pub mod http;
 pub mod registry;
 

@@ -23,6 +23,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// The most batches one exporter instance exports at once (`max_in_flight`); a
+/// type that allows concurrent exports must take this many.
+pub const MAX_IN_FLIGHT: usize = 16;
+
 /// Batching defaults an exporter type prefers over the pipeline's (e.g. large,
 /// slow-rolling parts for object stores). Users' per-instance options still win.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -33,6 +37,11 @@ pub struct ExporterDefaults {
     pub batch_max_bytes: Option<usize>,
     /// Longest an event waits for its batch.
     pub flush_interval: Option<Duration>,
+    /// Batches an instance exports at once by default. `None`: the type exports
+    /// one batch at a time and refuses the `max_in_flight` key; `Some(n)`: its
+    /// `export` may be called concurrently, `n` at a time unless the user says
+    /// otherwise.
+    pub max_in_flight: Option<usize>,
 }
 
 impl ExporterDefaults {
@@ -41,6 +50,7 @@ impl ExporterDefaults {
         batch_max_events: None,
         batch_max_bytes: None,
         flush_interval: None,
+        max_in_flight: None,
     };
 }
 

@@ -113,11 +113,22 @@ impl PipelineBuilder {
     }
 
     /// Adds an exporter instance with options (kinds, batching overrides).
-    pub fn exporter_with(mut self, section: ExporterSection, exporter: impl Exporter) -> Self {
+    pub fn exporter_with(self, section: ExporterSection, exporter: impl Exporter) -> Self {
+        self.exporter_with_defaults(section, exporter, ExporterDefaults::NONE)
+    }
+
+    /// Adds an exporter instance with the batching defaults its type prefers, e.g.
+    /// `max_in_flight` for an exporter that calls [`Batch::handed_off`](crate::Batch::handed_off).
+    pub fn exporter_with_defaults(
+        mut self,
+        section: ExporterSection,
+        exporter: impl Exporter,
+        defaults: ExporterDefaults,
+    ) -> Self {
         self.exporters.push(ExporterSpec {
             section,
             exporter: Arc::new(exporter),
-            defaults: ExporterDefaults::NONE,
+            defaults,
         });
         self
     }

@@ -3,6 +3,7 @@
 
 use crate::config::{ExporterOptions, ExporterSection};
 use crate::testing::MemoryExporter;
+use crate::ExporterDefaults;
 use crate::Pipeline;
 use std::time::Duration;
 
@@ -55,4 +56,43 @@ fn settings_a_worker_cannot_run_with_are_config_errors() {
         assert_eq!(build_with(options), names);
     }
     assert_eq!(build_with(ExporterOptions::default()), "", "the defaults build");
+}
+
+fn build_allowing_in_flight(max_in_flight: usize) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut section = ExporterSection::new("x", "custom");
+    section.options.max_in_flight = Some(max_in_flight);
+    let defaults = ExporterDefaults {
+        max_in_flight: Some(2),
+        ..ExporterDefaults::NONE
+    };
+    Pipeline::builder()
+        .configure(|c| c.data_dir = dir.path().to_path_buf())
+        .exporter_with_defaults(section, MemoryExporter::new(), defaults)
+        .build()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn max_in_flight_is_bounded_and_only_for_types_that_allow_it() {
+    let in_flight = |n| ExporterOptions {
+        max_in_flight: Some(n),
+        ..Default::default()
+    };
+    assert_eq!(
+        build_with(in_flight(2)),
+        "exporters.x.max_in_flight: the custom exporter sends one batch at a time"
+    );
+    assert_eq!(build_with(in_flight(1)), "", "1 is every type's");
+    assert_eq!(build_allowing_in_flight(16), "");
+    assert_eq!(
+        build_allowing_in_flight(0),
+        "exporters.x.max_in_flight: 0 is not between 1 and 16"
+    );
+    assert_eq!(
+        build_allowing_in_flight(17),
+        "exporters.x.max_in_flight: 17 is not between 1 and 16"
+    );
 }

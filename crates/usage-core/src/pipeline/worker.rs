@@ -10,7 +10,9 @@ use crate::event::resource::Resource;
 use crate::event::Event;
 use crate::export::batch::Batch;
 use crate::export::exporter::{ExportError, Exporter};
-use crate::export::registry::ExporterDefaults;
+use crate::export::hand_off::HandOff;
+use crate::export::registry::{ExporterDefaults, MAX_IN_FLIGHT};
+use futures_util::stream::{FuturesOrdered, StreamExt};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +28,8 @@ pub(crate) struct WorkerSettings {
     pub(crate) retry_base: Duration,
     pub(crate) retry_max: Duration,
     pub(crate) probe_interval: Duration,
+    /// Batches exported at once.
+    pub(crate) max_in_flight: usize,
 }
 
 impl WorkerSettings {
@@ -46,6 +50,7 @@ impl WorkerSettings {
             retry_base: o.retry_base.unwrap_or(c.retry_base),
             retry_max: o.retry_max.unwrap_or(c.retry_max),
             probe_interval: o.probe_interval.unwrap_or(c.probe_interval),
+            max_in_flight: o.max_in_flight.or(d.max_in_flight).unwrap_or(1).clamp(1, MAX_IN_FLIGHT),
         };
         let key = |k: &str| format!("exporters.{}.{k}", section.name);
         for (k, zero) in [
@@ -58,6 +63,20 @@ impl WorkerSettings {
         ] {
             if zero {
                 return Err(ConfigError::key(key(k), "must be greater than 0"));
+            }
+        }
+        if let Some(n) = o.max_in_flight {
+            if d.max_in_flight.is_none() && n != 1 {
+                return Err(ConfigError::key(
+                    key("max_in_flight"),
+                    format!("the {} exporter sends one batch at a time", section.type_name),
+                ));
+            }
+            if !(1..=MAX_IN_FLIGHT).contains(&n) {
+                return Err(ConfigError::key(
+                    key("max_in_flight"),
+                    format!("{n} is not between 1 and {MAX_IN_FLIGHT}"),
+                ));
             }
         }
         if s.retry_max < s.retry_base {
@@ -82,6 +101,13 @@ pub(crate) struct Worker {
 }
 
 /// What the worker does next.
+/// What the drain loop got: a batch taken (`None`: stopping, nothing left) or
+/// one delivered.
+enum Next {
+    Taken(Option<Batch>),
+    Delivered(Option<(u64, u64)>),
+}
+
 enum Step {
     Read { from: u64, to: u64 },
     Wait(Option<Instant>),
@@ -141,25 +167,83 @@ impl Worker {
         self.control.progress.bump();
     }
 
+    /// Takes batches and delivers up to `max_in_flight` of them at once, each
+    /// started once the one before was handed off (see [`HandOff`]) or finished.
+    /// The acked position moves in batch order: a batch finished before an earlier
+    /// one waits for it, so a crash or a stop never skips an undelivered event.
     async fn drain_queue(&self) {
         let mut seen_flush = 0u64;
         let mut pos = self.slot.acked.load(Relaxed);
-        while let Some(batch) = self.next_batch(&mut pos, &mut seen_flush).await {
-            self.slot.counters.in_flight.store(batch.len() as u64, Relaxed);
-            let end = batch.end_seq();
-            self.deliver(batch).await;
-            pos = pos.max(end);
-            self.slot.acked.fetch_max(pos, Relaxed);
-            self.slot.counters.in_flight.store(0, Relaxed);
-            self.control.progress.bump();
+        let mut flying = FuturesOrdered::new();
+        let mut flying_events = 0u64;
+        let mut previous: Option<Arc<HandOff>> = None;
+        loop {
+            let next = if flying.len() >= self.settings.max_in_flight {
+                Next::Delivered(flying.next().await)
+            } else if flying.is_empty() {
+                Next::Taken(self.next_batch(&mut pos, &mut seen_flush, true).await)
+            } else {
+                // Whichever comes first; a batch being waited for is taken on the
+                // next turn (taking is cancel-safe: nothing moves before it returns).
+                tokio::select! {
+                    biased;
+                    done = flying.next() => Next::Delivered(done),
+                    batch = self.next_batch(&mut pos, &mut seen_flush, false) => Next::Taken(batch),
+                }
+            };
+            match next {
+                Next::Taken(Some(batch)) => {
+                    let (events, end) = (batch.len() as u64, batch.end_seq());
+                    // Later spool reads start after it, as when it was delivered.
+                    pos = pos.max(end);
+                    flying_events += events;
+                    self.slot.counters.in_flight.store(flying_events, Relaxed);
+                    let hand_off = Arc::new(HandOff::default());
+                    let after = previous.replace(hand_off.clone());
+                    let batch = batch.with_hand_off(hand_off.clone());
+                    flying.push_back(async move {
+                        if let Some(before) = after {
+                            before.wait().await;
+                        }
+                        self.deliver(batch).await;
+                        hand_off.set();
+                        (events, end)
+                    });
+                }
+                Next::Delivered(Some(done)) => {
+                    self.delivered(&mut flying_events, done, flying.is_empty().then_some(pos));
+                }
+                Next::Delivered(None) => {}
+                // Stopping with nothing left to take: the batches in flight finish first.
+                Next::Taken(None) => {
+                    while let Some(done) = flying.next().await {
+                        self.delivered(&mut flying_events, done, flying.is_empty().then_some(pos));
+                    }
+                    return;
+                }
+            }
         }
+    }
+
+    /// Counts a delivered batch out and acknowledges through its end, or through
+    /// `all_done_to` when it was the last in flight (what lies between the
+    /// batches taken was not this exporter's).
+    fn delivered(&self, flying_events: &mut u64, (events, end): (u64, u64), all_done_to: Option<u64>) {
+        *flying_events -= events;
+        self.slot.counters.in_flight.store(*flying_events, Relaxed);
+        self.slot
+            .acked
+            .fetch_max(all_done_to.map_or(end, |p| p.max(end)), Relaxed);
+        self.control.progress.bump();
     }
 
     /// Waits until a batch is due: full by count or bytes, its oldest event has waited
     /// `flush_interval`, a flush was requested, or the pipeline is stopping. A lagging
     /// exporter reads from the spool from `pos` instead. Returns `None` once
     /// stopping with nothing left.
-    async fn next_batch(&self, pos: &mut u64, seen_flush: &mut u64) -> Option<Batch> {
+    /// `idle` says no batch is in flight: only then may finding nothing more
+    /// acknowledge up to `pos`.
+    async fn next_batch(&self, pos: &mut u64, seen_flush: &mut u64, idle: bool) -> Option<Batch> {
         let s = &self.settings;
         loop {
             let notified = self.slot.notify.notified();
@@ -191,7 +275,9 @@ impl Worker {
                     // Caught up: everything the router passed is finished or not ours.
                     q.lagging = false;
                     *pos = (*pos).max(q.passed);
-                    self.slot.acked.fetch_max(*pos, Relaxed);
+                    if idle {
+                        self.slot.acked.fetch_max(*pos, Relaxed);
+                    }
                     *seen_flush = flush_gen;
                     if stopping {
                         return None;
@@ -212,8 +298,10 @@ impl Worker {
                             continue;
                         }
                         *pos = next.max(*pos);
-                        self.slot.acked.fetch_max(*pos, Relaxed);
-                        self.control.progress.bump();
+                        if idle {
+                            self.slot.acked.fetch_max(*pos, Relaxed);
+                            self.control.progress.bump();
+                        }
                     }
                     Ok((events, next)) => {
                         return Some(Batch::from_events(events, self.resource.clone()).with_end_seq(next));

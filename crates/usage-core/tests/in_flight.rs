@@ -1,0 +1,219 @@
+//! `max_in_flight`: an exporter that hands its batches off is given the next one
+//! while it awaits the last one's acknowledgement; batches start in order and are
+//! acknowledged in order, so a batch still in flight is never skipped.
+
+mod common;
+
+use common::{wait_until, Recorder};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use usage_core::{
+    async_trait, Batch, Event, EventId, ExportError, Exporter, ExporterDefaults, ExporterSection, Pipeline,
+    PipelineBuilder, RelayUsage, SpoolConfig,
+};
+
+const BATCH: usize = 10;
+
+fn builder(dir: &std::path::Path) -> PipelineBuilder {
+    Pipeline::builder()
+        .configure(|c| {
+            c.flush_interval = Duration::from_millis(20);
+            c.retry_base = Duration::from_millis(5);
+            c.retry_max = Duration::from_millis(20);
+            c.data_dir = dir.join("data");
+        })
+        .spool(SpoolConfig::new(dir.join("spool")))
+}
+
+/// Section "x" with small batches and `max_in_flight`, of a type that allows it.
+fn concurrent(b: PipelineBuilder, max_in_flight: usize, exporter: impl Exporter) -> PipelineBuilder {
+    let mut section = ExporterSection::new("x", "custom");
+    section.options.batch_max_events = Some(BATCH);
+    section.options.max_in_flight = Some(max_in_flight);
+    let defaults = ExporterDefaults {
+        max_in_flight: Some(2),
+        ..ExporterDefaults::NONE
+    };
+    b.exporter_with_defaults(section, exporter, defaults)
+}
+
+fn emit(p: &Pipeline, n: u64) -> Vec<EventId> {
+    let sink = p.sink();
+    (0..n)
+        .map(|cu| {
+            let e = Event::new(RelayUsage {
+                project: "p".into(),
+                cu,
+                ..Default::default()
+            });
+            let id = e.id();
+            sink.emit(e);
+            id
+        })
+        .collect()
+}
+
+fn cus(batch: &Batch) -> Vec<u64> {
+    batch
+        .iter()
+        .filter_map(|e| e.downcast_ref::<RelayUsage>().map(|r| r.cu))
+        .collect()
+}
+
+/// Records how many exports run at once and the first event of each, in the
+/// order they start.
+#[derive(Default)]
+struct Tally {
+    running: AtomicUsize,
+    most: AtomicUsize,
+    starts: Mutex<Vec<u64>>,
+    delivered: Mutex<Vec<u64>>,
+}
+
+impl Tally {
+    fn start(&self, batch: &Batch) {
+        let now = self.running.fetch_add(1, SeqCst) + 1;
+        self.most.fetch_max(now, SeqCst);
+        self.starts.lock().unwrap().push(cus(batch)[0]);
+    }
+
+    fn finish(&self, batch: &Batch) {
+        self.delivered.lock().unwrap().extend(cus(batch));
+        self.running.fetch_sub(1, SeqCst);
+    }
+}
+
+/// Hands each batch off, then holds it until the next one has started (or, for
+/// the batch holding the last event, not at all): the batches can only finish if
+/// the pipeline overlaps them.
+struct Overlapping {
+    tally: Arc<Tally>,
+    last: u64,
+}
+
+#[async_trait]
+impl Exporter for Overlapping {
+    async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
+        self.tally.start(batch);
+        let me = self.tally.starts.lock().unwrap().len();
+        batch.handed_off();
+        let give_up = Instant::now() + Duration::from_secs(5);
+        while !cus(batch).contains(&self.last)
+            && self.tally.starts.lock().unwrap().len() == me
+            && Instant::now() < give_up
+        {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        self.tally.finish(batch);
+        Ok(())
+    }
+}
+
+#[test]
+fn handed_off_batches_overlap_start_in_order_and_all_arrive() {
+    let dir = tempfile::tempdir().unwrap();
+    let tally = Arc::new(Tally::default());
+    let exporter = Overlapping {
+        tally: tally.clone(),
+        last: 199,
+    };
+    let p = concurrent(builder(dir.path()), 4, exporter).build().unwrap();
+    emit(&p, 200);
+    let report = p.shutdown_blocking(Duration::from_secs(30)).unwrap();
+    assert_eq!(report.exporter("x").unwrap().delivered, 200, "{report}");
+    let most = tally.most.load(SeqCst);
+    assert!((2..=4).contains(&most), "{most} exports at once, max_in_flight = 4");
+    let starts = tally.starts.lock().unwrap().clone();
+    assert!(
+        starts.windows(2).all(|w| w[0] < w[1]),
+        "batches start in order: {starts:?}"
+    );
+    let mut delivered = tally.delivered.lock().unwrap().clone();
+    delivered.sort_unstable();
+    assert_eq!(delivered, (0..200).collect::<Vec<_>>(), "each event once");
+}
+
+/// Takes a little time per batch and never hands one off.
+struct Serial {
+    tally: Arc<Tally>,
+}
+
+#[async_trait]
+impl Exporter for Serial {
+    async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
+        self.tally.start(batch);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        self.tally.finish(batch);
+        Ok(())
+    }
+}
+
+#[test]
+fn an_exporter_that_never_hands_off_gets_one_batch_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let tally = Arc::new(Tally::default());
+    let p = concurrent(builder(dir.path()), 4, Serial { tally: tally.clone() })
+        .build()
+        .unwrap();
+    emit(&p, 200);
+    let report = p.shutdown_blocking(Duration::from_secs(30)).unwrap();
+    assert_eq!(report.exporter("x").unwrap().delivered, 200, "{report}");
+    assert!(tally.starts.lock().unwrap().len() >= 200 / BATCH);
+    assert_eq!(tally.most.load(SeqCst), 1, "one at a time");
+    assert_eq!(*tally.delivered.lock().unwrap(), (0..200).collect::<Vec<_>>());
+}
+
+/// Hands off and then never answers the batch holding event 0; acknowledges the rest.
+struct FirstHangs {
+    tally: Arc<Tally>,
+    hung: Arc<AtomicUsize>,
+}
+
+#[async_trait]
+impl Exporter for FirstHangs {
+    async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
+        self.tally.start(batch);
+        batch.handed_off();
+        if cus(batch).contains(&0) {
+            self.hung.store(batch.len(), SeqCst);
+            std::future::pending::<()>().await;
+        }
+        self.tally.finish(batch);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_batch_finished_early_is_not_acknowledged_past_one_still_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let tally = Arc::new(Tally::default());
+    let p = builder(dir.path()).configure(|c| c.export_timeout = Duration::from_secs(3600));
+    let hung = Arc::new(AtomicUsize::new(0));
+    let exporter = FirstHangs {
+        tally: tally.clone(),
+        hung: hung.clone(),
+    };
+    let p = concurrent(p, 4, exporter).build().unwrap();
+    let ids = emit(&p, 30);
+    // The batches after it (two or three: up to four in flight) arrive while the
+    // first is still in flight, and the worker then finds its queue empty.
+    let later = || tally.delivered.lock().unwrap().len();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let hung = hung.load(SeqCst);
+            hung > 0 && later() + hung == 30
+        }),
+        "the batches after the hung one were exported: {}",
+        later()
+    );
+    let _ = p.shutdown_blocking(Duration::from_millis(300));
+
+    // Restarted over the same spool: the hung batch was never acknowledged, so its
+    // events come again, and with them every later one (acknowledged in order).
+    let again = Recorder::new();
+    let p = builder(dir.path()).exporter("x", again.clone()).build().unwrap();
+    p.flush_blocking(Duration::from_secs(10)).unwrap();
+    assert_eq!(again.ids(), ids, "the whole spool again, in order");
+    p.shutdown_blocking(Duration::from_secs(5)).unwrap();
+}
