@@ -62,7 +62,7 @@ pub use event::value::{finite_or_zero, FieldValue, OwnedValue, StrMap, Text, Val
 pub use event::Event;
 pub use export::batch::{Batch, BatchId};
 pub use export::exporter::{ExportError, Exporter};
-pub use export::registry::{ExporterContext, ExporterDefaults, ExporterFactory, MAX_IN_FLIGHT};
+pub use export::registry::{ExporterContext, ExporterDefaults, ExporterFactory, MAX_BATCHES_IN_FLIGHT};
 pub use pipeline::histogram::HistogramSnapshot;
 pub use pipeline::report::{DeliveryError, DeliveryReport, ExporterDelivery};
 pub use pipeline::sink::UsageSink;

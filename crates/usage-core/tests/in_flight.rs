@@ -1,4 +1,4 @@
-//! `max_in_flight`: an exporter that hands its batches off is given the next one
+//! `batches_in_flight`: an exporter that hands its batches off is given the next one
 //! while it awaits the last one's acknowledgement; batches start in order and are
 //! acknowledged in order, so a batch still in flight is never skipped.
 
@@ -26,13 +26,13 @@ fn builder(dir: &std::path::Path) -> PipelineBuilder {
         .spool(SpoolConfig::new(dir.join("spool")))
 }
 
-/// Section "x" with small batches and `max_in_flight`, of a type that allows it.
-fn concurrent(b: PipelineBuilder, max_in_flight: usize, exporter: impl Exporter) -> PipelineBuilder {
+/// Section "x" with small batches and `batches_in_flight`, of a type that allows it.
+fn concurrent(b: PipelineBuilder, batches_in_flight: usize, exporter: impl Exporter) -> PipelineBuilder {
     let mut section = ExporterSection::new("x", "custom");
     section.options.batch_max_events = Some(BATCH);
-    section.options.max_in_flight = Some(max_in_flight);
+    section.options.batches_in_flight = Some(batches_in_flight);
     let defaults = ExporterDefaults {
-        max_in_flight: Some(2),
+        batches_in_flight: Some(2),
         ..ExporterDefaults::NONE
     };
     b.exporter_with_defaults(section, exporter, defaults)
@@ -123,7 +123,7 @@ fn handed_off_batches_overlap_start_in_order_and_all_arrive() {
     let report = p.shutdown_blocking(Duration::from_secs(30)).unwrap();
     assert_eq!(report.exporter("x").unwrap().delivered, 200, "{report}");
     let most = tally.most.load(SeqCst);
-    assert!((2..=4).contains(&most), "{most} exports at once, max_in_flight = 4");
+    assert!((2..=4).contains(&most), "{most} exports at once, batches_in_flight = 4");
     let starts = tally.starts.lock().unwrap().clone();
     assert!(
         starts.windows(2).all(|w| w[0] < w[1]),

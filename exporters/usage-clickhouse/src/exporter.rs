@@ -334,7 +334,7 @@ pub static FACTORY: ExporterFactory = ExporterFactory {
         batch_max_events: Some(100_000),
         batch_max_bytes: Some(32 << 20),
         flush_interval: Some(Duration::from_secs(1)),
-        max_in_flight: None,
+        batches_in_flight: None,
     },
     enabled_by_default: usage_core::registry::always_enabled,
     check: usage_core::registry::parses_as::<crate::config::ClickHouseConfig>,

@@ -149,7 +149,7 @@ pub static FACTORY: ExporterFactory = ExporterFactory {
         batch_max_events: Some(100_000),
         batch_max_bytes: Some(16 << 20),
         flush_interval: Some(Duration::from_secs(5)),
-        max_in_flight: None,
+        batches_in_flight: None,
     },
     enabled_by_default: usage_core::registry::always_enabled,
     check: usage_core::registry::parses_as::<crate::config::FileConfig>,

@@ -197,7 +197,7 @@ pub static FACTORY: ExporterFactory = ExporterFactory {
         batch_max_events: Some(1_000),
         batch_max_bytes: Some(4 << 20),
         flush_interval: Some(Duration::from_secs(1)),
-        max_in_flight: None,
+        batches_in_flight: None,
     },
     enabled_by_default: has_key,
     check: usage_core::registry::parses_as::<crate::config::HttpConfig>,

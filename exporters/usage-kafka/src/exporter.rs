@@ -43,7 +43,7 @@ impl ProducerContext for Reports {
 /// when every message's delivery report succeeded.
 pub struct KafkaExporter {
     pub(crate) producer: Arc<ThreadedProducer<Reports>>,
-    /// Delivery reports of the attempts in flight (up to `max_in_flight` at once,
+    /// Delivery reports of the attempts in flight (up to `batches_in_flight` at once,
     /// each counted apart).
     tracker: Arc<Tracker>,
     topic: String,
@@ -357,7 +357,7 @@ pub static FACTORY: ExporterFactory = ExporterFactory {
         flush_interval: Some(Duration::from_millis(200)),
         // Up to four batches at once: the next is produced while the last ones' delivery
         // reports come in, so librdkafka's queue never runs dry between batches.
-        max_in_flight: Some(4),
+        batches_in_flight: Some(4),
     },
     enabled_by_default: usage_core::registry::always_enabled,
     check: usage_core::registry::parses_as::<crate::config::KafkaConfig>,

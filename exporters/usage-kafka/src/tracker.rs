@@ -1,7 +1,7 @@
 //! Delivery reports of the batches being exported, counted without a future or a
 //! channel per message.
 //!
-//! Up to [`MAX_IN_FLIGHT`] export attempts run at once (`max_in_flight`), each in a
+//! Up to [`MAX_BATCHES_IN_FLIGHT`] export attempts run at once (`batches_in_flight`), each in a
 //! slot of its own taken for as long as it runs. A message's opaque names its slot,
 //! its attempt and its index, so a late report of an abandoned attempt can neither
 //! complete nor fail the attempt that reuses the slot (review M8).
@@ -9,7 +9,7 @@
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::Mutex;
-use usage_core::MAX_IN_FLIGHT;
+use usage_core::MAX_BATCHES_IN_FLIGHT;
 
 use crate::refusal::ConnectionRefusal;
 
@@ -22,7 +22,7 @@ const SLOTS: usize = 1 << SLOT_BITS;
 /// a million attempts to be miscounted).
 const GENERATION_MASK: u64 = (1 << (64 - INDEX_BITS - SLOT_BITS)) - 1;
 
-const _: () = assert!(SLOTS >= MAX_IN_FLIGHT, "a slot for every attempt in flight");
+const _: () = assert!(SLOTS >= MAX_BATCHES_IN_FLIGHT, "a slot for every attempt in flight");
 
 /// The attempts in flight and the brokers' standing refusal, shared with the
 /// producer's delivery-report callback.
@@ -120,7 +120,7 @@ impl Attempt<'_> {
 
 impl Tracker {
     /// Starts an attempt in a free slot; `None` when all are taken (more attempts
-    /// running than `max_in_flight` allows: an abandoned one not yet gone).
+    /// running than `batches_in_flight` allows: an abandoned one not yet gone).
     pub(crate) fn begin(&self) -> Option<Attempt<'_>> {
         let slot = self
             .slots

@@ -230,7 +230,7 @@ pub static FACTORY: ExporterFactory = ExporterFactory {
         batch_max_events: Some(1_000),
         batch_max_bytes: Some(4 << 20),
         flush_interval: Some(Duration::from_secs(1)),
-        max_in_flight: None,
+        batches_in_flight: None,
     },
     enabled_by_default: usage_core::registry::always_enabled,
     check: usage_core::registry::parses_as::<crate::config::OtlpConfig>,

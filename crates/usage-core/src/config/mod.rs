@@ -237,7 +237,7 @@ pub struct ExporterOptions {
     pub queue_max_bytes: Option<usize>,
     /// Batches exported at once (1 to 16), for types that allow more than one;
     /// acknowledgements still advance in batch order.
-    pub max_in_flight: Option<usize>,
+    pub batches_in_flight: Option<usize>,
 }
 
 /// Names of the [`ExporterOptions`] keys (kept in sync by a test).
@@ -253,7 +253,7 @@ pub(crate) const OPTION_KEYS: [&str; 12] = [
     "probe_interval",
     "queue_max_events",
     "queue_max_bytes",
-    "max_in_flight",
+    "batches_in_flight",
 ];
 
 /// One `[exporters.<name>]` section: its type, the common options, and the

@@ -150,7 +150,7 @@ fn option_keys_match_the_struct() {
         let v: Value = match k {
             "events" => vec!["a".to_string()].into(),
             "enabled" => true.into(),
-            "batch_max_events" | "queue_max_events" | "max_in_flight" => 1u64.into(),
+            "batch_max_events" | "queue_max_events" | "batches_in_flight" => 1u64.into(),
             "batch_max_bytes" | "queue_max_bytes" => "1KiB".into(),
             _ => "1s".into(),
         };
@@ -158,7 +158,10 @@ fn option_keys_match_the_struct() {
     }
     let o: ExporterOptions = Value::from(d).deserialize().unwrap();
     assert!(
-        o.queue_max_bytes.is_some() && o.probe_interval.is_some() && o.enabled.is_some() && o.max_in_flight.is_some()
+        o.queue_max_bytes.is_some()
+            && o.probe_interval.is_some()
+            && o.enabled.is_some()
+            && o.batches_in_flight.is_some()
     );
 }
 

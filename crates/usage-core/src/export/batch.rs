@@ -307,7 +307,7 @@ impl Batch {
 
     /// Says every event of this batch is in the destination client's ordered
     /// queue (e.g. produced to librdkafka), though not yet acknowledged: an exporter
-    /// type whose `max_in_flight` allows it may then be given the next batch while
+    /// type whose `batches_in_flight` allows it may then be given the next batch while
     /// it awaits this one's acknowledgements. Exporters that never call it export
     /// one batch at a time.
     pub fn handed_off(&self) {

@@ -1,5 +1,5 @@
 //! The signal that lets the next batch start while this one's acknowledgements
-//! are awaited (`max_in_flight` above 1).
+//! are awaited (`batches_in_flight` above 1).
 //!
 //! An exporter calls [`Batch::handed_off`](super::batch::Batch::handed_off) once
 //! every event of the batch is in its client's ordered queue (e.g. produced to

@@ -23,9 +23,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// The most batches one exporter instance exports at once (`max_in_flight`); a
+/// The most batches one exporter instance exports at once (`batches_in_flight`); a
 /// type that allows concurrent exports must take this many.
-pub const MAX_IN_FLIGHT: usize = 16;
+pub const MAX_BATCHES_IN_FLIGHT: usize = 16;
 
 /// Batching defaults an exporter type prefers over the pipeline's (e.g. large,
 /// slow-rolling parts for object stores). Users' per-instance options still win.
@@ -38,10 +38,10 @@ pub struct ExporterDefaults {
     /// Longest an event waits for its batch.
     pub flush_interval: Option<Duration>,
     /// Batches an instance exports at once by default. `None`: the type exports
-    /// one batch at a time and refuses the `max_in_flight` key; `Some(n)`: its
+    /// one batch at a time and refuses the `batches_in_flight` key; `Some(n)`: its
     /// `export` may be called concurrently, `n` at a time unless the user says
     /// otherwise.
-    pub max_in_flight: Option<usize>,
+    pub batches_in_flight: Option<usize>,
 }
 
 impl ExporterDefaults {
@@ -50,7 +50,7 @@ impl ExporterDefaults {
         batch_max_events: None,
         batch_max_bytes: None,
         flush_interval: None,
-        max_in_flight: None,
+        batches_in_flight: None,
     };
 }
 

@@ -118,7 +118,7 @@ impl PipelineBuilder {
     }
 
     /// Adds an exporter instance with the batching defaults its type prefers, e.g.
-    /// `max_in_flight` for an exporter that calls [`Batch::handed_off`](crate::Batch::handed_off).
+    /// `batches_in_flight` for an exporter that calls [`Batch::handed_off`](crate::Batch::handed_off).
     pub fn exporter_with_defaults(
         mut self,
         section: ExporterSection,

@@ -58,12 +58,12 @@ fn settings_a_worker_cannot_run_with_are_config_errors() {
     assert_eq!(build_with(ExporterOptions::default()), "", "the defaults build");
 }
 
-fn build_allowing_in_flight(max_in_flight: usize) -> String {
+fn build_allowing_in_flight(batches_in_flight: usize) -> String {
     let dir = tempfile::tempdir().unwrap();
     let mut section = ExporterSection::new("x", "custom");
-    section.options.max_in_flight = Some(max_in_flight);
+    section.options.batches_in_flight = Some(batches_in_flight);
     let defaults = ExporterDefaults {
-        max_in_flight: Some(2),
+        batches_in_flight: Some(2),
         ..ExporterDefaults::NONE
     };
     Pipeline::builder()
@@ -76,23 +76,23 @@ fn build_allowing_in_flight(max_in_flight: usize) -> String {
 }
 
 #[test]
-fn max_in_flight_is_bounded_and_only_for_types_that_allow_it() {
+fn batches_in_flight_is_bounded_and_only_for_types_that_allow_it() {
     let in_flight = |n| ExporterOptions {
-        max_in_flight: Some(n),
+        batches_in_flight: Some(n),
         ..Default::default()
     };
     assert_eq!(
         build_with(in_flight(2)),
-        "exporters.x.max_in_flight: the custom exporter sends one batch at a time"
+        "exporters.x.batches_in_flight: the custom exporter sends one batch at a time"
     );
     assert_eq!(build_with(in_flight(1)), "", "1 is every type's");
     assert_eq!(build_allowing_in_flight(16), "");
     assert_eq!(
         build_allowing_in_flight(0),
-        "exporters.x.max_in_flight: 0 is not between 1 and 16"
+        "exporters.x.batches_in_flight: 0 is not between 1 and 16"
     );
     assert_eq!(
         build_allowing_in_flight(17),
-        "exporters.x.max_in_flight: 17 is not between 1 and 16"
+        "exporters.x.batches_in_flight: 17 is not between 1 and 16"
     );
 }

@@ -11,7 +11,7 @@ use crate::event::Event;
 use crate::export::batch::Batch;
 use crate::export::exporter::{ExportError, Exporter};
 use crate::export::hand_off::HandOff;
-use crate::export::registry::{ExporterDefaults, MAX_IN_FLIGHT};
+use crate::export::registry::{ExporterDefaults, MAX_BATCHES_IN_FLIGHT};
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -29,7 +29,7 @@ pub(crate) struct WorkerSettings {
     pub(crate) retry_max: Duration,
     pub(crate) probe_interval: Duration,
     /// Batches exported at once.
-    pub(crate) max_in_flight: usize,
+    pub(crate) batches_in_flight: usize,
 }
 
 impl WorkerSettings {
@@ -50,7 +50,11 @@ impl WorkerSettings {
             retry_base: o.retry_base.unwrap_or(c.retry_base),
             retry_max: o.retry_max.unwrap_or(c.retry_max),
             probe_interval: o.probe_interval.unwrap_or(c.probe_interval),
-            max_in_flight: o.max_in_flight.or(d.max_in_flight).unwrap_or(1).clamp(1, MAX_IN_FLIGHT),
+            batches_in_flight: o
+                .batches_in_flight
+                .or(d.batches_in_flight)
+                .unwrap_or(1)
+                .clamp(1, MAX_BATCHES_IN_FLIGHT),
         };
         let key = |k: &str| format!("exporters.{}.{k}", section.name);
         for (k, zero) in [
@@ -65,17 +69,17 @@ impl WorkerSettings {
                 return Err(ConfigError::key(key(k), "must be greater than 0"));
             }
         }
-        if let Some(n) = o.max_in_flight {
-            if d.max_in_flight.is_none() && n != 1 {
+        if let Some(n) = o.batches_in_flight {
+            if d.batches_in_flight.is_none() && n != 1 {
                 return Err(ConfigError::key(
-                    key("max_in_flight"),
+                    key("batches_in_flight"),
                     format!("the {} exporter sends one batch at a time", section.type_name),
                 ));
             }
-            if !(1..=MAX_IN_FLIGHT).contains(&n) {
+            if !(1..=MAX_BATCHES_IN_FLIGHT).contains(&n) {
                 return Err(ConfigError::key(
-                    key("max_in_flight"),
-                    format!("{n} is not between 1 and {MAX_IN_FLIGHT}"),
+                    key("batches_in_flight"),
+                    format!("{n} is not between 1 and {MAX_BATCHES_IN_FLIGHT}"),
                 ));
             }
         }
@@ -167,7 +171,7 @@ impl Worker {
         self.control.progress.bump();
     }
 
-    /// Takes batches and delivers up to `max_in_flight` of them at once, each
+    /// Takes batches and delivers up to `batches_in_flight` of them at once, each
     /// started once the one before was handed off (see [`HandOff`]) or finished.
     /// The acked position moves in batch order: a batch finished before an earlier
     /// one waits for it, so a crash or a stop never skips an undelivered event.
@@ -178,7 +182,7 @@ impl Worker {
         let mut flying_events = 0u64;
         let mut previous: Option<Arc<HandOff>> = None;
         loop {
-            let next = if flying.len() >= self.settings.max_in_flight {
+            let next = if flying.len() >= self.settings.batches_in_flight {
                 Next::Delivered(flying.next().await)
             } else if flying.is_empty() {
                 Next::Taken(self.next_batch(&mut pos, &mut seen_flush, true).await)
