@@ -287,6 +287,9 @@ impl Exporter for ClickHouseExporter {
                 }
             }
         }
+        // Rows have no order in a table: the next batch may be encoded and sent
+        // while this one's INSERTs run.
+        batch.handed_off();
         for (table, events) in &blocks.blocks {
             // In parts sent at once, each its own INSERT and token. The split depends
             // only on the block, so a retried batch repeats the same parts and tokens:
@@ -334,7 +337,7 @@ pub static FACTORY: ExporterFactory = ExporterFactory {
         batch_max_events: Some(100_000),
         batch_max_bytes: Some(32 << 20),
         flush_interval: Some(Duration::from_secs(1)),
-        batches_in_flight: None,
+        batches_in_flight: Some(2),
     },
     enabled_by_default: usage_core::registry::always_enabled,
     check: usage_core::registry::parses_as::<crate::config::ClickHouseConfig>,
