@@ -217,3 +217,36 @@ fn a_batch_finished_early_is_not_acknowledged_past_one_still_in_flight() {
     assert_eq!(again.ids(), ids, "the whole spool again, in order");
     p.shutdown_blocking(Duration::from_secs(5)).unwrap();
 }
+
+/// Hands each batch off and answers a moment later, as a destination would.
+struct Quick;
+
+#[async_trait]
+impl Exporter for Quick {
+    async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
+        batch.handed_off();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        Ok(())
+    }
+}
+
+#[test]
+fn a_lagging_exporter_with_batches_in_flight_reads_each_spooled_event_once() {
+    const N: u64 = 20_000;
+    let dir = tempfile::tempdir().unwrap();
+    // Spooled while "x" is down.
+    let down = Recorder::scripted(|_, _| Err(ExportError::retryable("503")));
+    let p = builder(dir.path()).exporter("x", down).build().unwrap();
+    emit(&p, N);
+    let _ = p.shutdown_blocking(Duration::from_millis(300));
+
+    // Back up with batches in flight: it reads the whole spool. A batch finishing
+    // while the next one is being read must not make the read start over.
+    let p = concurrent(builder(dir.path()), 4, Quick).build().unwrap();
+    p.flush_blocking(Duration::from_secs(30)).unwrap();
+    let s = p.stats();
+    let report = p.shutdown_blocking(Duration::from_secs(5)).unwrap();
+    assert_eq!(report.exporter("x").unwrap().delivered, N, "{report}");
+    let replayed = s.spool.as_ref().map(|s| s.replayed_events);
+    assert_eq!(replayed, Some(N), "each spooled event decoded once");
+}

@@ -280,9 +280,17 @@ impl PipelineBuilder {
             if let Some(shared) = &spool_shared {
                 slot.start_at(start_cursor(shared, &slot.name, spool_end, spool_data_end), spool_end);
             }
+            let spool = spool_shared.clone().map(|s| {
+                super::spool_reader::SpoolReader::new(
+                    s,
+                    slot.clone(),
+                    settings.batch_max_events,
+                    settings.batch_max_bytes,
+                )
+            });
             workers.push(Worker {
                 slot: slot.clone(),
-                spool: spool_shared.clone(),
+                spool,
                 exporter: spec.exporter,
                 settings,
                 dead_letter: super::deadletter::DeadLetter::new(&c.data_dir, &spec.section.name),

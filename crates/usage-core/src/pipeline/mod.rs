@@ -20,6 +20,7 @@
 pub(crate) mod backoff;
 mod builder;
 pub(crate) mod deadletter;
+mod drain;
 mod handle;
 pub(crate) mod histogram;
 mod huge_pages;
@@ -32,6 +33,7 @@ pub(crate) mod router;
 mod router_thread;
 mod shared;
 pub(crate) mod sink;
+mod spool_reader;
 pub(crate) mod stats;
 pub(crate) mod worker;
 

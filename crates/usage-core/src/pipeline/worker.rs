@@ -5,14 +5,13 @@ use super::backoff::Backoff;
 use super::deadletter::DeadLetter;
 use super::progress::Control;
 use super::queue::ExporterSlot;
+use super::spool_reader::SpoolReader;
 use crate::config::{ConfigError, ExporterSection, PipelineConfig};
 use crate::event::resource::Resource;
 use crate::event::Event;
 use crate::export::batch::Batch;
 use crate::export::exporter::{ExportError, Exporter};
-use crate::export::hand_off::HandOff;
 use crate::export::registry::{ExporterDefaults, MAX_BATCHES_IN_FLIGHT};
-use futures_util::stream::{FuturesOrdered, StreamExt};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -96,7 +95,7 @@ impl WorkerSettings {
 pub(crate) struct Worker {
     pub(crate) slot: Arc<ExporterSlot>,
     /// The spool to read from when this exporter lags (or after a restart).
-    pub(crate) spool: Option<Arc<crate::spool::Shared>>,
+    pub(crate) spool: Option<SpoolReader>,
     pub(crate) exporter: Arc<dyn Exporter>,
     pub(crate) settings: WorkerSettings,
     pub(crate) dead_letter: DeadLetter,
@@ -105,13 +104,6 @@ pub(crate) struct Worker {
 }
 
 /// What the worker does next.
-/// What the drain loop got: a batch taken (`None`: stopping, nothing left) or
-/// one delivered.
-enum Next {
-    Taken(Option<Batch>),
-    Delivered(Option<(u64, u64)>),
-}
-
 enum Step {
     Read { from: u64, to: u64 },
     Wait(Option<Instant>),
@@ -171,83 +163,13 @@ impl Worker {
         self.control.progress.bump();
     }
 
-    /// Takes batches and delivers up to `batches_in_flight` of them at once, each
-    /// started once the one before was handed off (see [`HandOff`]) or finished.
-    /// The acked position moves in batch order: a batch finished before an earlier
-    /// one waits for it, so a crash or a stop never skips an undelivered event.
-    async fn drain_queue(&self) {
-        let mut seen_flush = 0u64;
-        let mut pos = self.slot.acked.load(Relaxed);
-        let mut flying = FuturesOrdered::new();
-        let mut flying_events = 0u64;
-        let mut previous: Option<Arc<HandOff>> = None;
-        loop {
-            let next = if flying.len() >= self.settings.batches_in_flight {
-                Next::Delivered(flying.next().await)
-            } else if flying.is_empty() {
-                Next::Taken(self.next_batch(&mut pos, &mut seen_flush, true).await)
-            } else {
-                // Whichever comes first; a batch being waited for is taken on the
-                // next turn (taking is cancel-safe: nothing moves before it returns).
-                tokio::select! {
-                    biased;
-                    done = flying.next() => Next::Delivered(done),
-                    batch = self.next_batch(&mut pos, &mut seen_flush, false) => Next::Taken(batch),
-                }
-            };
-            match next {
-                Next::Taken(Some(batch)) => {
-                    let (events, end) = (batch.len() as u64, batch.end_seq());
-                    // Later spool reads start after it, as when it was delivered.
-                    pos = pos.max(end);
-                    flying_events += events;
-                    self.slot.counters.in_flight.store(flying_events, Relaxed);
-                    let hand_off = Arc::new(HandOff::default());
-                    let after = previous.replace(hand_off.clone());
-                    let batch = batch.with_hand_off(hand_off.clone());
-                    flying.push_back(async move {
-                        if let Some(before) = after {
-                            before.wait().await;
-                        }
-                        self.deliver(batch).await;
-                        hand_off.set();
-                        (events, end)
-                    });
-                }
-                Next::Delivered(Some(done)) => {
-                    self.delivered(&mut flying_events, done, flying.is_empty().then_some(pos));
-                }
-                Next::Delivered(None) => {}
-                // Stopping with nothing left to take: the batches in flight finish first.
-                Next::Taken(None) => {
-                    while let Some(done) = flying.next().await {
-                        self.delivered(&mut flying_events, done, flying.is_empty().then_some(pos));
-                    }
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Counts a delivered batch out and acknowledges through its end, or through
-    /// `all_done_to` when it was the last in flight (what lies between the
-    /// batches taken was not this exporter's).
-    fn delivered(&self, flying_events: &mut u64, (events, end): (u64, u64), all_done_to: Option<u64>) {
-        *flying_events -= events;
-        self.slot.counters.in_flight.store(*flying_events, Relaxed);
-        self.slot
-            .acked
-            .fetch_max(all_done_to.map_or(end, |p| p.max(end)), Relaxed);
-        self.control.progress.bump();
-    }
-
     /// Waits until a batch is due: full by count or bytes, its oldest event has waited
     /// `flush_interval`, a flush was requested, or the pipeline is stopping. A lagging
     /// exporter reads from the spool from `pos` instead. Returns `None` once
     /// stopping with nothing left.
     /// `idle` says no batch is in flight: only then may finding nothing more
     /// acknowledge up to `pos`.
-    async fn next_batch(&self, pos: &mut u64, seen_flush: &mut u64, idle: bool) -> Option<Batch> {
+    pub(super) async fn next_batch(&self, pos: &mut u64, seen_flush: &mut u64, idle: bool) -> Option<Batch> {
         let s = &self.settings;
         loop {
             let notified = self.slot.notify.notified();
@@ -331,19 +253,15 @@ impl Worker {
 
     /// Reads this exporter's kinds from the spool, `from..to`, up to one batch.
     async fn read_spool(&self, from: u64, to: u64) -> std::io::Result<(Vec<Event>, u64)> {
-        let Some(spool) = self.spool.clone() else {
-            return Ok((Vec::new(), to));
-        };
-        let slot = self.slot.clone();
-        let (max_events, max_bytes) = (self.settings.batch_max_events, self.settings.batch_max_bytes);
-        tokio::task::spawn_blocking(move || spool.read(from, to, max_events, max_bytes, &|k| slot.wants(k)))
-            .await
-            .map_err(std::io::Error::other)?
+        match &self.spool {
+            Some(reader) => reader.read(from, to).await,
+            None => Ok((Vec::new(), to)),
+        }
     }
 
     /// Exports one batch until it is delivered, dead-lettered or (only at the
     /// shutdown deadline) abandoned. "Too large" splits it into halves.
-    async fn deliver(&self, batch: Batch) {
+    pub(super) async fn deliver(&self, batch: Batch) {
         let c = &self.slot.counters;
         let mut work = vec![batch];
         let mut backoff = Backoff::new(self.settings.retry_base, self.settings.retry_max);
