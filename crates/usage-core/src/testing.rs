@@ -242,3 +242,16 @@ impl Default for LavaStrings {
         Self::new()
     }
 }
+
+/// A batch holding `chunks` as the router hands them over: one slice per chunk,
+/// even where neighbouring chunks are of the same kind (as a batch taken from an
+/// exporter's queue is). For exporters' tests; `Batch::from_events` makes one slice
+/// per run of a kind instead.
+pub fn batch_of_chunks(chunks: Vec<Vec<Event>>, resource: Arc<crate::Resource>) -> Batch {
+    use crate::export::batch::{Chunk, Slice};
+    let slices = chunks
+        .into_iter()
+        .map(|events| Slice::whole(Arc::new(Chunk::new(events))))
+        .collect();
+    Batch::from_slices(slices, resource.clone()).unwrap_or_else(|| Batch::from_events(Vec::new(), resource))
+}

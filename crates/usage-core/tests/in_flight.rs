@@ -250,3 +250,53 @@ fn a_lagging_exporter_with_batches_in_flight_reads_each_spooled_event_once() {
     let replayed = s.spool.as_ref().map(|s| s.replayed_events);
     assert_eq!(replayed, Some(N), "each spooled event decoded once");
 }
+
+/// Hands each batch off and holds it until `release` is set.
+struct Held {
+    tally: Arc<Tally>,
+    release: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[async_trait]
+impl Exporter for Held {
+    async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
+        self.tally.start(batch);
+        batch.handed_off();
+        while !self.release.load(SeqCst) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        self.tally.finish(batch);
+        Ok(())
+    }
+}
+
+#[test]
+fn while_a_batch_is_in_flight_only_a_full_one_starts_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let tally = Arc::new(Tally::default());
+    let release = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let exporter = Held {
+        tally: tally.clone(),
+        release: release.clone(),
+    };
+    let p = concurrent(builder(dir.path()), 4, exporter).build().unwrap();
+    let starts = || tally.starts.lock().unwrap().len();
+    emit(&p, BATCH as u64);
+    assert!(wait_until(Duration::from_secs(10), || starts() == 1));
+    // Three more: due after flush_interval (20 ms), but a full batch is in flight.
+    emit(&p, 3);
+    assert!(
+        !wait_until(Duration::from_millis(200), || starts() > 1),
+        "a partial batch waited for the one in flight"
+    );
+    // A full one goes beside it at once.
+    emit(&p, BATCH as u64);
+    assert!(wait_until(Duration::from_secs(10), || starts() == 2));
+    release.store(true, SeqCst);
+    let report = p.shutdown_blocking(Duration::from_secs(10)).unwrap();
+    assert_eq!(
+        report.exporter("x").unwrap().delivered,
+        2 * BATCH as u64 + 3,
+        "{report}"
+    );
+}

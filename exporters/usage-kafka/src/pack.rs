@@ -202,12 +202,24 @@ impl KafkaExporter {
         let mut sent = 0usize;
         let mut index = 0usize;
         let mut carry = Vec::new();
+        // A run of one kind keeps its messages open across the slices (router
+        // chunks) the batch holds it in: closing them at each slice's end sent
+        // half-full messages, twice as many when a batch came from the queue.
+        let mut current: Option<(&str, String, i32, OpenPacks)> = None;
         for slice in batch.slices() {
             let Some(first) = slice.first() else { continue };
-            let topic = self.topic_for(first.kind());
-            let kind = first.kind();
-            let count = partitions.get(&topic).copied().unwrap_or(1);
-            let mut open = OpenPacks::new(count);
+            if current.as_ref().is_none_or(|(kind, ..)| *kind != first.kind()) {
+                if let Some((kind, topic, _, mut open)) = current.take() {
+                    sent += self.send_open(&topic, kind, &mut open, attempt, packs).await;
+                }
+                let topic = self.topic_for(first.kind());
+                let count = partitions.get(&topic).copied().unwrap_or(1);
+                current = Some((first.kind(), topic, count, OpenPacks::new(count)));
+            }
+            let Some((kind, topic, count, open)) = current.as_mut() else {
+                continue;
+            };
+            let (kind, count) = (*kind, *count);
             for e in slice {
                 let i = index;
                 index += 1;
@@ -221,7 +233,7 @@ impl KafkaExporter {
                     carry.clear();
                     carry.extend_from_slice(&p.payload[before..]);
                     p.payload.truncate(before);
-                    sent += self.send_pack(&topic, kind, p, attempt, packs).await;
+                    sent += self.send_pack(topic, kind, p, attempt, packs).await;
                     p.payload.extend_from_slice(&carry);
                 }
                 if p.events.is_empty() {
@@ -229,13 +241,29 @@ impl KafkaExporter {
                 }
                 p.events.push(i);
                 if p.events.len() >= self.events_per_message {
-                    sent += self.send_pack(&topic, kind, p, attempt, packs).await;
+                    sent += self.send_pack(topic, kind, p, attempt, packs).await;
                 }
             }
-            for p in &mut open.packs {
-                if !p.events.is_empty() {
-                    sent += self.send_pack(&topic, kind, p, attempt, packs).await;
-                }
+        }
+        if let Some((kind, topic, _, mut open)) = current.take() {
+            sent += self.send_open(&topic, kind, &mut open, attempt, packs).await;
+        }
+        sent
+    }
+
+    /// Sends every message still open; the count of reports that will follow.
+    async fn send_open(
+        &self,
+        topic: &str,
+        kind: &str,
+        open: &mut OpenPacks,
+        attempt: AttemptId,
+        packs: &mut Vec<Vec<usize>>,
+    ) -> usize {
+        let mut sent = 0;
+        for p in &mut open.packs {
+            if !p.events.is_empty() {
+                sent += self.send_pack(topic, kind, p, attempt, packs).await;
             }
         }
         sent

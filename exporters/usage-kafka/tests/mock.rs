@@ -211,6 +211,46 @@ async fn packed_messages_are_ndjson_grouped_by_key() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kind_in_several_router_chunks_packs_as_one_run() {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("t.relay_usage", 1, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let mut cfg = config(&brokers);
+    cfg.events_per_message = 4;
+    let exporter = KafkaExporter::new(&cfg, "exporters.k").unwrap();
+    let relay = |cu| {
+        Event::new(RelayUsage {
+            project: "a".into(),
+            cu,
+            ..Default::default()
+        })
+    };
+    // Three chunks of 3, 3 and 2 events of one kind and key, as a batch taken from
+    // an exporter's queue holds them: 8 events make two full messages, not three
+    // half-full ones.
+    let chunks = vec![
+        (0..3).map(relay).collect(),
+        (3..6).map(relay).collect(),
+        (6..8).map(relay).collect(),
+    ];
+    let batch = usage_core::testing::batch_of_chunks(chunks, Arc::new(Resource::new("svc")));
+    assert_eq!(batch.slices().count(), 3);
+    exporter.export(&batch).await.unwrap();
+    let messages = read_all(&brokers, "t.relay_usage", 1, 2);
+    let counts: Vec<usize> = messages.iter().map(|(_, value, _)| unpack(value).len()).collect();
+    assert_eq!(counts, vec![4, 4]);
+    let cus: Vec<u64> = messages
+        .iter()
+        .flat_map(|(_, value, _)| unpack(value))
+        .filter_map(|e| match e.field("cu") {
+            Some(usage_core::Value::U64(cu)) => Some(cu),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(cus, (0..8).collect::<Vec<_>>(), "in order, each once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn packing_keeps_under_the_byte_bound_and_a_huge_event_is_rejected_alone() {
     let cluster = MockCluster::new(1).unwrap();
     cluster.create_topic("t.relay_usage", 1, 1).unwrap();

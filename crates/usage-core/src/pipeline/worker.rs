@@ -167,8 +167,10 @@ impl Worker {
     /// `flush_interval`, a flush was requested, or the pipeline is stopping. A lagging
     /// exporter reads from the spool from `pos` instead. Returns `None` once
     /// stopping with nothing left.
-    /// `idle` says no batch is in flight: only then may finding nothing more
-    /// acknowledge up to `pos`.
+    /// `idle` says no batch is in flight. Only then may finding nothing more
+    /// acknowledge up to `pos`, and only then is a batch taken before it is full:
+    /// while others are in flight a partial batch would only mean more, smaller
+    /// exports (packed Kafka messages half full), and it goes as soon as they end.
     pub(super) async fn next_batch(&self, pos: &mut u64, seen_flush: &mut u64, idle: bool) -> Option<Batch> {
         let s = &self.settings;
         loop {
@@ -182,20 +184,21 @@ impl Worker {
                 if !q.is_empty() {
                     let oldest = q.oldest();
                     let due = oldest.is_some_and(|t| t.elapsed() >= s.flush_interval);
-                    if q.events >= s.batch_max_events
-                        || q.bytes >= s.batch_max_bytes
-                        || due
-                        || stopping
-                        || flush_gen > *seen_flush
-                        || q.lagging
-                    {
+                    let full = q.events >= s.batch_max_events || q.bytes >= s.batch_max_bytes;
+                    let asked = due || stopping || flush_gen > *seen_flush || q.lagging;
+                    if full || (idle && asked) {
                         return q.take_batch(s.batch_max_events, s.batch_max_bytes, &self.resource);
                     }
-                    Step::Wait(oldest.map(|t| t + s.flush_interval))
+                    // Not idle: the batch in flight ending wakes the drain loop.
+                    Step::Wait(oldest.filter(|_| idle).map(|t| t + s.flush_interval))
                 } else if q.lagging && *pos < q.passed && self.spool.is_some() {
-                    Step::Read {
-                        from: *pos,
-                        to: q.passed,
+                    if idle || q.passed - *pos >= s.batch_max_events as u64 {
+                        Step::Read {
+                            from: *pos,
+                            to: q.passed,
+                        }
+                    } else {
+                        Step::Wait(None)
                     }
                 } else {
                     // Caught up: everything the router passed is finished or not ours.
