@@ -47,10 +47,12 @@ pub struct ClickHouseConfig {
     /// as `ReplicatedReplacingMergeTree` `<table>_local` plus a `Distributed` `<table>`
     /// that inserts go to (docs/clickhouse.md, "A cluster").
     pub cluster: Option<String>,
-    /// INSERTs in flight at once for one table's rows of a batch, 1-16 (default 2).
-    /// A block of at least 8,192 rows per INSERT is split into that many parts, each
-    /// its own INSERT with its own dedup token, so the server parses them in
-    /// parallel while the next part is encoded. 1 sends one INSERT at a time.
+    /// INSERTs in flight at once for one table's rows of a batch, 1-16 (default 1).
+    /// Above 1, a block of at least 8,192 rows per INSERT is split into that many
+    /// parts, each its own INSERT with its own dedup token, so the server parses
+    /// them in parallel. The default sends one INSERT per table and batch: with two
+    /// batches in flight (`batches_in_flight`) the server already parses two at
+    /// once, in bigger parts.
     #[serde(default = "default_insert_concurrency")]
     pub insert_concurrency: usize,
 }
@@ -59,7 +61,7 @@ pub struct ClickHouseConfig {
 pub const MAX_INSERT_CONCURRENCY: usize = 16;
 
 fn default_insert_concurrency() -> usize {
-    2
+    1
 }
 
 fn default_url() -> String {

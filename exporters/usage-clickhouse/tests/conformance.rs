@@ -320,8 +320,8 @@ async fn a_dropped_table_is_recreated_on_the_retry() {
     }
 }
 
-/// A batch of 20,000 rows goes out as two INSERTs at once (`insert_concurrency`,
-/// default 2), each with its own token: every row arrives once, and a retry of the
+/// A batch of 20,000 rows goes out as two INSERTs at once (`insert_concurrency =
+/// 2`), each with its own token: every row arrives once, and a retry of the
 /// batch adds none (dropped by its tokens on a current engine; collapsed by
 /// `ReplacingMergeTree` under `FINAL` on the old server, which has no tokens).
 #[tokio::test]
@@ -331,7 +331,7 @@ async fn a_batch_in_parallel_parts_arrives_once_and_its_retry_adds_none() {
     use usage_core::{Batch, Exporter};
     for url in urls() {
         let table = format!("parts_{}", Timestamp::now().as_micros() % 1_000_000_000);
-        let ch = exporter(&url, &table);
+        let ch = exporter_with(&url, &table, 2);
         let events = (0..20_000u64).map(relay).collect();
         let batch = Batch::from_events(events, Arc::new(Resource::new("parts")));
         let final_ = if ch.flavor().await.unwrap() == Flavor::Modern {

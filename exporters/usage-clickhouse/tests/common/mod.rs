@@ -237,9 +237,15 @@ pub fn relay(cu: u64) -> Event {
 
 /// A clickhouse exporter on `url` with the table template `table`.
 pub fn exporter(url: &str, table: &str) -> usage_clickhouse::ClickHouseExporter {
+    exporter_with(url, table, 1)
+}
+
+/// An exporter sending each table's rows of a batch as `insert_concurrency` INSERTs.
+pub fn exporter_with(url: &str, table: &str, insert_concurrency: i64) -> usage_clickhouse::ClickHouseExporter {
     let cfg: usage_clickhouse::ClickHouseConfig = usage_core::ExporterSection::new("ch", "clickhouse")
         .set("url", url)
         .set("table", table)
+        .set("insert_concurrency", insert_concurrency)
         .parse()
         .unwrap();
     usage_clickhouse::ClickHouseExporter::new(cfg, "exporters.ch").unwrap()
