@@ -40,6 +40,7 @@ pub struct MemoryExporter {
     batch_sizes: Arc<Mutex<Vec<usize>>>,
     calls: Arc<AtomicUsize>,
     probe_ok: Arc<AtomicBool>,
+    probes: Arc<AtomicUsize>,
     script: Arc<Script>,
 }
 
@@ -77,6 +78,7 @@ impl MemoryExporter {
             batch_sizes: Arc::default(),
             calls: Arc::default(),
             probe_ok: Arc::new(AtomicBool::new(false)),
+            probes: Arc::default(),
             script: Arc::new(script),
         }
     }
@@ -117,6 +119,11 @@ impl MemoryExporter {
     pub fn set_probe_ok(&self, ok: bool) {
         self.probe_ok.store(ok, SeqCst);
     }
+
+    /// Probes answered so far.
+    pub fn probes(&self) -> usize {
+        self.probes.load(SeqCst)
+    }
 }
 
 #[async_trait::async_trait]
@@ -144,6 +151,7 @@ impl Exporter for MemoryExporter {
     }
 
     async fn probe(&self) -> Result<(), ExportError> {
+        self.probes.fetch_add(1, SeqCst);
         if self.probe_ok.load(SeqCst) {
             Ok(())
         } else {

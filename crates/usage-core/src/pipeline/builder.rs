@@ -296,6 +296,7 @@ impl PipelineBuilder {
                 dead_letter: super::deadletter::DeadLetter::new(&c.data_dir, &spec.section.name),
                 resource: resource.clone(),
                 control: control.clone(),
+                pause: Default::default(),
             });
             slots.push(slot);
         }

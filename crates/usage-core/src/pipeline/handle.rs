@@ -230,11 +230,13 @@ impl Pipeline {
     }
 
     /// Resumes a paused exporter now (e.g. after rotating its key) instead of
-    /// waiting for the next probe. Returns false if there is no such exporter.
+    /// waiting for the next probe: every batch it holds is retried. A request
+    /// while nothing is paused answers only an attempt already under way, never
+    /// a later pause. Returns false if there is no such exporter.
     pub fn resume(&self, exporter: &str) -> bool {
         match self.inner.slots.iter().find(|s| s.name == exporter) {
             Some(s) => {
-                s.resume.notify_one();
+                s.request_resume();
                 true
             }
             None => false,

@@ -25,6 +25,7 @@ mod handle;
 pub(crate) mod histogram;
 mod huge_pages;
 pub(crate) mod ingest;
+mod pause;
 mod progress;
 pub(crate) mod queue;
 pub(crate) mod report;

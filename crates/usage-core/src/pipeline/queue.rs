@@ -14,7 +14,7 @@ use super::stats::ExporterCounters;
 use crate::event::resource::Resource;
 use crate::export::batch::{Batch, Slice};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use tokio::sync::Notify;
@@ -91,8 +91,12 @@ pub(crate) struct ExporterSlot {
     state: Mutex<QueueState>,
     /// Data arrived, flush requested, or stopping.
     pub(crate) notify: Notify,
-    /// Manual resume of a paused exporter.
+    /// Wakes a paused worker when `resume_requests` moves.
     pub(crate) resume: Notify,
+    /// Manual resumes asked for so far; a worker that pauses later compares it
+    /// with what it was when its refused attempt began, so an earlier request
+    /// never ends a later pause.
+    resume_requests: AtomicU64,
     pub(crate) counters: ExporterCounters,
     /// Every event with a smaller seq is finished for this exporter.
     pub(crate) acked: AtomicU64,
@@ -118,10 +122,21 @@ impl ExporterSlot {
             state: Mutex::new(QueueState::default()),
             notify: Notify::new(),
             resume: Notify::new(),
+            resume_requests: AtomicU64::new(0),
             counters: ExporterCounters::default(),
             acked: AtomicU64::new(0),
             finished: AtomicBool::new(false),
         }
+    }
+
+    /// Asks a paused worker to resume now.
+    pub(crate) fn request_resume(&self) {
+        self.resume_requests.fetch_add(1, SeqCst);
+        self.resume.notify_waiters();
+    }
+
+    pub(crate) fn resume_requests(&self) -> u64 {
+        self.resume_requests.load(SeqCst)
     }
 
     /// Starts a spooled slot at its cursor; everything from there to `spool_end`

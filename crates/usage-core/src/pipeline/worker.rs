@@ -3,6 +3,7 @@
 
 use super::backoff::Backoff;
 use super::deadletter::DeadLetter;
+use super::pause::PauseGate;
 use super::progress::Control;
 use super::queue::ExporterSlot;
 use super::spool_reader::SpoolReader;
@@ -101,6 +102,8 @@ pub(crate) struct Worker {
     pub(crate) dead_letter: DeadLetter,
     pub(crate) resource: Arc<Resource>,
     pub(crate) control: Arc<Control>,
+    /// One refused delivery probes while the others wait (see [`PauseGate`]).
+    pub(crate) pause: PauseGate,
 }
 
 /// What the worker does next.
@@ -277,6 +280,7 @@ impl Worker {
                 if attempt > 0 {
                     c.retried.fetch_add(1, Relaxed);
                 }
+                let epoch = self.pause_epoch();
                 let started = std::time::Instant::now();
                 let result = self.export_once(&b).await;
                 c.export_seconds.observe(started.elapsed().as_secs_f64());
@@ -302,7 +306,7 @@ impl Worker {
                         sleep(wait).await;
                     }
                     ExportError::Paused { message } => {
-                        self.pause_until_resumed(&message).await;
+                        self.pause_until_resumed(&message, epoch).await;
                         backoff.reset();
                     }
                     ExportError::TooLarge { message } => {
@@ -358,36 +362,6 @@ impl Worker {
         };
         drop(guard);
         out
-    }
-
-    async fn pause_until_resumed(&self, message: &str) {
-        let c = &self.slot.counters;
-        c.paused.store(true, Relaxed);
-        tracing::error!(
-            exporter = %self.slot.name,
-            probe_every_s = self.settings.probe_interval.as_secs_f64(),
-            "exporter PAUSED, keeping its data and sending nothing until credentials work: {message}"
-        );
-        loop {
-            let resumed = self.slot.resume.notified();
-            tokio::select! {
-                _ = resumed => {
-                    tracing::warn!(exporter = %self.slot.name, "exporter resumed by request");
-                    break;
-                }
-                _ = sleep(self.settings.probe_interval) => {
-                    match timeout(self.settings.export_timeout, self.exporter.probe()).await {
-                        Ok(Ok(())) => {
-                            tracing::warn!(exporter = %self.slot.name, "probe succeeded, exporter resumed");
-                            break;
-                        }
-                        Ok(Err(e)) => tracing::debug!(exporter = %self.slot.name, error = %e, "probe failed, still paused"),
-                        Err(_) => tracing::debug!(exporter = %self.slot.name, "probe timed out, still paused"),
-                    }
-                }
-            }
-        }
-        c.paused.store(false, Relaxed);
     }
 
     async fn dead_letter(&self, batch: &Batch, events: &[&Event], reason: &str) {
