@@ -7,7 +7,9 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
-use usage_core::{Event, EventId, ExportError, ExporterOptions, Pipeline, PipelineBuilder, RelayUsage, SpoolConfig};
+use usage_core::{
+    Event, EventId, ExportError, ExporterOptions, Pipeline, PipelineBuilder, RelayUsage, SpoolConfig, MAX_EVENT_BYTES,
+};
 
 fn relay(cu: u64) -> Event {
     Event::new(RelayUsage {
@@ -282,4 +284,35 @@ fn events_lost_with_a_deleted_segment_are_in_the_stats_and_metrics() {
         "{metrics}"
     );
     p.shutdown_blocking(Duration::from_secs(5)).unwrap();
+}
+
+#[test]
+fn an_event_too_large_for_a_spool_record_is_refused_at_emit_and_its_neighbours_arrive() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = Recorder::new();
+    let p = builder(dir.path()).exporter("x", rec.clone()).build().unwrap();
+    let sink = p.sink();
+    sink.emit(relay(1));
+    sink.emit(RelayUsage {
+        project: "p".repeat(MAX_EVENT_BYTES).into(),
+        cu: 2,
+        ..Default::default()
+    });
+    sink.emit(relay(3));
+    let err = p.flush_blocking(Duration::from_secs(5)).unwrap_err();
+    assert!(err.to_string().contains("too_large 1"), "{err}");
+    let cus: Vec<u64> = rec
+        .events()
+        .iter()
+        .filter_map(|e| e.downcast_ref::<RelayUsage>().map(|r| r.cu))
+        .collect();
+    assert_eq!(cus, [1, 3]);
+    let s = p.stats();
+    assert_eq!((s.dropped.too_large, s.dropped.total()), (1, 1));
+    let metrics = s.to_prometheus();
+    assert!(
+        metrics.contains("usage_pipeline_dropped_events_total{reason=\"too_large\"} 1"),
+        "{metrics}"
+    );
+    let _ = p.shutdown_blocking(Duration::from_secs(5));
 }

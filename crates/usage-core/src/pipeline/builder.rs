@@ -210,13 +210,14 @@ impl PipelineBuilder {
         let c = &self.config;
         // Wake the router about every half batch of bytes (at least 64 KiB).
         let wake_bytes = (c.batch_max_bytes / 2).clamp(64 << 10, c.queue_max_bytes.max(1));
-        let ingest = Arc::new(Ingest::new(
+        let ingest = Ingest::new(
             c.queue_capacity,
             c.queue_max_bytes,
             wake_bytes,
             c.full_policy,
             c.block_timeout,
-        ));
+        );
+        let ingest = Arc::new(if self.spool.is_some() { ingest.spooled() } else { ingest });
         let resource = Arc::new(self.resource());
         let mut spool_data_end = 0;
         let spool = match self.spool.clone() {

@@ -13,6 +13,7 @@ use super::ring::Ring;
 use super::stats::DropCounters;
 use crate::config::FullPolicy;
 use crate::event::Event;
+use crate::spool::MAX_EVENT_BYTES;
 use crossbeam_utils::CachePadded;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Condvar, Mutex, OnceLock};
@@ -30,6 +31,9 @@ pub(crate) struct Ingest {
     max_bytes: usize,
     /// `max_bytes` less the ring's slots.
     heap_budget: usize,
+    /// The most heap bytes one event may hold: with a spool, what its record
+    /// can carry ([`MAX_EVENT_BYTES`]); without one, no limit.
+    max_event_heap: usize,
     /// The ring is smaller than `queue_capacity` because `max_bytes` holds no more
     /// slots: a full ring is then the byte bound.
     slots_cut_by_bytes: bool,
@@ -65,6 +69,8 @@ pub(crate) enum Refused {
 enum Full {
     Count,
     Bytes,
+    /// More than one event may hold (see `max_event_heap`): it never fits.
+    TooLarge,
 }
 
 /// What one queued event takes in the ring, whatever it holds on the heap.
@@ -103,6 +109,7 @@ impl Ingest {
             heap: CachePadded::new(AtomicUsize::new(0)),
             max_bytes,
             heap_budget: max_bytes.saturating_sub(slots * SLOT_BYTES),
+            max_event_heap: usize::MAX,
             slots_cut_by_bytes: slots < wanted,
             // Rarely: a wake-up per small group (paced emitters) costs the emitting
             // thread a syscall and the router's company on the same cores. Threads
@@ -120,6 +127,14 @@ impl Ingest {
             waiters: AtomicUsize::new(0),
             offer_lock: Mutex::new(()),
         }
+    }
+
+    /// For a spooled pipeline: events larger than a spool record carries are
+    /// refused at `emit` and counted as `too_large`, rather than spooled as a
+    /// record no reader would take.
+    pub(crate) fn spooled(mut self) -> Self {
+        self.max_event_heap = MAX_EVENT_BYTES.saturating_sub(SLOT_BYTES);
+        self
     }
 
     /// Enqueues or drops-and-counts. Never blocks unless the policy is
@@ -157,6 +172,9 @@ impl Ingest {
     fn try_push_copy(&self, event: &Event) -> Result<(), Full> {
         let heap = heap_bytes(event);
         let heap_before = if heap > 0 {
+            if heap > self.max_event_heap {
+                return Err(Full::TooLarge);
+            }
             match self.reserve_heap(heap) {
                 Some(before) => before,
                 None => return Err(Full::Bytes),
@@ -217,9 +235,27 @@ impl Ingest {
     #[cold]
     #[inline(never)]
     fn full(&self, event: Event, why: Full) {
-        match self.policy {
-            FullPolicy::DropNewest => self.count_full(why),
-            FullPolicy::BlockWithTimeout => self.push_blocking(event),
+        match (why, self.policy) {
+            (Full::TooLarge, _) => self.refuse_too_large(&event),
+            (why, FullPolicy::DropNewest) => self.count_full(why),
+            (_, FullPolicy::BlockWithTimeout) => self.push_blocking(event),
+        }
+    }
+
+    /// Counts an event larger than a spool record can carry. Logged here (on the
+    /// emitting thread) because it is a bug in the caller, not load: the first
+    /// time, then every 1,000th.
+    #[cold]
+    fn refuse_too_large(&self, event: &Event) {
+        let n = self.drops.too_large.fetch_add(1, Relaxed);
+        if n.is_multiple_of(1000) {
+            tracing::error!(
+                kind = event.kind(),
+                bytes = event.approx_bytes(),
+                max = MAX_EVENT_BYTES,
+                dropped_so_far = n + 1,
+                "event too large for the spool: DROPPED (counted as too_large)"
+            );
         }
     }
 
@@ -237,7 +273,8 @@ impl Ingest {
     /// repeats those ids).
     pub(crate) fn offer_all(&self, events: Vec<Event>) -> Result<(), Refused> {
         let (n, heap) = (events.len(), events.iter().map(heap_bytes).sum::<usize>());
-        if n > self.queue.capacity() || heap > self.heap_budget {
+        let too_large = || events.iter().any(|e| heap_bytes(e) > self.max_event_heap);
+        if n > self.queue.capacity() || heap > self.heap_budget || too_large() {
             return Err(Refused::NeverFits);
         }
         let _one_at_a_time = self.offer_lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -283,6 +320,7 @@ impl Ingest {
         match why {
             Full::Count => &self.drops.queue_full,
             Full::Bytes => &self.drops.queue_bytes,
+            Full::TooLarge => &self.drops.too_large,
         }
         .fetch_add(1, Relaxed);
     }
@@ -371,125 +409,5 @@ impl Ingest {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::RelayUsage;
-
-    fn ingest(policy: FullPolicy) -> Ingest {
-        Ingest::new(1, 1 << 20, 1 << 20, policy, Duration::from_millis(50))
-    }
-
-    #[test]
-    fn drop_newest_counts_without_waiting() {
-        let q = ingest(FullPolicy::DropNewest);
-        q.push(Event::new(RelayUsage::default()));
-        q.push(Event::new(RelayUsage::default()));
-        assert_eq!((q.len(), q.drops.snapshot().queue_full), (1, 1));
-    }
-
-    #[test]
-    fn byte_bound_is_enforced_and_released_on_drain() {
-        let one = Event::new(RelayUsage::default()).approx_bytes();
-        let q = Ingest::new(100, one * 2, 1 << 20, FullPolicy::DropNewest, Duration::ZERO);
-        for _ in 0..3 {
-            q.push(Event::new(RelayUsage::default()));
-        }
-        assert_eq!((q.len(), q.bytes(), q.drops.snapshot().queue_bytes), (2, one * 2, 1));
-        let mut out = Vec::new();
-        assert_eq!(q.drain_into(&mut out, 10), 2);
-        assert_eq!(q.bytes(), 0);
-    }
-
-    #[test]
-    fn an_event_holding_heap_bytes_wakes_the_router_at_once() {
-        // Pushes wake every ~2,978 events (1 MiB of slots); this one event holds
-        // 2 MiB on the heap and must wake the router now, not on its tick.
-        let q = Ingest::new(10_000, 64 << 20, 1 << 20, FullPolicy::DropNewest, Duration::ZERO);
-        let (parked_tx, parked_rx) = std::sync::mpsc::channel();
-        let router = std::thread::spawn(move || {
-            let start = Instant::now();
-            let _ = parked_tx.send(());
-            std::thread::park_timeout(Duration::from_secs(30));
-            start.elapsed()
-        });
-        q.set_router(router.thread().clone());
-        let _ = parked_rx.recv();
-        q.push(Event::new(RelayUsage {
-            origin: "x".repeat(2 << 20).into(),
-            ..Default::default()
-        }));
-        let waited = router.join().unwrap();
-        assert!(waited < Duration::from_secs(10), "the router slept {waited:?}");
-        assert_eq!(q.len(), 1);
-    }
-
-    #[test]
-    fn block_with_timeout_waits_for_space_then_counts() {
-        let q = std::sync::Arc::new(ingest(FullPolicy::BlockWithTimeout));
-        q.push(Event::new(RelayUsage::default()));
-        // Nobody drains: the second push waits the full timeout, then counts a drop.
-        let start = Instant::now();
-        q.push(Event::new(RelayUsage::default()));
-        assert!(start.elapsed() >= Duration::from_millis(50));
-        assert_eq!(q.drops.snapshot().block_timeout, 1);
-        // A drainer frees space: the blocked push succeeds instead of dropping.
-        let drainer = {
-            let q = q.clone();
-            std::thread::spawn(move || {
-                let mut out = Vec::new();
-                while q.waiters.load(Relaxed) == 0 {
-                    std::thread::yield_now();
-                }
-                q.drain_into(&mut out, 10)
-            })
-        };
-        q.push(Event::new(RelayUsage::default()));
-        assert_eq!(drainer.join().unwrap(), 1);
-        assert_eq!(q.len(), 1);
-        assert_eq!(q.drops.snapshot().block_timeout, 1, "no new drop");
-    }
-
-    #[test]
-    fn one_threads_events_leave_in_the_order_it_emitted_them() {
-        // Filled past the brim and drained a little at a time, as by a router
-        // that falls behind: what is kept must come out in emit order.
-        let q = Ingest::new(64, 1 << 20, 1 << 20, FullPolicy::DropNewest, Duration::ZERO);
-        let mut out = Vec::new();
-        for cu in 0..1_000u64 {
-            q.push(Event::new(RelayUsage {
-                cu,
-                ..Default::default()
-            }));
-            if cu % 100 == 99 {
-                q.drain_into(&mut out, 40);
-            }
-        }
-        q.drain_into(&mut out, usize::MAX);
-        let cus: Vec<u64> = out
-            .iter()
-            .filter_map(|e| e.downcast_ref::<RelayUsage>())
-            .map(|r| r.cu)
-            .collect();
-        assert!(cus.len() > 64, "only {} kept", cus.len());
-        assert!(cus.windows(2).all(|w| w[0] < w[1]), "out of emit order: {cus:?}");
-    }
-
-    #[test]
-    fn closed_queue_counts_shutdown_drops() {
-        let q = ingest(FullPolicy::DropNewest);
-        q.close();
-        q.push(Event::new(RelayUsage::default()));
-        assert_eq!((q.len(), q.drops.snapshot().shutdown), (0, 1));
-    }
-
-    #[test]
-    fn events_left_after_the_final_drain_are_counted_not_forgotten() {
-        let q = Ingest::new(8, 1 << 20, 1 << 20, FullPolicy::DropNewest, Duration::ZERO);
-        // Pushed past the closed check just before close: queued, never drained.
-        q.push(Event::new(RelayUsage::default()));
-        q.push(Event::new(RelayUsage::default()));
-        q.close();
-        assert_eq!(q.discard_remaining(), 2);
-        assert_eq!((q.len(), q.bytes(), q.drops.snapshot().shutdown), (0, 0, 2));
-    }
-}
+#[path = "ingest_tests.rs"]
+mod tests;

@@ -83,8 +83,8 @@ impl fmt::Display for DeliveryReport {
         if d.total() > 0 {
             write!(
                 f,
-                " (queue_full {}, queue_bytes {}, spool_full {}, spool_error {}, block_timeout {}, shutdown {}, unrouted {})",
-                d.queue_full, d.queue_bytes, d.spool_full, d.spool_error, d.block_timeout, d.shutdown, d.unrouted
+                " (queue_full {}, queue_bytes {}, spool_full {}, spool_error {}, block_timeout {}, shutdown {}, unrouted {}, too_large {})",
+                d.queue_full, d.queue_bytes, d.spool_full, d.spool_error, d.block_timeout, d.shutdown, d.unrouted, d.too_large
             )?;
         }
         for e in &self.exporters {

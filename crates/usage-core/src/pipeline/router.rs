@@ -328,6 +328,7 @@ impl Router {
             block_timeout = d.block_timeout,
             shutdown = d.shutdown,
             unrouted = d.unrouted,
+            too_large = d.too_large,
             total_dropped = now.total(),
             "usage events DROPPED at ingest since last report"
         );

@@ -18,13 +18,17 @@ pub(super) struct Losses {
     unrouted: u64,
     dropped: u64,
     dead_lettered: u64,
+    /// Larger than a spool record: sending again will not help, as with unrouted.
+    too_large: u64,
 }
 
 impl Losses {
     /// What was lost since `before`, named, and whether it was only drops; `None`
     /// when nothing was.
     pub(super) fn since(&self, before: &Losses) -> Option<(String, bool)> {
-        let only_drops = self.dead_lettered == before.dead_lettered && self.unrouted == before.unrouted;
+        let only_drops = self.dead_lettered == before.dead_lettered
+            && self.unrouted == before.unrouted
+            && self.too_large == before.too_large;
         let parts: Vec<String> = [
             (self.dropped - before.dropped, "dropped (a queue was full)"),
             (
@@ -34,6 +38,10 @@ impl Losses {
             (
                 self.unrouted - before.unrouted,
                 "unrouted (no exporter takes their kind)",
+            ),
+            (
+                self.too_large - before.too_large,
+                "too large for the spool (over MAX_EVENT_BYTES)",
             ),
         ]
         .into_iter()
@@ -103,6 +111,7 @@ impl Inner {
         let mut l = Losses {
             unrouted: d.unrouted.load(Relaxed),
             dropped: d.queue_full.load(Relaxed) + d.queue_bytes.load(Relaxed) + d.spool_error.load(Relaxed),
+            too_large: d.too_large.load(Relaxed),
             dead_lettered: 0,
         };
         for s in &self.slots {

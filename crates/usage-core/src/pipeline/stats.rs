@@ -24,6 +24,9 @@ pub struct DropStats {
     pub shutdown: u64,
     /// No configured exporter subscribes to the event's kind.
     pub unrouted: u64,
+    /// With a spool: the event held more than a spool record carries
+    /// ([`MAX_EVENT_BYTES`](crate::MAX_EVENT_BYTES) by `Event::approx_bytes`).
+    pub too_large: u64,
 }
 
 impl DropStats {
@@ -36,6 +39,7 @@ impl DropStats {
             + self.block_timeout
             + self.shutdown
             + self.unrouted
+            + self.too_large
     }
 
     pub(crate) fn minus(&self, base: &DropStats) -> DropStats {
@@ -47,6 +51,7 @@ impl DropStats {
             block_timeout: self.block_timeout - base.block_timeout,
             shutdown: self.shutdown - base.shutdown,
             unrouted: self.unrouted - base.unrouted,
+            too_large: self.too_large - base.too_large,
         }
     }
 }
@@ -60,6 +65,7 @@ pub(crate) struct DropCounters {
     pub(crate) block_timeout: AtomicU64,
     pub(crate) shutdown: AtomicU64,
     pub(crate) unrouted: AtomicU64,
+    pub(crate) too_large: AtomicU64,
 }
 
 impl DropCounters {
@@ -72,6 +78,7 @@ impl DropCounters {
             block_timeout: self.block_timeout.load(Relaxed),
             shutdown: self.shutdown.load(Relaxed),
             unrouted: self.unrouted.load(Relaxed),
+            too_large: self.too_large.load(Relaxed),
         }
     }
 }
@@ -256,6 +263,7 @@ impl PipelineStats {
                 ("{reason=\"block_timeout\"}".into(), d.block_timeout),
                 ("{reason=\"shutdown\"}".into(), d.shutdown),
                 ("{reason=\"unrouted\"}".into(), d.unrouted),
+                ("{reason=\"too_large\"}".into(), d.too_large),
             ],
         );
         let per = |f: fn(&ExporterStats) -> u64| -> Vec<(String, u64)> {
