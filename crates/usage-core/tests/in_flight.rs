@@ -16,14 +16,7 @@ use usage_core::{
 const BATCH: usize = 10;
 
 fn builder(dir: &std::path::Path) -> PipelineBuilder {
-    Pipeline::builder()
-        .configure(|c| {
-            c.flush_interval = Duration::from_millis(20);
-            c.retry_base = Duration::from_millis(5);
-            c.retry_max = Duration::from_millis(20);
-            c.data_dir = dir.join("data");
-        })
-        .spool(SpoolConfig::new(dir.join("spool")))
+    common::quick(dir.join("data")).spool(SpoolConfig::new(dir.join("spool")))
 }
 
 /// Section "x" with small batches and `batches_in_flight`, of a type that allows it.

@@ -12,13 +12,7 @@ use usage_core::{
 };
 
 fn base(dir: &std::path::Path, probe_interval: Duration) -> PipelineBuilder {
-    Pipeline::builder().configure(|c| {
-        c.flush_interval = Duration::from_millis(20);
-        c.retry_base = Duration::from_millis(5);
-        c.retry_max = Duration::from_millis(20);
-        c.probe_interval = probe_interval;
-        c.data_dir = dir.to_path_buf();
-    })
+    common::quick(dir.to_path_buf()).configure(|c| c.probe_interval = probe_interval)
 }
 
 /// Refuses with "paused" until `authorized`, handing each batch off first so the

@@ -20,17 +20,10 @@ fn relay(cu: u64) -> Event {
 }
 
 fn builder(dir: &std::path::Path) -> PipelineBuilder {
-    Pipeline::builder()
-        .configure(|c| {
-            c.flush_interval = Duration::from_millis(20);
-            c.retry_base = Duration::from_millis(5);
-            c.retry_max = Duration::from_millis(20);
-            c.data_dir = dir.join("data");
-        })
-        .spool(SpoolConfig {
-            segment_bytes: 32 << 10,
-            ..SpoolConfig::new(dir.join("spool"))
-        })
+    common::quick(dir.join("data")).spool(SpoolConfig {
+        segment_bytes: 32 << 10,
+        ..SpoolConfig::new(dir.join("spool"))
+    })
 }
 
 fn emit_n(p: &Pipeline, n: u64) -> Vec<EventId> {

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use usage_core::{async_trait, Batch, ExportError, Exporter};
+use usage_core::{async_trait, Batch, ExportError, Exporter, Pipeline, PipelineBuilder};
 
 /// The in-memory exporter every test records deliveries with.
 pub use usage_core::testing::MemoryExporter as Recorder;
@@ -21,6 +21,17 @@ impl Exporter for Hang {
         std::future::pending::<()>().await;
         Ok(())
     }
+}
+
+/// A pipeline that flushes every 20 ms and retries after 5-20 ms, keeping its
+/// dead letters under `data_dir`: tests wait on it in milliseconds.
+pub fn quick(data_dir: std::path::PathBuf) -> PipelineBuilder {
+    Pipeline::builder().configure(|c| {
+        c.flush_interval = Duration::from_millis(20);
+        c.retry_base = Duration::from_millis(5);
+        c.retry_max = Duration::from_millis(20);
+        c.data_dir = data_dir;
+    })
 }
 
 /// Polls `cond` every 5 ms until it holds or `limit` passes.
