@@ -70,12 +70,25 @@ impl OtlpExporter {
 
     /// Posts one request; what a failure means comes from the one HTTP rule.
     async fn post(&self, request: &ExportLogsServiceRequest) -> Result<(), ExportError> {
-        let (content_type, body) = match self.protocol {
-            Protocol::HttpProtobuf => ("application/x-protobuf", request.encode_to_vec()),
-            Protocol::HttpJson => (
-                "application/json",
-                serde_json::to_vec(request).map_err(|e| ExportError::rejected(format!("OTLP/JSON encoding: {e}")))?,
-            ),
+        let body = self.encode(request)?;
+        self.send(records_in(request), body).await
+    }
+
+    /// The request's body in the configured protocol.
+    fn encode(&self, request: &ExportLogsServiceRequest) -> Result<Vec<u8>, ExportError> {
+        match self.protocol {
+            Protocol::HttpProtobuf => Ok(request.encode_to_vec()),
+            Protocol::HttpJson => {
+                serde_json::to_vec(request).map_err(|e| ExportError::rejected(format!("OTLP/JSON encoding: {e}")))
+            }
+        }
+    }
+
+    /// Posts a request of `records` log records, already encoded as `body`.
+    async fn send(&self, records: usize, body: Vec<u8>) -> Result<(), ExportError> {
+        let content_type = match self.protocol {
+            Protocol::HttpProtobuf => "application/x-protobuf",
+            Protocol::HttpJson => "application/json",
         };
         let mut req = self
             .http
@@ -99,7 +112,7 @@ impl OtlpExporter {
         let status = resp.status();
         if status.is_success() {
             let body = read_prefix(resp, MAX_ANSWER_BYTES).await;
-            return self.partial_success(&body, request);
+            return self.partial_success(&body, records);
         }
         let after = resp
             .headers()
@@ -123,7 +136,7 @@ impl OtlpExporter {
     /// not say which, so the whole request is refused and kept in the dead-letter
     /// directory (replaying it is safe: every record carries `event.id`), rather
     /// than counting refused records as delivered.
-    fn partial_success(&self, body: &[u8], request: &ExportLogsServiceRequest) -> Result<(), ExportError> {
+    fn partial_success(&self, body: &[u8], sent: usize) -> Result<(), ExportError> {
         let (rejected, message) = match self.protocol {
             Protocol::HttpProtobuf => match ExportLogsServiceResponse::decode(body)
                 .ok()
@@ -137,12 +150,6 @@ impl OtlpExporter {
         if rejected <= 0 {
             return Ok(());
         }
-        let sent: usize = request
-            .resource_logs
-            .iter()
-            .flat_map(|r| &r.scope_logs)
-            .map(|s| s.log_records.len())
-            .sum();
         Err(ExportError::rejected(format!(
             "OTLP POST {}: the collector refused {} of {sent} log records ({}); it does not say which, so all {sent} are kept",
             redact_url(&self.url),
@@ -150,6 +157,16 @@ impl OtlpExporter {
             message.chars().take(500).collect::<String>()
         )))
     }
+}
+
+/// How many log records a request carries.
+fn records_in(request: &ExportLogsServiceRequest) -> usize {
+    request
+        .resource_logs
+        .iter()
+        .flat_map(|r| &r.scope_logs)
+        .map(|s| s.log_records.len())
+        .sum()
 }
 
 /// `partialSuccess` of an OTLP/JSON answer: its int64 count as a number or, as the
@@ -202,9 +219,16 @@ impl Exporter for OtlpExporter {
                 None => groups.push((res, vec![e])),
             }
         }
+        let mut requests = Vec::with_capacity(groups.len());
         for (res, events) in &groups {
-            self.post(&usage_otlp_proto::proto::request(res, events.iter().copied()))
-                .await?;
+            let request = usage_otlp_proto::proto::request(res, events.iter().copied());
+            requests.push((records_in(&request), self.encode(&request)?));
+        }
+        // Encoded: the next batch may be built while these are on the wire (log
+        // records have no order across requests).
+        batch.handed_off();
+        for (records, body) in requests {
+            self.send(records, body).await?;
         }
         Ok(())
     }
@@ -230,7 +254,9 @@ pub static FACTORY: ExporterFactory = ExporterFactory {
         batch_max_events: Some(1_000),
         batch_max_bytes: Some(4 << 20),
         flush_interval: Some(Duration::from_secs(1)),
-        batches_in_flight: None,
+        // As many requests in flight as a collector's round trips need to keep a
+        // steady flow; 1 keeps batches in order across failures.
+        batches_in_flight: Some(4),
     },
     enabled_by_default: usage_core::registry::always_enabled,
     check: usage_core::registry::parses_as::<crate::config::OtlpConfig>,
