@@ -272,9 +272,12 @@ impl Ingest {
     /// (the caller refuses it, and the part enqueued is delivered: a re-send
     /// repeats those ids).
     pub(crate) fn offer_all(&self, events: Vec<Event>) -> Result<(), Refused> {
-        let (n, heap) = (events.len(), events.iter().map(heap_bytes).sum::<usize>());
-        let too_large = || events.iter().any(|e| heap_bytes(e) > self.max_event_heap);
-        if n > self.queue.capacity() || heap > self.heap_budget || too_large() {
+        let (heap, largest) = events
+            .iter()
+            .map(heap_bytes)
+            .fold((0usize, 0usize), |(sum, max), h| (sum + h, max.max(h)));
+        let n = events.len();
+        if n > self.queue.capacity() || heap > self.heap_budget || largest > self.max_event_heap {
             return Err(Refused::NeverFits);
         }
         let _one_at_a_time = self.offer_lock.lock().unwrap_or_else(|p| p.into_inner());
