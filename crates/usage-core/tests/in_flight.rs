@@ -4,13 +4,13 @@
 
 mod common;
 
-use common::{wait_until, Recorder};
+use common::{emit_relays, wait_until, Recorder};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use usage_core::{
-    async_trait, Batch, Event, EventId, ExportError, Exporter, ExporterDefaults, ExporterSection, Pipeline,
-    PipelineBuilder, RelayUsage, SpoolConfig,
+    async_trait, Batch, ExportError, Exporter, ExporterDefaults, ExporterSection, PipelineBuilder, RelayUsage,
+    SpoolConfig,
 };
 
 const BATCH: usize = 10;
@@ -29,22 +29,6 @@ fn concurrent(b: PipelineBuilder, batches_in_flight: usize, exporter: impl Expor
         ..ExporterDefaults::NONE
     };
     b.exporter_with_defaults(section, exporter, defaults)
-}
-
-fn emit(p: &Pipeline, n: u64) -> Vec<EventId> {
-    let sink = p.sink();
-    (0..n)
-        .map(|cu| {
-            let e = Event::new(RelayUsage {
-                project: "p".into(),
-                cu,
-                ..Default::default()
-            });
-            let id = e.id();
-            sink.emit(e);
-            id
-        })
-        .collect()
 }
 
 fn cus(batch: &Batch) -> Vec<u64> {
@@ -112,7 +96,7 @@ fn handed_off_batches_overlap_start_in_order_and_all_arrive() {
         last: 199,
     };
     let p = concurrent(builder(dir.path()), 4, exporter).build().unwrap();
-    emit(&p, 200);
+    emit_relays(&p, 200);
     let report = p.shutdown_blocking(Duration::from_secs(30)).unwrap();
     assert_eq!(report.exporter("x").unwrap().delivered, 200, "{report}");
     let most = tally.most.load(SeqCst);
@@ -149,7 +133,7 @@ fn an_exporter_that_never_hands_off_gets_one_batch_at_a_time() {
     let p = concurrent(builder(dir.path()), 4, Serial { tally: tally.clone() })
         .build()
         .unwrap();
-    emit(&p, 200);
+    emit_relays(&p, 200);
     let report = p.shutdown_blocking(Duration::from_secs(30)).unwrap();
     assert_eq!(report.exporter("x").unwrap().delivered, 200, "{report}");
     assert!(tally.starts.lock().unwrap().len() >= 200 / BATCH);
@@ -188,7 +172,7 @@ fn a_batch_finished_early_is_not_acknowledged_past_one_still_in_flight() {
         hung: hung.clone(),
     };
     let p = concurrent(p, 4, exporter).build().unwrap();
-    let ids = emit(&p, 30);
+    let ids = emit_relays(&p, 30);
     // The batches after it (two or three: up to four in flight) arrive while the
     // first is still in flight, and the worker then finds its queue empty.
     let later = || tally.delivered.lock().unwrap().len();
@@ -230,7 +214,7 @@ fn a_lagging_exporter_with_batches_in_flight_reads_each_spooled_event_once() {
     // Spooled while "x" is down.
     let down = Recorder::scripted(|_, _| Err(ExportError::retryable("503")));
     let p = builder(dir.path()).exporter("x", down).build().unwrap();
-    emit(&p, N);
+    emit_relays(&p, N);
     let _ = p.shutdown_blocking(Duration::from_millis(300));
 
     // Back up with batches in flight: it reads the whole spool. A batch finishing
@@ -274,16 +258,16 @@ fn while_a_batch_is_in_flight_only_a_full_one_starts_beside_it() {
     };
     let p = concurrent(builder(dir.path()), 4, exporter).build().unwrap();
     let starts = || tally.starts.lock().unwrap().len();
-    emit(&p, BATCH as u64);
+    emit_relays(&p, BATCH as u64);
     assert!(wait_until(Duration::from_secs(10), || starts() == 1));
     // Three more: due after flush_interval (20 ms), but a full batch is in flight.
-    emit(&p, 3);
+    emit_relays(&p, 3);
     assert!(
         !wait_until(Duration::from_millis(200), || starts() > 1),
         "a partial batch waited for the one in flight"
     );
     // A full one goes beside it at once.
-    emit(&p, BATCH as u64);
+    emit_relays(&p, BATCH as u64);
     assert!(wait_until(Duration::from_secs(10), || starts() == 2));
     release.store(true, SeqCst);
     let report = p.shutdown_blocking(Duration::from_secs(10)).unwrap();

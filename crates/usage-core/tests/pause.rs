@@ -3,13 +3,11 @@
 
 mod common;
 
-use common::{wait_until, Recorder};
+use common::{emit_relays, wait_until, Recorder};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
-use usage_core::{
-    async_trait, Batch, ExportError, Exporter, ExporterDefaults, ExporterSection, Pipeline, PipelineBuilder, RelayUsage,
-};
+use usage_core::{async_trait, Batch, ExportError, Exporter, ExporterDefaults, ExporterSection, PipelineBuilder};
 
 fn base(dir: &std::path::Path, probe_interval: Duration) -> PipelineBuilder {
     common::quick(dir.to_path_buf()).configure(|c| c.probe_interval = probe_interval)
@@ -27,17 +25,6 @@ fn refusing(authorized: &Arc<AtomicBool>) -> Recorder {
             Err(ExportError::paused("401 Unauthorized"))
         }
     })
-}
-
-fn emit(p: &Pipeline, n: u64) {
-    let sink = p.sink();
-    for cu in 0..n {
-        sink.emit(RelayUsage {
-            project: "p".into(),
-            cu,
-            ..Default::default()
-        });
-    }
 }
 
 /// Section "x" with batches of 10, three in flight.
@@ -61,7 +48,7 @@ fn one_resume_releases_every_batch_refused_in_flight() {
     let p = three_in_flight(base(dir.path(), Duration::from_secs(3600)), rec.clone())
         .build()
         .unwrap();
-    emit(&p, 30);
+    emit_relays(&p, 30);
     assert!(
         wait_until(Duration::from_secs(5), || rec.calls() == 3),
         "three batches refused in flight"
@@ -95,7 +82,7 @@ fn a_resume_asked_for_before_a_pause_does_not_end_it() {
         .build()
         .unwrap();
     assert!(p.resume("x"), "nothing is paused yet");
-    emit(&p, 1);
+    emit_relays(&p, 1);
     assert!(wait_until(Duration::from_secs(5), || rec.probes() >= 3));
     assert_eq!(
         rec.calls(),
@@ -158,7 +145,7 @@ fn batches_refused_in_flight_share_one_prober() {
         .configure(|c| c.export_timeout = Duration::from_secs(60))
         .build()
         .unwrap();
-    emit(&p, 30);
+    emit_relays(&p, 30);
     assert!(wait_until(Duration::from_secs(5), || exporter.0.calls.load(SeqCst) == 3));
     assert!(wait_until(Duration::from_secs(5), || exporter.0.probes.load(SeqCst) >= 1));
     // Each refused batch probing on its own would start two more within 10 ms.

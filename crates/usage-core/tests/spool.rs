@@ -2,40 +2,18 @@
 
 mod common;
 
-use common::{wait_until, Recorder};
+use common::{emit_relays, relay, wait_until, Recorder};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
-use usage_core::{
-    Event, EventId, ExportError, ExporterOptions, Pipeline, PipelineBuilder, RelayUsage, SpoolConfig, MAX_EVENT_BYTES,
-};
-
-fn relay(cu: u64) -> Event {
-    Event::new(RelayUsage {
-        project: "p".into(),
-        cu,
-        ..Default::default()
-    })
-}
+use usage_core::{ExportError, ExporterOptions, PipelineBuilder, RelayUsage, SpoolConfig, MAX_EVENT_BYTES};
 
 fn builder(dir: &std::path::Path) -> PipelineBuilder {
     common::quick(dir.join("data")).spool(SpoolConfig {
         segment_bytes: 32 << 10,
         ..SpoolConfig::new(dir.join("spool"))
     })
-}
-
-fn emit_n(p: &Pipeline, n: u64) -> Vec<EventId> {
-    let sink = p.sink();
-    (0..n)
-        .map(|i| {
-            let e = relay(i);
-            let id = e.id();
-            sink.emit(e);
-            id
-        })
-        .collect()
 }
 
 /// An exporter that fails (retryably) until switched on.
@@ -62,7 +40,7 @@ fn a_down_exporter_resumes_from_its_cursor_after_a_restart() {
         .exporter("down", down.clone())
         .build()
         .unwrap();
-    let ids = emit_n(&p, 1000);
+    let ids = emit_relays(&p, 1000);
     assert!(wait_until(Duration::from_secs(10), || healthy.count() == 1000));
     // Shutdown cannot deliver to "down", but nothing is lost: it is spooled.
     let report = p.shutdown_blocking(Duration::from_millis(300)).unwrap();
@@ -78,7 +56,7 @@ fn a_down_exporter_resumes_from_its_cursor_after_a_restart() {
         .exporter("down", down2.clone())
         .build()
         .unwrap();
-    let more = emit_n(&p, 10);
+    let more = emit_relays(&p, 10);
     let r = p.flush_blocking(Duration::from_secs(10)).unwrap();
     assert_eq!(r.exporter("down").unwrap().delivered, 1010);
     let mut want = ids.clone();
@@ -109,7 +87,7 @@ fn a_slow_exporter_lags_through_the_spool_and_never_drops() {
         )
         .build()
         .unwrap();
-    let ids = emit_n(&p, 20_000);
+    let ids = emit_relays(&p, 20_000);
     let r = p.flush_blocking(Duration::from_secs(60)).unwrap();
     assert_eq!(r.exporter("slow").unwrap().delivered, 20_000);
     assert_eq!(slow.ids(), ids, "every event once, in order");
@@ -132,7 +110,7 @@ fn missing_or_garbage_cursors_redeliver_everything_spooled() {
         .exporter("b", down)
         .build()
         .unwrap();
-    let ids = emit_n(&p, 300);
+    let ids = emit_relays(&p, 300);
     assert!(wait_until(Duration::from_secs(10), || p.stats().exporters[0].cursor >= 300));
     p.shutdown_blocking(Duration::from_millis(200)).unwrap();
     assert!(cursor_file(dir.path(), "a").exists());
@@ -201,7 +179,7 @@ fn finished_segments_are_deleted_and_restarts_keep_numbering() {
     let dir = tempfile::tempdir().unwrap();
     let rec = Recorder::new();
     let p = builder(dir.path()).exporter("a", rec.clone()).build().unwrap();
-    emit_n(&p, 5000);
+    emit_relays(&p, 5000);
     p.flush_blocking(Duration::from_secs(10)).unwrap();
     let s = p.stats().spool.unwrap();
     assert!(s.appended_events >= 5000);
@@ -214,7 +192,7 @@ fn finished_segments_are_deleted_and_restarts_keep_numbering() {
     // Even with every segment gone, new events never reuse an acknowledged seq.
     let rec2 = Recorder::new();
     let p = builder(dir.path()).exporter("a", rec2.clone()).build().unwrap();
-    let ids = emit_n(&p, 5);
+    let ids = emit_relays(&p, 5);
     p.flush_blocking(Duration::from_secs(10)).unwrap();
     assert_eq!(rec2.ids(), ids);
     assert!(p.stats().exporters[0].cursor >= 5005);
@@ -238,7 +216,7 @@ async fn accept_answers_only_once_its_events_are_committed_behind_a_long_queue()
         .build()
         .unwrap();
     let ahead = 200_000u64;
-    emit_n(&p, ahead);
+    emit_relays(&p, ahead);
     let mine = relay(u64::MAX);
     p.accept(vec![mine], Duration::from_secs(30)).await.unwrap();
     let spooled = p.stats().spool.unwrap().next_seq;
@@ -257,7 +235,7 @@ fn events_lost_with_a_deleted_segment_are_in_the_stats_and_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let (down, _up) = switchable();
     let p = builder(dir.path()).exporter("down", down).build().unwrap();
-    emit_n(&p, 3000);
+    emit_relays(&p, 3000);
     let _ = p.shutdown_blocking(Duration::from_millis(300));
     let mut segments: Vec<_> = std::fs::read_dir(dir.path().join("spool/segments"))
         .unwrap()

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use usage_core::{async_trait, Batch, ExportError, Exporter, Pipeline, PipelineBuilder};
+use usage_core::{async_trait, Batch, Event, EventId, ExportError, Exporter, Pipeline, PipelineBuilder, RelayUsage};
 
 /// The in-memory exporter every test records deliveries with.
 pub use usage_core::testing::MemoryExporter as Recorder;
@@ -32,6 +32,28 @@ pub fn quick(data_dir: std::path::PathBuf) -> PipelineBuilder {
         c.retry_max = Duration::from_millis(20);
         c.data_dir = data_dir;
     })
+}
+
+/// `relay_usage` number `cu` of project `p`.
+pub fn relay(cu: u64) -> Event {
+    Event::new(RelayUsage {
+        project: "p".into(),
+        cu,
+        ..Default::default()
+    })
+}
+
+/// Emits relays `0..n` and returns their ids in emit order.
+pub fn emit_relays(p: &Pipeline, n: u64) -> Vec<EventId> {
+    let sink = p.sink();
+    (0..n)
+        .map(|cu| {
+            let e = relay(cu);
+            let id = e.id();
+            sink.emit(e);
+            id
+        })
+        .collect()
 }
 
 /// Polls `cond` every 5 ms until it holds or `limit` passes.
