@@ -305,11 +305,11 @@ impl Batch {
         self
     }
 
-    /// Says every event of this batch is in the destination client's ordered
-    /// queue (e.g. produced to librdkafka), though not yet acknowledged: an exporter
-    /// type whose `batches_in_flight` allows it may then be given the next batch while
-    /// it awaits this one's acknowledgements. Exporters that never call it export
-    /// one batch at a time.
+    /// Says the next batch may start while this one awaits its acknowledgements:
+    /// every event is in the destination client's ordered queue (e.g. produced to
+    /// librdkafka), or, for a destination without order, the batch is encoded. An
+    /// exporter type whose `batches_in_flight` allows it is then given the next
+    /// batch. Exporters that never call it export one batch at a time.
     pub fn handed_off(&self) {
         if let Some(h) = &self.hand_off {
             h.set();

@@ -2,10 +2,11 @@
 //! are awaited (`batches_in_flight` above 1).
 //!
 //! An exporter calls [`Batch::handed_off`](super::batch::Batch::handed_off) once
-//! every event of the batch is in its client's ordered queue (e.g. produced to
-//! librdkafka). The pipeline starts the next batch only then, or once this one is
-//! finished, so batches still reach the destination in order. An exporter that
-//! never calls it exports one batch at a time.
+//! the next batch may start: every event is in its client's ordered queue (e.g.
+//! produced to librdkafka), or the batch is encoded for a destination without
+//! order. The pipeline starts the next batch only then, or once this one is
+//! finished, so batches start in order. An exporter that never calls it exports
+//! one batch at a time.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::Notify;
