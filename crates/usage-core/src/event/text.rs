@@ -108,14 +108,23 @@ fn small(s: &[u8]) -> u64 {
 
 impl Text {
     /// Copies `s` (inline if it fits, else into a shared `Arc<str>`).
-    #[inline]
+    // Always inlined, the shared path kept out of line: called from a host's crate
+    // `new` stayed a call, and its 48-byte result went through the stack before
+    // the event's copy (emit of Lava's values, 10 runs each in turn: 72.0 -> 66.2 ns).
+    #[inline(always)]
     pub fn new(s: impl AsRef<str>) -> Self {
         let s = s.as_ref();
         if s.len() <= INLINE_CAP {
             Self::inline(s.as_bytes())
         } else {
-            Self::from_arc(Arc::from(s))
+            Self::shared(s)
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn shared(s: &str) -> Self {
+        Self::from_arc(Arc::from(s))
     }
 
     /// Borrows a static string: nothing is copied or counted.
@@ -297,19 +306,21 @@ impl Borrow<str> for Text {
 }
 
 impl From<&str> for Text {
-    #[inline]
+    #[inline(always)]
     fn from(s: &str) -> Self {
         Text::new(s)
     }
 }
 
 impl From<&String> for Text {
+    #[inline(always)]
     fn from(s: &String) -> Self {
         Text::new(s)
     }
 }
 
 impl From<String> for Text {
+    #[inline]
     fn from(s: String) -> Self {
         if s.len() <= INLINE_CAP {
             Text::inline(s.as_bytes())
