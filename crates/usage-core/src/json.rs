@@ -39,9 +39,7 @@ pub fn write_event(out: &mut Vec<u8>, event: &Event, resource: &Resource) {
     let mut fields = schema.fields.iter();
     event.visit(|v| {
         if let Some(def) = fields.next() {
-            out.push(b',');
-            write_str(out, &def.name);
-            out.push(b':');
+            write_key(out, &def.name);
             write_value(out, v);
         }
     });
@@ -109,33 +107,99 @@ const NEEDS_ESCAPE: [bool; 256] = {
 /// Whether any byte of an 8-byte word needs escaping (a control byte, `"` or `\`),
 /// tested on the whole word at once.
 #[inline(always)]
-fn word_needs_escape(word: [u8; 8]) -> bool {
+fn word_needs_escape(w: u64) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let w = u64::from_le_bytes(word);
     // A byte below n sets its high bit in (w - n) while clear in w (exact for n <= 0x80).
     let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGHS;
     (below(w, 0x20) | below(w ^ (ONES * u64::from(b'"')), 1) | below(w ^ (ONES * u64::from(b'\\')), 1)) != 0
 }
 
-/// Appends a JSON string literal with escaping. Runs without special bytes (the
-/// usual case) are copied whole, checked a word at a time.
+/// Appends a JSON string literal with escaping. A string without special bytes
+/// (the usual case: ids, names, hashes) is checked a word at a time and copied whole.
+#[inline]
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
-    out.reserve(s.len() + 2);
-    out.push(b'"');
     let bytes = s.as_bytes();
-    let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        while let Some(word) = bytes.get(i..i + 8).and_then(|c| <[u8; 8]>::try_from(c).ok()) {
-            if word_needs_escape(word) {
-                break;
-            }
-            i += 8;
+    if needs_escape(bytes) {
+        write_escaped(out, bytes);
+    } else {
+        out.reserve(bytes.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+    }
+}
+
+/// Appends `,"name":`, the key of an object member after the first.
+#[inline]
+fn write_key(out: &mut Vec<u8>, name: &str) {
+    let bytes = name.as_bytes();
+    if needs_escape(bytes) {
+        out.push(b',');
+        write_escaped(out, bytes);
+        out.push(b':');
+    } else {
+        out.reserve(bytes.len() + 4);
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(bytes);
+        out.extend_from_slice(b"\":");
+    }
+}
+
+/// Whether any byte of `bytes` must be escaped, tested a word at a time. Every
+/// word is read from the string itself (the last one overlapping the one before,
+/// short strings as overlapping halves), never from a copy on the stack, which
+/// would stall the load on store forwarding.
+#[inline(always)]
+fn needs_escape(bytes: &[u8]) -> bool {
+    let n = bytes.len();
+    if n >= 8 {
+        let mut found = false;
+        let mut at = 0;
+        while at + 8 <= n {
+            found |= word_needs_escape(load8(bytes, at));
+            at += 8;
         }
-        let Some(&b) = bytes.get(i) else { break };
+        if at < n {
+            found |= word_needs_escape(load8(bytes, n - 8));
+        }
+        found
+    } else if n >= 4 {
+        word_needs_escape(load4(bytes, 0) | (load4(bytes, n - 4) << 32))
+    } else if let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) {
+        let mid = bytes[n / 2];
+        word_needs_escape(u64::from_le_bytes([
+            first, mid, last, first, first, first, first, first,
+        ]))
+    } else {
+        false
+    }
+}
+
+/// 8 bytes of `s` from `at`, little-endian.
+#[inline(always)]
+fn load8(s: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&s[at..at + 8]);
+    u64::from_le_bytes(word)
+}
+
+/// 4 bytes of `s` from `at`, little-endian, in the low half.
+#[inline(always)]
+fn load4(s: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 4];
+    word.copy_from_slice(&s[at..at + 4]);
+    u64::from(u32::from_le_bytes(word))
+}
+
+/// The string literal of `bytes`, which hold at least one byte to escape.
+#[cold]
+fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
         if !NEEDS_ESCAPE[usize::from(b)] {
-            i += 1;
             continue;
         }
         out.extend_from_slice(&bytes[start..i]);
@@ -157,8 +221,7 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
                 ]);
             }
         }
-        i += 1;
-        start = i;
+        start = i + 1;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');

@@ -34,16 +34,40 @@ fn escaped(s: &str) -> String {
 }
 
 #[test]
-fn every_ascii_byte_at_every_word_offset_is_escaped() {
-    for b in 0u8..0x80 {
-        for at in 0..20 {
-            let mut s = "abcdefghijklmnopqrstu".to_string();
-            s.replace_range(at..at + 1, std::str::from_utf8(&[b]).unwrap());
-            let mut out = Vec::new();
-            write_str(&mut out, &s);
-            assert_eq!(String::from_utf8(out).unwrap(), escaped(&s), "byte {b:#x} at {at}");
+fn every_ascii_byte_at_every_offset_of_every_length_is_escaped() {
+    // Lengths 1-3, 4-7 and 8+ are checked by different word reads (the last
+    // overlapping the one before), so every length and position is tried.
+    for len in 1..=20 {
+        for at in 0..len {
+            for b in 0u8..0x80 {
+                let mut s = "abcdefghijklmnopqrstu"[..len].to_string();
+                s.replace_range(at..at + 1, std::str::from_utf8(&[b]).unwrap());
+                let mut out = Vec::new();
+                write_str(&mut out, &s);
+                assert_eq!(
+                    String::from_utf8(out).unwrap(),
+                    escaped(&s),
+                    "byte {b:#x} at {at} of {len}"
+                );
+            }
         }
     }
+}
+
+#[test]
+fn field_names_that_need_escaping_still_make_valid_json() {
+    // A schema built by hand is never validated: its names may hold anything.
+    static FIELDS: [crate::FieldDef; 2] = [
+        crate::FieldDef::new("a\"b", crate::FieldType::U64, false),
+        crate::FieldDef::new("tab\there", crate::FieldType::Str, false),
+    ];
+    static SCHEMA: crate::Schema = crate::Schema::new_static("odd", &FIELDS);
+    let values = vec![crate::OwnedValue::U64(7), crate::OwnedValue::Str("x".into())];
+    let record = crate::Record::new(std::sync::Arc::new(SCHEMA.clone()), values).unwrap();
+    let text = to_string(&Event::from_record(record), &res());
+    let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(parsed["a\"b"], 7);
+    assert_eq!(parsed["tab\there"], "x");
 }
 
 proptest::proptest! {
