@@ -222,8 +222,8 @@ pub fn run(root: &Path, cargo: &str, quick: bool) -> Result<(), String> {
     };
 
     // --quick: one run of everything, criterion benches skipped.
-    let (emit, spool) = if quick {
-        (Value::Null, Value::Null)
+    let (emit, spool, encode) = if quick {
+        (Value::Null, Value::Null, Value::Null)
     } else {
         criterion_figures(&b)?
     };
@@ -253,6 +253,7 @@ pub fn run(root: &Path, cargo: &str, quick: bool) -> Result<(), String> {
         "events_per_run": EVENTS,
         "emit": emit,
         "spool": spool,
+        "encode": encode,
         "exporters": exporters,
         "collector": collector,
         "overload": overload,
@@ -285,7 +286,7 @@ pub fn report_only(root: &Path) -> Result<(), String> {
 
 type Measured = (Value, Value, Value, Value);
 
-fn criterion_figures(b: &Bench) -> Result<(Value, Value), String> {
+fn criterion_figures(b: &Bench) -> Result<(Value, Value, Value), String> {
     let emit = b.criterion(
         "usage-core",
         "emit",
@@ -306,7 +307,8 @@ fn criterion_figures(b: &Bench) -> Result<(Value, Value), String> {
         "spool",
         &["append_batch", "append_interval_100ms", "append_never", "recover_1M"],
     )?;
-    Ok((emit, spool))
+    let encode = b.criterion("usage-core", "encode", &["usage_json_line", "serde_json_line"])?;
+    Ok((emit, spool, encode))
 }
 
 fn measure_with_backends(b: &Bench, backends: &Backends) -> Result<Measured, String> {

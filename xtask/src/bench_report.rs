@@ -70,6 +70,9 @@ Skipped (`--quick`).
         spool_section(&mut md, r);
     }
     overload_section(&mut md, r);
+    if !r["encode"].is_null() {
+        encode_section(&mut md, r);
+    }
     md
 }
 
@@ -301,6 +304,19 @@ fn spool_section(md: &mut String, r: &Value) {
         md,
         "\nRecovery of a spool holding 1M events: {:.0} ms.\n",
         ns(r, "spool", "recover_1M") / 1e6
+    );
+}
+
+/// The JSON line every file, S3, Kafka and HTTP export writes, against serde_json.
+fn encode_section(md: &mut String, r: &Value) {
+    let (ours, serde) = (ns(r, "encode", "usage_json_line"), ns(r, "encode", "serde_json_line"));
+    let _ = writeln!(md, "\n## 6. JSON lines (ns per relay_usage event, Lava's values)\n");
+    let _ = writeln!(
+        md,
+        "| usage `json::write_event` | serde_json, derived struct | ratio |\n|---|---|---|\n| {} | {} | {:.2}x |",
+        ns_cell(&r["encode"]["usage_json_line"]),
+        ns_cell(&r["encode"]["serde_json_line"]),
+        serde / ours
     );
 }
 
