@@ -148,6 +148,9 @@ fn refused_events(body: &str) -> Option<(Vec<usize>, String)> {
 impl Exporter for HttpExporter {
     async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
         let body = self.body(batch)?;
+        // Encoded: with `batches_in_flight` above 1 the next batch may be posted
+        // while this one waits for its answer (a metrics API has no order to keep).
+        batch.handed_off();
         self.post(body, &batch.id().to_string()).await
     }
 
@@ -197,7 +200,9 @@ pub static FACTORY: ExporterFactory = ExporterFactory {
         batch_max_events: Some(1_000),
         batch_max_bytes: Some(4 << 20),
         flush_interval: Some(Duration::from_secs(1)),
-        batches_in_flight: None,
+        // One at a time unless the operator raises it: how many concurrent posts a
+        // metrics API takes is theirs to say, and one keeps the batches' order.
+        batches_in_flight: Some(1),
     },
     enabled_by_default: has_key,
     check: usage_core::registry::parses_as::<crate::config::HttpConfig>,
