@@ -10,32 +10,20 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use serde::Serialize;
 use std::hint::black_box;
-use usage_core::testing::LavaStrings;
-use usage_core::{json, Event, RelayUsage, Resource, Text};
+use usage_core::{json, Event, RelayUsage, Resource};
+
+// The emit bench's events (its OpenTelemetry half goes unused here).
+#[allow(dead_code)]
+#[path = "emit/real.rs"]
+mod real;
+use real::RealValues;
 
 /// Events encoded in turn (their strings differ, as a batch's do).
 const EVENTS: usize = 1000;
 
 fn events() -> Vec<Event> {
-    let strings = LavaStrings::new();
-    (0..EVENTS as u64)
-        .map(|i| {
-            let (project, provider, origin) = strings.pick(i);
-            Event::new(RelayUsage {
-                project: Text::new(project),
-                chain: Text::new("ETH1"),
-                api_interface: Text::new("jsonrpc"),
-                api_method: Text::new("eth_getBlockByNumber"),
-                cu: 10 + (i & 7),
-                latency_ms: 42,
-                success: true,
-                cache_hit: i & 1 == 0,
-                provider: Text::new(provider),
-                origin: Text::new(origin),
-                ..RelayUsage::default()
-            })
-        })
-        .collect()
+    let values = RealValues::new();
+    (0..EVENTS as u64).map(|i| Event::new(values.relay(i))).collect()
 }
 
 /// The line as a serde user writes it: the same keys in the same order.

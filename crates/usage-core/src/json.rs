@@ -19,6 +19,7 @@
 use crate::event::resource::Resource;
 use crate::event::value::Value;
 use crate::event::Event;
+use crate::words::{load4, load8};
 
 mod decode;
 mod shape;
@@ -174,22 +175,6 @@ fn needs_escape(bytes: &[u8]) -> bool {
     } else {
         false
     }
-}
-
-/// 8 bytes of `s` from `at`, little-endian.
-#[inline(always)]
-fn load8(s: &[u8], at: usize) -> u64 {
-    let mut word = [0u8; 8];
-    word.copy_from_slice(&s[at..at + 8]);
-    u64::from_le_bytes(word)
-}
-
-/// 4 bytes of `s` from `at`, little-endian, in the low half.
-#[inline(always)]
-fn load4(s: &[u8], at: usize) -> u64 {
-    let mut word = [0u8; 4];
-    word.copy_from_slice(&s[at..at + 4]);
-    u64::from(u32::from_le_bytes(word))
 }
 
 /// The string literal of `bytes`, which hold at least one byte to escape.

@@ -47,6 +47,7 @@ pub mod receive;
 pub use export::registry;
 mod spool;
 pub mod testing;
+mod words;
 
 pub use async_trait::async_trait;
 pub use config::secret::{Secret, SecretError};

@@ -12,6 +12,8 @@ use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 use std::sync::Arc;
 
+use crate::words::{load4, load8};
+
 /// The size of a `Text`; its last byte is the tag.
 const SIZE: usize = 48;
 const INLINE_CAP: usize = SIZE - 1;
@@ -62,23 +64,6 @@ struct PtrRepr {
 unsafe impl Send for Text {}
 // SAFETY: as above; the text is immutable.
 unsafe impl Sync for Text {}
-
-/// Reads 8 bytes at `at` (unaligned), little-endian. Checked (review L9): a bounds
-/// check the callers' own length tests usually let the compiler drop, then one load.
-#[inline(always)]
-fn load8(s: &[u8], at: usize) -> u64 {
-    let mut word = [0u8; 8];
-    word.copy_from_slice(&s[at..at + 8]);
-    u64::from_le_bytes(word)
-}
-
-/// Reads 4 bytes at `at` (unaligned), little-endian; checked as [`load8`].
-#[inline(always)]
-fn load4(s: &[u8], at: usize) -> u64 {
-    let mut word = [0u8; 4];
-    word.copy_from_slice(&s[at..at + 4]);
-    u64::from(u32::from_le_bytes(word))
-}
 
 /// The bytes `[from, n)` of `s` (fewer than 8) as the low bytes of a word, read
 /// with one overlapping load ending at `n`. Requires `n >= 8`.
