@@ -94,6 +94,21 @@ impl FaultServer {
         Ok(FaultServer { addr, requests })
     }
 
+    /// A server that answers every request 200 after `delay`, as one far away does.
+    pub async fn slow(decode: Decoder, delay: Duration) -> std::io::Result<FaultServer> {
+        Self::start(decode, Arc::new(move |_, _: &Request| Answer::Slow(delay))).await
+    }
+
+    /// Whether the second request arrived before the first was answered, `delay`
+    /// after it arrived (on a [`FaultServer::slow`] server): the client did not
+    /// wait for one answer before posting again. False with fewer than two.
+    pub fn second_posted_before_first_answered(&self, delay: Duration) -> bool {
+        match self.requests().as_slice() {
+            [first, second, ..] => second.at < first.at + delay,
+            _ => false,
+        }
+    }
+
     /// Every request so far, in arrival order.
     pub fn requests(&self) -> Vec<Request> {
         self.requests.lock().map(|r| r.clone()).unwrap_or_default()

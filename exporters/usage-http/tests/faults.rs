@@ -65,12 +65,7 @@ async fn flush(p: &Pipeline) -> usage_core::DeliveryReport {
 async fn with_batches_in_flight_a_batch_is_posted_before_the_one_before_is_answered() {
     let answer_after = Duration::from_millis(300);
     for (extra, overlap) in [("batches_in_flight = 2\n", true), ("", false)] {
-        let server = FaultServer::start(
-            Arc::new(ids),
-            Arc::new(move |_, _: &Request| Answer::Slow(answer_after)),
-        )
-        .await
-        .unwrap();
+        let server = FaultServer::slow(Arc::new(ids), answer_after).await.unwrap();
         let url = format!("http://{}/v1/metrics", server.addr);
         let dir = tempfile::tempdir().unwrap();
         let p = pipeline(dir.path(), &url, "\"k1\"", extra);
@@ -78,11 +73,12 @@ async fn with_batches_in_flight_a_batch_is_posted_before_the_one_before_is_answe
         let report = flush(&p).await;
         assert_eq!(report.exporter("api").unwrap().delivered, 200);
         assert_eq!(server.accepted(), sent);
-        let seen = server.requests();
-        assert_eq!(seen.len(), 4, "four batches of 50");
-        // Was the second batch posted before the first was answered?
-        let second_before_first_answer = seen[1].at < seen[0].at + answer_after;
-        assert_eq!(second_before_first_answer, overlap, "{extra:?}");
+        assert_eq!(server.requests().len(), 4, "four batches of 50");
+        assert_eq!(
+            server.second_posted_before_first_answered(answer_after),
+            overlap,
+            "{extra:?}"
+        );
         p.shutdown(Duration::from_secs(5)).await.unwrap();
     }
 }

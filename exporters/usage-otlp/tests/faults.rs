@@ -200,31 +200,24 @@ async fn records_a_collector_refuses_in_partial_success_are_not_counted_delivere
     let _ = p.shutdown(Duration::from_secs(5)).await;
 }
 
-/// Answers every request 200 after `delay`.
-async fn slow_collector(delay: Duration) -> (FaultServer, String) {
-    let server = FaultServer::start(Arc::new(ids), Arc::new(move |_, _: &Request| Answer::Slow(delay)))
-        .await
-        .unwrap();
-    let endpoint = format!("http://{}", server.addr);
-    (server, endpoint)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_are_posted_without_waiting_for_the_answers_before_them() {
     let answer_after = Duration::from_secs(1);
     for (in_flight, overlap) in [("", true), ("batches_in_flight = 1\n", false)] {
-        let (c, endpoint) = slow_collector(answer_after).await;
+        let c = FaultServer::slow(Arc::new(ids), answer_after).await.unwrap();
+        let endpoint = format!("http://{}", c.addr);
         let dir = tempfile::tempdir().unwrap();
         let p = pipeline(dir.path(), &endpoint, in_flight);
         let sent = emit_relays(&p, 200);
         let report = p.flush(Duration::from_secs(30)).await.unwrap();
         assert_eq!(report.exporter("otel").unwrap().delivered, 200);
         assert_eq!(c.accepted(), sent);
-        let seen = c.requests();
-        assert_eq!(seen.len(), 4, "four batches of 50");
-        // Before the first answer came back, was the second batch already posted?
-        let second_before_first_answer = seen[1].at < seen[0].at + answer_after;
-        assert_eq!(second_before_first_answer, overlap, "{in_flight:?}");
+        assert_eq!(c.requests().len(), 4, "four batches of 50");
+        assert_eq!(
+            c.second_posted_before_first_answered(answer_after),
+            overlap,
+            "{in_flight:?}"
+        );
         p.shutdown(Duration::from_secs(5)).await.unwrap();
     }
 }
