@@ -99,18 +99,55 @@ impl Timestamp {
         }
     }
 
+    /// `civil` in unsigned arithmetic (divisions by constants become multiplies)
+    /// for instants after the epoch, the only ones a live service writes.
+    #[inline]
+    fn civil_fast(self) -> CivilTime {
+        let Ok(micros) = u64::try_from(self.0) else {
+            return self.civil();
+        };
+        let secs = micros / MICROS_PER_SEC as u64;
+        let days = secs / SECS_PER_DAY as u64;
+        let sod = (secs % SECS_PER_DAY as u64) as u32;
+        // Hinnant's civil_from_days with every term non-negative.
+        let z = days + 719_468;
+        let era = z / 146_097;
+        let doe = z % 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+        let year = yoe + era * 400 + u64::from(month <= 2);
+        CivilTime {
+            year: i32::try_from(year).unwrap_or(i32::MAX),
+            month,
+            day,
+            hour: sod / 3600,
+            minute: sod / 60 % 60,
+            second: sod % 60,
+            micros: (micros % MICROS_PER_SEC as u64) as u32,
+        }
+    }
+
     /// Writes `YYYY-MM-DDTHH:MM:SS.ffffffZ` into `out` (always 27 bytes for years 0-9999).
     pub fn write_rfc3339(self, out: &mut Vec<u8>) {
-        let c = self.civil();
-        let year = c.year.clamp(0, 9999) as u32;
-        let mut buf = *b"0000-00-00T00:00:00.000000Z";
-        put_digits(&mut buf[0..4], year);
-        put_digits(&mut buf[5..7], c.month);
-        put_digits(&mut buf[8..10], c.day);
-        put_digits(&mut buf[11..13], c.hour);
-        put_digits(&mut buf[14..16], c.minute);
-        put_digits(&mut buf[17..19], c.second);
-        put_digits(&mut buf[20..26], c.micros);
+        // Every JSON line carries one, and a batch's events mostly share their
+        // second: the text up to the second is kept per thread and reused.
+        let secs = self.0.div_euclid(MICROS_PER_SEC);
+        let micros = self.0.rem_euclid(MICROS_PER_SEC) as u32;
+        let mut buf = LAST_SECOND.with(|last| {
+            let (cached, text) = last.get();
+            if cached == secs {
+                return text;
+            }
+            let text = second_text(self);
+            last.set((secs, text));
+            text
+        });
+        put_pair(&mut buf, 20, micros / 10_000);
+        put_pair(&mut buf, 22, micros / 100 % 100);
+        put_pair(&mut buf, 24, micros % 100);
         out.extend_from_slice(&buf);
     }
 
@@ -135,11 +172,43 @@ impl fmt::Display for Timestamp {
     }
 }
 
-fn put_digits(dst: &mut [u8], mut v: u32) {
-    for slot in dst.iter_mut().rev() {
-        *slot = b'0' + (v % 10) as u8;
-        v /= 10;
+thread_local! {
+    /// The last second written by `write_rfc3339` on this thread and its text.
+    static LAST_SECOND: std::cell::Cell<(i64, [u8; 27])> = const { std::cell::Cell::new((i64::MIN, [0; 27])) };
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.000000Z` for the second holding `ts`.
+fn second_text(ts: Timestamp) -> [u8; 27] {
+    let c = ts.civil_fast();
+    let year = c.year.clamp(0, 9999) as u32;
+    let mut buf = *b"0000-00-00T00:00:00.000000Z";
+    put_pair(&mut buf, 0, year / 100);
+    put_pair(&mut buf, 2, year % 100);
+    put_pair(&mut buf, 5, c.month);
+    put_pair(&mut buf, 8, c.day);
+    put_pair(&mut buf, 11, c.hour);
+    put_pair(&mut buf, 14, c.minute);
+    put_pair(&mut buf, 17, c.second);
+    buf
+}
+
+/// "00" to "99", two bytes each.
+const DIGIT_PAIRS: [u8; 200] = {
+    let mut t = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        t[2 * i] = b'0' + (i / 10) as u8;
+        t[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
     }
+    t
+};
+
+/// Writes `v` (0-99) as two digits at `buf[at..at + 2]`.
+#[inline(always)]
+fn put_pair(buf: &mut [u8; 27], at: usize, v: u32) {
+    let i = (v as usize % 100) * 2;
+    buf[at..at + 2].copy_from_slice(&DIGIT_PAIRS[i..i + 2]);
 }
 
 /// Days since 1970-01-01 to (year, month, day). Howard Hinnant's algorithm.
@@ -284,7 +353,56 @@ mod tests {
         );
     }
 
+    /// The text from `civil`, digit by digit: what `write_rfc3339` must match.
+    fn reference_text(t: Timestamp) -> String {
+        let c = t.civil();
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+            c.year.clamp(0, 9999),
+            c.month,
+            c.day,
+            c.hour,
+            c.minute,
+            c.second,
+            c.micros
+        )
+    }
+
+    #[test]
+    fn cached_second_follows_every_step() {
+        // Steps inside one second (cache hits), across seconds, days and years,
+        // back in time, and before the epoch (the signed path).
+        let start = Timestamp::parse_rfc3339("2026-12-31T23:59:59.999990Z")
+            .unwrap()
+            .as_micros();
+        let mut steps = vec![0, 1, 5, 9, 10, 11, 999_999, 1_000_000, -1, -2_000_001, 86_400_000_000];
+        steps.extend([
+            -start,
+            -start - 1,
+            -start - 1_000_001,
+            3,
+            -start + 253_402_300_799_999_999,
+        ]);
+        let mut t = start;
+        for step in steps {
+            t += step;
+            let ts = Timestamp(t);
+            let mut out = Vec::new();
+            ts.write_rfc3339(&mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), reference_text(ts), "at {t}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn text_matches_calendar_parts(start in -62_135_596_800_000_000i64..253_402_300_799_999_999, steps in proptest::collection::vec(-3_000_000i64..3_000_000, 1..20)) {
+            let mut t = start;
+            for step in steps {
+                t = t.saturating_add(step);
+                prop_assert_eq!(Timestamp(t).to_string(), reference_text(Timestamp(t)));
+            }
+        }
+
         #[test]
         fn format_parse_round_trip(micros in 0i64..253_402_300_799_999_999) {
             let t = Timestamp(micros);
