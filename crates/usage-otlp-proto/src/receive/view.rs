@@ -106,21 +106,6 @@ pub(crate) struct RequestView<'a> {
     pub(super) limits: RecordLimits,
 }
 
-/// Why one attribute cannot be taken.
-enum AttrProblem {
-    Wire(WireError),
-    Limit(String),
-}
-
-impl AttrProblem {
-    fn into_problem(self) -> Problem {
-        match self {
-            AttrProblem::Wire(e) => Problem::Wire(e),
-            AttrProblem::Limit(m) => Problem::Limit(m),
-        }
-    }
-}
-
 /// Why one record cannot be taken.
 enum Problem {
     Wire(WireError),
@@ -171,16 +156,16 @@ impl<'a> RequestView<'a> {
     /// copied was re-read wider than it was written, a store-forwarding stall that
     /// was the hottest spot of the read. On an error the caller drops the record's
     /// attributes, this half-read one with them.
-    fn read_attr(&mut self, start: usize, buf: &'a [u8], base: usize) -> Result<(), AttrProblem> {
+    fn read_attr(&mut self, start: usize, buf: &'a [u8], base: usize) -> Result<(), Problem> {
         self.limits
             .check_attributes(self.attrs.len() - start + 1)
-            .map_err(AttrProblem::Limit)?;
+            .map_err(Problem::Limit)?;
         self.attrs.push(Attr { key: "", value: None });
         let Some(attr) = self.attrs.last_mut() else {
             return Ok(());
         };
-        read_key_value(attr, buf, base, 0).map_err(AttrProblem::Wire)?;
-        check_attr(&self.limits, attr).map_err(AttrProblem::Limit)
+        read_key_value(attr, buf, base, 0)?;
+        check_attr(&self.limits, attr).map_err(Problem::Limit)
     }
 
     /// An empty view that will hold at most `max_records` records within `limits`.
@@ -351,7 +336,7 @@ impl<'a> RequestView<'a> {
                 5 => body = any_value(wire::bytes(w, "LogRecord.body", at)?, at, 0)?.or(body),
                 6 => {
                     let b = wire::bytes(w, "LogRecord.attributes", at)?;
-                    self.read_attr(start, b, at).map_err(|e| e.into_problem())?;
+                    self.read_attr(start, b, at)?;
                 }
                 7 => {
                     wire::varint(w, "LogRecord.dropped_attributes_count", at)?;
