@@ -20,10 +20,13 @@ pub(crate) fn collector_events() -> u64 {
 /// (b) the same packed 1,000 events per message by partition, keyed by project (500
 /// of them), and (c) rotel's kafka exporter; what arrived is consumed back and counted.
 pub(crate) fn collector_role(b: &Bench, rotel_bin: &str) -> Result<Value, String> {
-    let mut results = serde_json::Map::new();
-    for target in ["usage_gateway", "usage_gateway_packed", "rotel"] {
-        let mut runs = Vec::new();
-        for run in 0..run_count() {
+    const TARGETS: [&str; 3] = ["usage_gateway", "usage_gateway_packed", "rotel"];
+    let mut runs: Vec<Vec<Value>> = vec![Vec::new(); TARGETS.len()];
+    // Interleaved (each round runs every collector once): this VM's speed drifts
+    // over minutes, and three runs of one collector in a row would give it one
+    // stretch of the drift and the next collector another.
+    for run in 0..run_count() {
+        for (target, target_runs) in TARGETS.iter().zip(runs.iter_mut()) {
             eprintln!("==> collector {target}, run {}/{}", run + 1, run_count());
             // A fresh broker per run: tansu keeps everything in memory and slows as it
             // fills, which would favour whichever collector runs first.
@@ -36,10 +39,13 @@ pub(crate) fn collector_role(b: &Bench, rotel_bin: &str) -> Result<Value, String
             for s in &mut broker.services {
                 s.stop();
             }
-            runs.push(outcome?);
+            target_runs.push(outcome?);
         }
+    }
+    let mut results = serde_json::Map::new();
+    for (target, runs) in TARGETS.iter().zip(runs) {
         results.insert(
-            target.into(),
+            (*target).into(),
             json!({
                 "events_per_second": med(&runs, "events_per_second"),
                 "events_per_cpu_second": med(&runs, "events_per_cpu_second"),

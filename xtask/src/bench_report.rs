@@ -228,7 +228,8 @@ fn collector_section(md: &mut String, r: &Value) {
         md,
         "Records have Lava's values: 500 distinct 32-char projects, 44-char providers, origins. \
          `usage-bench otlp-load` sends OTLP/HTTP protobuf requests of 1,000 records over 4 connections; \
-         a fresh tansu per run. Both gateway rows validate every record against its kind's schema and \
+         a fresh tansu per run, the three collectors' runs interleaved (each round runs each once, so \
+         the machine's drift falls on all three alike). Both gateway rows validate every record against its kind's schema and \
          spool it durably before answering; rotel answers from memory. One message per event is keyed by \
          event id with an `event-id` header; packed, each message is NDJSON of up to 1,000 events on the \
          partition each project's key picks (`pack_by = \"partition\"`), like rotel's one OTLP batch per \
