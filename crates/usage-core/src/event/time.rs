@@ -99,37 +99,6 @@ impl Timestamp {
         }
     }
 
-    /// `civil` in unsigned arithmetic (divisions by constants become multiplies)
-    /// for instants after the epoch, the only ones a live service writes.
-    #[inline]
-    fn civil_fast(self) -> CivilTime {
-        let Ok(micros) = u64::try_from(self.0) else {
-            return self.civil();
-        };
-        let secs = micros / MICROS_PER_SEC as u64;
-        let days = secs / SECS_PER_DAY as u64;
-        let sod = (secs % SECS_PER_DAY as u64) as u32;
-        // Hinnant's civil_from_days with every term non-negative.
-        let z = days + 719_468;
-        let era = z / 146_097;
-        let doe = z % 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-        let year = yoe + era * 400 + u64::from(month <= 2);
-        CivilTime {
-            year: i32::try_from(year).unwrap_or(i32::MAX),
-            month,
-            day,
-            hour: sod / 3600,
-            minute: sod / 60 % 60,
-            second: sod % 60,
-            micros: (micros % MICROS_PER_SEC as u64) as u32,
-        }
-    }
-
     /// Writes `YYYY-MM-DDTHH:MM:SS.ffffffZ` into `out` (always 27 bytes for years 0-9999).
     pub fn write_rfc3339(self, out: &mut Vec<u8>) {
         // Every JSON line carries one, and a batch's events mostly share their
@@ -179,7 +148,7 @@ thread_local! {
 
 /// `YYYY-MM-DDTHH:MM:SS.000000Z` for the second holding `ts`.
 fn second_text(ts: Timestamp) -> [u8; 27] {
-    let c = ts.civil_fast();
+    let c = ts.civil();
     let year = c.year.clamp(0, 9999) as u32;
     let mut buf = *b"0000-00-00T00:00:00.000000Z";
     put_pair(&mut buf, 0, year / 100);

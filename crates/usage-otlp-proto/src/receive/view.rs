@@ -160,10 +160,9 @@ impl<'a> RequestView<'a> {
         self.limits
             .check_attributes(self.attrs.len() - start + 1)
             .map_err(Problem::Limit)?;
+        let at = self.attrs.len();
         self.attrs.push(Attr { key: "", value: None });
-        let Some(attr) = self.attrs.last_mut() else {
-            return Ok(());
-        };
+        let attr = &mut self.attrs[at];
         read_key_value(attr, buf, base, 0)?;
         check_attr(&self.limits, attr).map_err(Problem::Limit)
     }
