@@ -305,7 +305,13 @@ fn criterion_figures(b: &Bench) -> Result<(Value, Value, Value), String> {
     let spool = b.criterion(
         "usage-core",
         "spool",
-        &["append_batch", "append_interval_100ms", "append_never", "recover_1M"],
+        &[
+            "append_batch",
+            "append_interval_100ms",
+            "append_never",
+            "recover_1M",
+            "replay_200k_json",
+        ],
     )?;
     let encode = b.criterion("usage-core", "encode", &["usage_json_line", "serde_json_line"])?;
     Ok((emit, spool, encode))

@@ -306,6 +306,15 @@ fn spool_section(md: &mut String, r: &Value) {
         "\nRecovery of a spool holding 1M events: {:.0} ms.\n",
         ns(r, "spool", "recover_1M") / 1e6
     );
+    let replay = runs_ns(&r["spool"]["replay_200k_json"]).map(|ns| ns / 200_000.0);
+    let _ = writeln!(
+        md,
+        "Read-back (an exporter behind the spool, as the gateway's Kafka exporter when HTTP accepts \
+         faster than Kafka takes): 200k spooled `relay_usage` events, each with its sender's resource \
+         and Lava's values, read and written as JSON lines: {:.0} ns per event{}.\n",
+        ns(r, "spool", "replay_200k_json") / 200_000.0,
+        range(replay, 0)
+    );
 }
 
 /// The JSON line every file, S3, Kafka and HTTP export writes, against serde_json.

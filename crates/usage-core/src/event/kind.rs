@@ -16,6 +16,20 @@ pub trait EventData: Any + Send + Sync + fmt::Debug {
     fn dyn_schema(&self) -> &Schema;
     /// Calls `f` once per field, in schema order.
     fn visit<'a>(&'a self, f: &mut dyn FnMut(Value<'a>));
+    /// The field at `index` in schema order. Payloads that decode as they visit
+    /// stop at the field asked for.
+    #[doc(hidden)]
+    fn field_at(&self, index: usize) -> Option<Value<'_>> {
+        let mut out = None;
+        let mut i = 0;
+        self.visit(&mut |v| {
+            if i == index {
+                out = Some(v);
+            }
+            i += 1;
+        });
+        out
+    }
     /// Heap bytes owned by the payload (for the queue's byte bound).
     fn heap_bytes(&self) -> usize;
     /// Clones into a box.

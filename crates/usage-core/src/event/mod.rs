@@ -11,6 +11,7 @@ pub(crate) mod text;
 pub(crate) mod time;
 pub(crate) mod value;
 
+use crate::spool::fields::SpooledFields;
 use builtin::RelayUsage;
 use id::EventId;
 use kind::{EventData, EventKind};
@@ -31,6 +32,8 @@ use value::Value;
 pub enum Payload {
     Relay(RelayUsage),
     Boxed(Box<dyn EventData>),
+    /// Read back from the spool: the fields stay encoded in the bytes read.
+    Spooled(SpooledFields),
 }
 
 impl Clone for Payload {
@@ -38,6 +41,7 @@ impl Clone for Payload {
         match self {
             Payload::Relay(r) => Payload::Relay(r.clone()),
             Payload::Boxed(b) => Payload::Boxed(b.clone_boxed()),
+            Payload::Spooled(s) => Payload::Spooled(s.clone()),
         }
     }
 }
@@ -94,6 +98,16 @@ impl Event {
         }
     }
 
+    /// A spooled event read back with its fields in place.
+    pub(crate) fn from_spooled(id: EventId, ts: Timestamp, fields: SpooledFields) -> Self {
+        Event {
+            id,
+            ts,
+            resource: None,
+            payload: Payload::Spooled(fields),
+        }
+    }
+
     /// Replaces the id: for events received over the wire or re-sent, which must keep theirs.
     pub fn with_id(mut self, id: EventId) -> Self {
         self.id = id;
@@ -136,6 +150,7 @@ impl Event {
         match &self.payload {
             Payload::Relay(r) => r,
             Payload::Boxed(b) => b.as_ref(),
+            Payload::Spooled(s) => s,
         }
     }
 
@@ -174,15 +189,7 @@ impl Event {
     /// ```
     pub fn field(&self, name: &str) -> Option<Value<'_>> {
         let index = self.schema().index_of(name)?;
-        let mut out = None;
-        let mut i = 0;
-        self.data().visit(&mut |v| {
-            if i == index {
-                out = Some(v);
-            }
-            i += 1;
-        });
-        out
+        self.data().field_at(index)
     }
 
     /// The concrete payload, if it is a `T`.
@@ -197,6 +204,7 @@ impl Event {
             + match &self.payload {
                 Payload::Relay(r) => r.heap_bytes(),
                 Payload::Boxed(b) => std::mem::size_of_val(b.as_ref()) + b.heap_bytes(),
+                Payload::Spooled(s) => s.heap_bytes(),
             }
     }
 }

@@ -14,6 +14,7 @@
 //! bools 1 byte, string maps `u32 count | (key, value)*`.
 
 use super::catalog::{fingerprint, Catalog};
+use super::fields::SpooledFields;
 use crate::event::id::EventId;
 use crate::event::record::Record;
 use crate::event::resource::Resource;
@@ -22,6 +23,7 @@ use crate::event::time::Timestamp;
 use crate::event::value::{OwnedValue, Text, Value};
 use crate::event::Event;
 use std::borrow::Cow;
+use std::ops::Range;
 use std::sync::Arc;
 
 /// Why a payload could not be decoded.
@@ -160,6 +162,11 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(self.take(n)?).map_err(|_| CodecError("string is not UTF-8".into()))
     }
 
+    fn skip_str(&mut self) -> Result<(), CodecError> {
+        let n = self.u32()? as usize;
+        self.take(n).map(drop)
+    }
+
     fn done(&self) -> Result<(), CodecError> {
         if self.b.is_empty() {
             Ok(())
@@ -273,32 +280,86 @@ fn le_u64(b: &[u8]) -> u64 {
     u64::from_le_bytes(a)
 }
 
-/// Decodes an event record payload.
+/// Decodes an event record payload (tests; the reader uses [`decode_event_in`]).
 #[cfg(test)]
 pub(crate) fn decode_event(payload: &[u8], refs: Refs<'_>) -> Result<Event, CodecError> {
     let Some(schema) = refs.schema_of(payload) else {
         return err("the event's schema record is not held intact anywhere in the spool");
     };
-    decode_event_with(payload, schema, refs)
+    let window = Arc::new(payload.to_vec());
+    decode_event_in(&window, 0..payload.len(), schema, refs, &mut InlineResources::default())
 }
 
-/// Decodes an event record payload whose schema the caller already resolved.
-pub(crate) fn decode_event_with(payload: &[u8], schema: &Arc<Schema>, refs: Refs<'_>) -> Result<Event, CodecError> {
-    let mut r = Reader { b: payload };
+/// The last resource an event carried inline, so that one sender's events share
+/// one `Arc` instead of allocating one each.
+#[derive(Default)]
+pub(crate) struct InlineResources {
+    bytes: Vec<u8>,
+    resource: Option<Arc<Resource>>,
+}
+
+impl InlineResources {
+    fn read(&mut self, r: &mut Reader<'_>) -> Result<Arc<Resource>, CodecError> {
+        let mut probe = Reader { b: r.b };
+        probe.skip_str()?;
+        probe.skip_str()?;
+        let raw = r.take(r.b.len() - probe.b.len())?;
+        match &self.resource {
+            Some(res) if self.bytes == raw => Ok(res.clone()),
+            _ => {
+                let res = Arc::new(read_resource(&mut Reader { b: raw })?);
+                self.bytes.clear();
+                self.bytes.extend_from_slice(raw);
+                self.resource = Some(res.clone());
+                Ok(res)
+            }
+        }
+    }
+}
+
+/// Decodes the event record at `window[payload]`, whose schema the caller already
+/// resolved. Fields of kinds without string maps stay in the window, checked
+/// ([`SpooledFields`]); the rest are decoded into a [`Record`].
+pub(crate) fn decode_event_in(
+    window: &Arc<Vec<u8>>,
+    payload: Range<usize>,
+    schema: &Arc<Schema>,
+    refs: Refs<'_>,
+    inline: &mut InlineResources,
+) -> Result<Event, CodecError> {
+    let Some(bytes) = window.get(payload.clone()) else {
+        return err("payload outside the bytes read");
+    };
+    let mut r = Reader { b: bytes };
     r.take(resource_flag_at(&refs) - 24)?;
     let mut id = [0u8; 16];
     id.copy_from_slice(r.take(16)?);
+    let id = EventId::from_uuid(uuid::Uuid::from_bytes(id));
     let ts = Timestamp::from_micros(r.u64()? as i64);
     let own_resource = match (r.u8()?, refs) {
         (0, Refs::Segment { resource, .. }) => resource.cloned(),
         (0, Refs::Catalog(_)) => None,
-        (1, _) => Some(Arc::new(read_resource(&mut r)?)),
+        (1, _) => Some(inline.read(&mut r)?),
         (2, Refs::Catalog(c)) => match c.resource(r.u64()?) {
             Some(res) => Some(res.clone()),
             None => return err("the event's resource record is not held intact anywhere in the spool"),
         },
         (other, _) => return err(format!("bad resource flag {other}")),
     };
+    let event = if SpooledFields::supports(schema) {
+        let fields = payload.end - r.b.len()..payload.end;
+        Event::from_spooled(id, ts, SpooledFields::new(schema.clone(), window.clone(), fields)?)
+    } else {
+        Event::from_record(read_record(&mut r, schema)?).with_id(id).with_ts(ts)
+    };
+    Ok(match own_resource {
+        Some(res) => event.with_resource(res),
+        None => event,
+    })
+}
+
+/// Decodes the fields that follow an event's envelope into a [`Record`].
+fn read_record(r: &mut Reader<'_>, schema: &Arc<Schema>) -> Result<Record, CodecError> {
     let mut values = Vec::with_capacity(schema.fields.len());
     for def in schema.fields.iter() {
         if def.nullable && r.u8()? == 0 {
@@ -322,14 +383,7 @@ pub(crate) fn decode_event_with(payload: &[u8], schema: &Arc<Schema>, refs: Refs
         });
     }
     r.done()?;
-    let record = Record::new(schema.clone(), values).map_err(|e| CodecError(e.to_string()))?;
-    let mut event = Event::from_record(record)
-        .with_id(EventId::from_uuid(uuid::Uuid::from_bytes(id)))
-        .with_ts(ts);
-    if let Some(res) = own_resource {
-        event = event.with_resource(res);
-    }
-    Ok(event)
+    Record::new(schema.clone(), values).map_err(|e| CodecError(e.to_string()))
 }
 
 /// Filling a catalog from records (their encoding is this module's).

@@ -11,6 +11,7 @@
 mod catalog;
 pub(crate) mod codec;
 pub(crate) mod cursor;
+pub(crate) mod fields;
 mod inspect;
 mod lock;
 mod open;

@@ -6,6 +6,10 @@ use crate::event::Event;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+/// Bytes read from a segment at a time.
+const WINDOW: u64 = 1 << 20;
 
 impl Shared {
     /// Reads events with `from <= seq < to` whose kind `wants` accepts, up to
@@ -30,6 +34,7 @@ impl Shared {
         let mut out = Vec::with_capacity(max_events.min(to.saturating_sub(from).min(1 << 16) as usize));
         let mut bytes = 0usize;
         let mut pos = from;
+        let mut inline = codec::InlineResources::default();
         for seg in metas {
             pos = pos.max(seg.base_seq);
             let start = seg
@@ -46,20 +51,22 @@ impl Shared {
             };
             file.seek(SeekFrom::Start(start))?;
             let mut remaining = seg.bytes.saturating_sub(start);
-            let mut buf: Vec<u8> = Vec::new();
+            // The events read keep their fields in the window they were read from
+            // (see `fields`): each refill is a new window, starting with the
+            // unparsed tail of the last.
+            let mut buf: Arc<Vec<u8>> = Arc::new(Vec::new());
             let mut at = 0usize;
             loop {
-                // Refill: keep the unparsed tail, read up to 1 MiB more.
-                if at > 0 {
-                    buf.drain(..at);
-                    at = 0;
-                }
-                let want = remaining.min(1 << 20) as usize;
-                if want > 0 {
-                    let old = buf.len();
-                    buf.resize(old + want, 0);
-                    file.read_exact(&mut buf[old..])?;
+                let want = remaining.min(WINDOW) as usize;
+                if at > 0 || want > 0 {
+                    let tail = buf.get(at..).unwrap_or_default();
+                    let mut next = Vec::with_capacity(tail.len() + want);
+                    next.extend_from_slice(tail);
+                    next.resize(tail.len() + want, 0);
+                    file.read_exact(&mut next[tail.len()..])?;
                     remaining -= want as u64;
+                    buf = Arc::new(next);
+                    at = 0;
                 }
                 let mut progressed = false;
                 while at < buf.len() {
@@ -73,7 +80,7 @@ impl Shared {
                             if r.seq >= to {
                                 return Ok((out, to));
                             }
-                            let payload = &buf[r.payload.clone()];
+                            let payload = buf.get(r.payload.clone()).unwrap_or_default();
                             let refs = match seg.version {
                                 1 => codec::Refs::Segment {
                                     schemas: &seg.schemas,
@@ -86,7 +93,7 @@ impl Shared {
                             let Some(schema) = refs.resolve(payload).filter(|s| wants(&s.kind)) else {
                                 continue;
                             };
-                            match codec::decode_event_with(payload, schema, refs) {
+                            match codec::decode_event_in(&buf, r.payload.clone(), schema, refs, &mut inline) {
                                 Ok(e) => {
                                     bytes += e.approx_bytes();
                                     out.push(e);
