@@ -89,7 +89,26 @@ impl Event {
 
     /// An event from a run-time [`Record`], happening now.
     pub fn from_record(record: Record) -> Self {
-        let ts = Timestamp::now();
+        Self::from_record_at(Timestamp::now(), record)
+    }
+
+    /// An event from a run-time [`Record`] that happened at `ts`, with a fresh
+    /// UUIDv7 (receivers, which know the time, need not read the clock).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use usage_core::{kind_schema, Event, OwnedValue, Record, Timestamp};
+    /// let schema = Arc::new(kind_schema("network_event").unwrap().clone());
+    /// let values = vec![OwnedValue::Str("stream_started".into()), OwnedValue::Str("s-1".into()),
+    ///     OwnedValue::Str("ingest".into()), OwnedValue::StrMap(vec![]), OwnedValue::Null];
+    /// let ts = Timestamp::parse_rfc3339("2026-11-21T10:00:00Z").unwrap();
+    /// let e = Event::from_record_at(ts, Record::new(schema, values).unwrap());
+    /// assert_eq!(e.ts(), ts);
+    /// let b = *e.id().as_bytes();
+    /// let millis = u64::from_be_bytes([0, 0, b[0], b[1], b[2], b[3], b[4], b[5]]);
+    /// assert_eq!(millis as i64, ts.as_micros() / 1000); // a UUIDv7 of the event's time
+    /// ```
+    pub fn from_record_at(ts: Timestamp, record: Record) -> Self {
         Event {
             id: EventId::new_v7(ts),
             ts,

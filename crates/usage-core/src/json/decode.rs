@@ -210,7 +210,7 @@ impl Decoder {
         if let Some(extra) = obj.keys().next() {
             return Err(DecodeError::Field(format!("kind `{kind}` has no field `{extra}`")));
         }
-        let mut event = Event::from_record(Record::new(schema, values)?).with_ts(ts);
+        let mut event = Event::from_record_at(ts, Record::new(schema, values)?);
         event = match id {
             Some(id) => event.with_id(id),
             None => event.with_id(EventId::new_v7(ts)),

@@ -350,7 +350,7 @@ pub(crate) fn decode_event_in(
         let fields = payload.end - r.b.len()..payload.end;
         Event::from_spooled(id, ts, SpooledFields::new(schema.clone(), window.clone(), fields)?)
     } else {
-        Event::from_record(read_record(&mut r, schema)?).with_id(id).with_ts(ts)
+        Event::from_record_at(ts, read_record(&mut r, schema)?).with_id(id)
     };
     Ok(match own_resource {
         Some(res) => event.with_resource(res),

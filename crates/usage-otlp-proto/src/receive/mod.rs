@@ -266,7 +266,7 @@ fn record_event<'a>(
     slots.fill(schema, attrs);
     let values = slots.values(&schema.schema)?;
     let record = Record::new(schema.schema.clone(), values).map_err(|e| (RejectReason::WrongType, e.to_string()))?;
-    let event = Event::from_record(record).with_ts(ts);
+    let event = Event::from_record_at(ts, record);
     match slots.id {
         Some(Any::Str(id)) => {
             let id: EventId = id
