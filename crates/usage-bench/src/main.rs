@@ -46,6 +46,9 @@ enum Command {
         /// `name=value`, repeatable.
         #[arg(long)]
         header: Vec<String>,
+        /// Records per second (a steady load); without it, as fast as taken.
+        #[arg(long)]
+        rate: Option<u64>,
     },
     /// Count the distinct events that arrived on a Kafka topic.
     KafkaCount {
@@ -95,6 +98,7 @@ fn main() {
             batch,
             concurrency,
             header,
+            rate,
         } => header
             .iter()
             .map(|h| {
@@ -110,6 +114,7 @@ fn main() {
                     batch: batch.max(1),
                     concurrency: concurrency.max(1),
                     headers,
+                    rate,
                 })
             }),
         Command::KafkaCount {

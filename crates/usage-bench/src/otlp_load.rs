@@ -1,6 +1,8 @@
 //! `usage-bench otlp-load`: a fixed number of `relay_usage` log records sent as
 //! OTLP/HTTP protobuf requests of `batch` records, `concurrency` at a time. Every
-//! request is retried until the receiver takes it, so `sent` is exact.
+//! request is retried until the receiver takes it, so `sent` is exact. With a
+//! `rate`, request `i` is not sent before `i * batch / rate` seconds from the start:
+//! a steady load the receiver can keep up with, instead of a burst.
 
 use crate::workload;
 use prost::Message;
@@ -15,6 +17,8 @@ pub struct Load {
     pub batch: u64,
     pub concurrency: usize,
     pub headers: Vec<(String, String)>,
+    /// Records per second; `None` sends as fast as the receiver takes them.
+    pub rate: Option<u64>,
 }
 
 pub fn run(load: &Load) -> Result<serde_json::Value, String> {
@@ -42,6 +46,10 @@ pub fn run(load: &Load) -> Result<serde_json::Value, String> {
     let next = Arc::new(AtomicU64::new(0));
     let retries = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
+    let interval = load
+        .rate
+        .map(|r| Duration::from_secs_f64(load.batch as f64 / r.max(1) as f64));
+    let clock = tokio::time::Instant::from_std(start);
     rt.block_on(async {
         let mut tasks = Vec::new();
         for _ in 0..load.concurrency {
@@ -51,6 +59,9 @@ pub fn run(load: &Load) -> Result<serde_json::Value, String> {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed) as usize;
                     let Some(body) = bodies.get(i) else { return };
+                    if let Some(every) = interval {
+                        tokio::time::sleep_until(clock + every.mul_f64(i as f64)).await;
+                    }
                     loop {
                         let mut req = client
                             .post(&url)
@@ -80,5 +91,6 @@ pub fn run(load: &Load) -> Result<serde_json::Value, String> {
         "requests": bodies.len(),
         "retried_requests": retries.load(Ordering::Relaxed),
         "seconds": seconds,
+        "rate": load.rate,
     }))
 }
