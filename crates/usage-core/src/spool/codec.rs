@@ -122,11 +122,43 @@ pub(crate) fn encode_event(out: &mut Vec<u8>, schema_ref: u64, default_resource:
 }
 
 /// A cursor over a payload.
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     b: &'a [u8],
 }
 
+/// One encoded field, not yet interpreted: a string's bytes are not yet checked as
+/// UTF-8, a string map's entries not yet read.
+pub(crate) enum RawField<'a> {
+    Null,
+    Str(&'a [u8]),
+    /// An `i64`, `u64` or `f64`'s 8 bytes.
+    Word(u64),
+    Bool(bool),
+    /// A string map of this many entries; they follow.
+    Map(usize),
+}
+
 impl<'a> Reader<'a> {
+    pub(crate) fn new(b: &'a [u8]) -> Self {
+        Reader { b }
+    }
+
+    /// The next field of type `ty`, in the layout of the module docs.
+    pub(crate) fn field(&mut self, ty: FieldType, nullable: bool) -> Result<RawField<'a>, CodecError> {
+        if nullable && self.u8()? == 0 {
+            return Ok(RawField::Null);
+        }
+        Ok(match ty {
+            FieldType::Str => {
+                let n = self.u32()? as usize;
+                RawField::Str(self.take(n)?)
+            }
+            FieldType::I64 | FieldType::U64 | FieldType::F64 => RawField::Word(self.u64()?),
+            FieldType::Bool => RawField::Bool(self.u8()? != 0),
+            FieldType::StrMap => RawField::Map(self.u32()? as usize),
+        })
+    }
+
     fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
         if self.b.len() < n {
             return err("payload ends early");
@@ -159,7 +191,7 @@ impl<'a> Reader<'a> {
 
     fn str(&mut self) -> Result<&'a str, CodecError> {
         let n = self.u32()? as usize;
-        std::str::from_utf8(self.take(n)?).map_err(|_| CodecError("string is not UTF-8".into()))
+        utf8(self.take(n)?)
     }
 
     fn skip_str(&mut self) -> Result<(), CodecError> {
@@ -167,7 +199,7 @@ impl<'a> Reader<'a> {
         self.take(n).map(drop)
     }
 
-    fn done(&self) -> Result<(), CodecError> {
+    pub(crate) fn done(&self) -> Result<(), CodecError> {
         if self.b.is_empty() {
             Ok(())
         } else {
@@ -274,6 +306,10 @@ pub(crate) fn references(payload: &[u8]) -> Option<(u64, Option<u64>)> {
     Some((schema, resource))
 }
 
+fn utf8(b: &[u8]) -> Result<&str, CodecError> {
+    std::str::from_utf8(b).map_err(|_| CodecError("string is not UTF-8".into()))
+}
+
 fn le_u64(b: &[u8]) -> u64 {
     let mut a = [0u8; 8];
     a.copy_from_slice(&b[..8]);
@@ -346,11 +382,10 @@ pub(crate) fn decode_event_in(
         },
         (other, _) => return err(format!("bad resource flag {other}")),
     };
-    let event = if SpooledFields::supports(schema) {
-        let fields = payload.end - r.b.len()..payload.end;
-        Event::from_spooled(id, ts, SpooledFields::new(schema.clone(), window.clone(), fields)?)
-    } else {
-        Event::from_record_at(ts, read_record(&mut r, schema)?).with_id(id)
+    let fields = payload.end - r.b.len()..payload.end;
+    let event = match SpooledFields::new(schema, window, fields)? {
+        Some(fields) => Event::from_spooled(id, ts, fields),
+        None => Event::from_record_at(ts, read_record(&mut r, schema)?).with_id(id),
     };
     Ok(match own_resource {
         Some(res) => event.with_resource(res),
@@ -362,18 +397,14 @@ pub(crate) fn decode_event_in(
 fn read_record(r: &mut Reader<'_>, schema: &Arc<Schema>) -> Result<Record, CodecError> {
     let mut values = Vec::with_capacity(schema.fields.len());
     for def in schema.fields.iter() {
-        if def.nullable && r.u8()? == 0 {
-            values.push(OwnedValue::Null);
-            continue;
-        }
-        values.push(match def.ty {
-            FieldType::Str => OwnedValue::Str(Text::new(r.str()?)),
-            FieldType::I64 => OwnedValue::I64(r.u64()? as i64),
-            FieldType::U64 => OwnedValue::U64(r.u64()?),
-            FieldType::F64 => OwnedValue::F64(f64::from_bits(r.u64()?)),
-            FieldType::Bool => OwnedValue::Bool(r.u8()? != 0),
-            FieldType::StrMap => {
-                let n = r.u32()? as usize;
+        values.push(match (r.field(def.ty, def.nullable)?, def.ty) {
+            (RawField::Null, _) => OwnedValue::Null,
+            (RawField::Str(b), _) => OwnedValue::Str(Text::new(utf8(b)?)),
+            (RawField::Word(w), FieldType::I64) => OwnedValue::I64(w as i64),
+            (RawField::Word(w), FieldType::F64) => OwnedValue::F64(f64::from_bits(w)),
+            (RawField::Word(w), _) => OwnedValue::U64(w),
+            (RawField::Bool(b), _) => OwnedValue::Bool(b),
+            (RawField::Map(n), _) => {
                 let mut m = Vec::with_capacity(n.min(1024));
                 for _ in 0..n {
                     m.push((Text::new(r.str()?), Text::new(r.str()?)));
