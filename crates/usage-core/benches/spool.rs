@@ -10,6 +10,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use usage_core::testing::LavaStrings;
 use usage_core::{
     async_trait, Batch, Event, ExportError, Exporter, ExporterOptions, FsyncMode, Pipeline, RelayUsage, Resource,
     SpoolConfig, Text,
@@ -51,20 +52,15 @@ impl Exporter for JsonLines {
     }
 }
 
-/// A received `relay_usage` as the gateway spools it: Lava's value lengths (32-char
-/// project, 44-char provider, a 30-char origin) and the sender's own resource.
-fn received(i: u64, resource: &Arc<Resource>) -> Event {
+/// A received `relay_usage` as the gateway spools it: Lava's values (the same
+/// strings as every other workload) and the sender's own resource.
+fn received(i: u64, lava: &LavaStrings, resource: &Arc<Resource>) -> Event {
+    let (project, provider, origin) = lava.pick(i);
     Event::new(RelayUsage {
-        project: Text::new(format!("{:032x}", (i % 500).wrapping_mul(0x9e37_79b9_7f4a_7c15))),
-        chain: Text::new_static("LAV1"),
-        api_interface: Text::new_static("jsonrpc"),
-        api_method: Text::new_static("eth_getBlockByNumber"),
-        cu: 10 + (i & 7),
-        latency_ms: 42,
-        success: true,
-        provider: Text::new("lava@1qu0jm3ts8g5sc7kmc9wruyqk7gk2ms8etjmg6y"),
-        origin: Text::new("https://dashboard.example.io"),
-        ..Default::default()
+        project: Text::new(project),
+        provider: Text::new(provider),
+        origin: Text::new(origin),
+        ..relay(i)
     })
     .with_resource(resource.clone())
 }
@@ -194,8 +190,9 @@ fn bench_spool(c: &mut Criterion) {
         let p = spool_pipeline(fixture.path(), FsyncMode::Never, Hang);
         let sink = p.sink();
         let resource = Arc::new(Resource::new("relay-consumer").with_instance_id("host-7-31337"));
+        let lava = LavaStrings::new();
         for i in 0..REPLAYED {
-            sink.emit(received(i, &resource));
+            sink.emit(received(i, &lava, &resource));
             while p.stats().queued_events > 100_000 {
                 std::thread::yield_now();
             }
