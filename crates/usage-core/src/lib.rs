@@ -70,8 +70,8 @@ pub use pipeline::sink::UsageSink;
 pub use pipeline::stats::{DropStats, ExporterStats, PipelineStats};
 pub use pipeline::{AcceptError, Pipeline, PipelineBuilder};
 pub use spool::{
-    inspect as inspect_spool, CursorInfo, FsyncMode, RecoveryReport, SegmentInfo, SpoolConfig, SpoolError,
-    SpoolInspection, SpoolReplay, SpoolStats, MAX_EVENT_BYTES,
+    inspect as inspect_spool, CodecError, CursorInfo, FieldBuffer, FsyncMode, RecoveryReport, SegmentInfo,
+    SharedFields, SpoolConfig, SpoolError, SpoolInspection, SpoolReplay, SpoolStats, WrittenFields, MAX_EVENT_BYTES,
 };
 /// Declares an event kind from a struct: its schema, encoding and registration.
 ///

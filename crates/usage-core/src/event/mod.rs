@@ -173,6 +173,15 @@ impl Event {
         }
     }
 
+    /// The fields in the spool's encoding, when the event keeps them that way.
+    #[inline]
+    pub(crate) fn encoded_fields(&self) -> Option<&[u8]> {
+        match &self.payload {
+            Payload::Spooled(s) => Some(s.bytes()),
+            _ => None,
+        }
+    }
+
     /// Kind name, e.g. `relay_usage`.
     #[inline]
     pub fn kind(&self) -> &str {

@@ -26,7 +26,7 @@ use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::Arc;
 
-/// Why a payload could not be decoded.
+/// Why encoded fields or a spool payload could not be written or read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct CodecError(pub(crate) String);
@@ -96,29 +96,37 @@ pub(crate) fn encode_event(out: &mut Vec<u8>, schema_ref: u64, default_resource:
             out.extend_from_slice(&default_resource.to_le_bytes());
         }
     }
+    // Fields already in this layout (read back, or received into a field buffer)
+    // are copied as they are.
+    if let Some(fields) = e.encoded_fields() {
+        out.extend_from_slice(fields);
+        return;
+    }
     let schema = e.schema();
     let mut defs = schema.fields.iter();
-    e.visit(|v| {
-        let nullable = defs.next().is_some_and(|d| d.nullable);
-        if nullable {
-            out.push(u8::from(v != Value::Null));
-        }
-        match v {
-            Value::Null => {}
-            Value::Str(s) => put_str(out, s),
-            Value::I64(i) => out.extend_from_slice(&i.to_le_bytes()),
-            Value::U64(u) => out.extend_from_slice(&u.to_le_bytes()),
-            Value::F64(f) => out.extend_from_slice(&f.to_le_bytes()),
-            Value::Bool(b) => out.push(u8::from(b)),
-            Value::StrMap(m) => {
-                out.extend_from_slice(&(m.len() as u32).to_le_bytes());
-                for (k, v) in m {
-                    put_str(out, k);
-                    put_str(out, v);
-                }
+    e.visit(|v| put_field(out, defs.next().is_some_and(|d| d.nullable), v));
+}
+
+/// One field's value in the layout of the module docs.
+pub(crate) fn put_field(out: &mut Vec<u8>, nullable: bool, v: Value<'_>) {
+    if nullable {
+        out.push(u8::from(v != Value::Null));
+    }
+    match v {
+        Value::Null => {}
+        Value::Str(s) => put_str(out, s),
+        Value::I64(i) => out.extend_from_slice(&i.to_le_bytes()),
+        Value::U64(u) => out.extend_from_slice(&u.to_le_bytes()),
+        Value::F64(f) => out.extend_from_slice(&f.to_le_bytes()),
+        Value::Bool(b) => out.push(u8::from(b)),
+        Value::StrMap(m) => {
+            out.extend_from_slice(&(m.len() as u32).to_le_bytes());
+            for (k, v) in m {
+                put_str(out, k);
+                put_str(out, v);
             }
         }
-    });
+    }
 }
 
 /// A cursor over a payload.

@@ -59,7 +59,20 @@ impl SpooledFields {
         }))
     }
 
-    fn bytes(&self) -> &[u8] {
+    /// Fields a [`FieldBuffer`](super::FieldBuffer) wrote for `schema` into
+    /// `window[range]`: every field was pushed with its type checked and every string
+    /// came from a `&str`, which is what `new` would check.
+    pub(crate) fn written(schema: Arc<Schema>, window: Arc<Vec<u8>>, range: Range<usize>) -> Self {
+        SpooledFields {
+            schema,
+            window,
+            start: range.start,
+            end: range.end,
+        }
+    }
+
+    /// The encoded fields.
+    pub(crate) fn bytes(&self) -> &[u8] {
         self.window.get(self.start..self.end).unwrap_or_default()
     }
 
@@ -76,8 +89,9 @@ impl SpooledFields {
                     // SAFETY: `new` checked that this field's bytes are UTF-8, reading
                     // the same immutable bytes (`window` is shared read-only and the
                     // range is fixed) with the same schema and reader, so this walk
-                    // finds the same slices. Checking again cost a tenth of reading
-                    // events back.
+                    // finds the same slices; for `written` fields, a `FieldBuffer`
+                    // wrote each string field from a `&str` in this layout for this
+                    // schema. Checking again cost a tenth of reading events back.
                     Value::Str(unsafe { std::str::from_utf8_unchecked(s) })
                 }
                 Ok(RawField::Word(w)) => match def.ty {

@@ -11,6 +11,7 @@
 mod catalog;
 pub(crate) mod codec;
 pub(crate) mod cursor;
+mod field_buffer;
 pub(crate) mod fields;
 mod inspect;
 mod lock;
@@ -27,6 +28,8 @@ pub use crate::config::{FsyncMode, SpoolConfig};
 /// limit, leaving room for the encoding.
 pub const MAX_EVENT_BYTES: usize = segment::MAX_PAYLOAD / 2;
 use catalog::Catalog;
+pub use codec::CodecError;
+pub use field_buffer::{FieldBuffer, SharedFields, WrittenFields};
 pub use inspect::{inspect, CursorInfo, SegmentInfo, SpoolInspection, SpoolReplay};
 pub(crate) use recover::cursor_past_data;
 pub(crate) use writer::Spool;

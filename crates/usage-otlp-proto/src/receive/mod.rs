@@ -3,6 +3,7 @@
 //! resource from `service.name` / `service.instance.id`). The gateway's
 //! `POST /v1/logs` uses it; so does the e2e suite reading rotel's log.
 
+mod buffers;
 mod decoded;
 mod raw;
 mod schemas;
@@ -10,6 +11,7 @@ mod view;
 mod wire;
 
 use crate::ID_ATTRIBUTE;
+use buffers::{wrong_type, KindBuffers, Written};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use prost::Message;
 use schemas::{KindSchema, Schemas};
@@ -187,37 +189,83 @@ fn events_from_view(view: &RequestView<'_>, opts: &ReceiveOptions) -> Result<Rec
             })
         })
         .collect();
+    // Every record's fields go into its kind's buffer, which the kind's events then share.
+    let mut buffers = KindBuffers::new(view.records.len());
+    let mut read = Vec::with_capacity(view.records.len());
     for (index, lr) in view.records.iter().enumerate() {
-        match record_event(view, lr, opts, &mut schemas, &mut slots) {
-            Ok(mut event) => {
-                event = event.with_resource(resources[lr.resource].clone());
-                if slots.id.is_none() {
+        match read_record(view, lr, opts, &mut schemas, &mut slots, &mut buffers) {
+            Ok(mut r) => {
+                if r.id.is_none() {
                     let (seed, content) = seeds.seed_and_content(view, lr);
-                    let id = EventId::from_content(Some(event.ts()), seed, &content);
-                    event = event.with_id(id);
+                    r.id = Some(EventId::from_content(Some(r.ts), seed, &content));
                 }
-                out.events.push(event);
+                read.push((index, r));
             }
-            Err((reason, m)) => {
-                let [ri, si, li] = lr.path;
-                let budget = opts.limits.max_decode_bytes;
-                let raw = raw::one_record_request(view, lr, budget.saturating_sub(kept));
-                let Some(raw) = raw else {
-                    return Err(ReceiveError::TooLarge(format!(
-                        "body: its refused records, kept with their resource and scope, would take more than {budget} bytes (gateway.max_decode_bytes)"
-                    )));
-                };
-                kept += raw.len();
-                out.rejected.push(RejectedRecord {
-                    index,
-                    reason,
-                    message: format!("resourceLogs[{ri}].scopeLogs[{si}].logRecords[{li}]: {m}"),
-                    raw,
-                });
-            }
+            Err((reason, m)) => reject(view, index, reason, m, opts, &mut kept, &mut out)?,
         }
     }
+    let shared = buffers.share();
+    for (index, r) in read {
+        let lr = &view.records[index];
+        let id = r.id.unwrap_or_else(|| EventId::new_v7(r.ts));
+        let event = match r.fields {
+            Fields::Written(written) => match shared.event(written, id, r.ts) {
+                Some(e) => e,
+                None => {
+                    let m = "its fields were lost in the request's field buffer".to_string();
+                    reject(view, index, RejectReason::WrongType, m, opts, &mut kept, &mut out)?;
+                    continue;
+                }
+            },
+            Fields::Record(record) => Event::from_record_at(r.ts, record).with_id(id),
+        };
+        out.events.push(event.with_resource(resources[lr.resource].clone()));
+    }
     Ok(out)
+}
+
+/// Keeps a refused record whole (with its resource and scope) and why.
+fn reject(
+    view: &RequestView<'_>,
+    index: usize,
+    reason: RejectReason,
+    m: String,
+    opts: &ReceiveOptions,
+    kept: &mut usize,
+    out: &mut Received,
+) -> Result<(), ReceiveError> {
+    let lr = &view.records[index];
+    let [ri, si, li] = lr.path;
+    let budget = opts.limits.max_decode_bytes;
+    let Some(raw) = raw::one_record_request(view, lr, budget.saturating_sub(*kept)) else {
+        return Err(ReceiveError::TooLarge(format!(
+            "body: its refused records, kept with their resource and scope, would take more than {budget} bytes (gateway.max_decode_bytes)"
+        )));
+    };
+    *kept += raw.len();
+    out.rejected.push(RejectedRecord {
+        index,
+        reason,
+        message: format!("resourceLogs[{ri}].scopeLogs[{si}].logRecords[{li}]: {m}"),
+        raw,
+    });
+    Ok(())
+}
+
+/// A record read, before its event is built.
+struct ReadRecord {
+    ts: Timestamp,
+    /// From `event.id`; derived from the record's bytes when it has none.
+    id: Option<EventId>,
+    fields: Fields,
+}
+
+/// Where a read record's fields are.
+enum Fields {
+    /// In the request's buffer for its kind.
+    Written(Written),
+    /// Kinds with string maps, which field buffers do not hold.
+    Record(Record),
 }
 
 /// The record's kind: its body when that names a registered kind; else its
@@ -239,14 +287,15 @@ fn record_kind<'a>(lr: &view::RecordView<'a>) -> Result<&'a str, (RejectReason, 
     }
 }
 
-/// One record as an event (without its resource), or why not.
-fn record_event<'a>(
+/// One record's time, id and fields, or why not.
+fn read_record<'a>(
     view: &RequestView<'a>,
     lr: &view::RecordView<'a>,
     opts: &ReceiveOptions,
     schemas: &mut Schemas,
     slots: &mut Slots<'a>,
-) -> Result<Event, (RejectReason, String)> {
+    buffers: &mut KindBuffers,
+) -> Result<ReadRecord, (RejectReason, String)> {
     slots.id = None;
     if let Some((reason, m)) = &lr.malformed {
         return Err((*reason, m.clone()));
@@ -264,22 +313,30 @@ fn record_event<'a>(
     let attrs = view.attrs(lr);
     let schema = schemas.for_record(kind, attrs, opts.allow_unknown_kinds)?;
     slots.fill(schema, attrs);
-    let values = slots.values(&schema.schema)?;
-    let record = Record::new(schema.schema.clone(), values).map_err(|e| (RejectReason::WrongType, e.to_string()))?;
-    let event = Event::from_record_at(ts, record);
-    match slots.id {
-        Some(Any::Str(id)) => {
-            let id: EventId = id
-                .parse()
-                .map_err(|_| (RejectReason::BadId, format!("attribute `{ID_ATTRIBUTE}`: not a UUID")))?;
-            Ok(event.with_id(id))
+    let id = match slots.id {
+        Some(Any::Str(id)) => Some(
+            id.parse()
+                .map_err(|_| (RejectReason::BadId, format!("attribute `{ID_ATTRIBUTE}`: not a UUID")))?,
+        ),
+        Some(_) => {
+            return Err((
+                RejectReason::BadId,
+                format!("attribute `{ID_ATTRIBUTE}` must be a string"),
+            ))
         }
-        Some(_) => Err((
-            RejectReason::BadId,
-            format!("attribute `{ID_ATTRIBUTE}` must be a string"),
-        )),
-        None => Ok(event),
-    }
+        None => None,
+    };
+    let fields = if schema.map_fields.is_empty() {
+        Fields::Written(buffers.write(slots, &schema.schema)?)
+    } else {
+        let mut values = Vec::with_capacity(schema.schema.fields.len());
+        slots.each_value(&schema.schema, |v| {
+            values.push(v);
+            Ok(())
+        })?;
+        Fields::Record(Record::new(schema.schema.clone(), values).map_err(wrong_type)?)
+    };
+    Ok(ReadRecord { ts, id, fields })
 }
 
 /// Content-derived ids: the resource and scope bytes seed the hash of the record's
@@ -330,7 +387,7 @@ impl SeedCache {
 
 /// A record's attributes sorted into the schema's fields.
 #[derive(Default)]
-struct Slots<'a> {
+pub(super) struct Slots<'a> {
     fields: Vec<Option<Any<'a>>>,
     /// (map field, key, value) for `<field>.<key>` attributes.
     map_entries: Vec<(usize, &'a str, &'a str)>,
@@ -377,10 +434,14 @@ impl<'a> Slots<'a> {
         }
     }
 
-    /// The schema's values: absent attributes by the receive rule, types by the
-    /// lossless coercions (`usage_core::receive`); errors name the attribute.
-    fn values(&self, schema: &Schema) -> Result<Vec<OwnedValue>, (RejectReason, String)> {
-        let mut out = Vec::with_capacity(schema.fields.len());
+    /// The schema's values, in order, to `out`: absent attributes by the receive
+    /// rule, types by the lossless coercions (`usage_core::receive`); errors name
+    /// the attribute.
+    pub(super) fn each_value(
+        &self,
+        schema: &Schema,
+        mut out: impl FnMut(OwnedValue) -> Result<(), (RejectReason, String)>,
+    ) -> Result<(), (RejectReason, String)> {
         for (i, f) in schema.fields.iter().enumerate() {
             let name = f.name.as_ref();
             if f.ty == FieldType::StrMap {
@@ -391,7 +452,7 @@ impl<'a> Slots<'a> {
                     .map(|(_, k, v)| (Text::new(k), Text::new(v)))
                     .collect();
                 m.sort();
-                out.push(OwnedValue::StrMap(m));
+                out(OwnedValue::StrMap(m))?;
                 continue;
             }
             let v = match self.fields[i] {
@@ -417,9 +478,9 @@ impl<'a> Slots<'a> {
                     })?
                 }
             };
-            out.push(v);
+            out(v)?;
         }
-        Ok(out)
+        Ok(())
     }
 }
 
