@@ -3,7 +3,7 @@
 //! `docs/encoding.md` ("Receiving") lists both rules; tests below hold every row.
 
 use crate::event::schema::{FieldDef, FieldType};
-use crate::event::value::{finite_or_zero, OwnedValue, Text};
+use crate::event::value::{finite_or_zero, OwnedValue, Text, Value};
 
 /// A scalar as a producer sent it (an OTLP `AnyValue` or a JSON value).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -162,28 +162,47 @@ const F64_EXACT: u64 = 1 << 53;
 /// ```
 #[inline]
 pub fn coerce(ty: FieldType, v: Received<'_>) -> Option<OwnedValue> {
+    coerce_with(ty, v, |v| v.to_owned_value())
+}
+
+/// [`coerce`], handing the value to `f` borrowed (a string is not copied, an
+/// integer written as a string is formatted on the stack): for a receiver that
+/// writes the value somewhere at once.
+///
+/// ```
+/// use usage_core::receive::{coerce_with, Received};
+/// use usage_core::{FieldType, Value};
+/// let len = coerce_with(FieldType::Str, Received::Int(-42), |v| match v {
+///     Value::Str(s) => s.len(),
+///     _ => 0,
+/// });
+/// assert_eq!(len, Some(3));
+/// assert_eq!(coerce_with(FieldType::Bool, Received::Int(1), |_| ()), None);
+/// ```
+#[inline]
+pub fn coerce_with<T>(ty: FieldType, v: Received<'_>, f: impl FnOnce(Value<'_>) -> T) -> Option<T> {
     use Received as R;
-    Some(match (ty, v) {
-        (FieldType::Str, R::Str(s)) => OwnedValue::Str(Text::new(s)),
-        (FieldType::Str, R::Int(i)) => OwnedValue::Str(Text::new(itoa::Buffer::new().format(i))),
-        (FieldType::Str, R::UInt(u)) => OwnedValue::Str(Text::new(itoa::Buffer::new().format(u))),
-        (FieldType::Str, R::Bool(b)) => OwnedValue::Str(Text::new_static(if b { "true" } else { "false" })),
-        (FieldType::I64, R::Int(i)) => OwnedValue::I64(i),
-        (FieldType::I64, R::UInt(u)) => OwnedValue::I64(i64::try_from(u).ok()?),
-        (FieldType::I64, R::Double(d)) if d.fract() == 0.0 && (-9.2e18..9.2e18).contains(&d) => {
-            OwnedValue::I64(d as i64)
-        }
-        (FieldType::I64, R::Str(s)) => OwnedValue::I64(s.parse().ok()?),
-        (FieldType::U64, R::Int(i)) => OwnedValue::U64(u64::try_from(i).ok()?),
-        (FieldType::U64, R::UInt(u)) => OwnedValue::U64(u),
-        (FieldType::U64, R::Double(d)) if d.fract() == 0.0 && (0.0..1.8e19).contains(&d) => OwnedValue::U64(d as u64),
-        (FieldType::U64, R::Str(s)) => OwnedValue::U64(s.parse().ok()?),
-        (FieldType::F64, R::Double(d)) => OwnedValue::F64(finite_or_zero(d)),
-        (FieldType::F64, R::Int(i)) if i.unsigned_abs() <= F64_EXACT => OwnedValue::F64(i as f64),
-        (FieldType::F64, R::UInt(u)) if u <= F64_EXACT => OwnedValue::F64(u as f64),
-        (FieldType::Bool, R::Bool(b)) => OwnedValue::Bool(b),
+    let mut digits = itoa::Buffer::new();
+    let value = match (ty, v) {
+        (FieldType::Str, R::Str(s)) => Value::Str(s),
+        (FieldType::Str, R::Int(i)) => Value::Str(digits.format(i)),
+        (FieldType::Str, R::UInt(u)) => Value::Str(digits.format(u)),
+        (FieldType::Str, R::Bool(b)) => Value::Str(if b { "true" } else { "false" }),
+        (FieldType::I64, R::Int(i)) => Value::I64(i),
+        (FieldType::I64, R::UInt(u)) => Value::I64(i64::try_from(u).ok()?),
+        (FieldType::I64, R::Double(d)) if d.fract() == 0.0 && (-9.2e18..9.2e18).contains(&d) => Value::I64(d as i64),
+        (FieldType::I64, R::Str(s)) => Value::I64(s.parse().ok()?),
+        (FieldType::U64, R::Int(i)) => Value::U64(u64::try_from(i).ok()?),
+        (FieldType::U64, R::UInt(u)) => Value::U64(u),
+        (FieldType::U64, R::Double(d)) if d.fract() == 0.0 && (0.0..1.8e19).contains(&d) => Value::U64(d as u64),
+        (FieldType::U64, R::Str(s)) => Value::U64(s.parse().ok()?),
+        (FieldType::F64, R::Double(d)) => Value::F64(finite_or_zero(d)),
+        (FieldType::F64, R::Int(i)) if i.unsigned_abs() <= F64_EXACT => Value::F64(i as f64),
+        (FieldType::F64, R::UInt(u)) if u <= F64_EXACT => Value::F64(u as f64),
+        (FieldType::Bool, R::Bool(b)) => Value::Bool(b),
         _ => return None,
-    })
+    };
+    Some(f(value))
 }
 
 /// Fields of the built-in kinds a record may not leave out: what a bill is computed

@@ -51,7 +51,7 @@ impl KindBuffers {
         let buffer = &mut self.kinds[index].1;
         buffer.begin(schema);
         let written = slots
-            .each_value(schema, |v| buffer.push(v.as_value()).map_err(wrong_type))
+            .each_value(schema, |v| buffer.push(v).map_err(wrong_type))
             .and_then(|()| buffer.finish().map_err(wrong_type));
         if written.is_err() {
             buffer.abandon();
@@ -102,7 +102,7 @@ mod tests {
         for lr in &view.records {
             let r = read_record(&view, lr, &opts, &mut schemas, &mut slots, &mut buffers).unwrap();
             if let Fields::Written(w) = r.fields {
-                written.push((record_kind(lr).unwrap(), w.buffer));
+                written.push((record_kind(lr, &schemas).unwrap(), w.buffer));
             }
         }
         assert_eq!(

@@ -17,8 +17,8 @@ use prost::Message;
 use schemas::{KindSchema, Schemas};
 use std::borrow::Cow;
 use std::sync::Arc;
-use usage_core::receive::{absent_value, coerce, Received as Scalar, RecordLimits, RejectReason};
-use usage_core::{Event, EventId, FieldType, OwnedValue, Record, Resource, Schema, Text, Timestamp};
+use usage_core::receive::{absent_value, coerce_with, Received as Scalar, RecordLimits, RejectReason};
+use usage_core::{Event, EventId, FieldType, Record, Resource, Schema, Text, Timestamp, Value};
 use view::{Any, Attr, RequestView, Source};
 
 /// Limits and leniency for [`events_from_request`].
@@ -271,13 +271,13 @@ enum Fields {
 /// The record's kind: its body when that names a registered kind; else its
 /// `event_name` (OpenTelemetry's events convention, which leaves the body free);
 /// else its body text (a kind this binary does not know, when those are allowed).
-fn record_kind<'a>(lr: &view::RecordView<'a>) -> Result<&'a str, (RejectReason, String)> {
+fn record_kind<'a>(lr: &view::RecordView<'a>, schemas: &Schemas) -> Result<&'a str, (RejectReason, String)> {
     let body = match lr.body {
         Some(Any::Str(k)) => Some(k),
         _ => None,
     };
     match body {
-        Some(k) if usage_core::kind_schema(k).is_some() => Ok(k),
+        Some(k) if schemas.is_registered(k) => Ok(k),
         _ if !lr.event_name.is_empty() => Ok(lr.event_name),
         Some(k) => Ok(k),
         None => Err((
@@ -300,7 +300,7 @@ fn read_record<'a>(
     if let Some((reason, m)) = &lr.malformed {
         return Err((*reason, m.clone()));
     }
-    let kind = record_kind(lr)?;
+    let kind = record_kind(lr, schemas)?;
     if lr.nanos == 0 {
         // Not 1970 (an unbilled partition), and not the receive time either (a
         // re-send would get another time, and time-keyed dedup would miss it).
@@ -331,7 +331,7 @@ fn read_record<'a>(
     } else {
         let mut values = Vec::with_capacity(schema.schema.fields.len());
         slots.each_value(&schema.schema, |v| {
-            values.push(v);
+            values.push(v.to_owned_value());
             Ok(())
         })?;
         Fields::Record(Record::new(schema.schema.clone(), values).map_err(wrong_type)?)
@@ -440,7 +440,7 @@ impl<'a> Slots<'a> {
     pub(super) fn each_value(
         &self,
         schema: &Schema,
-        mut out: impl FnMut(OwnedValue) -> Result<(), (RejectReason, String)>,
+        mut out: impl FnMut(Value<'_>) -> Result<(), (RejectReason, String)>,
     ) -> Result<(), (RejectReason, String)> {
         for (i, f) in schema.fields.iter().enumerate() {
             let name = f.name.as_ref();
@@ -452,16 +452,19 @@ impl<'a> Slots<'a> {
                     .map(|(_, k, v)| (Text::new(k), Text::new(v)))
                     .collect();
                 m.sort();
-                out(OwnedValue::StrMap(m))?;
+                out(Value::StrMap(&m))?;
                 continue;
             }
-            let v = match self.fields[i] {
-                None => absent_value(&schema.kind, f).ok_or_else(|| {
-                    (
-                        RejectReason::MissingField,
-                        format!("attribute `{name}` ({}) is missing", f.ty),
-                    )
-                })?,
+            match self.fields[i] {
+                None => {
+                    let absent = absent_value(&schema.kind, f).ok_or_else(|| {
+                        (
+                            RejectReason::MissingField,
+                            format!("attribute `{name}` ({}) is missing", f.ty),
+                        )
+                    })?;
+                    out(absent.as_value())?;
+                }
                 Some(v) => {
                     let scalar = match v {
                         Any::Str(s) => Some(Scalar::Str(s)),
@@ -470,15 +473,14 @@ impl<'a> Slots<'a> {
                         Any::Bool(b) => Some(Scalar::Bool(b)),
                         Any::Other(_) => None,
                     };
-                    scalar.and_then(|s| coerce(f.ty, s)).ok_or_else(|| {
+                    scalar.and_then(|s| coerce_with(f.ty, s, &mut out)).ok_or_else(|| {
                         (
                             RejectReason::WrongType,
                             format!("attribute `{name}` must be {}, got {}", f.ty, av_type(v)),
                         )
-                    })?
+                    })??;
                 }
-            };
-            out(v)?;
+            }
         }
         Ok(())
     }

@@ -56,6 +56,12 @@ impl Schemas {
         }
     }
 
+    /// Whether `kind` is registered in this binary: looked up in the registry once
+    /// per request, not once per record.
+    pub(super) fn is_registered(&self, kind: &str) -> bool {
+        self.known.iter().any(|k| !k.inferred && k.schema.kind == kind) || kind_schema(kind).is_some()
+    }
+
     fn insert(&mut self, schema: Arc<Schema>, inferred: bool) -> &KindSchema {
         let map_fields = schema
             .fields
