@@ -111,6 +111,9 @@ fn expand(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
             fn dyn_schema(&self) -> &#krate::Schema {
                 <#name as #krate::EventKind>::schema()
             }
+            fn static_schema(&self) -> Option<&'static #krate::Schema> {
+                Some(<#name as #krate::EventKind>::schema())
+            }
             fn visit<'a>(&'a self, f: &mut dyn FnMut(#krate::Value<'a>)) {
                 #( f(#krate::FieldValue::value(&self.#idents)); )*
             }

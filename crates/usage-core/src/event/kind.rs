@@ -30,6 +30,18 @@ pub trait EventData: Any + Send + Sync + fmt::Debug {
         });
         out
     }
+    /// The schema, when it lives as long as the program (kinds known at compile
+    /// time): the spool recognises it by its address.
+    #[doc(hidden)]
+    fn static_schema(&self) -> Option<&'static Schema> {
+        None
+    }
+    /// The schema, when the payload shares it (kinds decoded at run time): the spool
+    /// recognises it by its address, holding a reference so the address is not reused.
+    #[doc(hidden)]
+    fn shared_schema(&self) -> Option<&std::sync::Arc<Schema>> {
+        None
+    }
     /// Heap bytes owned by the payload (for the queue's byte bound).
     fn heap_bytes(&self) -> usize;
     /// Clones into a box.
@@ -178,6 +190,9 @@ macro_rules! usage_event {
         impl $crate::EventData for $name {
             fn dyn_schema(&self) -> &$crate::Schema {
                 <$name as $crate::EventKind>::schema()
+            }
+            fn static_schema(&self) -> Option<&'static $crate::Schema> {
+                Some(<Self as $crate::EventKind>::schema())
             }
             fn visit<'a>(&'a self, f: &mut dyn FnMut($crate::Value<'a>)) {
                 $( f($crate::FieldValue::value(&self.$field)); )*

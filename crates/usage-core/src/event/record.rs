@@ -127,6 +127,9 @@ impl EventData for Record {
     fn dyn_schema(&self) -> &Schema {
         &self.schema
     }
+    fn shared_schema(&self) -> Option<&Arc<Schema>> {
+        Some(&self.schema)
+    }
     fn visit<'a>(&'a self, f: &mut dyn FnMut(Value<'a>)) {
         for v in &self.values {
             f(v.as_value());

@@ -114,6 +114,10 @@ impl EventData for SpooledFields {
         &self.schema
     }
 
+    fn shared_schema(&self) -> Option<&Arc<Schema>> {
+        Some(&self.schema)
+    }
+
     fn visit<'a>(&'a self, f: &mut dyn FnMut(Value<'a>)) {
         self.walk(&mut |v| {
             f(v);

@@ -18,6 +18,7 @@ mod lock;
 mod open;
 mod read;
 mod recover;
+mod schema_cache;
 pub(crate) mod segment;
 mod writer;
 

@@ -116,7 +116,7 @@ impl Spool {
             unsynced: false,
             deferred_error: None,
             refusing: false,
-            uncommitted_kinds: Vec::new(),
+            uncommitted_schemas: Vec::new(),
             abandon_active: false,
             roll_retry_at: None,
         };

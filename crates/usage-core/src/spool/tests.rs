@@ -408,3 +408,46 @@ fn temp_files_of_an_interrupted_write_are_removed_at_open() {
     }
     assert_eq!(read_all(&s.shared).len(), 3);
 }
+
+/// A kind the gateway does not know is read with a schema inferred from each
+/// record: one kind, several schemas. Each gets its own schema record (the kind's
+/// first schema used to stand for all of them, and the others' events were lost
+/// when read back).
+#[test]
+fn a_kind_with_two_schemas_keeps_both() {
+    use crate::event::schema::{FieldDef, FieldType, Schema};
+    use crate::event::value::OwnedValue;
+    use crate::Record;
+    use std::borrow::Cow;
+    let schema = |field: &'static str, ty| {
+        Arc::new(Schema {
+            kind: Cow::Borrowed("x"),
+            fields: Cow::Owned(vec![FieldDef::new(field, ty, true)]),
+        })
+    };
+    let event = |schema: &Arc<Schema>, v| Event::from_record(Record::new(schema.clone(), vec![v]).unwrap());
+    let (a, b) = (schema("a", FieldType::Str), schema("b", FieldType::I64));
+    // The same schema again, in another allocation (the next request's).
+    let a_again = schema("a", FieldType::Str);
+    let sent = vec![
+        event(&a, OwnedValue::Str("one".into())),
+        event(&b, OwnedValue::I64(2)),
+        event(&a, OwnedValue::Str("three".into())),
+        event(&a_again, OwnedValue::Null),
+        event(&b, OwnedValue::I64(5)),
+    ];
+    let d = tempfile::tempdir().unwrap();
+    let (mut s, _) = Spool::open(cfg(d.path()), res()).unwrap();
+    for e in &sent {
+        s.append(std::slice::from_ref(e));
+    }
+    s.commit().unwrap();
+    let fields = |events: &[Event]| -> Vec<(crate::EventId, String)> {
+        events.iter().map(|e| (e.id(), format!("{:?}", e.values()))).collect()
+    };
+    assert_eq!(fields(&read_all(&s.shared)), fields(&sent));
+    drop(s);
+    let (s, report) = Spool::open(cfg(d.path()), res()).unwrap();
+    assert_eq!((report.events, report.quarantined_bytes), (5, 0));
+    assert_eq!(fields(&read_all(&s.shared)), fields(&sent));
+}

@@ -2,10 +2,10 @@
 //! finished ones. Owned by the router thread.
 
 use super::catalog::fingerprint;
+use super::schema_cache::SchemaCache;
 use super::segment::{encode_record, record_seed, Header, RecordType, FORMAT_VERSION};
 use super::{codec, lock, FsyncMode, SegmentMeta, Shared, SpoolConfig, INDEX_EVERY};
 use crate::event::Event;
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 use std::sync::atomic::Ordering::Relaxed;
@@ -17,10 +17,11 @@ pub(super) struct Active {
     file: File,
     /// The checksum seed of its records.
     seed: u32,
-    /// Kinds with a schema record in this segment: kind -> schema reference.
-    kinds: HashMap<String, u64>,
-    /// Their schema records' payloads, written again when the segment is sealed.
+    /// The schema records in this segment: reference and payload (written again
+    /// when the segment is sealed).
     schema_payloads: Vec<(u64, Vec<u8>)>,
+    /// The references of the schemas last appended.
+    schemas: SchemaCache,
     /// Bytes in the file (committed).
     bytes: u64,
 }
@@ -46,8 +47,8 @@ pub(crate) struct Spool {
     /// After a failed write, until the next commit: appends buffer nothing (the
     /// router refuses every event not committed).
     pub(super) refusing: bool,
-    /// Kinds whose first schema record in the active segment is still in `buf`.
-    pub(super) uncommitted_kinds: Vec<String>,
+    /// Schema records of the active segment still in `buf`, by reference.
+    pub(super) uncommitted_schemas: Vec<u64>,
     /// The active segment could not be cut back after a failed write: its tail is
     /// unknown, so the next commit starts a new segment first.
     pub(super) abandon_active: bool,
@@ -132,12 +133,12 @@ impl Spool {
         self.active = Some(Active {
             file,
             seed,
-            kinds: HashMap::new(),
             schema_payloads: Vec::new(),
+            schemas: SchemaCache::default(),
             bytes: head.len() as u64,
         });
         self.abandon_active = false;
-        self.uncommitted_kinds.clear();
+        self.uncommitted_schemas.clear();
         Ok(())
     }
 
@@ -193,17 +194,19 @@ impl Spool {
             let Some(active) = self.active.as_mut() else {
                 return first;
             };
-            let schema_ref = match active.kinds.get(e.kind()) {
-                Some(r) => *r,
+            let schema_ref = match active.schemas.get(e.schema()) {
+                Some(r) => r,
                 None => {
                     let mut payload = Vec::new();
                     codec::encode_schema(&mut payload, e.schema());
                     let reference = fingerprint(&payload);
-                    encode_record(&mut self.buf, active.seed, RecordType::Schema, reference, &payload);
-                    active.kinds.insert(e.kind().to_string(), reference);
-                    active.schema_payloads.push((reference, payload));
-                    self.uncommitted_kinds.push(e.kind().to_string());
-                    self.shared.add_schema(reference, e.schema());
+                    if !active.schema_payloads.iter().any(|(r, _)| *r == reference) {
+                        encode_record(&mut self.buf, active.seed, RecordType::Schema, reference, &payload);
+                        active.schema_payloads.push((reference, payload));
+                        self.uncommitted_schemas.push(reference);
+                        self.shared.add_schema(reference, e.schema());
+                    }
+                    active.schemas.note(e, reference);
                     reference
                 }
             };
@@ -283,7 +286,7 @@ impl Spool {
         active.bytes += written;
         self.shared.counters.appended_bytes.fetch_add(written, Relaxed);
         self.buf.clear();
-        self.uncommitted_kinds.clear();
+        self.uncommitted_schemas.clear();
         self.unsynced = unsynced && !synced;
         let appended = self.next_seq - self.shared.written_seq.load(Relaxed);
         {
@@ -328,11 +331,10 @@ impl Spool {
                 tracing::error!(spool = %self.cfg.path.display(), "cannot cut a failed write off the spool segment, a new one will be started: {cut_error}");
                 self.abandon_active = true;
             }
-            for kind in self.uncommitted_kinds.drain(..) {
-                if let Some(reference) = active.kinds.remove(&kind) {
-                    active.schema_payloads.retain(|(r, _)| *r != reference);
-                }
+            for reference in self.uncommitted_schemas.drain(..) {
+                active.schema_payloads.retain(|(r, _)| *r != reference);
             }
+            active.schemas.clear();
         }
         self.buf.clear();
         self.pending_index.clear();
