@@ -108,6 +108,7 @@ pub(crate) fn encode_event(out: &mut Vec<u8>, schema_ref: u64, default_resource:
 }
 
 /// One field's value in the layout of the module docs.
+#[inline]
 pub(crate) fn put_field(out: &mut Vec<u8>, nullable: bool, v: Value<'_>) {
     if nullable {
         out.push(u8::from(v != Value::Null));

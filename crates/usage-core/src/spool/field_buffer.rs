@@ -89,33 +89,46 @@ impl FieldBuffer {
 
     /// Appends the next field of the event begun. The value must have the field's
     /// type (null only for a nullable field); string maps are not kept here.
+    #[inline]
     pub fn push(&mut self, value: Value<'_>) -> Result<(), CodecError> {
-        let Some((schema, _, next)) = &mut self.open else {
-            return Err(CodecError("a field pushed with no event begun".into()));
+        let def = match &mut self.open {
+            Some((schema, _, next)) => schema.fields.get(*next).filter(|def| match value {
+                Value::Null => def.nullable,
+                Value::StrMap(_) => false,
+                v => v.field_type() == Some(def.ty),
+            }),
+            None => None,
         };
-        let Some(def) = schema.fields.get(*next) else {
-            return Err(CodecError(format!(
-                "kind `{}` has {} fields, one more pushed",
-                schema.kind,
-                schema.fields.len()
-            )));
+        let Some(def) = def else {
+            return Err(self.refused(value));
         };
-        let fits = match value {
-            Value::Null => def.nullable,
-            Value::StrMap(_) => false,
-            v => v.field_type() == Some(def.ty),
+        put_field(&mut self.bytes, def.nullable, value);
+        if let Some((_, _, next)) = &mut self.open {
+            *next += 1;
+        }
+        Ok(())
+    }
+
+    /// Why `push` refused `value`.
+    #[cold]
+    #[inline(never)]
+    fn refused(&self, value: Value<'_>) -> CodecError {
+        let Some((schema, _, next)) = &self.open else {
+            return CodecError("a field pushed with no event begun".into());
         };
-        if !fits {
-            return Err(CodecError(format!(
+        match schema.fields.get(*next) {
+            Some(def) => CodecError(format!(
                 "field `{}` ({}) cannot hold {} here",
                 def.name,
                 def.ty,
                 value.field_type().map_or("null", FieldType::name)
-            )));
+            )),
+            None => CodecError(format!(
+                "kind `{}` has {} fields, one more pushed",
+                schema.kind,
+                schema.fields.len()
+            )),
         }
-        put_field(&mut self.bytes, def.nullable, value);
-        *next += 1;
-        Ok(())
     }
 
     /// Ends the event begun; refused (and the event forgotten) unless every field
