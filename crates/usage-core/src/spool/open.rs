@@ -110,7 +110,6 @@ impl Spool {
             active: None,
             next_seq,
             buf: Vec::with_capacity(1 << 20),
-            scratch: Vec::with_capacity(1024),
             pending_index: Vec::new(),
             last_sync: Instant::now(),
             unsynced: false,

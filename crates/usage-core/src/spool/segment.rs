@@ -118,17 +118,39 @@ impl Header {
 
 /// Appends one framed record; `seed` from [`record_seed`].
 pub(crate) fn encode_record(out: &mut Vec<u8>, seed: u32, ty: RecordType, seq: u64, payload: &[u8]) {
-    let len = payload.len() as u32;
-    let mut crc = crc32c::crc32c_append(seed, &len.to_le_bytes());
-    crc = crc32c::crc32c_append(crc, &[ty as u8]);
-    crc = crc32c::crc32c_append(crc, &seq.to_le_bytes());
-    crc = crc32c::crc32c_append(crc, payload);
-    out.extend_from_slice(&RECORD_MAGIC.to_le_bytes());
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&crc.to_le_bytes());
-    out.push(ty as u8);
-    out.extend_from_slice(&seq.to_le_bytes());
-    out.extend_from_slice(payload);
+    encode_record_with(out, seed, ty, seq, |out| out.extend_from_slice(payload));
+}
+
+/// Appends one framed record whose payload `write` appends in place (no copy of
+/// it through a scratch buffer).
+pub(crate) fn encode_record_with(
+    out: &mut Vec<u8>,
+    seed: u32,
+    ty: RecordType,
+    seq: u64,
+    write: impl FnOnce(&mut Vec<u8>),
+) {
+    let head = out.len();
+    out.extend_from_slice(&[0; RECORD_HEADER_LEN]);
+    write(out);
+    let len = (out.len() - head - RECORD_HEADER_LEN) as u32;
+    let mut header = [0u8; RECORD_HEADER_LEN];
+    header[0..4].copy_from_slice(&RECORD_MAGIC.to_le_bytes());
+    header[4..8].copy_from_slice(&len.to_le_bytes());
+    header[12] = ty as u8;
+    header[13..21].copy_from_slice(&seq.to_le_bytes());
+    let crc = record_crc(seed, &header, &out[head + RECORD_HEADER_LEN..]);
+    header[8..12].copy_from_slice(&crc.to_le_bytes());
+    out[head..head + RECORD_HEADER_LEN].copy_from_slice(&header);
+}
+
+/// A record's checksum: its length, type, seq and payload, seeded.
+fn record_crc(seed: u32, header: &[u8], payload: &[u8]) -> u32 {
+    // Length, then type and seq, as one run: one call for the 13 bytes.
+    let mut covered = [0u8; 13];
+    covered[..4].copy_from_slice(&header[4..8]);
+    covered[4..].copy_from_slice(&header[12..21]);
+    crc32c::crc32c_append(crc32c::crc32c_append(seed, &covered), payload)
 }
 
 /// One intact record inside a buffer.
@@ -180,10 +202,7 @@ pub(crate) fn parse_record(buf: &[u8], pos: usize, seed: u32) -> Parsed {
     let Some(payload) = buf.get(start..start + len) else {
         return Parsed::Incomplete;
     };
-    let mut crc = crc32c::crc32c_append(seed, &head[4..8]);
-    crc = crc32c::crc32c_append(crc, &head[12..21]);
-    crc = crc32c::crc32c_append(crc, payload);
-    if crc != le32(&head[8..12]) {
+    if record_crc(seed, head, payload) != le32(&head[8..12]) {
         return Parsed::Invalid;
     }
     Parsed::Record(RecordRef {

@@ -451,3 +451,23 @@ fn a_kind_with_two_schemas_keeps_both() {
     assert_eq!((report.events, report.quarantined_bytes), (5, 0));
     assert_eq!(fields(&read_all(&s.shared)), fields(&sent));
 }
+
+/// The frame's checksum as the segment format states it, whatever calls compute it.
+#[test]
+fn a_record_checksum_covers_length_type_seq_and_payload_seeded() {
+    let mut out = b"before".to_vec();
+    segment::encode_record(&mut out, 77, RecordType::Event, 5, b"payload");
+    let mut covered = 7u32.to_le_bytes().to_vec();
+    covered.push(RecordType::Event as u8);
+    covered.extend_from_slice(&5u64.to_le_bytes());
+    covered.extend_from_slice(b"payload");
+    let frame = &out[6..];
+    assert_eq!(frame[8..12], crc32c::crc32c_append(77, &covered).to_le_bytes());
+    assert_eq!(&frame[21..], b"payload");
+    assert!(matches!(segment::parse_record(&out, 6, 77), segment::Parsed::Record(_)));
+    assert_eq!(
+        segment::parse_record(&out, 6, 78),
+        segment::Parsed::Invalid,
+        "another seed"
+    );
+}

@@ -3,7 +3,7 @@
 
 use super::catalog::fingerprint;
 use super::schema_cache::SchemaCache;
-use super::segment::{encode_record, record_seed, Header, RecordType, FORMAT_VERSION};
+use super::segment::{encode_record, encode_record_with, record_seed, Header, RecordType, FORMAT_VERSION};
 use super::{codec, lock, FsyncMode, SegmentMeta, Shared, SpoolConfig, INDEX_EVERY};
 use crate::event::Event;
 use std::fs::File;
@@ -38,7 +38,6 @@ pub(crate) struct Spool {
     pub(super) active: Option<Active>,
     pub(super) next_seq: u64,
     pub(super) buf: Vec<u8>,
-    pub(super) scratch: Vec<u8>,
     pub(super) pending_index: Vec<(u64, u64)>,
     pub(super) last_sync: Instant,
     pub(super) unsynced: bool,
@@ -214,15 +213,10 @@ impl Spool {
                 self.pending_index
                     .push((self.next_seq, active.bytes + self.buf.len() as u64));
             }
-            self.scratch.clear();
-            codec::encode_event(&mut self.scratch, schema_ref, self.resource_ref, e);
-            encode_record(
-                &mut self.buf,
-                active.seed,
-                RecordType::Event,
-                self.next_seq,
-                &self.scratch,
-            );
+            let default_resource = self.resource_ref;
+            encode_record_with(&mut self.buf, active.seed, RecordType::Event, self.next_seq, |out| {
+                codec::encode_event(out, schema_ref, default_resource, e)
+            });
             self.next_seq += 1;
         }
         first
