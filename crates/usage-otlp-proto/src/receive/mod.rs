@@ -194,20 +194,19 @@ fn events_from_view(view: &RequestView<'_>, opts: &ReceiveOptions) -> Result<Rec
     let mut read = Vec::with_capacity(view.records.len());
     for (index, lr) in view.records.iter().enumerate() {
         match read_record(view, lr, opts, &mut schemas, &mut slots, &mut buffers) {
-            Ok(mut r) => {
-                if r.id.is_none() {
+            Ok(r) => {
+                let id = r.id.unwrap_or_else(|| {
                     let (seed, content) = seeds.seed_and_content(view, lr);
-                    r.id = Some(EventId::from_content(Some(r.ts), seed, &content));
-                }
-                read.push((index, r));
+                    EventId::from_content(Some(r.ts), seed, &content)
+                });
+                read.push((index, id, r));
             }
             Err((reason, m)) => reject(view, index, reason, m, opts, &mut kept, &mut out)?,
         }
     }
     let shared = buffers.share();
-    for (index, r) in read {
+    for (index, id, r) in read {
         let lr = &view.records[index];
-        let id = r.id.unwrap_or_else(|| EventId::new_v7(r.ts));
         let event = match r.fields {
             Fields::Written(written) => match shared.event(written, id, r.ts) {
                 Some(e) => e,
