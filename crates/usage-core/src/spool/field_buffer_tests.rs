@@ -1,26 +1,10 @@
 //! Events built from a field buffer: the same values, and the same spool bytes, as
 //! the same events built from records.
 use super::*;
-use crate::event::schema::FieldDef;
 use crate::event::value::OwnedValue;
 use crate::spool::codec::encode_event;
+use crate::spool::fields::tests::mixed_schema;
 use crate::{kind_schema, Record};
-use std::borrow::Cow;
-
-fn mixed_schema() -> Arc<Schema> {
-    let fields = vec![
-        FieldDef::new("name", FieldType::Str, false),
-        FieldDef::new("note", FieldType::Str, true),
-        FieldDef::new("delta", FieldType::I64, false),
-        FieldDef::new("count", FieldType::U64, true),
-        FieldDef::new("ratio", FieldType::F64, false),
-        FieldDef::new("ok", FieldType::Bool, true),
-    ];
-    Arc::new(Schema {
-        kind: Cow::Borrowed("mixed"),
-        fields: Cow::Owned(fields),
-    })
-}
 
 fn values(i: u64) -> Vec<OwnedValue> {
     vec![

@@ -168,4 +168,4 @@ impl fmt::Debug for SpooledFields {
 
 #[cfg(test)]
 #[path = "fields_tests.rs"]
-mod tests;
+pub(super) mod tests;

@@ -6,8 +6,8 @@ use crate::spool::codec::{decode_event, encode_event, InlineResources, Refs};
 use crate::{Event, Record, RelayUsage, Resource};
 use std::borrow::Cow;
 
-/// One field of every type, nullable and not.
-fn mixed_schema() -> Arc<Schema> {
+/// One field of every type, nullable and not (also used by the field buffer tests).
+pub(crate) fn mixed_schema() -> Arc<Schema> {
     let fields = vec![
         FieldDef::new("name", FieldType::Str, false),
         FieldDef::new("note", FieldType::Str, true),
