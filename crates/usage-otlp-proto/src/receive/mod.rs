@@ -116,7 +116,8 @@ pub struct RejectedRecord {
 /// Every log record of an OTLP/HTTP logs body (protobuf, or JSON when `json`) as an
 /// event, or as a rejected record. `Err` only when the body as a whole cannot be read.
 ///
-/// Protobuf is read in place: strings are copied once, into the events.
+/// Protobuf is read in place: strings are copied once, into the buffer of encoded
+/// fields each kind's events share.
 ///
 /// ```
 /// use usage_otlp_proto::receive::{events_from_body, ReceiveOptions};
@@ -141,7 +142,8 @@ pub fn events_from_body(body: &[u8], json: bool, opts: &ReceiveOptions) -> Resul
 /// The most working memory one request's read can take with these options: the
 /// views of its records and attributes (both encodings), plus `max_decode_bytes`
 /// for an OTLP/JSON body's decoded messages. Strings are borrowed from the body or
-/// copied once into the events, so they add at most the body's size.
+/// copied once into the events' field buffers, so they add at most the body's size
+/// (and a few bytes of framing per field, within what the gateway counts per event).
 pub fn working_memory_bound(opts: &ReceiveOptions) -> usize {
     let record = std::mem::size_of::<view::RecordView<'static>>()
         + std::mem::size_of::<view::ResourceView<'static>>()
