@@ -6,7 +6,10 @@
 //! on the way out; here the event keeps the bytes it was read from (a window of the
 //! segment shared by the batch) and its fields are walked when an exporter visits
 //! them. The walk is checked once, when the event is read: a record that does not
-//! match its schema is refused there, like any undecodable record.
+//! match its schema is refused there, like any undecodable record. Events the
+//! gateway receives keep their fields the same way from the start (written by a
+//! [`FieldBuffer`](super::FieldBuffer), type-checked as they were pushed, so not
+//! walked again).
 
 use super::codec::{CodecError, RawField, Reader};
 use crate::event::kind::EventData;
