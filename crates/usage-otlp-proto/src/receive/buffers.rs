@@ -40,7 +40,13 @@ impl KindBuffers {
     /// Writes one record's fields (the values `slots` sorted for `schema`) into its
     /// kind's buffer; none are kept when one is refused.
     pub(super) fn write(&mut self, slots: &Slots<'_>, schema: &Arc<Schema>) -> Result<Written, (RejectReason, String)> {
-        let index = match self.kinds.iter().position(|(s, _)| s.kind == schema.kind) {
+        // A request's records of one kind share one schema: its address settles it
+        // without comparing names (inferred schemas of one kind differ, their names do not).
+        let index = match self
+            .kinds
+            .iter()
+            .position(|(s, _)| Arc::ptr_eq(s, schema) || s.kind == schema.kind)
+        {
             Some(i) => i,
             None => {
                 let capacity = if self.kinds.is_empty() { self.first_capacity } else { 0 };
