@@ -115,6 +115,11 @@ impl Slice {
         self.end - self.start
     }
 
+    /// The sequence number of this slice's first event.
+    pub(crate) fn start_seq(&self) -> u64 {
+        self.chunk.first_seq + self.start as u64
+    }
+
     /// One past the sequence number of this slice's last event.
     pub(crate) fn end_seq(&self) -> u64 {
         self.chunk.first_seq + self.end as u64

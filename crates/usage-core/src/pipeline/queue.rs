@@ -7,8 +7,13 @@
 //! flush waits on and what the spool's cursors persist.
 //!
 //! With a spool, an overflowing queue does not drop: the slot becomes *lagging*,
-//! the router stops queueing for it, and the worker reads the spool from its own
-//! position until it has caught up with `passed`.
+//! the router stops queueing for it, and the worker reads the skipped events back
+//! from the spool. Once the queue has drained to half its bounds the router queues
+//! again, the first slice marked as following a gap: the worker reads the gap from
+//! the spool, then goes on from memory. Reading back costs more than taking events
+//! from memory, so an exporter that fell behind once would otherwise read every
+//! later event from disk until it caught up with the router, which under steady
+//! load it might never do.
 
 use super::stats::ExporterCounters;
 use crate::event::resource::Resource;
@@ -26,9 +31,14 @@ pub(crate) struct QueueState {
     pub(crate) bytes: usize,
     /// End seq of the last chunk the router offered to or skipped for this slot.
     pub(crate) passed: u64,
-    /// Spool mode only: events from the worker's position to `passed` must be read
-    /// from the spool, and the router does not queue anything meanwhile.
+    /// Spool mode only: events after the last queued slice up to `passed` were not
+    /// queued and must be read from the spool; the router queues nothing meanwhile
+    /// until the queue has drained to half its bounds.
     pub(crate) lagging: bool,
+    /// First sequence numbers of queued slices that follow a gap (events the
+    /// router did not queue while lagging), oldest first: the worker reads the
+    /// spool up to each before taking that slice.
+    gaps: VecDeque<u64>,
 }
 
 impl QueueState {
@@ -40,7 +50,20 @@ impl QueueState {
         self.slices.is_empty()
     }
 
-    /// Takes up to `max_events` / `max_bytes` (at least one event) from the front.
+    /// Where the gap before the front slice ends, if that slice follows one.
+    pub(crate) fn gap_before_front(&self) -> Option<u64> {
+        let front = self.slices.front()?;
+        self.gaps.front().copied().filter(|&g| g == front.start_seq())
+    }
+
+    /// The worker has read the gap before the front slice from the spool.
+    pub(crate) fn gap_read(&mut self) {
+        self.gaps.pop_front();
+    }
+
+    /// Takes up to `max_events` / `max_bytes` (at least one event) from the front,
+    /// stopping before a slice that follows a gap (its gap must be read first).
+    /// The caller has read any gap before the front slice.
     pub(crate) fn take_batch(
         &mut self,
         max_events: usize,
@@ -51,6 +74,9 @@ impl QueueState {
         let (mut n, mut bytes) = (0usize, 0usize);
         while let Some(front) = self.slices.front_mut() {
             if n >= max_events || bytes >= max_bytes {
+                break;
+            }
+            if n > 0 && self.gaps.front() == Some(&front.start_seq()) {
                 break;
             }
             // How many of this slice's events fit in the remaining count and bytes;
@@ -171,7 +197,10 @@ impl ExporterSlot {
         let (accepted, dropped) = {
             let mut q = self.lock();
             q.passed = q.passed.max(end_seq);
-            if q.lagging {
+            // A lagging slot queues again once half its bounds are free, so each
+            // gap read back from the spool is long, not one per routed slice.
+            let after_gap = q.lagging;
+            if after_gap && (q.events > self.max_events / 2 || q.bytes > self.max_bytes / 2) {
                 return 0; // the worker reads it from the spool
             }
             let room = self.max_events.saturating_sub(q.events);
@@ -181,6 +210,11 @@ impl ExporterSlot {
             }
             let fit_bytes = slice.bytes_of_first(fit);
             if fit > 0 {
+                if after_gap {
+                    // What was skipped is read back before this slice.
+                    q.gaps.push_back(slice.start_seq());
+                    q.lagging = false;
+                }
                 let part = if fit == total { slice } else { slice.take_front(fit) };
                 q.events += fit;
                 q.bytes += fit_bytes;

@@ -309,6 +309,13 @@ impl PipelineStats {
             "Events lost because the dead-letter write failed.",
             &per(|e| e.failed),
         );
+        if let Some(s) = &self.spool {
+            counter(
+                "usage_spool_replayed_events_total",
+                "Events exporters read back from the spool: after a restart, or skipped in their queue while they lagged.",
+                &[(String::new(), s.replayed_events)],
+            );
+        }
         let mut gauge = |name: &str, help: &str, rows: Vec<(String, u64)>| {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge");
             for (labels, v) in rows {

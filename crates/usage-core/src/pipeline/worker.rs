@@ -167,8 +167,9 @@ impl Worker {
     }
 
     /// Waits until a batch is due: full by count or bytes, its oldest event has waited
-    /// `flush_interval`, a flush was requested, or the pipeline is stopping. A lagging
-    /// exporter reads from the spool from `pos` instead. Returns `None` once
+    /// `flush_interval`, a flush was requested, or the pipeline is stopping. What the
+    /// router skipped while this exporter lagged is read from the spool from `pos`
+    /// instead, before the queued events that follow it. Returns `None` once
     /// stopping with nothing left.
     /// `idle` says no batch is in flight. Only then may finding nothing more
     /// acknowledge up to `pos`, and only then is a batch taken before it is full:
@@ -184,7 +185,18 @@ impl Worker {
                 let mut q = self.slot.lock();
                 let stopping = self.control.stopping.load(Relaxed);
                 let flush_gen = self.control.flush_gen.load(Relaxed);
-                if !q.is_empty() {
+                if let Some(gap_end) = q.gap_before_front() {
+                    if *pos >= gap_end || self.spool.is_none() {
+                        q.gap_read();
+                    }
+                }
+                if let Some(gap_end) = q.gap_before_front() {
+                    // Events the router skipped while this slot lagged come first.
+                    Step::Read {
+                        from: *pos,
+                        to: gap_end,
+                    }
+                } else if !q.is_empty() {
                     let oldest = q.oldest();
                     let due = oldest.is_some_and(|t| t.elapsed() >= s.flush_interval);
                     let full = q.events >= s.batch_max_events || q.bytes >= s.batch_max_bytes;

@@ -78,6 +78,7 @@ impl Shared {
                                 continue;
                             }
                             if r.seq >= to {
+                                self.counters.replayed_events.fetch_add(out.len() as u64, Relaxed);
                                 return Ok((out, to));
                             }
                             let payload = buf.get(r.payload.clone()).unwrap_or_default();
