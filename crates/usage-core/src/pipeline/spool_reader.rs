@@ -7,18 +7,21 @@
 
 use super::queue::ExporterSlot;
 use crate::event::Event;
-use crate::spool::Shared;
+use crate::spool::{ReadResume, Shared};
 use std::io;
 use std::sync::{Arc, Mutex};
 use tokio::task::JoinHandle;
 
 type Read = io::Result<(Vec<Event>, u64)>;
 
+/// A read's outcome and where it stopped, for the next read to go on from.
+type Resumable = (Read, Option<ReadResume>);
+
 /// A read of `from..to` still running (or finished and not yet taken).
 struct Pending {
     from: u64,
     to: u64,
-    task: JoinHandle<Read>,
+    task: JoinHandle<Resumable>,
 }
 
 pub(crate) struct SpoolReader {
@@ -27,6 +30,8 @@ pub(crate) struct SpoolReader {
     max_events: usize,
     max_bytes: usize,
     pending: Mutex<Option<Pending>>,
+    /// Where the last finished read stopped (reads are sequential while lagging).
+    resume: Mutex<Option<ReadResume>>,
 }
 
 /// Puts an unfinished read back when the wait for it is dropped.
@@ -51,6 +56,7 @@ impl SpoolReader {
             max_events,
             max_bytes,
             pending: Mutex::new(None),
+            resume: Mutex::new(None),
         }
     }
 
@@ -62,11 +68,13 @@ impl SpoolReader {
         let read = resumed.unwrap_or_else(|| {
             let (spool, slot) = (self.spool.clone(), self.slot.clone());
             let (max_events, max_bytes) = (self.max_events, self.max_bytes);
+            let mut resume = lock(&self.resume).take();
             Pending {
                 from,
                 to,
                 task: tokio::task::spawn_blocking(move || {
-                    spool.read(from, to, max_events, max_bytes, &|k| slot.wants(k))
+                    let read = spool.read_resuming(from, to, max_events, max_bytes, &|k| slot.wants(k), &mut resume);
+                    (read, resume)
                 }),
             }
         });
@@ -79,7 +87,9 @@ impl SpoolReader {
             None => return Ok((Vec::new(), from)),
         };
         keep.read = None;
-        outcome.map_err(io::Error::other)?
+        let (read, resume) = outcome.map_err(io::Error::other)?;
+        *lock(&self.resume) = resume;
+        read
     }
 }
 

@@ -174,6 +174,7 @@ pub struct SpoolReplay {
     shared: Arc<Shared>,
     pos: u64,
     end: u64,
+    resume: Option<super::ReadResume>,
 }
 
 impl SpoolReplay {
@@ -191,6 +192,7 @@ impl SpoolReplay {
             shared,
             pos: from.max(oldest),
             end: inspection.end_seq,
+            resume: None,
         })
     }
 
@@ -207,7 +209,9 @@ impl SpoolReplay {
     /// The next events (at most `max_events`) whose kind `wants` accepts; empty at the end.
     pub fn next_events(&mut self, max_events: usize, wants: &dyn Fn(&str) -> bool) -> std::io::Result<Vec<Event>> {
         while self.pos < self.end {
-            let (events, next) = self.shared.read(self.pos, self.end, max_events, usize::MAX, wants)?;
+            let (events, next) =
+                self.shared
+                    .read_resuming(self.pos, self.end, max_events, usize::MAX, wants, &mut self.resume)?;
             self.pos = next.max(self.pos + u64::from(events.is_empty() && next == self.pos));
             if !events.is_empty() {
                 return Ok(events);

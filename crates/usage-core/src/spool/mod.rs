@@ -32,6 +32,7 @@ use catalog::Catalog;
 pub use codec::CodecError;
 pub use field_buffer::{FieldBuffer, SharedFields, WrittenFields};
 pub use inspect::{inspect, CursorInfo, SegmentInfo, SpoolInspection, SpoolReplay};
+pub(crate) use read::ReadResume;
 pub(crate) use recover::cursor_past_data;
 pub(crate) use writer::Spool;
 
@@ -230,5 +231,7 @@ pub struct SpoolError {
 mod damage_classes_tests;
 #[cfg(test)]
 mod damage_tests;
+#[cfg(test)]
+mod read_tests;
 #[cfg(test)]
 mod tests;

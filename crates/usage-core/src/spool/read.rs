@@ -11,9 +11,26 @@ use std::sync::Arc;
 /// Bytes read from a segment at a time.
 const WINDOW: u64 = 1 << 20;
 
+/// Where a read stopped inside a segment: the bytes it read and did not parse yet.
+/// The next read from there goes on with them instead of seeking to the index
+/// entry before its position (up to `INDEX_EVERY` records parsed again) and
+/// reading a whole window again, of which one batch uses a part.
+pub(crate) struct ReadResume {
+    /// The seq the next read must start from for this to apply.
+    seq: u64,
+    /// The segment's first seq.
+    base_seq: u64,
+    window: Arc<Vec<u8>>,
+    /// The first unparsed byte of `window`.
+    at: usize,
+    /// The file offset just past `window`.
+    file_offset: u64,
+}
+
 impl Shared {
     /// Reads events with `from <= seq < to` whose kind `wants` accepts, up to
     /// `max_events`/`max_bytes`. Returns the events and the seq to continue from.
+    #[cfg(test)]
     pub(crate) fn read(
         &self,
         from: u64,
@@ -22,6 +39,21 @@ impl Shared {
         max_bytes: usize,
         wants: &dyn Fn(&str) -> bool,
     ) -> std::io::Result<(Vec<Event>, u64)> {
+        self.read_resuming(from, to, max_events, max_bytes, wants, &mut None)
+    }
+
+    /// [`Shared::read`], going on where the previous read left `resume` if it
+    /// stopped at `from`, and leaving it where this one stops.
+    pub(crate) fn read_resuming(
+        &self,
+        from: u64,
+        to: u64,
+        max_events: usize,
+        max_bytes: usize,
+        wants: &dyn Fn(&str) -> bool,
+        resume: &mut Option<ReadResume>,
+    ) -> std::io::Result<(Vec<Event>, u64)> {
+        let mut resumed = resume.take().filter(|r| r.seq == from);
         let metas: Vec<SegmentMeta> = self
             .lock_segments()
             .iter()
@@ -37,12 +69,16 @@ impl Shared {
         let mut inline = codec::InlineResources::default();
         for seg in metas {
             pos = pos.max(seg.base_seq);
-            let start = seg
-                .index
-                .iter()
-                .rev()
-                .find(|(s, _)| *s <= pos)
-                .map_or(HEADER_LEN as u64, |(_, o)| *o);
+            let resumed = resumed.take().filter(|r| r.base_seq == seg.base_seq);
+            let start = match &resumed {
+                Some(r) => r.file_offset,
+                None => seg
+                    .index
+                    .iter()
+                    .rev()
+                    .find(|(s, _)| *s <= pos)
+                    .map_or(HEADER_LEN as u64, |(_, o)| *o),
+            };
             let seed = record_seed(seg.version, seg.base_seq);
             let mut file = match File::open(&seg.path) {
                 Ok(f) => f,
@@ -54,17 +90,30 @@ impl Shared {
             // The events read keep their fields in the window they were read from
             // (see `fields`): each refill is a new window, starting with the
             // unparsed tail of the last.
-            let mut buf: Arc<Vec<u8>> = Arc::new(Vec::new());
-            let mut at = 0usize;
+            // A resumed window is parsed on before anything more is read.
+            let mut parse_first = resumed.is_some();
+            let (mut buf, mut at) = match resumed {
+                Some(r) => (r.window, r.at),
+                None => (Arc::new(Vec::new()), 0usize),
+            };
+            // Where the bytes after `buf` start in the file.
+            let mut file_offset = start;
             loop {
                 let want = remaining.min(WINDOW) as usize;
-                if at > 0 || want > 0 {
+                if !std::mem::take(&mut parse_first) && (at > 0 || want > 0) {
                     let tail = buf.get(at..).unwrap_or_default();
                     let mut next = Vec::with_capacity(tail.len() + want);
                     next.extend_from_slice(tail);
-                    next.resize(tail.len() + want, 0);
-                    file.read_exact(&mut next[tail.len()..])?;
+                    // Read into the spare capacity: no zeroing of a window about to be overwritten.
+                    let got = (&mut file).take(want as u64).read_to_end(&mut next)?;
+                    if got < want {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            format!("{} ends before its committed bytes", seg.path.display()),
+                        ));
+                    }
                     remaining -= want as u64;
+                    file_offset += want as u64;
                     buf = Arc::new(next);
                     at = 0;
                 }
@@ -73,12 +122,20 @@ impl Shared {
                     match parse_record(&buf, at, seed) {
                         Parsed::Record(r) => {
                             progressed = true;
+                            let record_at = at;
                             at = r.end();
                             if r.ty != RecordType::Event || r.seq < pos {
                                 continue;
                             }
                             if r.seq >= to {
                                 self.counters.replayed_events.fetch_add(out.len() as u64, Relaxed);
+                                *resume = Some(ReadResume {
+                                    seq: to,
+                                    base_seq: seg.base_seq,
+                                    window: buf,
+                                    at: record_at,
+                                    file_offset,
+                                });
                                 return Ok((out, to));
                             }
                             let payload = buf.get(r.payload.clone()).unwrap_or_default();
@@ -109,6 +166,13 @@ impl Shared {
                             }
                             if out.len() >= max_events || bytes >= max_bytes {
                                 self.counters.replayed_events.fetch_add(out.len() as u64, Relaxed);
+                                *resume = Some(ReadResume {
+                                    seq: pos,
+                                    base_seq: seg.base_seq,
+                                    window: buf,
+                                    at,
+                                    file_offset,
+                                });
                                 return Ok((out, pos));
                             }
                         }
