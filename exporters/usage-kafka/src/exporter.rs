@@ -7,10 +7,11 @@
 
 use crate::config::{client_config, Format, KafkaConfig, PackBy};
 use crate::pack::PartitionCounts;
+use crate::poller::Polled;
 use crate::tracker::{AttemptId, Tracker};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,7 +43,9 @@ impl ProducerContext for Reports {
 /// messages, see [`KafkaConfig::events_per_message`]). A batch is acknowledged only
 /// when every message's delivery report succeeded.
 pub struct KafkaExporter {
-    pub(crate) producer: Arc<ThreadedProducer<Reports>>,
+    pub(crate) producer: Arc<BaseProducer<Reports>>,
+    /// Polls `producer` for delivery reports while the exporter lives.
+    _polled: Polled<Reports>,
     /// Delivery reports of the attempts in flight (up to `batches_in_flight` at once,
     /// each counted apart).
     tracker: Arc<Tracker>,
@@ -61,7 +64,7 @@ impl KafkaExporter {
     /// An exporter from settings; `prefix` names the config section in errors.
     pub fn new(cfg: &KafkaConfig, prefix: &str) -> Result<Self, ConfigError> {
         let tracker = Arc::new(Tracker::default());
-        let producer = client_config(cfg, prefix)?
+        let producer: BaseProducer<Reports> = client_config(cfg, prefix)?
             .create_with_context(Reports(tracker.clone()))
             .map_err(|e| {
                 // librdkafka reads the TLS files here: name our key, not its property.
@@ -79,8 +82,11 @@ impl KafkaExporter {
                     format!("invalid Kafka producer settings: {text}"),
                 )
             })?;
+        let polled = Polled::start(producer, "kafka-reports")
+            .map_err(|e| ConfigError::key(prefix, format!("cannot start the Kafka polling thread: {e}")))?;
         Ok(KafkaExporter {
-            producer: Arc::new(producer),
+            producer: polled.producer().clone(),
+            _polled: polled,
             tracker,
             topic: cfg.topic.clone(),
             key: cfg.key.clone(),

@@ -36,6 +36,7 @@
 mod config;
 mod exporter;
 mod pack;
+mod poller;
 pub mod read;
 mod refusal;
 mod security;

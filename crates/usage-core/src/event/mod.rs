@@ -118,11 +118,17 @@ impl Event {
     }
 
     /// A spooled event read back with its fields in place.
-    pub(crate) fn from_spooled(id: EventId, ts: Timestamp, fields: SpooledFields) -> Self {
+    #[inline]
+    pub(crate) fn from_spooled(
+        id: EventId,
+        ts: Timestamp,
+        resource: Option<Arc<Resource>>,
+        fields: SpooledFields,
+    ) -> Self {
         Event {
             id,
             ts,
-            resource: None,
+            resource,
             payload: Payload::Spooled(fields),
         }
     }

@@ -393,7 +393,7 @@ pub(crate) fn decode_event_in(
     };
     let fields = payload.end - r.b.len()..payload.end;
     let event = match SpooledFields::new(schema, window, fields)? {
-        Some(fields) => Event::from_spooled(id, ts, fields),
+        Some(fields) => return Ok(Event::from_spooled(id, ts, own_resource, fields)),
         None => Event::from_record_at(ts, read_record(&mut r, schema)?).with_id(id),
     };
     Ok(match own_resource {

@@ -11,6 +11,7 @@
 use super::codec::{put_field, CodecError};
 use super::fields::SpooledFields;
 use crate::event::id::EventId;
+use crate::event::resource::Resource;
 use crate::event::schema::{FieldType, Schema};
 use crate::event::time::Timestamp;
 use crate::event::value::Value;
@@ -186,9 +187,38 @@ impl SharedFields {
     /// with its id and time. `written` is a position: one from another buffer names
     /// this buffer's event at that position, or `None` past its last.
     pub fn event(&self, written: WrittenFields, id: EventId, ts: Timestamp) -> Option<Event> {
+        Some(Event::from_spooled(id, ts, None, self.fields(written)?))
+    }
+
+    /// Appends [`SharedFields::event`] with `resource` to `out`, built where it
+    /// lands (an event is a few hundred bytes: a receiver appending thousands per
+    /// request saves a copy of each). Returns false, appending nothing, where
+    /// `event` returns `None`.
+    #[inline]
+    pub fn push_event(
+        &self,
+        written: WrittenFields,
+        (id, ts): (EventId, Timestamp),
+        resource: Option<Arc<Resource>>,
+        out: &mut Vec<Event>,
+    ) -> bool {
+        match self.fields(written) {
+            Some(fields) => {
+                out.push(Event::from_spooled(id, ts, resource, fields));
+                true
+            }
+            None => false,
+        }
+    }
+
+    #[inline]
+    fn fields(&self, written: WrittenFields) -> Option<SpooledFields> {
         let (schema, range) = self.finished.get(written.0)?;
-        let fields = SpooledFields::written(schema.clone(), self.window.clone(), range.clone());
-        Some(Event::from_spooled(id, ts, fields))
+        Some(SpooledFields::written(
+            schema.clone(),
+            self.window.clone(),
+            range.clone(),
+        ))
     }
 }
 

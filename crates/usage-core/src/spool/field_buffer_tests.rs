@@ -152,6 +152,14 @@ fn finish_refuses_an_event_missing_fields_or_with_one_too_many() {
         shared.event(WrittenFields(1), id, ts()).is_none(),
         "the unfinished event is not kept"
     );
+    // Appended in place, with its resource; nothing for the unfinished one.
+    let mut out = Vec::new();
+    let resource = Arc::new(crate::Resource::new("svc"));
+    assert!(shared.push_event(w, (id, ts()), Some(resource), &mut out));
+    assert!(!shared.push_event(WrittenFields(1), (id, ts()), None, &mut out));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].resource().map(|r| r.service_name.as_str()), Some("svc"));
+    assert_eq!(out[0].values(), shared.event(w, id, ts()).unwrap().values());
 }
 
 #[test]

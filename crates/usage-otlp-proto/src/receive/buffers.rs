@@ -8,7 +8,7 @@
 use super::Slots;
 use std::sync::Arc;
 use usage_core::receive::RejectReason;
-use usage_core::{Event, EventId, FieldBuffer, Schema, SharedFields, Timestamp, WrittenFields};
+use usage_core::{Event, EventId, FieldBuffer, Resource, Schema, SharedFields, Timestamp, WrittenFields};
 
 /// Where one record's fields were written: its kind's buffer, and its place there.
 #[derive(Debug, Clone, Copy)]
@@ -75,9 +75,19 @@ impl KindBuffers {
 pub(super) struct SharedBuffers(Vec<SharedFields>);
 
 impl SharedBuffers {
-    /// The event whose fields were `written`, with its id and time.
-    pub(super) fn event(&self, written: Written, id: EventId, ts: Timestamp) -> Option<Event> {
-        self.0.get(written.buffer)?.event(written.fields, id, ts)
+    /// Appends the event whose fields were `written`, with its id, time and
+    /// resource, to `out`; false if no buffer holds it.
+    #[inline]
+    pub(super) fn push_event(
+        &self,
+        written: Written,
+        envelope: (EventId, Timestamp),
+        resource: Arc<Resource>,
+        out: &mut Vec<Event>,
+    ) -> bool {
+        self.0
+            .get(written.buffer)
+            .is_some_and(|b| b.push_event(written.fields, envelope, Some(resource), out))
     }
 }
 

@@ -211,18 +211,18 @@ fn events_from_view(view: &RequestView<'_>, opts: &ReceiveOptions) -> Result<Rec
     let shared = buffers.share();
     for (index, id, r) in read {
         let lr = &view.records[index];
-        let event = match r.fields {
-            Fields::Written(written) => match shared.event(written, id, r.ts) {
-                Some(e) => e,
-                None => {
+        let resource = resources[lr.resource].clone();
+        match r.fields {
+            Fields::Written(written) => {
+                if !shared.push_event(written, (id, r.ts), resource, &mut out.events) {
                     let m = "its fields were lost in the request's field buffer".to_string();
                     reject(view, index, RejectReason::WrongType, m, opts, &mut kept, &mut out)?;
-                    continue;
                 }
-            },
-            Fields::Record(record) => Event::from_record_at(r.ts, record).with_id(id),
-        };
-        out.events.push(event.with_resource(resources[lr.resource].clone()));
+            }
+            Fields::Record(record) => out
+                .events
+                .push(Event::from_record_at(r.ts, record).with_id(id).with_resource(resource)),
+        }
     }
     Ok(out)
 }
