@@ -16,7 +16,9 @@ fn kv(key: impl Into<String>, v: Av) -> KeyValue {
     }
 }
 
-/// One log record: body = kind, `event.id`, one typed attribute per field.
+/// One log record: body = kind (and `event_name`, OpenTelemetry's events
+/// convention, for collectors that route on it), `event.id`, one typed attribute
+/// per field.
 pub fn log_record(e: &Event) -> LogRecord {
     let nanos = (e.ts().as_micros().max(0) as u64).saturating_mul(1000);
     let mut attributes = vec![kv(ID_ATTRIBUTE, Av::StringValue(e.id().to_string()))];
@@ -49,6 +51,7 @@ pub fn log_record(e: &Event) -> LogRecord {
             value: Some(Av::StringValue(e.kind().to_string())),
         }),
         attributes,
+        event_name: e.kind().to_string(),
         ..Default::default()
     }
 }
@@ -107,5 +110,17 @@ pub(crate) mod tests {
                 ..Default::default()
             }),
         ]
+    }
+
+    #[test]
+    fn a_record_names_its_kind_in_the_body_and_the_event_name() {
+        use prost::Message;
+        for e in one_of_each_kind() {
+            let bytes = log_record(&e).encode_to_vec();
+            let back = LogRecord::decode(bytes.as_slice()).unwrap();
+            assert_eq!(back.event_name, e.kind());
+            let body = back.body.and_then(|b| b.value);
+            assert_eq!(body, Some(Av::StringValue(e.kind().to_string())));
+        }
     }
 }

@@ -262,7 +262,9 @@ fn event_name_names_the_kind_when_the_body_does_not() {
     assert_eq!(from_json.iter().map(|e| e.kind()).collect::<Vec<_>>(), want);
     // Neither: refused, saying both ways to name it.
     let mut none = request(&Resource::new("svc"), &sent[..1]);
-    none.resource_logs[0].scope_logs[0].log_records[0].body = None;
+    let record = &mut none.resource_logs[0].scope_logs[0].log_records[0];
+    record.body = None;
+    record.event_name.clear();
     let err = events_from_body(&none.encode_to_vec(), false, &ReceiveOptions::default())
         .and_then(Received::all)
         .unwrap_err();
