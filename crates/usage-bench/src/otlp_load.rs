@@ -30,7 +30,17 @@ pub fn run(load: &Load) -> Result<serde_json::Value, String> {
             let events: Vec<_> = (first..(first + load.batch).min(load.events))
                 .map(workload::relay)
                 .collect();
-            usage_otlp::proto::request(&resource, &events).encode_to_vec()
+            let mut request = usage_otlp::proto::request(&resource, &events);
+            // Lava's producers name the kind in the body only (../shared/interop.md).
+            for lr in request
+                .resource_logs
+                .iter_mut()
+                .flat_map(|r| &mut r.scope_logs)
+                .flat_map(|s| &mut s.log_records)
+            {
+                lr.event_name.clear();
+            }
+            request.encode_to_vec()
         })
         .collect();
     let rt = tokio::runtime::Builder::new_multi_thread()
