@@ -1,7 +1,7 @@
 //! A record's attributes sorted into its schema's fields, and its values by the
 //! receive rules.
 
-use super::schemas::KindSchema;
+use super::schemas::{KindSchema, NameKey};
 use super::view::{Any, Attr};
 use crate::ID_ATTRIBUTE;
 use usage_core::receive::{absent_value, coerce_with, Received as Scalar, RejectReason};
@@ -24,6 +24,8 @@ impl<'a> Slots<'a> {
         self.fields.resize(fields.len(), None);
         self.map_entries.clear();
         self.id = None;
+        let id_key = NameKey::of(ID_ATTRIBUTE);
+        let names = &kind.names;
         // The `otlp` exporter writes attributes in schema order: try the next field first.
         let mut next = 0;
         for kv in attributes {
@@ -31,13 +33,16 @@ impl<'a> Slots<'a> {
                 continue;
             };
             let key = kv.key;
-            if key == ID_ATTRIBUTE {
+            let k = NameKey::of(key);
+            if id_key.matches(k, ID_ATTRIBUTE, key) {
                 self.id = Some(v);
                 continue;
             }
-            let index = match fields.get(next) {
-                Some(f) if f.name == key => Some(next),
-                _ => fields.iter().position(|f| f.name == key),
+            let is = |i: usize| names[i].matches(k, &fields[i].name, key);
+            let index = if next < names.len() && is(next) {
+                Some(next)
+            } else {
+                (0..names.len()).find(|&i| is(i))
             };
             if let Some(i) = index {
                 self.fields[i] = Some(v);
