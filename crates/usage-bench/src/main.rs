@@ -9,6 +9,13 @@ mod overload;
 mod proc;
 mod workload;
 
+// jemalloc for Rust and, unprefixed, for librdkafka's C code: librdkafka allocates per
+// message and frees on its delivery-report thread, which glibc's arenas make costly
+// (docs/benchmarks.md, "Allocator").
+#[cfg(all(unix, not(target_os = "macos")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;

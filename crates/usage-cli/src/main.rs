@@ -18,6 +18,13 @@ mod synth;
 mod tap;
 mod top;
 
+// jemalloc for Rust and, unprefixed, for librdkafka's C code: librdkafka allocates per
+// message and frees on its delivery-report thread, which glibc's arenas make costly
+// (docs/operations.md, "Allocator"). Off with `--no-default-features`.
+#[cfg(all(feature = "jemalloc", unix, not(target_os = "macos")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
