@@ -26,7 +26,11 @@ impl Exporter for Memory {
     async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
         let mut seen = SEEN.lock().unwrap();
         for e in batch.iter() {
-            seen.push((self.label.clone(), e.downcast_ref::<RelayUsage>().map_or(0, |r| r.cu)));
+            let cu = match e.field("cu") {
+                Some(usage_core::Value::U64(cu)) => cu,
+                _ => 0,
+            };
+            seen.push((self.label.clone(), cu));
         }
         Ok(())
     }

@@ -226,7 +226,21 @@ impl Event {
         self.data().field_at(index)
     }
 
-    /// The concrete payload, if it is a `T`.
+    /// The concrete payload, if it is a `T` built in this process and not yet
+    /// written to the spool and read back.
+    ///
+    /// Events read back from the spool (after a restart, or by an exporter that fell
+    /// behind) and events the gateway received keep their fields encoded: for them
+    /// this is `None` whatever their kind. An exporter must read values with
+    /// [`Event::field`], [`Event::visit`] or [`Event::values`], which work for every
+    /// event, never with this.
+    ///
+    /// ```
+    /// use usage_core::{Event, RelayUsage, Value};
+    /// let e = Event::new(RelayUsage { cu: 7, ..Default::default() });
+    /// assert_eq!(e.downcast_ref::<RelayUsage>().map(|r| r.cu), Some(7));
+    /// assert_eq!(e.field("cu"), Some(Value::U64(7))); // what an exporter reads
+    /// ```
     pub fn downcast_ref<T: EventKind>(&self) -> Option<&T> {
         self.data().as_any().downcast_ref::<T>()
     }

@@ -203,14 +203,22 @@ impl fmt::Debug for BatchId {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use usage_core::{Batch, Event, RelayUsage, Resource};
+/// use usage_core::{Batch, Event, RelayUsage, Resource, Value};
 /// let batch = Batch::from_events(
 ///     (0..3).map(|cu| Event::new(RelayUsage { cu, ..Default::default() })).collect(),
 ///     Arc::new(Resource::default()),
 /// );
 /// assert_eq!(batch.len(), 3);
 /// assert_eq!(batch.slices().count(), 1); // one kind
-/// let total: u64 = batch.iter().map(|e| e.downcast_ref::<RelayUsage>().unwrap().cu).sum();
+/// // By field name: works for events read back from the spool too (`downcast_ref`
+/// // does not).
+/// let total: u64 = batch
+///     .iter()
+///     .filter_map(|e| match e.field("cu") {
+///         Some(Value::U64(cu)) => Some(cu),
+///         _ => None,
+///     })
+///     .sum();
 /// assert_eq!(total, 3);
 /// ```
 #[derive(Clone)]
