@@ -54,8 +54,15 @@ pub struct KafkaExporter {
     pub(crate) brokers: String,
     pub(crate) events_per_message: usize,
     pub(crate) pack_by: PackBy,
-    /// Partitions per topic, for `pack_by = "partition"`.
+    /// Partitions per topic, for `pack_by = "partition"` and for placing keyed
+    /// messages ourselves.
     pub(crate) partitions: PartitionCounts,
+    /// Whether a keyed message gets its partition here (CRC-32 of the key, the
+    /// partition librdkafka's default partitioner would pick) rather than from
+    /// librdkafka, whose CRC-32 (zlib's, byte at a time) cost about 3% of the
+    /// sending process with one message per event. False when the settings choose
+    /// another partitioner.
+    place_keys: bool,
     format: Format,
     pub(crate) max_message_bytes: usize,
 }
@@ -94,6 +101,7 @@ impl KafkaExporter {
             events_per_message: cfg.events_per_message,
             pack_by: cfg.pack_by,
             partitions: PartitionCounts::default(),
+            place_keys: crate::pack::places_keys_like_us(cfg),
             format: cfg.format,
             max_message_bytes: cfg.max_message_bytes,
         })
@@ -151,6 +159,11 @@ impl KafkaExporter {
         for slice in batch.slices() {
             let Some(first) = slice.first() else { continue };
             let topic = self.topic_for(first.kind());
+            let partitions = if self.place_keys {
+                self.known_partition_count(&topic).await
+            } else {
+                None
+            };
             for e in slice {
                 let i = index;
                 index += 1;
@@ -177,6 +190,10 @@ impl KafkaExporter {
                     .timestamp(e.ts().as_millis());
                 if let Some(k) = key.as_deref() {
                     record = record.key(k);
+                    // Empty keys are librdkafka's to place (at random).
+                    if let Some(n) = partitions.filter(|_| !k.is_empty()) {
+                        record = record.partition(crate::pack::partition_of(k.as_bytes(), n));
+                    }
                 }
                 if self.produce(record, attempt, i).await {
                     sent += 1;

@@ -2,7 +2,7 @@
 //! message per key, or with `pack_by = "partition"` one per partition the keys hash
 //! to, so hundreds of keys still fill messages.
 
-use crate::config::PackBy;
+use crate::config::{KafkaConfig, PackBy, Property};
 use crate::exporter::{classify, KafkaExporter};
 use crate::tracker::AttemptId;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -25,11 +25,23 @@ pub(crate) fn partition_of(key: &[u8], partitions: i32) -> i32 {
     (crc32fast::hash(key) % partitions.max(1) as u32) as i32
 }
 
-/// Partition counts per topic, from the brokers' metadata.
+/// Whether `partition_of` is where librdkafka would put a keyed message under
+/// these settings: its default partitioner, or one named that hashes keys alike.
+pub(crate) fn places_keys_like_us(cfg: &KafkaConfig) -> bool {
+    match cfg.librdkafka.get("partitioner") {
+        None => true,
+        Some(Property::Text(p)) => p == "consistent_random" || p == "consistent",
+        Some(_) => false,
+    }
+}
+
+/// Partition counts per topic, from the brokers' metadata. A count of 0 records a
+/// topic whose metadata could not be had, so it is not asked for again at once.
 #[derive(Default)]
 pub(crate) struct PartitionCounts(Mutex<HashMap<String, (i32, Instant)>>);
 
 impl PartitionCounts {
+    /// The count, or 0 after a failed ask, if asked within `PARTITIONS_REFRESH`.
     fn fresh(&self, topic: &str) -> Option<i32> {
         let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         map.get(topic)
@@ -137,8 +149,22 @@ impl KafkaExporter {
         Ok(out)
     }
 
-    async fn partition_count(&self, topic: &str) -> Result<i32, ExportError> {
+    /// The partition count of `topic` if known or learnt now; `None` (librdkafka
+    /// places the messages) when its metadata cannot be had, asked again only after
+    /// `PARTITIONS_REFRESH`.
+    pub(crate) async fn known_partition_count(&self, topic: &str) -> Option<i32> {
         if let Some(n) = self.partitions.fresh(topic) {
+            return (n > 0).then_some(n);
+        }
+        let n = self.partition_count(topic).await.ok();
+        if n.is_none() {
+            self.partitions.remember(topic, 0);
+        }
+        n
+    }
+
+    async fn partition_count(&self, topic: &str) -> Result<i32, ExportError> {
+        if let Some(n) = self.partitions.fresh(topic).filter(|n| *n > 0) {
             return Ok(n);
         }
         let producer = self.producer.clone();
@@ -316,4 +342,22 @@ fn partitions_follow_crc32_like_librdkafka() {
     assert_eq!(crc32fast::hash(b"123456789"), 0xCBF4_3926);
     assert_eq!(partition_of(b"123456789", 7), (0xCBF4_3926u32 % 7) as i32);
     assert_eq!(partition_of(b"anything", 1), 0);
+}
+
+#[cfg(test)]
+#[test]
+fn keys_are_placed_here_only_under_a_partitioner_hashing_like_ours() {
+    let with = |partitioner: Option<&str>| {
+        let mut cfg = usage_core::ExporterSection::new("k", "kafka")
+            .set("brokers", "b:9092")
+            .parse::<KafkaConfig>()
+            .expect("settings");
+        if let Some(p) = partitioner {
+            cfg.librdkafka.insert("partitioner".into(), Property::Text(p.into()));
+        }
+        places_keys_like_us(&cfg)
+    };
+    assert!(with(None));
+    assert!(with(Some("consistent_random")) && with(Some("consistent")));
+    assert!(!with(Some("murmur2_random")) && !with(Some("fnv1a")) && !with(Some("random")));
 }

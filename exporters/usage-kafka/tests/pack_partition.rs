@@ -1,12 +1,11 @@
 //! `pack_by = "partition"` against rdkafka's in-process mock cluster: packed messages
 //! land on the partition librdkafka's own partitioner gives each key.
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+mod common;
+
 use rdkafka::mocking::MockCluster;
-use rdkafka::{ClientConfig, Message, TopicPartitionList};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 use usage_core::{Batch, Event, Exporter, RelayUsage, Resource, Value};
 use usage_kafka::{KafkaConfig, KafkaExporter, PackBy};
 
@@ -21,31 +20,8 @@ fn config(brokers: &str, topic: &str) -> KafkaConfig {
         .expect("settings")
 }
 
-/// (partition, key, value) of every message on `topic`, until `expect` are read.
 fn read_partitions(brokers: &str, topic: &str, expect: usize) -> Vec<(i32, Option<String>, String)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "test")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
-            .expect("partition");
-    }
-    consumer.assign(&tpl).expect("assign");
-    let mut out = Vec::new();
-    let end = Instant::now() + Duration::from_secs(10);
-    while out.len() < expect && Instant::now() < end {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            out.push((
-                m.partition(),
-                m.key().map(|k| String::from_utf8_lossy(k).into()),
-                String::from_utf8_lossy(m.payload().unwrap_or_default()).into(),
-            ));
-        }
-    }
-    out
+    common::read_partitions(brokers, topic, PARTITIONS, expect)
 }
 
 fn project(e: &Event) -> String {
@@ -75,13 +51,14 @@ async fn packed_by_partition_lands_where_librdkafka_puts_each_key() {
         .collect();
     let batch = Batch::from_events(events.clone(), Arc::new(Resource::new("svc")));
 
-    // Ground truth: one keyed message per event, placed by librdkafka's partitioner.
-    let one = KafkaExporter::new(&config(&brokers, "one.{kind}"), "exporters.one").expect("exporter");
-    one.export(&batch).await.expect("delivered one by one");
-    let mut placed: BTreeMap<String, i32> = BTreeMap::new();
-    for (partition, key, _) in read_partitions(&brokers, "one.relay_usage", events.len()) {
-        placed.insert(key.expect("keyed"), partition);
-    }
+    // Ground truth: one message per project, placed by librdkafka's partitioner.
+    let projects: Vec<String> = events
+        .iter()
+        .map(project)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let placed = common::librdkafka_places(&brokers, "one.relay_usage", PARTITIONS, &projects, None);
     assert_eq!(placed.len(), 40);
     assert!(
         placed.values().collect::<BTreeSet<_>>().len() > 1,
