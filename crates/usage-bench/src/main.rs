@@ -11,7 +11,7 @@ mod workload;
 
 // jemalloc for Rust and, unprefixed, for librdkafka's C code: librdkafka allocates per
 // message and frees on its delivery-report thread, which glibc's arenas make costly
-// (docs/benchmarks.md, "Allocator").
+// (docs/operations.md, "Allocator"; the bench's Kafka rows measure a host on it).
 #[cfg(all(unix, not(target_os = "macos")))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -20,7 +20,7 @@ mod top;
 
 // jemalloc for Rust and, unprefixed, for librdkafka's C code: librdkafka allocates per
 // message and frees on its delivery-report thread, which glibc's arenas make costly
-// (docs/operations.md, "Allocator"). Off with `--no-default-features`.
+// (docs/operations.md, "Allocator"). Built without the `jemalloc` feature: the system's.
 #[cfg(all(feature = "jemalloc", unix, not(target_os = "macos")))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
