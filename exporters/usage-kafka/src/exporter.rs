@@ -268,6 +268,9 @@ impl Exporter for KafkaExporter {
         let (failure, refused) = attempt.outcome();
         let t = &self.tracker;
         if let Some(e) = failure {
+            if e.rdkafka_error_code() == Some(RDKafkaErrorCode::UnknownPartition) {
+                self.partitions.forget_all();
+            }
             // Messages only time out when the brokers refuse the login or the
             // certificate: that needs an operator, not retries.
             if let Some(reason) = t.refusal.current() {

@@ -36,6 +36,8 @@
 mod config;
 mod exporter;
 mod pack;
+#[cfg(test)]
+mod place_tests;
 mod poller;
 pub mod read;
 mod refusal;

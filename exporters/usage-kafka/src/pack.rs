@@ -49,6 +49,22 @@ impl PartitionCounts {
             .map(|(n, _)| *n)
     }
 
+    /// Forgets every count: a partition picked from one no longer exists (a topic
+    /// re-created with fewer), so the retry asks the brokers again.
+    pub(crate) fn forget_all(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    #[cfg(test)]
+    pub(crate) fn remember_for_test(&self, topic: &str, n: i32) {
+        self.remember(topic, n);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn fresh_for_test(&self, topic: &str) -> Option<i32> {
+        self.fresh(topic)
+    }
+
     fn remember(&self, topic: &str, n: i32) {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         map.insert(topic.to_string(), (n, Instant::now()));
@@ -360,4 +376,15 @@ fn keys_are_placed_here_only_under_a_partitioner_hashing_like_ours() {
     assert!(with(None));
     assert!(with(Some("consistent_random")) && with(Some("consistent")));
     assert!(!with(Some("murmur2_random")) && !with(Some("fnv1a")) && !with(Some("random")));
+}
+
+#[cfg(test)]
+#[test]
+fn forgotten_counts_are_asked_again() {
+    let counts = PartitionCounts::default();
+    counts.remember("a", 6);
+    counts.remember("b", 0);
+    assert_eq!((counts.fresh("a"), counts.fresh("b")), (Some(6), Some(0)));
+    counts.forget_all();
+    assert_eq!((counts.fresh("a"), counts.fresh("b")), (None, None));
 }
