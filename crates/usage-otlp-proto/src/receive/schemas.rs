@@ -6,7 +6,7 @@ use super::view::{Any, Attr};
 use crate::ID_ATTRIBUTE;
 use std::borrow::Cow;
 use std::sync::Arc;
-use usage_core::receive::RejectReason;
+use usage_core::receive::{NameKey, RejectReason};
 use usage_core::{kind_schema, FieldDef, FieldType, Schema};
 
 /// A kind's schema, looked up once per request, with where its map fields are.
@@ -84,56 +84,6 @@ impl Schemas {
     }
 }
 
-/// A name's length and two words that hold every byte of a name up to 16 bytes
-/// long (its first and last 8, overlapping; shorter names in overlapping halves),
-/// compared as three words: attribute keys are matched to field names per attribute
-/// of every record, and names of one length (`project`, `success`) differ only in
-/// content, which a `memcmp` call per candidate compared before. Equal keys of names
-/// up to 16 bytes are equal names; longer ones are compared whole after the keys agree.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) struct NameKey {
-    len: usize,
-    first: u64,
-    last: u64,
-}
-
-impl NameKey {
-    #[inline]
-    pub(super) fn of(name: &str) -> NameKey {
-        let b = name.as_bytes();
-        let n = b.len();
-        let (first, last) = if n >= 8 {
-            (word8(b, 0), word8(b, n - 8))
-        } else if n >= 4 {
-            let w = u64::from(word4(b, 0)) | u64::from(word4(b, n - 4)) << 32;
-            (w, 0)
-        } else {
-            // Up to 3 bytes: first, middle and last hold them all.
-            let at = |i: usize| b.get(i).map_or(0, |&x| u64::from(x));
-            (at(0) | at(n / 2) << 8 | at(n.saturating_sub(1)) << 16, 0)
-        };
-        NameKey { len: n, first, last }
-    }
-
-    /// Whether `name`, whose key this is, is `other` (with `other_key` its key).
-    #[inline]
-    pub(super) fn matches(self, other_key: NameKey, name: &str, other: &str) -> bool {
-        self == other_key && (self.len <= 16 || name == other)
-    }
-}
-
-fn word8(b: &[u8], at: usize) -> u64 {
-    b.get(at..at + 8)
-        .and_then(|w| w.try_into().ok())
-        .map_or(0, u64::from_le_bytes)
-}
-
-fn word4(b: &[u8], at: usize) -> u32 {
-    b.get(at..at + 4)
-        .and_then(|w| w.try_into().ok())
-        .map_or(0, u32::from_le_bytes)
-}
-
 /// A schema from the attributes of a kind this binary does not know: each attribute
 /// a nullable field of its name (which must be a valid name, as the kind's must).
 fn infer(kind: &str, attrs: &[Attr<'_>]) -> Result<Schema, (RejectReason, String)> {
@@ -166,41 +116,4 @@ fn infer(kind: &str, attrs: &[Attr<'_>]) -> Result<Schema, (RejectReason, String
     };
     schema.validate().map_err(|m| (RejectReason::BadName, m))?;
     Ok(schema)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::NameKey;
-
-    #[test]
-    fn name_keys_match_exactly_the_equal_names() {
-        // Every length up to 20, and each name changed at each position in turn.
-        let mut names: Vec<String> = Vec::new();
-        for len in 0..=20usize {
-            let base: String = (0..len).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
-            names.push(base.clone());
-            for at in 0..len {
-                let mut b = base.clone().into_bytes();
-                b[at] = b'_';
-                names.push(String::from_utf8(b).unwrap());
-            }
-        }
-        names.extend(
-            [
-                "event.id",
-                "project",
-                "success",
-                "api_method",
-                "latency_ms",
-                "is_archive",
-            ]
-            .map(String::from),
-        );
-        for a in &names {
-            for b in &names {
-                let matched = NameKey::of(a).matches(NameKey::of(b), a, b);
-                assert_eq!(matched, a == b, "{a:?} vs {b:?}");
-            }
-        }
-    }
 }

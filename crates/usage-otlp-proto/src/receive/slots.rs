@@ -1,10 +1,10 @@
 //! A record's attributes sorted into its schema's fields, and its values by the
 //! receive rules.
 
-use super::schemas::{KindSchema, NameKey};
+use super::schemas::KindSchema;
 use super::view::{Any, Attr};
 use crate::ID_ATTRIBUTE;
-use usage_core::receive::{absent_value, coerce_with, Received as Scalar, RejectReason};
+use usage_core::receive::{absent_value, coerce_with, NameKey, Received as Scalar, RejectReason};
 use usage_core::{FieldType, Schema, Text, Value};
 
 /// A record's attributes sorted into the schema's fields.

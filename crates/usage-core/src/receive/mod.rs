@@ -2,6 +2,10 @@
 //! lossless coercions between wire types, and what fills a field a producer left out.
 //! `docs/encoding.md` ("Receiving") lists both rules; tests below hold every row.
 
+mod name_key;
+
+pub use name_key::NameKey;
+
 use crate::event::schema::{FieldDef, FieldType};
 use crate::event::value::{finite_or_zero, OwnedValue, Text, Value};
 
