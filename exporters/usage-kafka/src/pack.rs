@@ -1,6 +1,7 @@
 //! Packing a kind's events into NDJSON messages (`events_per_message > 1`): one open
 //! message per key, or with `pack_by = "partition"` one per partition the keys hash
-//! to, so hundreds of keys still fill messages.
+//! to, so hundreds of keys still fill messages. Also where keyed messages go
+//! (`partition_of`, the topics' partition counts), packed or one per event.
 
 use crate::config::{KafkaConfig, PackBy, Property};
 use crate::exporter::{classify, KafkaExporter};
@@ -42,7 +43,7 @@ pub(crate) struct PartitionCounts(Mutex<HashMap<String, (i32, Instant)>>);
 
 impl PartitionCounts {
     /// The count, or 0 after a failed ask, if asked within `PARTITIONS_REFRESH`.
-    fn fresh(&self, topic: &str) -> Option<i32> {
+    pub(crate) fn fresh(&self, topic: &str) -> Option<i32> {
         let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         map.get(topic)
             .filter(|(_, at)| at.elapsed() < PARTITIONS_REFRESH)
@@ -55,17 +56,7 @@ impl PartitionCounts {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
-    #[cfg(test)]
-    pub(crate) fn remember_for_test(&self, topic: &str, n: i32) {
-        self.remember(topic, n);
-    }
-
-    #[cfg(test)]
-    pub(crate) fn fresh_for_test(&self, topic: &str) -> Option<i32> {
-        self.fresh(topic)
-    }
-
-    fn remember(&self, topic: &str, n: i32) {
+    pub(crate) fn remember(&self, topic: &str, n: i32) {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         map.insert(topic.to_string(), (n, Instant::now()));
     }

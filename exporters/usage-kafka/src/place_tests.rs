@@ -19,7 +19,7 @@ async fn a_partition_that_no_longer_exists_fails_once_and_is_asked_again() {
         .expect("settings");
     let exporter = KafkaExporter::new(&cfg, "exporters.k").expect("exporter");
     // As if the topic had 10 partitions when last asked (re-created with 2 since).
-    exporter.partitions.remember_for_test("t.relay_usage", 10);
+    exporter.partitions.remember("t.relay_usage", 10);
     let events = (0..40u64)
         .map(|i| {
             Event::new(RelayUsage {
@@ -34,7 +34,7 @@ async fn a_partition_that_no_longer_exists_fails_once_and_is_asked_again() {
         matches!(first, Err(ExportError::Retryable { .. })),
         "a partition past the topic's: retryable, got {first:?}"
     );
-    assert_eq!(exporter.partitions.fresh_for_test("t.relay_usage"), None, "forgotten");
+    assert_eq!(exporter.partitions.fresh("t.relay_usage"), None, "forgotten");
     exporter.export(&batch).await.expect("the retry asks again and lands");
-    assert_eq!(exporter.partitions.fresh_for_test("t.relay_usage"), Some(2));
+    assert_eq!(exporter.partitions.fresh("t.relay_usage"), Some(2));
 }
