@@ -1,9 +1,8 @@
 //! The OTLP/JSON path: a body held to its decode budget before prost parses it,
 //! then the same views over the decoded messages as the protobuf path reads in place.
 
-use super::view::{
-    event_nanos, Any, Attr, RecordView, RequestView, ResourceView, Source, ARRAY, BYTES, MAP, UNSUPPORTED,
-};
+use super::values::{ARRAY, BYTES, MAP, UNSUPPORTED};
+use super::view::{event_nanos, Any, Attr, RecordView, RequestView, ResourceView, Source};
 use super::ReceiveError;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Av;

@@ -5,9 +5,11 @@
 
 mod buffers;
 mod decoded;
+mod plain_attr;
 mod raw;
 mod schemas;
 mod slots;
+mod values;
 mod view;
 mod wire;
 
