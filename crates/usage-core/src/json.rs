@@ -20,8 +20,10 @@ use crate::event::resource::Resource;
 use crate::event::value::Value;
 use crate::event::Event;
 use crate::words::{load4, load8};
+use std::borrow::Cow;
 
 mod decode;
+mod keys;
 mod shape;
 
 pub use decode::{decode_event, DecodeError, Decoder};
@@ -36,7 +38,34 @@ pub fn write_event(out: &mut Vec<u8>, event: &Event, resource: &Resource) {
     event.ts().write_rfc3339(out);
     out.extend_from_slice(b"\",\"kind\":");
     write_str(out, event.kind());
+    write_fields(out, event);
+    out.extend_from_slice(b",\"service_name\":");
+    write_str(out, &resource.service_name);
+    out.extend_from_slice(b",\"service_instance_id\":");
+    write_str(out, &resource.service_instance_id);
+    out.push(b'}');
+}
+
+/// Every field of `event` as `,"name":value`; a static schema's keys come
+/// written (see [`keys`]).
+#[inline]
+fn write_fields(out: &mut Vec<u8>, event: &Event) {
     let schema = event.schema();
+    if let Cow::Borrowed(fields) = &schema.fields {
+        let written = keys::with(fields, |keys| {
+            let mut index = 0;
+            event.visit(|v| {
+                if let Some(key) = keys.get(index) {
+                    out.extend_from_slice(key);
+                    write_value(out, v);
+                }
+                index += 1;
+            });
+        });
+        if written.is_some() {
+            return;
+        }
+    }
     let mut fields = schema.fields.iter();
     event.visit(|v| {
         if let Some(def) = fields.next() {
@@ -44,11 +73,6 @@ pub fn write_event(out: &mut Vec<u8>, event: &Event, resource: &Resource) {
             write_value(out, v);
         }
     });
-    out.extend_from_slice(b",\"service_name\":");
-    write_str(out, &resource.service_name);
-    out.extend_from_slice(b",\"service_instance_id\":");
-    write_str(out, &resource.service_instance_id);
-    out.push(b'}');
 }
 
 /// One event as a JSON string.

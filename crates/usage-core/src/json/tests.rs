@@ -227,3 +227,73 @@ fn unknown_kinds_and_fields_must_have_valid_names() {
     let ok = d.decode(br#"{"ts":"2026-01-01T00:00:00Z","kind":"ok","a":1}"#).unwrap();
     assert!(ok.schema().fields.iter().all(|f| f.nullable));
 }
+
+/// `,"name":value` for every field, each key quoted from its name on the spot.
+fn fields_by_name(event: &Event) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut fields = event.schema().fields.iter();
+    event.visit(|v| {
+        if let Some(def) = fields.next() {
+            write_key(&mut out, &def.name);
+            write_value(&mut out, v);
+        }
+    });
+    out
+}
+
+#[test]
+fn static_kinds_take_their_own_keys_when_kinds_alternate_on_a_thread() {
+    let events = [
+        Event::new(RelayUsage {
+            project: "p".into(),
+            cu: 3,
+            ..Default::default()
+        }),
+        Event::new(OptimizerQos {
+            provider: "prov".into(),
+            epoch: 7,
+            ..Default::default()
+        }),
+        Event::new(NetworkEvent {
+            event_type: "stream_started".into(),
+            ..Default::default()
+        }),
+        Event::new(RelayUsage {
+            project: "q".into(),
+            cu: 4,
+            ..Default::default()
+        }),
+    ];
+    for e in events.iter().chain(&events) {
+        assert!(
+            matches!(e.schema().fields, Cow::Borrowed(_)),
+            "{} has a static schema",
+            e.kind()
+        );
+        let mut got = Vec::new();
+        write_fields(&mut got, e);
+        assert_eq!(
+            String::from_utf8(got).unwrap(),
+            String::from_utf8(fields_by_name(e)).unwrap()
+        );
+    }
+}
+
+#[test]
+fn keys_in_use_on_the_thread_fall_back_to_quoting_each_name() {
+    let e = Event::new(RelayUsage {
+        project: "p".into(),
+        cu: 3,
+        ..Default::default()
+    });
+    let Cow::Borrowed(fields) = &e.schema().fields else {
+        panic!("relay_usage has a static schema");
+    };
+    // Written while the thread's keys are held: the nested write quotes names itself.
+    let nested = keys::with(fields, |_| {
+        let mut out = Vec::new();
+        write_fields(&mut out, &e);
+        out
+    });
+    assert_eq!(nested, Some(fields_by_name(&e)));
+}
