@@ -2,8 +2,10 @@
 //! lossless coercions between wire types, and what fills a field a producer left out.
 //! `docs/encoding.md` ("Receiving") lists both rules; tests below hold every row.
 
+mod ascii;
 mod name_key;
 
+pub use ascii::is_ascii;
 pub use name_key::NameKey;
 
 use crate::event::schema::{FieldDef, FieldType};
