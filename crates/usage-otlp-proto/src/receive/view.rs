@@ -322,7 +322,16 @@ impl<'a> RequestView<'a> {
     ) -> Result<(u64, Option<Any<'a>>, &'a str), Problem> {
         let (mut time, mut observed, mut body, mut event_name) = (0, 0, None, "");
         let mut f = Fields::new(buf, base);
-        while let Some((n, w, at)) = f.next_field()? {
+        loop {
+            // Most of a record is attributes of under 128 bytes: taken without the
+            // general field read (what it would make of them is the same).
+            if let Some((b, at)) = f.next_short_bytes(ATTRIBUTES_TAG) {
+                self.read_attr(start, b, at)?;
+                continue;
+            }
+            let Some((n, w, at)) = f.next_field()? else {
+                break;
+            };
             match n {
                 1 => time = wire::fixed64(w, "LogRecord.time_unix_nano", at)?,
                 11 => observed = wire::fixed64(w, "LogRecord.observed_time_unix_nano", at)?,
@@ -360,6 +369,9 @@ impl<'a> RequestView<'a> {
         Ok((event_nanos(time, observed), body, event_name))
     }
 }
+
+/// `LogRecord.attributes` (field 6, length-delimited) as its tag byte.
+const ATTRIBUTES_TAG: u8 = 0x32;
 
 /// An attribute's key and string value within the string limit.
 fn check_attr(limits: &RecordLimits, a: &Attr<'_>) -> Result<(), String> {

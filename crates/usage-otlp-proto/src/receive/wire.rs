@@ -132,6 +132,22 @@ impl<'a> Fields<'a> {
         })
     }
 
+    /// The payload of the next field and its body offset, when that field is
+    /// length-delimited with tag byte `tag` and a one-byte length; `None`, and
+    /// nothing read, for anything else. Reads what [`Fields::next_field`] would.
+    #[inline(always)]
+    pub(crate) fn next_short_bytes(&mut self, tag: u8) -> Option<(&'a [u8], usize)> {
+        match self.buf.get(self.pos..)? {
+            [t, len, rest @ ..] if *t == tag && *len < 0x80 && usize::from(*len) <= rest.len() => {
+                let len = usize::from(*len);
+                let at = self.base + self.pos + 2;
+                self.pos += 2 + len;
+                Some((&rest[..len], at))
+            }
+            _ => None,
+        }
+    }
+
     /// The next field: its number, its payload and the body offset of the payload.
     #[inline(always)]
     pub(crate) fn next_field(&mut self) -> Result<Option<(u32, Wire<'a>, usize)>, WireError> {
@@ -277,6 +293,36 @@ mod tests {
                 (5, "Group".to_string()),
             ]
         );
+    }
+
+    #[test]
+    fn short_bytes_are_what_the_general_read_makes_of_them() {
+        // Field 6 "ab" at offset 3, after a varint; then field 6 with a two-byte
+        // length, field 7, and field 6 running past the end: left to `next_field`.
+        let mut buf = vec![0x08, 0x01, 0x32, 2, b'a', b'b', 0x32, 0x80, 0x01];
+        buf.extend(std::iter::repeat_n(b'x', 128));
+        buf.extend([0x3a, 1, b'c', 0x32, 5, b'd']);
+        let mut short = Fields::new(&buf, 10);
+        let mut general = Fields::new(&buf, 10);
+        let mut taken = Vec::new();
+        loop {
+            if let Some((b, at)) = short.next_short_bytes(0x32) {
+                let (n, w, g_at) = general.next_field().unwrap().unwrap();
+                assert_eq!((n, format!("{w:?}"), g_at), (6, format!("{:?}", Wire::Bytes(b)), at));
+                taken.push(at);
+                continue;
+            }
+            match (short.next_field(), general.next_field()) {
+                (Ok(None), Ok(None)) => break,
+                (Ok(Some(a)), Ok(Some(b))) => assert_eq!(format!("{a:?}"), format!("{b:?}")),
+                (Err(a), Err(b)) => {
+                    assert_eq!(a, b);
+                    break;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(taken, [14]);
     }
 
     #[test]
