@@ -19,10 +19,11 @@
 use crate::event::resource::Resource;
 use crate::event::value::Value;
 use crate::event::Event;
-use crate::words::{load4, load8};
+use escape::{needs_escape, write_escaped};
 use std::borrow::Cow;
 
 mod decode;
+mod escape;
 mod keys;
 mod shape;
 
@@ -116,30 +117,6 @@ pub fn write_value(out: &mut Vec<u8>, v: Value<'_>) {
     }
 }
 
-/// Bytes that must be escaped in a JSON string: controls, `"` and `\\`.
-const NEEDS_ESCAPE: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 0x20 {
-        t[i] = true;
-        i += 1;
-    }
-    t[b'"' as usize] = true;
-    t[b'\\' as usize] = true;
-    t
-};
-
-/// Whether any byte of an 8-byte word needs escaping (a control byte, `"` or `\`),
-/// tested on the whole word at once.
-#[inline(always)]
-fn word_needs_escape(w: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    // A byte below n sets its high bit in (w - n) while clear in w (exact for n <= 0x80).
-    let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGHS;
-    (below(w, 0x20) | below(w ^ (ONES * u64::from(b'"')), 1) | below(w ^ (ONES * u64::from(b'\\')), 1)) != 0
-}
-
 /// Appends a JSON string literal with escaping. A string without special bytes
 /// (the usual case: ids, names, hashes) is checked a word at a time and copied whole.
 #[inline]
@@ -169,71 +146,6 @@ fn write_key(out: &mut Vec<u8>, name: &str) {
         out.extend_from_slice(bytes);
         out.extend_from_slice(b"\":");
     }
-}
-
-/// Whether any byte of `bytes` must be escaped, tested a word at a time. Every
-/// word is read from the string itself (the last one overlapping the one before,
-/// short strings as overlapping halves), never from a copy on the stack, which
-/// would stall the load on store forwarding.
-#[inline(always)]
-fn needs_escape(bytes: &[u8]) -> bool {
-    let n = bytes.len();
-    if n >= 8 {
-        let mut found = false;
-        let mut at = 0;
-        while at + 8 <= n {
-            found |= word_needs_escape(load8(bytes, at));
-            at += 8;
-        }
-        if at < n {
-            found |= word_needs_escape(load8(bytes, n - 8));
-        }
-        found
-    } else if n >= 4 {
-        word_needs_escape(load4(bytes, 0) | (load4(bytes, n - 4) << 32))
-    } else if let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) {
-        let mid = bytes[n / 2];
-        word_needs_escape(u64::from_le_bytes([
-            first, mid, last, first, first, first, first, first,
-        ]))
-    } else {
-        false
-    }
-}
-
-/// The string literal of `bytes`, which hold at least one byte to escape.
-#[cold]
-fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.reserve(bytes.len() + 2);
-    out.push(b'"');
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if !NEEDS_ESCAPE[usize::from(b)] {
-            continue;
-        }
-        out.extend_from_slice(&bytes[start..i]);
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            _ => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(&[
-                    b'\\',
-                    b'u',
-                    b'0',
-                    b'0',
-                    HEX[usize::from(b >> 4)],
-                    HEX[usize::from(b & 15)],
-                ]);
-            }
-        }
-        start = i + 1;
-    }
-    out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
 }
 
 #[cfg(test)]
