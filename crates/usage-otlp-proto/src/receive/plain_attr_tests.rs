@@ -91,7 +91,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(fuzz_cases(512)))]
 
     #[test]
-    fn agrees_with_the_walker_on_any_bytes(
+    fn fuzz_plain_attributes_read_as_the_walker_reads_them(
         noise in proptest::collection::vec(any::<u8>(), 0..64),
         key in "[a-z._]{0,12}",
         text in ".{0,8}",
