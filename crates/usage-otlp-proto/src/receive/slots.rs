@@ -93,6 +93,11 @@ impl<'a> Slots<'a> {
                     out(absent.as_value())?;
                 }
                 Some(v) => {
+                    // A value of the field's own type, as SDKs send them: no coercion.
+                    if let Some(exact) = exact_value(f.ty, v) {
+                        out(exact)?;
+                        continue;
+                    }
                     let scalar = match v {
                         Any::Str(s) => Some(Scalar::Str(s)),
                         Any::Int(i) => Some(Scalar::Int(i)),
@@ -113,6 +118,19 @@ impl<'a> Slots<'a> {
     }
 }
 
+/// `v` as field type `ty` when it already is one (what `coerce_with` makes of it
+/// then); `None` when it needs coercing or cannot be had.
+#[inline(always)]
+fn exact_value(ty: FieldType, v: Any<'_>) -> Option<Value<'_>> {
+    Some(match (ty, v) {
+        (FieldType::Str, Any::Str(s)) => Value::Str(s),
+        (FieldType::I64, Any::Int(i)) => Value::I64(i),
+        (FieldType::U64, Any::Int(i)) if i >= 0 => Value::U64(i as u64),
+        (FieldType::Bool, Any::Bool(b)) => Value::Bool(b),
+        _ => return None,
+    })
+}
+
 fn av_type(v: Any<'_>) -> &'static str {
     match v {
         Any::Str(_) => "a string",
@@ -120,5 +138,52 @@ fn av_type(v: Any<'_>) -> &'static str {
         Any::Int(_) => "an int",
         Any::Double(_) => "a double",
         Any::Other(name) => name,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use usage_core::OwnedValue;
+
+    /// The shortcut makes exactly what the general coercion makes, wherever it answers.
+    #[test]
+    fn exact_values_are_what_coercion_makes_of_them() {
+        let types = [
+            FieldType::Str,
+            FieldType::I64,
+            FieldType::U64,
+            FieldType::F64,
+            FieldType::Bool,
+        ];
+        let values = [
+            Any::Str("abc"),
+            Any::Str("17"),
+            Any::Int(-3),
+            Any::Int(0),
+            Any::Int(i64::MAX),
+            Any::Double(2.0),
+            Any::Bool(true),
+        ];
+        let mut answered = 0;
+        for ty in types {
+            for v in values {
+                let Some(exact) = exact_value(ty, v) else { continue };
+                answered += 1;
+                let scalar = match v {
+                    Any::Str(s) => Scalar::Str(s),
+                    Any::Int(i) => Scalar::Int(i),
+                    Any::Double(d) => Scalar::Double(d),
+                    Any::Bool(b) => Scalar::Bool(b),
+                    Any::Other(_) => unreachable!("not in the list"),
+                };
+                let coerced: Option<OwnedValue> = coerce_with(ty, scalar, |v| v.to_owned_value());
+                assert_eq!(Some(exact.to_owned_value()), coerced, "{ty} from {}", av_type(v));
+            }
+        }
+        assert_eq!(
+            answered, 8,
+            "Str from 2 strings, I64 from 3 ints, U64 from 2, Bool from 1"
+        );
     }
 }
