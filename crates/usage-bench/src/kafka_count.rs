@@ -3,14 +3,11 @@
 //! Messages are either our `kafka` exporter's (one event each, or NDJSON when it
 //! packs events) or OTLP log batches (a collector's kafka exporter, protobuf).
 
-use prost::Message as _;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::ClientConfig;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
-use usage_otlp::opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use usage_otlp::opentelemetry_proto::tonic::common::v1::any_value::Value as Av;
 
 /// How messages carry events.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -83,10 +80,7 @@ pub fn run(
                         continue;
                     }
                     records += 1;
-                    let id = serde_json::from_slice::<serde_json::Value>(line)
-                        .ok()
-                        .and_then(|v| v.get("id")?.as_str().map(str::to_owned));
-                    match id {
+                    match crate::ids::json_line_id(line) {
                         Some(id) => {
                             ids.insert(id);
                         }
@@ -94,21 +88,10 @@ pub fn run(
                     }
                 }
             }
-            Format::Otlp => match ExportLogsServiceRequest::decode(m.payload().unwrap_or_default()) {
-                Ok(req) => {
-                    for r in req
-                        .resource_logs
-                        .iter()
-                        .flat_map(|r| &r.scope_logs)
-                        .flat_map(|s| &s.log_records)
-                    {
+            Format::Otlp => match crate::ids::otlp_record_ids(m.payload().unwrap_or_default()) {
+                Ok(record_ids) => {
+                    for id in record_ids {
                         records += 1;
-                        let id = r.attributes.iter().find(|kv| kv.key == "event.id").and_then(|kv| {
-                            match kv.value.as_ref()?.value.as_ref()? {
-                                Av::StringValue(s) => Some(s.clone()),
-                                _ => None,
-                            }
-                        });
                         match id {
                             Some(id) => {
                                 ids.insert(id);

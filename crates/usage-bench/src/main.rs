@@ -3,6 +3,7 @@
 
 mod clickhouse_reinsert;
 mod e2e;
+mod ids;
 mod kafka_count;
 mod otlp_load;
 mod overload;
