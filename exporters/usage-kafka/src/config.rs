@@ -150,6 +150,10 @@ pub struct KafkaConfig {
     /// `message.max.bytes` of librdkafka and brokers). Only used when packing.
     #[serde(default = "default_max_message_bytes", deserialize_with = "units::bytes")]
     pub max_message_bytes: usize,
+    /// The headers each message carries (default: all of its shape's). One message
+    /// per event: `kind`, `event-id`; packed: `kind`, `event-count`, `content-type`.
+    /// `[]` writes none: the value carries the id and kind either way.
+    pub headers: Option<Vec<String>>,
     /// Encryption: `true`, or `{ ca, cert, key, key_password, verify_hostname }`.
     /// On by default when `sasl` is set.
     pub tls: Option<Tls>,

@@ -6,11 +6,11 @@
 //! every message's report is in and all succeeded.
 
 use crate::config::{client_config, Format, KafkaConfig, PackBy};
+use crate::headers::HeaderSet;
 use crate::pack::PartitionCounts;
 use crate::poller::Polled;
 use crate::tracker::{AttemptId, Tracker};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
 use std::sync::Arc;
@@ -39,7 +39,8 @@ impl ProducerContext for Reports {
 }
 
 /// Produces each event as a JSON message to `topic` (per kind), keyed by the event
-/// id or a field, with headers `kind` and `event-id` (or packs events into NDJSON
+/// id or a field, with headers `kind` and `event-id` unless `headers` leaves them
+/// out (or packs events into NDJSON
 /// messages, see [`KafkaConfig::events_per_message`]). A batch is acknowledged only
 /// when every message's delivery report succeeded.
 pub struct KafkaExporter {
@@ -65,11 +66,14 @@ pub struct KafkaExporter {
     place_keys: bool,
     format: Format,
     pub(crate) max_message_bytes: usize,
+    /// The headers each message carries.
+    pub(crate) headers: HeaderSet,
 }
 
 impl KafkaExporter {
     /// An exporter from settings; `prefix` names the config section in errors.
     pub fn new(cfg: &KafkaConfig, prefix: &str) -> Result<Self, ConfigError> {
+        let headers = HeaderSet::from_config(cfg.headers.as_deref(), cfg.events_per_message > 1, prefix)?;
         let tracker = Arc::new(Tracker::default());
         let producer: BaseProducer<Reports> = client_config(cfg, prefix)?
             .create_with_context(Reports(tracker.clone()))
@@ -104,6 +108,7 @@ impl KafkaExporter {
             place_keys: crate::pack::places_keys_like_us(cfg),
             format: cfg.format,
             max_message_bytes: cfg.max_message_bytes,
+            headers,
         })
     }
 
@@ -151,7 +156,7 @@ impl KafkaExporter {
         }
     }
 
-    /// One message per event, keyed, with `kind` and `event-id` headers.
+    /// One message per event, keyed, with the chosen headers (`kind`, `event-id`).
     async fn send_each(&self, batch: &Batch, attempt: AttemptId) -> usize {
         let mut sent = 0usize;
         let mut payload = Vec::with_capacity(512);
@@ -175,19 +180,12 @@ impl KafkaExporter {
                     Format::StreamTrace => crate::stream_trace::write(&mut payload, e, id),
                 }
                 let key = self.key_for(e, id);
-                let headers = OwnedHeaders::new_with_capacity(2)
-                    .insert(Header {
-                        key: "kind",
-                        value: Some(e.kind()),
-                    })
-                    .insert(Header {
-                        key: "event-id",
-                        value: Some(&*id),
-                    });
                 let mut record = BaseRecord::with_opaque_to(&topic, attempt.opaque(i))
                     .payload(&payload[..])
-                    .headers(headers)
                     .timestamp(e.ts().as_millis());
+                if let Some(headers) = self.headers.per_event(e.kind(), id) {
+                    record = record.headers(headers);
+                }
                 if let Some(k) = key.as_deref() {
                     record = record.key(k);
                     // Empty keys are librdkafka's to place (at random).

@@ -6,7 +6,7 @@
 //! - topic from a template per kind (`topic = "usage.{kind}"`),
 //! - key: the event id, or a field (`key = "project"`),
 //! - value: the JSON encoding (`docs/encoding.md`),
-//! - headers `kind` and `event-id`, timestamp = event time.
+//! - headers `kind` and `event-id` (`headers` chooses), timestamp = event time.
 //!
 //! Or, with `events_per_message = N`, NDJSON messages of up to N events of a kind
 //! (one open message per key, bounded by `max_message_bytes`, header `event-count`):
@@ -35,6 +35,7 @@
 
 mod config;
 mod exporter;
+mod headers;
 mod pack;
 #[cfg(test)]
 mod place_tests;

@@ -7,7 +7,6 @@ use crate::config::{KafkaConfig, PackBy, Property};
 use crate::exporter::{classify, KafkaExporter};
 use crate::tracker::AttemptId;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -313,24 +312,12 @@ impl KafkaExporter {
     ) -> usize {
         let m = packs.len();
         packs.push(std::mem::take(&mut p.events));
-        let count = packs[m].len().to_string();
-        let headers = OwnedHeaders::new_with_capacity(3)
-            .insert(Header {
-                key: "kind",
-                value: Some(kind),
-            })
-            .insert(Header {
-                key: "event-count",
-                value: Some(&count),
-            })
-            .insert(Header {
-                key: "content-type",
-                value: Some("application/x-ndjson"),
-            });
         let mut record = BaseRecord::with_opaque_to(topic, attempt.opaque(m))
             .payload(&p.payload[..])
-            .headers(headers)
             .timestamp(p.ts_ms);
+        if let Some(headers) = self.headers.packed(kind, packs[m].len()) {
+            record = record.headers(headers);
+        }
         match &p.target {
             Target::Key(Some(k)) => record = record.key(k.as_str()),
             Target::Partition(Some(partition)) => record = record.partition(*partition),

@@ -210,6 +210,54 @@ async fn packed_messages_are_ndjson_grouped_by_key() {
     assert_eq!(back.len(), 10, "read_events unpacks NDJSON messages");
 }
 
+/// `headers` chooses what each message carries, read back by a consumer: only
+/// `event-id` on one message per event, nothing at all on packed messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_are_the_chosen_ones_or_none() {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("t.relay_usage", 1, 1).unwrap();
+    cluster.create_topic("p.relay_usage", 1, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let events: Vec<Event> = (0..6u64)
+        .map(|cu| {
+            Event::new(RelayUsage {
+                project: "a".into(),
+                cu,
+                ..Default::default()
+            })
+        })
+        .collect();
+    let batch = Batch::from_events(events.clone(), Arc::new(Resource::new("svc")));
+    let mut cfg = config(&brokers);
+    cfg.headers = Some(vec!["event-id".into()]);
+    KafkaExporter::new(&cfg, "exporters.k")
+        .unwrap()
+        .export(&batch)
+        .await
+        .unwrap();
+    let each = read_all(&brokers, "t.relay_usage", 1, 6);
+    assert_eq!(each.len(), 6);
+    for (_, value, headers) in &each {
+        let id = usage_core::json::decode_event(value.as_bytes())
+            .unwrap()
+            .id()
+            .to_string();
+        assert_eq!(headers, &vec![("event-id".to_string(), id)]);
+    }
+    let mut cfg = config(&brokers);
+    cfg.topic = "p.{kind}".into();
+    cfg.events_per_message = 3;
+    cfg.headers = Some(vec![]);
+    KafkaExporter::new(&cfg, "exporters.k")
+        .unwrap()
+        .export(&batch)
+        .await
+        .unwrap();
+    let packed = read_all(&brokers, "p.relay_usage", 1, 2);
+    assert_eq!(packed.iter().map(|(_, v, _)| unpack(v).len()).sum::<usize>(), 6);
+    assert!(packed.iter().all(|(_, _, h)| h.is_empty()), "{packed:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kind_in_several_router_chunks_packs_as_one_run() {
     let cluster = MockCluster::new(1).unwrap();
