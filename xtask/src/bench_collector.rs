@@ -20,7 +20,7 @@ pub(crate) fn collector_events() -> u64 {
 /// (b) the same packed 1,000 events per message by partition, keyed by project (500
 /// of them), and (c) rotel's kafka exporter; what arrived is consumed back and counted.
 pub(crate) fn collector_role(b: &Bench, rotel_bin: &str) -> Result<Value, String> {
-    const TARGETS: [&str; 3] = ["usage_gateway", "usage_gateway_packed", "rotel"];
+    const TARGETS: [&str; 4] = ["usage_gateway", "usage_gateway_bare", "usage_gateway_packed", "rotel"];
     let mut runs: Vec<Vec<Value>> = vec![Vec::new(); TARGETS.len()];
     // Interleaved (each round runs every collector once): this VM's speed drifts
     // over minutes, and three runs of one collector in a row would give it one
@@ -68,10 +68,11 @@ fn collector_run(b: &Bench, target: &str, run: usize, brokers: &str, rotel_bin: 
     let (mut service, url, headers, count_topic, format) = if target != "rotel" {
         // Packed: NDJSON messages of 1,000 events, as rotel sends one message per OTLP
         // batch; keyed by project (500 of them), so packed per partition.
-        let packing = if target == "usage_gateway_packed" {
-            "events_per_message = 1000\nkey = \"project\"\npack_by = \"partition\"\n"
-        } else {
-            ""
+        let packing = match target {
+            "usage_gateway_packed" => "events_per_message = 1000\nkey = \"project\"\npack_by = \"partition\"\n",
+            // Messages like rotel's, without headers: the id is the key and in the value.
+            "usage_gateway_bare" => "headers = []\n",
+            _ => "",
         };
         let config = dir.join("gateway.toml");
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -101,7 +102,11 @@ fn collector_run(b: &Bench, target: &str, run: usize, brokers: &str, rotel_bin: 
             format!("http://127.0.0.1:{port}/v1/logs"),
             vec!["--header", "authorization=Bearer bench-key"],
             format!("{topic}.relay_usage"),
-            "events",
+            if target == "usage_gateway_bare" {
+                "keys"
+            } else {
+                "events"
+            },
         )
     } else {
         let grpc = services::free_port()?;

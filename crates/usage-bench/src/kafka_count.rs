@@ -17,6 +17,9 @@ pub enum Format {
     Events,
     /// An OTLP `ExportLogsServiceRequest` (protobuf) per message, id in `event.id`.
     Otlp,
+    /// One event per message, its id the message key (our exporter's default key,
+    /// for messages without headers).
+    Keys,
 }
 
 pub fn run(
@@ -88,6 +91,13 @@ pub fn run(
                     }
                 }
             }
+            Format::Keys => match m.key().map(|k| String::from_utf8_lossy(k).into_owned()) {
+                Some(id) => {
+                    records += 1;
+                    ids.insert(id);
+                }
+                None => malformed += 1,
+            },
             Format::Otlp => match crate::ids::otlp_record_ids(m.payload().unwrap_or_default()) {
                 Ok(record_ids) => {
                     for id in record_ids {
