@@ -9,11 +9,13 @@ use crate::config::{client_config, Format, KafkaConfig, PackBy};
 use crate::headers::HeaderSet;
 use crate::pack::PartitionCounts;
 use crate::poller::Polled;
+use crate::produce::{Outgoing, TopicHandle};
 use crate::tracker::{AttemptId, Tracker};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use usage_core::{
     async_trait, json, Batch, ConfigError, Event, ExportError, Exporter, ExporterContext, ExporterDefaults,
@@ -68,6 +70,8 @@ pub struct KafkaExporter {
     pub(crate) max_message_bytes: usize,
     /// The headers each message carries.
     pub(crate) headers: HeaderSet,
+    /// librdkafka's handle of each topic produced to so far.
+    topics: Mutex<HashMap<String, Arc<TopicHandle<Reports>>>>,
 }
 
 impl KafkaExporter {
@@ -109,6 +113,7 @@ impl KafkaExporter {
             format: cfg.format,
             max_message_bytes: cfg.max_message_bytes,
             headers,
+            topics: Mutex::default(),
         })
     }
 
@@ -130,26 +135,43 @@ impl KafkaExporter {
         })
     }
 
-    /// Hands one message to librdkafka, waiting while its bounded queue is full.
-    /// Returns whether a delivery report will follow; a message refused at once is
-    /// recorded in the tracker under `index`.
+    /// librdkafka's handle of `topic`, made at its first message and kept.
+    pub(crate) fn topic_handle(&self, topic: &str) -> Result<Arc<TopicHandle<Reports>>, RDKafkaErrorCode> {
+        let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(handle) = topics.get(topic) {
+            return Ok(handle.clone());
+        }
+        let handle = Arc::new(TopicHandle::new(&self.producer, topic)?);
+        topics.insert(topic.to_string(), handle.clone());
+        Ok(handle)
+    }
+
+    /// Hands one message to librdkafka through `topic`'s handle, waiting while its
+    /// bounded queue is full. Returns whether a delivery report will follow; a
+    /// message refused at once (or whose topic has no handle) is recorded in the
+    /// tracker under `index`.
     pub(crate) async fn produce(
         &self,
-        mut record: BaseRecord<'_, str, [u8], usize>,
+        topic: &Result<Arc<TopicHandle<Reports>>, RDKafkaErrorCode>,
+        message: Outgoing<'_>,
         attempt: AttemptId,
         index: usize,
     ) -> bool {
-        let t = &self.tracker;
+        let handle = match topic {
+            Ok(handle) => handle,
+            Err(code) => {
+                self.tracker
+                    .refuse(attempt, index, KafkaError::MessageProduction(*code));
+                return false;
+            }
+        };
         loop {
-            match self.producer.send(record) {
+            match handle.produce(&message) {
                 Ok(()) => return true,
-                Err((err, back)) if err.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
-                    // librdkafka's queue is bounded: let it drain, then retry.
-                    record = back;
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                }
-                Err((err, _)) => {
-                    t.refuse(attempt, index, err);
+                // librdkafka's queue is bounded: let it drain, then retry.
+                Err(RDKafkaErrorCode::QueueFull) => tokio::time::sleep(Duration::from_millis(2)).await,
+                Err(code) => {
+                    self.tracker.refuse(attempt, index, KafkaError::MessageProduction(code));
                     return false;
                 }
             }
@@ -169,6 +191,7 @@ impl KafkaExporter {
             } else {
                 None
             };
+            let handle = self.topic_handle(&topic);
             for e in slice {
                 let i = index;
                 index += 1;
@@ -180,20 +203,20 @@ impl KafkaExporter {
                     Format::StreamTrace => crate::stream_trace::write(&mut payload, e, id),
                 }
                 let key = self.key_for(e, id);
-                let mut record = BaseRecord::with_opaque_to(&topic, attempt.opaque(i))
-                    .payload(&payload[..])
-                    .timestamp(e.ts().as_millis());
-                if let Some(headers) = self.headers.per_event(e.kind(), id) {
-                    record = record.headers(headers);
-                }
-                if let Some(k) = key.as_deref() {
-                    record = record.key(k);
+                let key = key.as_deref().map(str::as_bytes);
+                let message = Outgoing {
+                    payload: &payload,
+                    key,
                     // Empty keys are librdkafka's to place (at random).
-                    if let Some(n) = partitions.filter(|_| !k.is_empty()) {
-                        record = record.partition(crate::pack::partition_of(k.as_bytes(), n));
-                    }
-                }
-                if self.produce(record, attempt, i).await {
+                    partition: key
+                        .filter(|k| !k.is_empty())
+                        .zip(partitions)
+                        .map(|(k, n)| crate::pack::partition_of(k, n)),
+                    timestamp_ms: e.ts().as_millis(),
+                    headers: self.headers.per_event(e.kind(), id),
+                    opaque: attempt.opaque(i),
+                };
+                if self.produce(&handle, message, attempt, i).await {
                     sent += 1;
                 }
             }

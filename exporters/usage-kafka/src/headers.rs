@@ -6,7 +6,7 @@
 //! the record batch). A consumer that reads the id and kind from the value, where
 //! every message has them too, needs neither.
 
-use rdkafka::message::{Header, OwnedHeaders};
+use std::ffi::CStr;
 use usage_core::ConfigError;
 
 /// The headers of one message per event.
@@ -58,73 +58,60 @@ impl HeaderSet {
         Ok(set)
     }
 
-    /// The headers of one event's message, or `None` when none are chosen (the
-    /// message then carries no header block to allocate or write).
-    pub(crate) fn per_event(&self, kind: &str, id: &str) -> Option<OwnedHeaders> {
-        if !self.kind && !self.event_id {
-            return None;
-        }
-        let mut h = OwnedHeaders::new_with_capacity(2);
-        if self.kind {
-            h = h.insert(Header {
-                key: "kind",
-                value: Some(kind),
-            });
-        }
-        if self.event_id {
-            h = h.insert(Header {
-                key: "event-id",
-                value: Some(id),
-            });
-        }
-        Some(h)
+    /// The headers of one event's message.
+    pub(crate) fn per_event<'a>(&self, kind: &'a str, id: &'a str) -> Headers<'a> {
+        let mut h = Headers::default();
+        h.push_if(self.kind, c"kind", kind.as_bytes());
+        h.push_if(self.event_id, c"event-id", id.as_bytes());
+        h
     }
 
-    /// The headers of a packed message of `count` events.
-    pub(crate) fn packed(&self, kind: &str, count: usize) -> Option<OwnedHeaders> {
-        if !self.kind && !self.event_count && !self.content_type {
-            return None;
+    /// The headers of a packed message of `count` events (`count` in decimal).
+    pub(crate) fn packed<'a>(&self, kind: &'a str, count: &'a str) -> Headers<'a> {
+        let mut h = Headers::default();
+        h.push_if(self.kind, c"kind", kind.as_bytes());
+        h.push_if(self.event_count, c"event-count", count.as_bytes());
+        h.push_if(self.content_type, c"content-type", b"application/x-ndjson");
+        h
+    }
+}
+
+/// One message's headers, at most three: names as C strings (what librdkafka
+/// takes), values borrowed. librdkafka copies both when the message is produced.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Headers<'a> {
+    list: [(&'static CStr, &'a [u8]); 3],
+    len: usize,
+}
+
+impl<'a> Headers<'a> {
+    fn push_if(&mut self, chosen: bool, name: &'static CStr, value: &'a [u8]) {
+        if chosen && self.len < self.list.len() {
+            self.list[self.len] = (name, value);
+            self.len += 1;
         }
-        let mut h = OwnedHeaders::new_with_capacity(3);
-        if self.kind {
-            h = h.insert(Header {
-                key: "kind",
-                value: Some(kind),
-            });
-        }
-        if self.event_count {
-            h = h.insert(Header {
-                key: "event-count",
-                value: Some(&count.to_string()),
-            });
-        }
-        if self.content_type {
-            h = h.insert(Header {
-                key: "content-type",
-                value: Some("application/x-ndjson"),
-            });
-        }
-        Some(h)
+    }
+
+    /// The headers, in the order written.
+    pub(crate) fn as_slice(&self) -> &[(&'static CStr, &'a [u8])] {
+        &self.list[..self.len]
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rdkafka::message::Headers;
 
-    fn names(h: Option<OwnedHeaders>) -> Vec<(String, String)> {
-        h.map(|h| {
-            h.iter()
-                .map(|x| {
-                    (
-                        x.key.to_string(),
-                        String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    fn names(h: Headers<'_>) -> Vec<(String, String)> {
+        h.as_slice()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy().into_owned(),
+                    String::from_utf8_lossy(v).into_owned(),
+                )
+            })
+            .collect()
     }
 
     #[test]
@@ -139,7 +126,7 @@ mod tests {
         );
         let packed = HeaderSet::from_config(None, true, "exporters.k").unwrap();
         assert_eq!(
-            names(packed.packed("relay_usage", 7)),
+            names(packed.packed("relay_usage", "7")),
             [
                 ("kind".into(), "relay_usage".into()),
                 ("event-count".into(), "7".into()),
@@ -157,9 +144,9 @@ mod tests {
             [("event-id".into(), "id-1".into())]
         );
         let none = HeaderSet::from_config(Some(&[]), false, "exporters.k").unwrap();
-        assert!(none.per_event("relay_usage", "id-1").is_none());
+        assert!(none.per_event("relay_usage", "id-1").as_slice().is_empty());
         let none = HeaderSet::from_config(Some(&[]), true, "exporters.k").unwrap();
-        assert!(none.packed("relay_usage", 7).is_none());
+        assert!(none.packed("relay_usage", "7").as_slice().is_empty());
     }
 
     #[test]

@@ -40,6 +40,7 @@ mod pack;
 #[cfg(test)]
 mod place_tests;
 mod poller;
+mod produce;
 pub mod read;
 mod refusal;
 mod security;

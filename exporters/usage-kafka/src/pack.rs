@@ -5,9 +5,10 @@
 
 use crate::config::{KafkaConfig, PackBy, Property};
 use crate::exporter::{classify, KafkaExporter};
+use crate::produce::Outgoing;
 use crate::tracker::AttemptId;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseRecord, Producer};
+use rdkafka::producer::Producer;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -312,18 +313,21 @@ impl KafkaExporter {
     ) -> usize {
         let m = packs.len();
         packs.push(std::mem::take(&mut p.events));
-        let mut record = BaseRecord::with_opaque_to(topic, attempt.opaque(m))
-            .payload(&p.payload[..])
-            .timestamp(p.ts_ms);
-        if let Some(headers) = self.headers.packed(kind, packs[m].len()) {
-            record = record.headers(headers);
-        }
-        match &p.target {
-            Target::Key(Some(k)) => record = record.key(k.as_str()),
-            Target::Partition(Some(partition)) => record = record.partition(*partition),
-            Target::Key(None) | Target::Partition(None) => {}
-        }
-        let sent = usize::from(self.produce(record, attempt, m).await);
+        let count = packs[m].len().to_string();
+        let (key, partition) = match &p.target {
+            Target::Key(k) => (k.as_deref().map(str::as_bytes), None),
+            Target::Partition(partition) => (None, *partition),
+        };
+        let message = Outgoing {
+            payload: &p.payload,
+            key,
+            partition,
+            timestamp_ms: p.ts_ms,
+            headers: self.headers.packed(kind, &count),
+            opaque: attempt.opaque(m),
+        };
+        let handle = self.topic_handle(topic);
+        let sent = usize::from(self.produce(&handle, message, attempt, m).await);
         p.payload.clear();
         sent
     }
