@@ -146,6 +146,39 @@ async fn a_message_too_large_is_rejected_alone() {
     );
 }
 
+/// librdkafka's queue bounded at 5 messages: a batch of 200 fills it again and
+/// again, each refusal (queue full) is waited out and the message produced again,
+/// and every event arrives once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_producer_queue_is_waited_out_not_refused() {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("t.relay_usage", 1, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let mut cfg = config(&brokers);
+    cfg.librdkafka
+        .insert("queue.buffering.max.messages".into(), usage_kafka::Property::Int(5));
+    let exporter = KafkaExporter::new(&cfg, "exporters.k").unwrap();
+    let events: Vec<Event> = (0..200u64)
+        .map(|cu| {
+            Event::new(RelayUsage {
+                project: "a".into(),
+                cu,
+                ..Default::default()
+            })
+        })
+        .collect();
+    let batch = Batch::from_events(events.clone(), Arc::new(Resource::new("svc")));
+    exporter.export(&batch).await.unwrap();
+    let back = read_all(&brokers, "t.relay_usage", 1, 200);
+    let mut ids: Vec<_> = back
+        .iter()
+        .map(|(_, v, _)| usage_core::json::decode_event(v.as_bytes()).unwrap().id())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!((back.len(), ids.len()), (200, 200));
+}
+
 /// Each packed message's events, decoded from its NDJSON lines.
 fn unpack(value: &str) -> Vec<Event> {
     value
