@@ -42,9 +42,9 @@ impl ProducerContext for Reports {
 
 /// Produces each event as a JSON message to `topic` (per kind), keyed by the event
 /// id or a field, with headers `kind` and `event-id` unless `headers` leaves them
-/// out (or packs events into NDJSON
-/// messages, see [`KafkaConfig::events_per_message`]). A batch is acknowledged only
-/// when every message's delivery report succeeded.
+/// out (or packs events into NDJSON messages, see
+/// [`KafkaConfig::events_per_message`]). A batch is acknowledged only when every
+/// message's delivery report succeeded.
 pub struct KafkaExporter {
     pub(crate) producer: Arc<BaseProducer<Reports>>,
     /// Polls `producer` for delivery reports while the exporter lives.
