@@ -5,7 +5,7 @@
 mod ascii;
 mod name_key;
 
-pub use ascii::is_ascii;
+pub use ascii::{is_ascii, utf8};
 pub use name_key::NameKey;
 
 use crate::event::schema::{FieldDef, FieldType};

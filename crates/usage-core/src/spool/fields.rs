@@ -46,7 +46,7 @@ impl SpooledFields {
         let mut r = Reader::new(bytes);
         for def in schema.fields.iter() {
             match r.field(def.ty, def.nullable)? {
-                RawField::Str(s) if !is_utf8(s) => {
+                RawField::Str(s) if crate::receive::utf8(s).is_none() => {
                     return Err(CodecError(format!("field `{}` is not UTF-8", def.name)))
                 }
                 RawField::Map(_) => return Ok(None),
@@ -167,13 +167,6 @@ impl fmt::Debug for SpooledFields {
         });
         m.finish()
     }
-}
-
-/// Whether `s` is UTF-8: short ASCII strings (ids, hashes, names) by a few word
-/// loads, anything else by the std validator.
-#[inline(always)]
-fn is_utf8(s: &[u8]) -> bool {
-    (s.len() <= 64 && crate::receive::is_ascii(s)) || std::str::from_utf8(s).is_ok()
 }
 
 #[cfg(test)]

@@ -194,21 +194,8 @@ pub(crate) fn string<'a>(w: Wire<'a>, field: &str, at: usize) -> Result<&'a str,
     utf8(bytes(w, field, at)?).ok_or_else(|| WireError(format!("{field}: invalid UTF-8 at byte {at}")))
 }
 
-/// Longest string the inline ASCII check takes; longer ones go to the std validator,
-/// whose loop of wide words wins there.
-const SHORT: usize = 64;
-
-/// Validates UTF-8. Attribute keys and most values are short ASCII, where an
-/// inlined check costs a fraction of a call into `str::from_utf8` (a measurable
-/// share of the gateway's CPU).
-#[inline(always)]
-pub(crate) fn utf8(b: &[u8]) -> Option<&str> {
-    if b.len() <= SHORT && usage_core::receive::is_ascii(b) {
-        // SAFETY: every byte is ASCII, and ASCII is valid UTF-8.
-        return Some(unsafe { std::str::from_utf8_unchecked(b) });
-    }
-    std::str::from_utf8(b).ok()
-}
+/// UTF-8 validation, short ASCII strings inline (see [`usage_core::receive::utf8`]).
+pub(crate) use usage_core::receive::utf8;
 
 #[inline(always)]
 pub(crate) fn varint(w: Wire<'_>, field: &str, at: usize) -> Result<u64, WireError> {
@@ -243,29 +230,6 @@ fn mismatch(field: &str, want: &str, got: Wire<'_>, at: usize) -> WireError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utf8_agrees_with_std_for_every_byte_at_every_offset() {
-        // Lengths on both sides of the inline check's limit; each byte value once at each offset.
-        for len in [1, 2, SHORT - 1, SHORT, SHORT + 1, 2 * SHORT] {
-            for at in 0..len {
-                for byte in 0..=255u8 {
-                    let mut b = vec![b'k'; len];
-                    b[at] = byte;
-                    assert_eq!(
-                        utf8(&b),
-                        std::str::from_utf8(&b).ok(),
-                        "len {len} byte {byte:#x} at {at}"
-                    );
-                }
-            }
-        }
-        for s in ["", "é", "relay_usage", "プロジェクト", "a\u{10FFFF}"] {
-            assert_eq!(utf8(s.as_bytes()), Some(s));
-        }
-        // A valid multi-byte character cut short is refused.
-        assert_eq!(utf8(&"é".as_bytes()[..1]), None);
-    }
 
     fn all(buf: &[u8]) -> Result<Vec<(u32, String)>, WireError> {
         let mut f = Fields::new(buf, 0);
