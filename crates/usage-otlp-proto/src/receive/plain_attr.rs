@@ -10,7 +10,7 @@
 //! (a property test below checks it).
 
 use super::view::{Any, Attr};
-use super::wire::utf8;
+use super::wire::{short_field as field, utf8};
 
 /// `KeyValue.key` (field 1, length-delimited).
 const KEY_TAG: u8 = 0x0a;
@@ -38,18 +38,6 @@ pub(super) fn read(buf: &[u8]) -> Option<Attr<'_>> {
         key: utf8(key)?,
         value: Some(scalar(value)?),
     })
-}
-
-/// A length-delimited field with tag `tag` and a one-byte length at the start of
-/// `buf`: its payload and what follows it.
-#[inline(always)]
-fn field(buf: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
-    match buf {
-        [t, len, rest @ ..] if *t == tag && *len < 0x80 && usize::from(*len) <= rest.len() => {
-            Some(rest.split_at(usize::from(*len)))
-        }
-        _ => None,
-    }
 }
 
 /// An `AnyValue` holding exactly one scalar.

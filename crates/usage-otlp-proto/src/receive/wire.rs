@@ -137,15 +137,10 @@ impl<'a> Fields<'a> {
     /// nothing read, for anything else. Reads what [`Fields::next_field`] would.
     #[inline(always)]
     pub(crate) fn next_short_bytes(&mut self, tag: u8) -> Option<(&'a [u8], usize)> {
-        match self.buf.get(self.pos..)? {
-            [t, len, rest @ ..] if *t == tag && *len < 0x80 && usize::from(*len) <= rest.len() => {
-                let len = usize::from(*len);
-                let at = self.base + self.pos + 2;
-                self.pos += 2 + len;
-                Some((&rest[..len], at))
-            }
-            _ => None,
-        }
+        let (payload, _) = short_field(self.buf.get(self.pos..)?, tag)?;
+        let at = self.base + self.pos + 2;
+        self.pos += 2 + payload.len();
+        Some((payload, at))
     }
 
     /// The next field: its number, its payload and the body offset of the payload.
@@ -192,6 +187,18 @@ pub(crate) fn bytes<'a>(w: Wire<'a>, field: &str, at: usize) -> Result<&'a [u8],
 #[inline(always)]
 pub(crate) fn string<'a>(w: Wire<'a>, field: &str, at: usize) -> Result<&'a str, WireError> {
     utf8(bytes(w, field, at)?).ok_or_else(|| WireError(format!("{field}: invalid UTF-8 at byte {at}")))
+}
+
+/// A length-delimited field with tag byte `tag` and a one-byte length at the start
+/// of `buf`: its payload and what follows it; `None` for anything else.
+#[inline(always)]
+pub(crate) fn short_field(buf: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+    match buf {
+        [t, len, rest @ ..] if *t == tag && *len < 0x80 && usize::from(*len) <= rest.len() => {
+            Some(rest.split_at(usize::from(*len)))
+        }
+        _ => None,
+    }
 }
 
 /// UTF-8 validation, short ASCII strings inline (see [`usage_core::receive::utf8`]).
