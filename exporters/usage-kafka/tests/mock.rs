@@ -146,6 +146,20 @@ async fn a_message_too_large_is_rejected_alone() {
     );
 }
 
+/// A batch of `n` `relay_usage` events of `project`, `cu` 0 to n - 1.
+fn relays(n: u64, project: &str) -> Batch {
+    let events = (0..n)
+        .map(|cu| {
+            Event::new(RelayUsage {
+                project: project.into(),
+                cu,
+                ..Default::default()
+            })
+        })
+        .collect();
+    Batch::from_events(events, Arc::new(Resource::new("svc")))
+}
+
 /// librdkafka's queue bounded at 5 messages: a batch of 200 fills it again and
 /// again, each refusal (queue full) is waited out and the message produced again,
 /// and every event arrives once.
@@ -158,17 +172,7 @@ async fn a_full_producer_queue_is_waited_out_not_refused() {
     cfg.librdkafka
         .insert("queue.buffering.max.messages".into(), usage_kafka::Property::Int(5));
     let exporter = KafkaExporter::new(&cfg, "exporters.k").unwrap();
-    let events: Vec<Event> = (0..200u64)
-        .map(|cu| {
-            Event::new(RelayUsage {
-                project: "a".into(),
-                cu,
-                ..Default::default()
-            })
-        })
-        .collect();
-    let batch = Batch::from_events(events.clone(), Arc::new(Resource::new("svc")));
-    exporter.export(&batch).await.unwrap();
+    exporter.export(&relays(200, "a")).await.unwrap();
     let back = read_all(&brokers, "t.relay_usage", 1, 200);
     let mut ids: Vec<_> = back
         .iter()
@@ -251,16 +255,7 @@ async fn headers_are_the_chosen_ones_or_none() {
     cluster.create_topic("t.relay_usage", 1, 1).unwrap();
     cluster.create_topic("p.relay_usage", 1, 1).unwrap();
     let brokers = cluster.bootstrap_servers();
-    let events: Vec<Event> = (0..6u64)
-        .map(|cu| {
-            Event::new(RelayUsage {
-                project: "a".into(),
-                cu,
-                ..Default::default()
-            })
-        })
-        .collect();
-    let batch = Batch::from_events(events.clone(), Arc::new(Resource::new("svc")));
+    let batch = relays(6, "a");
     let mut cfg = config(&brokers);
     cfg.headers = Some(vec!["event-id".into()]);
     KafkaExporter::new(&cfg, "exporters.k")
