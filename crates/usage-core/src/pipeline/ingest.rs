@@ -396,8 +396,21 @@ impl Ingest {
         self.space.notify_all();
     }
 
+    /// Events queued now (slots claimed by emitting threads and not yet filled
+    /// are not events).
     pub(crate) fn len(&self) -> usize {
-        self.queue.len()
+        self.queue.queued()
+    }
+
+    /// A mark for [`Ingest::drained_to`]: where the next event pushed will go.
+    pub(crate) fn mark(&self) -> u64 {
+        self.queue.tail_position()
+    }
+
+    /// Whether every event pushed before [`Ingest::mark`] returned `mark` has been
+    /// popped.
+    pub(crate) fn drained_to(&self, mark: u64) -> bool {
+        self.queue.popped_up_to(mark)
     }
 
     /// The byte bound (`pipeline.queue_max_bytes`).
@@ -407,7 +420,7 @@ impl Ingest {
 
     /// Bytes the queued events take: their slots and what they hold on the heap.
     pub(crate) fn bytes(&self) -> usize {
-        self.queue.len() * SLOT_BYTES + self.heap.load(Relaxed)
+        self.len() * SLOT_BYTES + self.heap.load(Relaxed)
     }
 }
 

@@ -85,15 +85,17 @@ impl Inner {
     /// however many drain passes that takes: one pass stops at `COMMIT_MAX`. `Err`
     /// when the spool is full and the queue cannot move, or at `deadline`.
     pub(super) fn drain_queued(&self, deadline: Instant) -> Result<(), AcceptError> {
-        // With the router locked nothing drains, so these two agree: FIFO order
-        // means the queue's current events are through once `accepted` reaches this.
-        let target = {
-            let r = self.lock_router();
-            r.accepted + self.ingest.len() as u64
-        };
+        // The queue pops in order: once its head passes this mark, every event
+        // queued now has been popped (and slots claimed but never filled passed).
+        let mark = self.ingest.mark();
         loop {
             self.drain();
-            if self.lock_router().accepted >= target {
+            // Under the router's lock no drain is between its pop and its commit.
+            let through = {
+                let _r = self.lock_router();
+                self.ingest.drained_to(mark)
+            };
+            if through {
                 return Ok(());
             }
             if self.ingest.is_spool_full() {
