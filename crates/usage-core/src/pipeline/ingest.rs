@@ -419,8 +419,15 @@ impl Ingest {
     }
 
     /// Bytes the queued events take: their slots and what they hold on the heap.
+    #[cfg(test)]
     pub(crate) fn bytes(&self) -> usize {
-        self.len() * SLOT_BYTES + self.heap.load(Relaxed)
+        self.bytes_of(self.len())
+    }
+
+    /// [`Ingest::bytes`] for `queued` events counted already (counting walks the
+    /// queue).
+    pub(crate) fn bytes_of(&self, queued: usize) -> usize {
+        queued * SLOT_BYTES + self.heap.load(Relaxed)
     }
 }
 

@@ -169,7 +169,7 @@ impl Inner {
             accepted: accepted + queued,
             dropped,
             queued_events: queued,
-            queued_bytes: self.ingest.bytes() as u64,
+            queued_bytes: self.ingest.bytes_of(queued as usize) as u64,
             queue_max_bytes: self.ingest.max_bytes() as u64,
             exporters,
             spool: self.spool.as_ref().map(|s| s.stats()),
