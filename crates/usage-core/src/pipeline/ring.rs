@@ -186,22 +186,25 @@ impl<T> Ring<T> {
     /// (`mem::forget`), neither use nor drop it.
     #[inline(always)]
     pub(crate) unsafe fn push_copy(&self, value: &T) -> bool {
-        CLAIMS.with(|entries| {
-            let entry = &entries[self.id as usize % CLAIM_ENTRIES];
-            let claim = entry.get();
-            if claim.ring == self.id && claim.next != claim.end {
-                // SAFETY: passed on from the caller.
-                if unsafe { self.fill(claim.next, value) } {
-                    entry.set(Claim {
-                        next: claim.next + 1,
-                        ..claim
-                    });
-                    return true;
-                }
-            }
+        // Only the entry's address is taken inside `with`: the push itself stays
+        // inlined into `emit` (inside the closure it went out of line).
+        let entry: *const Cell<Claim> = CLAIMS.with(|entries| &entries[self.id as usize % CLAIM_ENTRIES] as *const _);
+        // SAFETY: this thread's own entry, alive as long as the thread (a `const`
+        // thread-local without a destructor), and used only here, on this thread.
+        let entry = unsafe { &*entry };
+        let claim = entry.get();
+        if claim.ring == self.id && claim.next != claim.end {
             // SAFETY: passed on from the caller.
-            unsafe { self.claim_and_fill(entry, value) }
-        })
+            if unsafe { self.fill(claim.next, value) } {
+                entry.set(Claim {
+                    next: claim.next + 1,
+                    ..claim
+                });
+                return true;
+            }
+        }
+        // SAFETY: passed on from the caller.
+        unsafe { self.claim_and_fill(entry, value) }
     }
 
     /// Fills the slot at `pos` with `*value` if it is still free for this lap
