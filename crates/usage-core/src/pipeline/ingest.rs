@@ -402,6 +402,12 @@ impl Ingest {
         self.queue.queued()
     }
 
+    /// Slots in use: events queued and slots claimed by emitting threads but not
+    /// yet filled (a bound on [`Ingest::len`], without its walk).
+    pub(crate) fn slots_in_use(&self) -> usize {
+        self.queue.len()
+    }
+
     /// A mark for [`Ingest::drained_to`]: where the next event pushed will go.
     pub(crate) fn mark(&self) -> u64 {
         self.queue.tail_position()

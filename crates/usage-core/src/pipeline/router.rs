@@ -33,16 +33,31 @@ pub(crate) struct Published {
     moving: AtomicU64,
 }
 
+/// Walks of the ingest queue [`Published::accepted_and_queued`] tries before it
+/// counts slots in use instead.
+const MAX_QUEUE_WALKS: u32 = 8;
+
 impl Published {
     /// `accepted` and the ingest queue's length at one moment: no event is counted
     /// in both or in neither.
     pub(crate) fn accepted_and_queued(&self, ingest: &Ingest) -> (u64, u64) {
+        // Counting the queued events walks the queue; a router draining without
+        // pause could keep moving events under every walk. After a few tries the
+        // count is the slots in use, which may include slots emitting threads have
+        // claimed and not yet filled (at most 47 per thread in the default ring).
+        let mut walks = 0;
         loop {
             let before = self.moving.load(SeqCst);
             if before.is_multiple_of(2) {
-                let (accepted, queued) = (self.accepted.load(SeqCst), ingest.len() as u64);
+                let queued = if walks < MAX_QUEUE_WALKS {
+                    walks += 1;
+                    ingest.len()
+                } else {
+                    ingest.slots_in_use()
+                };
+                let accepted = self.accepted.load(SeqCst);
                 if self.moving.load(SeqCst) == before {
-                    return (accepted, queued);
+                    return (accepted, queued as u64);
                 }
             }
             std::hint::spin_loop();
@@ -333,5 +348,40 @@ impl Router {
             "usage events DROPPED at ingest since last report"
         );
         self.last_drop_log = Some((Instant::now(), now));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FullPolicy;
+    use crate::{Event, RelayUsage};
+    use std::sync::atomic::AtomicBool;
+    use std::time::Duration;
+
+    /// A router that never stops moving events invalidates every walk of the queue:
+    /// stats still answer, counting slots in use.
+    #[test]
+    fn a_queue_count_under_a_busy_router_still_returns() {
+        let ingest = Ingest::new(50_000, 64 << 20, 1 << 20, FullPolicy::DropNewest, Duration::ZERO);
+        for _ in 0..3 {
+            ingest.push(Event::new(RelayUsage::default()));
+        }
+        let published = Published::default();
+        let stop = AtomicBool::new(false);
+        let (accepted, queued) = std::thread::scope(|s| {
+            s.spawn(|| {
+                while !stop.load(SeqCst) {
+                    published.moving.fetch_add(2, SeqCst);
+                }
+            });
+            let counted = published.accepted_and_queued(&ingest);
+            stop.store(true, SeqCst);
+            counted
+        });
+        assert_eq!(accepted, 0);
+        // Three filled; the rest of this thread's claims may be counted too.
+        assert!((3..=ingest.slots_in_use() as u64).contains(&queued), "{queued}");
+        assert_eq!(published.accepted_and_queued(&ingest), (0, 3), "exact when quiet");
     }
 }
