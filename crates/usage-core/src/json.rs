@@ -47,6 +47,27 @@ pub fn write_event(out: &mut Vec<u8>, event: &Event, resource: &Resource) {
     out.push(b'}');
 }
 
+/// The event id a line written by [`write_event`] starts with, read back from the
+/// line: for a caller that needs the id beside the line (a Kafka key) and would
+/// otherwise format it a second time. `None` for anything else.
+///
+/// ```
+/// use usage_core::{json, Event, RelayUsage, Resource};
+/// let event = Event::new(RelayUsage::default());
+/// let mut line = Vec::new();
+/// json::write_event(&mut line, &event, &Resource::default());
+/// assert_eq!(json::written_id(&line), Some(event.id().to_string().as_str()));
+/// assert_eq!(json::written_id(b"{\"ts\":1}"), None);
+/// ```
+pub fn written_id(line: &[u8]) -> Option<&str> {
+    const HYPHENATED: usize = 36;
+    let rest = line.strip_prefix(b"{\"id\":\"")?;
+    if rest.get(HYPHENATED) != Some(&b'"') {
+        return None;
+    }
+    std::str::from_utf8(&rest[..HYPHENATED]).ok()
+}
+
 /// Every field of `event` as `,"name":value`; a static schema's keys come
 /// written (see [`keys`]).
 #[inline]

@@ -197,11 +197,21 @@ impl KafkaExporter {
                 index += 1;
                 payload.clear();
                 let mut id_buf = [0u8; 36];
-                let id = e.id().uuid().hyphenated().encode_lower(&mut id_buf);
-                match self.format {
-                    Format::Json => json::write_event(&mut payload, e, batch.resource()),
-                    Format::StreamTrace => crate::stream_trace::write(&mut payload, e, id),
-                }
+                let id = match self.format {
+                    // The line starts with the id: read back, not formatted twice.
+                    Format::Json => {
+                        json::write_event(&mut payload, e, batch.resource());
+                        match json::written_id(&payload) {
+                            Some(id) => id,
+                            None => e.id().uuid().hyphenated().encode_lower(&mut id_buf),
+                        }
+                    }
+                    Format::StreamTrace => {
+                        let id = e.id().uuid().hyphenated().encode_lower(&mut id_buf);
+                        crate::stream_trace::write(&mut payload, e, id);
+                        id
+                    }
+                };
                 let key = self.key_for(e, id);
                 let key = key.as_deref().map(str::as_bytes);
                 let message = Outgoing {
