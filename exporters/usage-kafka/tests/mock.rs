@@ -3,11 +3,23 @@
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
 use rdkafka::{ClientConfig, Message, TopicPartitionList};
 use std::sync::Arc;
 use std::time::Duration;
 use usage_core::{Batch, Event, ExportError, Exporter, NetworkEvent, RelayUsage, Resource};
 use usage_kafka::{KafkaConfig, KafkaExporter};
+
+/// A one-broker mock cluster with these topics (name, partitions) and its
+/// bootstrap address; the cluster lives as long as the value is kept.
+fn cluster(topics: &[(&str, i32)]) -> (MockCluster<'static, DefaultProducerContext>, String) {
+    let cluster = MockCluster::new(1).unwrap();
+    for (name, partitions) in topics {
+        cluster.create_topic(name, *partitions, 1).unwrap();
+    }
+    let brokers = cluster.bootstrap_servers();
+    (cluster, brokers)
+}
 
 fn config(brokers: &str) -> KafkaConfig {
     usage_core::ExporterSection::new("k", "kafka")
@@ -62,10 +74,7 @@ fn read_all(brokers: &str, topic: &str, partitions: i32, expect: usize) -> Vec<R
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topic_per_kind_key_headers_and_json_value() {
-    let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic("t.relay_usage", 2, 1).unwrap();
-    cluster.create_topic("t.network_event", 1, 1).unwrap();
-    let brokers = cluster.bootstrap_servers();
+    let (_cluster, brokers) = cluster(&[("t.relay_usage", 2), ("t.network_event", 1)]);
     let exporter = KafkaExporter::new(&config(&brokers), "exporters.k").unwrap();
     exporter.healthcheck().await.unwrap();
     let mut events: Vec<Event> = (0..10)
@@ -130,9 +139,7 @@ fn assert_rejected_alone(outcome: Result<(), ExportError>, huge: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_too_large_is_rejected_alone() {
-    let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic("t.relay_usage", 1, 1).unwrap();
-    let brokers = cluster.bootstrap_servers();
+    let (_cluster, brokers) = cluster(&[("t.relay_usage", 1)]);
     let mut cfg = config(&brokers);
     cfg.librdkafka
         .insert("message.max.bytes".into(), usage_kafka::Property::Int(1000));
@@ -165,9 +172,7 @@ fn relays(n: u64, project: &str) -> Batch {
 /// and every event arrives once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_producer_queue_is_waited_out_not_refused() {
-    let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic("t.relay_usage", 1, 1).unwrap();
-    let brokers = cluster.bootstrap_servers();
+    let (_cluster, brokers) = cluster(&[("t.relay_usage", 1)]);
     let mut cfg = config(&brokers);
     cfg.librdkafka
         .insert("queue.buffering.max.messages".into(), usage_kafka::Property::Int(5));
@@ -197,9 +202,7 @@ fn header<'a>(headers: &'a [(String, String)], key: &str) -> Option<&'a str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn packed_messages_are_ndjson_grouped_by_key() {
-    let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic("t.relay_usage", 2, 1).unwrap();
-    let brokers = cluster.bootstrap_servers();
+    let (_cluster, brokers) = cluster(&[("t.relay_usage", 2)]);
     let mut cfg = config(&brokers);
     cfg.events_per_message = 4;
     let exporter = KafkaExporter::new(&cfg, "exporters.k").unwrap();
@@ -251,10 +254,7 @@ async fn packed_messages_are_ndjson_grouped_by_key() {
 /// `event-id` on one message per event, nothing at all on packed messages.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn headers_are_the_chosen_ones_or_none() {
-    let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic("t.relay_usage", 1, 1).unwrap();
-    cluster.create_topic("p.relay_usage", 1, 1).unwrap();
-    let brokers = cluster.bootstrap_servers();
+    let (_cluster, brokers) = cluster(&[("t.relay_usage", 1), ("p.relay_usage", 1)]);
     let batch = relays(6, "a");
     let mut cfg = config(&brokers);
     cfg.headers = Some(vec!["event-id".into()]);
@@ -288,9 +288,7 @@ async fn headers_are_the_chosen_ones_or_none() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kind_in_several_router_chunks_packs_as_one_run() {
-    let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic("t.relay_usage", 1, 1).unwrap();
-    let brokers = cluster.bootstrap_servers();
+    let (_cluster, brokers) = cluster(&[("t.relay_usage", 1)]);
     let mut cfg = config(&brokers);
     cfg.events_per_message = 4;
     let exporter = KafkaExporter::new(&cfg, "exporters.k").unwrap();
@@ -328,9 +326,7 @@ async fn a_kind_in_several_router_chunks_packs_as_one_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn packing_keeps_under_the_byte_bound_and_a_huge_event_is_rejected_alone() {
-    let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic("t.relay_usage", 1, 1).unwrap();
-    let brokers = cluster.bootstrap_servers();
+    let (_cluster, brokers) = cluster(&[("t.relay_usage", 1)]);
     let mut cfg = config(&brokers);
     cfg.key = "id".into();
     cfg.events_per_message = 1000;

@@ -149,7 +149,10 @@ pub struct PipelineStats {
     pub accepted: u64,
     /// Drops at ingest, by reason.
     pub dropped: DropStats,
-    /// Events in the ingest queue.
+    /// Events in the ingest queue. Counted by walking the queue; while the router
+    /// moves events under every walk, the slots in use instead, which may include
+    /// slots emitting threads claimed and have not yet filled (fewer than 48 per
+    /// thread in the default queue, 64 in the largest).
     pub queued_events: u64,
     /// Bytes in the ingest queue.
     pub queued_bytes: u64,
