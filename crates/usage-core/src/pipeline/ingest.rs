@@ -362,8 +362,11 @@ impl Ingest {
     /// Counts every event still queued as dropped at shutdown (review L7: one
     /// pushed after the final drain is otherwise neither routed nor counted).
     pub(crate) fn discard_remaining(&self) -> u64 {
-        let mut heap = 0;
-        let n = self.queue.drain(usize::MAX, |e| heap += heap_bytes(&e)) as u64;
+        let (mut heap, mut n) = (0, 0u64);
+        while let Some(e) = self.queue.pop() {
+            heap += heap_bytes(&e);
+            n += 1;
+        }
         if heap > 0 {
             self.heap.fetch_sub(heap, Relaxed);
         }
@@ -375,11 +378,9 @@ impl Ingest {
 
     /// Pops up to `max` events into `out`; returns how many.
     pub(crate) fn drain_into(&self, out: &mut Vec<Event>, max: usize) -> usize {
-        let mut heap = 0;
-        let n = self.queue.drain(max, |e| {
-            heap += heap_bytes(&e);
-            out.push(e);
-        });
+        let start = out.len();
+        let n = self.queue.drain_into(out, max);
+        let heap: usize = out[start..].iter().map(heap_bytes).sum();
         if heap > 0 {
             self.heap.fetch_sub(heap, Relaxed);
         }

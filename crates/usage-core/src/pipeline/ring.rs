@@ -1,8 +1,10 @@
-//! The ingest ring: a bounded lock-free queue, many pushers and many poppers.
+//! The ingest ring: a bounded queue, lock-free for many pushers, popped by one
+//! thread at a time.
 //!
 //! Each slot carries a stamp saying whose turn it is: a pusher may fill it when the
-//! stamp equals its position, a popper may empty it when the stamp is one past the
-//! head it claims (D. Vyukov's bounded MPMC design). Positions carry a lap count
+//! stamp equals its position, the popper may empty it when the stamp is one past
+//! the head (after D. Vyukov's bounded MPMC design; pops take turns under a lock,
+//! held once per drain, so the head moves by plain stores). Positions carry a lap count
 //! above the index bits, so a slot's stamp tells this lap from the last one for any
 //! capacity, not only powers of two.
 //!
@@ -39,6 +41,9 @@ const PREFETCH_AHEAD: usize = 6;
 /// bench, 2 threads against 1, two runs each): one slot per claim 3.6x, 16 slots
 /// 1.09-1.42x, 64 slots 1.04-1.13x, 256 slots 1.03-1.22x.
 const MAX_CLAIM: u64 = 64;
+
+/// What [`Ring::drain_into`] grows a full buffer by at a time.
+const DRAIN_RESERVE: usize = 1024;
 
 /// A claim takes one slot per this many in the ring (up to [`MAX_CLAIM`]): what
 /// threads hold claimed and unfilled stays a small part of the capacity, and a
@@ -105,11 +110,15 @@ pub(crate) struct Ring<T> {
     /// Slots a pusher claims at once (in one lap).
     claim: u64,
     id: u64,
+    /// Held by the one thread popping (see [`Ring::lock_popper`]). On a line of
+    /// its own: beside `slots` and `id`, which every push reads, each drain's lock
+    /// would take that line from the pushing cores.
+    popper: CachePadded<std::sync::Mutex<()>>,
 }
 
-// SAFETY: a value is written by exactly one pusher and read by exactly one popper,
-// each after winning the slot by compare-and-swap (the pusher on its stamp, the
-// popper on the head); the stamp's release/acquire pair orders the value's bytes
+// SAFETY: a value is written by exactly one pusher, after winning the slot by
+// compare-and-swap on its stamp, and read by the one popper (poppers take turns
+// under `popper`); the stamp's release/acquire pair orders the value's bytes
 // between them.
 unsafe impl<T: Send> Send for Ring<T> {}
 // SAFETY: as above.
@@ -142,6 +151,7 @@ impl<T> Ring<T> {
             one_lap: (capacity as u64 + 1).next_power_of_two(),
             claim: claim.max(1),
             id: NEXT_RING_ID.fetch_add(1, Ordering::Relaxed),
+            popper: CachePadded::new(std::sync::Mutex::new(())),
         }
     }
 
@@ -337,6 +347,49 @@ impl<T> Ring<T> {
     /// Takes the oldest value, if any, passing (and revoking) slots claimed but
     /// not filled.
     pub(crate) fn pop(&self) -> Option<T> {
+        let _popper = self.lock_popper();
+        let mut value = MaybeUninit::<T>::uninit();
+        // SAFETY: `value` has room for one `T`; it is initialised when `take` is true.
+        unsafe { self.take(value.as_mut_ptr()).then(|| value.assume_init()) }
+    }
+
+    /// Moves up to `max` values into `out`, oldest first; returns how many. Each is
+    /// copied once, from its slot into `out`'s buffer (through `pop` it went by the
+    /// stack: a second copy of every event).
+    pub(crate) fn drain_into(&self, out: &mut Vec<T>, max: usize) -> usize {
+        let _popper = self.lock_popper();
+        let mut n = 0;
+        while n < max {
+            if out.len() == out.capacity() {
+                out.reserve((max - n).min(DRAIN_RESERVE));
+            }
+            // SAFETY: the spare capacity has room for one more `T`; `len` grows only
+            // once it is written.
+            unsafe {
+                if !self.take(out.as_mut_ptr().add(out.len())) {
+                    break;
+                }
+                out.set_len(out.len() + 1);
+            }
+            n += 1;
+        }
+        n
+    }
+
+    /// Pops serialised: one popper at a time moves the head, with plain stores
+    /// where compare-and-swap would race other poppers.
+    fn lock_popper(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.popper.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Copies the oldest value into `*to` and frees its slot; `false` (nothing
+    /// written) when the ring holds no value. Passes slots revoked before and
+    /// revokes slots claimed and not filled.
+    ///
+    /// # Safety
+    /// The caller holds the popper lock and `to` is valid for writing one `T`.
+    #[inline(always)]
+    unsafe fn take(&self, to: *mut T) -> bool {
         let backoff = Backoff::new();
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
@@ -345,30 +398,23 @@ impl<T> Ring<T> {
             let filled = stamp == head + 1;
             if filled || stamp == (head + 1) | SKIPPED {
                 let next = self.next(head);
-                match self
-                    .head
-                    .compare_exchange_weak(head, next, Ordering::SeqCst, Ordering::Relaxed)
-                {
-                    Ok(_) => {
-                        // SAFETY: the stamp says a pusher filled this slot, and winning
-                        // `head` makes us its only reader.
-                        let value = filled.then(|| unsafe { (*slot.value.get()).assume_init_read() });
-                        slot.stamp.store(head + self.one_lap, Ordering::Release);
-                        match value {
-                            Some(value) => return Some(value),
-                            None => head = next,
-                        }
-                    }
-                    Err(now) => {
-                        head = now;
-                        backoff.spin();
-                    }
+                // The only popper: a store, not a compare-and-swap.
+                self.head.store(next, Ordering::Release);
+                if filled {
+                    // SAFETY: the stamp says a pusher filled this slot and the popper
+                    // lock makes us its only reader; the caller gives `to`.
+                    unsafe { std::ptr::copy_nonoverlapping((*slot.value.get()).as_ptr(), to, 1) };
                 }
+                slot.stamp.store(head + self.one_lap, Ordering::Release);
+                if filled {
+                    return true;
+                }
+                head = next;
             } else if stamp == head {
                 // Not filled this lap: empty, unless a pusher has moved the tail.
                 fence(Ordering::SeqCst);
                 if self.tail.load(Ordering::Relaxed) == head {
-                    return None;
+                    return false;
                 }
                 // Claimed and not filled: revoke it, unless its pusher starts
                 // writing first (then wait for it, as for any pusher mid-copy).
@@ -376,26 +422,10 @@ impl<T> Ring<T> {
                     .stamp
                     .compare_exchange(head, (head + 1) | SKIPPED, Ordering::AcqRel, Ordering::Relaxed);
             } else {
-                // A pusher is writing this slot, or another popper has taken it.
+                // A pusher is writing this slot.
                 backoff.snooze();
-                head = self.head.load(Ordering::Relaxed);
             }
         }
-    }
-
-    /// Pops up to `max` values into `take`, oldest first; returns how many.
-    pub(crate) fn drain(&self, max: usize, mut take: impl FnMut(T)) -> usize {
-        let mut n = 0;
-        while n < max {
-            match self.pop() {
-                Some(v) => {
-                    take(v);
-                    n += 1;
-                }
-                None => break,
-            }
-        }
-        n
     }
 
     /// Values queued now, not counting slots claimed and not yet filled: a walk

@@ -109,15 +109,21 @@ fn pushers_and_poppers(ring: Ring<usize>) {
             })
         })
         .collect();
+    // One popper pops one at a time, the other drains a few at a time: they take
+    // turns at the head.
     let poppers: Vec<_> = (0..2)
-        .map(|_| {
+        .map(|p| {
             let ring = ring.clone();
             std::thread::spawn(move || {
                 let mut got = Vec::new();
                 while got.len() < PER * 3 / 2 {
-                    match ring.pop() {
-                        Some(v) => got.push(v),
-                        None => std::thread::yield_now(),
+                    let wanted = (PER * 3 / 2 - got.len()).min(7);
+                    let moved = match p {
+                        0 => ring.pop().map(|v| got.push(v)).is_some(),
+                        _ => ring.drain_into(&mut got, wanted) > 0,
+                    };
+                    if !moved {
+                        std::thread::yield_now();
                     }
                 }
                 got
@@ -163,6 +169,41 @@ fn an_unfilled_claim_is_revoked_and_its_thread_claims_afresh() {
     assert_eq!(ring.push(99), Err(99), "all 8 slots usable again");
     let out: Vec<usize> = std::iter::from_fn(|| ring.pop()).collect();
     assert_eq!(out, (2..10).collect::<Vec<_>>());
+}
+
+/// `drain_into` moves each value once, in order, into a buffer it grows, up to
+/// `max` at a time, passing another thread's unfilled claim.
+#[test]
+fn drain_into_moves_each_value_once_in_order() {
+    let ring = Arc::new(Ring::with_claim(4096, 4));
+    let owner = Arc::new(());
+    let idle = ring.clone();
+    let idle_owner = owner.clone();
+    // Its second claim takes two slots and fills one.
+    std::thread::spawn(move || {
+        for i in [5000, 5001] {
+            assert!(idle.push((i, idle_owner.clone())).is_ok());
+        }
+    })
+    .join()
+    .unwrap();
+    for i in 0..3000 {
+        assert!(ring.push((i, owner.clone())).is_ok());
+    }
+    let mut out = Vec::new();
+    assert_eq!(ring.drain_into(&mut out, 1000), 1000);
+    assert_eq!(ring.drain_into(&mut out, usize::MAX), 2002);
+    assert_eq!(ring.drain_into(&mut out, usize::MAX), 0);
+    let order: Vec<usize> = out.iter().map(|(i, _)| *i).collect();
+    assert_eq!(&order[..2], &[5000, 5001]);
+    assert_eq!(&order[2..], (0..3000).collect::<Vec<_>>());
+    assert_eq!((ring.len(), Arc::strong_count(&owner)), (0, 1 + 3002));
+    drop(out);
+    assert_eq!(
+        Arc::strong_count(&owner),
+        1,
+        "each value moved once, none dropped twice"
+    );
 }
 
 /// Another thread's claim, left unfilled, does not hold back what is queued after it.
