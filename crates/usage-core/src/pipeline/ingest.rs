@@ -9,7 +9,7 @@
 //! soon as queued heap bytes cross a multiple of `wake_bytes`, and drains on its
 //! tick (at most 100 ms) whatever no wake-up announced.
 
-use super::ring::Ring;
+use super::ring::{Ring, Unfilled};
 use super::stats::DropCounters;
 use crate::config::FullPolicy;
 use crate::event::Event;
@@ -377,9 +377,9 @@ impl Ingest {
     }
 
     /// Pops up to `max` events into `out`; returns how many.
-    pub(crate) fn drain_into(&self, out: &mut Vec<Event>, max: usize) -> usize {
+    pub(crate) fn drain_into(&self, out: &mut Vec<Event>, max: usize, unfilled: Unfilled) -> usize {
         let start = out.len();
-        let n = self.queue.drain_into(out, max);
+        let n = self.queue.drain_into(out, max, unfilled);
         let heap: usize = out[start..].iter().map(heap_bytes).sum();
         if heap > 0 {
             self.heap.fetch_sub(heap, Relaxed);

@@ -24,7 +24,7 @@ fn byte_bound_is_enforced_and_released_on_drain() {
     }
     assert_eq!((q.len(), q.bytes(), q.drops.snapshot().queue_bytes), (2, one * 2, 1));
     let mut out = Vec::new();
-    assert_eq!(q.drain_into(&mut out, 10), 2);
+    assert_eq!(q.drain_into(&mut out, 10, Unfilled::Revoke), 2);
     assert_eq!(q.bytes(), 0);
 }
 
@@ -68,7 +68,7 @@ fn block_with_timeout_waits_for_space_then_counts() {
             while q.waiters.load(Relaxed) == 0 {
                 std::thread::yield_now();
             }
-            q.drain_into(&mut out, 10)
+            q.drain_into(&mut out, 10, Unfilled::Revoke)
         })
     };
     q.push(Event::new(RelayUsage::default()));
@@ -89,10 +89,10 @@ fn one_threads_events_leave_in_the_order_it_emitted_them() {
             ..Default::default()
         }));
         if cu % 100 == 99 {
-            q.drain_into(&mut out, 40);
+            q.drain_into(&mut out, 40, Unfilled::Revoke);
         }
     }
-    q.drain_into(&mut out, usize::MAX);
+    q.drain_into(&mut out, usize::MAX, Unfilled::Revoke);
     let cus: Vec<u64> = out
         .iter()
         .filter_map(|e| e.downcast_ref::<RelayUsage>())
@@ -139,7 +139,7 @@ fn with_a_spool_an_event_larger_than_a_record_is_refused_and_counted() {
         // Refused at once, not waited on: a larger queue would never take it.
         assert_eq!((q.len(), d.too_large, d.total()), (1, 1, 1), "{policy:?}");
         let mut out = Vec::new();
-        q.drain_into(&mut out, 10);
+        q.drain_into(&mut out, 10, Unfilled::Revoke);
         assert_eq!(
             q.offer_all(vec![holding(1), holding(MAX_EVENT_BYTES)]),
             Err(Refused::NeverFits)

@@ -99,6 +99,28 @@ thread_local! {
 /// ring's address can be reused by a new one.
 static NEXT_RING_ID: AtomicU64 = AtomicU64::new(1);
 
+/// What a drain does at a slot claimed and not yet filled, at the head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unfilled {
+    /// Revoke it and go on: ticks, flushes, shutdown, a caller waiting for what
+    /// it queued.
+    Revoke,
+    /// Stop there, unless the slot was claimed before the last drain that
+    /// stopped at an unfilled claim (then revoke it): a thread emitting right now
+    /// is filling its claim, and a router that revoked it would make it claim
+    /// again and chase it through the lines it is writing. The router's drains
+    /// when an emitting thread wakes it.
+    RevokeIfOlder,
+}
+
+/// The popper's state, under its lock.
+#[derive(Default)]
+struct Popper {
+    /// The tail when a drain last stopped at an unfilled claim: every slot before
+    /// it was claimed before that drain.
+    claimed_before: u64,
+}
+
 /// A bounded queue of `T`; see the module docs.
 pub(crate) struct Ring<T> {
     head: CachePadded<AtomicU64>,
@@ -113,7 +135,7 @@ pub(crate) struct Ring<T> {
     /// Held by the one thread popping (see [`Ring::lock_popper`]). On a line of
     /// its own: beside `slots` and `id`, which every push reads, each drain's lock
     /// would take that line from the pushing cores.
-    popper: CachePadded<std::sync::Mutex<()>>,
+    popper: CachePadded<std::sync::Mutex<Popper>>,
 }
 
 // SAFETY: a value is written by exactly one pusher, after winning the slot by
@@ -151,7 +173,7 @@ impl<T> Ring<T> {
             one_lap: (capacity as u64 + 1).next_power_of_two(),
             claim: claim.max(1),
             id: NEXT_RING_ID.fetch_add(1, Ordering::Relaxed),
-            popper: CachePadded::new(std::sync::Mutex::new(())),
+            popper: CachePadded::new(std::sync::Mutex::new(Popper::default())),
         }
     }
 
@@ -347,17 +369,20 @@ impl<T> Ring<T> {
     /// Takes the oldest value, if any, passing (and revoking) slots claimed but
     /// not filled.
     pub(crate) fn pop(&self) -> Option<T> {
-        let _popper = self.lock_popper();
+        let mut popper = self.lock_popper();
         let mut value = MaybeUninit::<T>::uninit();
         // SAFETY: `value` has room for one `T`; it is initialised when `take` is true.
-        unsafe { self.take(value.as_mut_ptr()).then(|| value.assume_init()) }
+        unsafe {
+            self.take(&mut popper, Unfilled::Revoke, value.as_mut_ptr())
+                .then(|| value.assume_init())
+        }
     }
 
     /// Moves up to `max` values into `out`, oldest first; returns how many. Each is
     /// copied once, from its slot into `out`'s buffer (through `pop` it went by the
     /// stack: a second copy of every event).
-    pub(crate) fn drain_into(&self, out: &mut Vec<T>, max: usize) -> usize {
-        let _popper = self.lock_popper();
+    pub(crate) fn drain_into(&self, out: &mut Vec<T>, max: usize, unfilled: Unfilled) -> usize {
+        let mut popper = self.lock_popper();
         let mut n = 0;
         while n < max {
             if out.len() == out.capacity() {
@@ -366,7 +391,7 @@ impl<T> Ring<T> {
             // SAFETY: the spare capacity has room for one more `T`; `len` grows only
             // once it is written.
             unsafe {
-                if !self.take(out.as_mut_ptr().add(out.len())) {
+                if !self.take(&mut popper, unfilled, out.as_mut_ptr().add(out.len())) {
                     break;
                 }
                 out.set_len(out.len() + 1);
@@ -378,18 +403,18 @@ impl<T> Ring<T> {
 
     /// Pops serialised: one popper at a time moves the head, with plain stores
     /// where compare-and-swap would race other poppers.
-    fn lock_popper(&self) -> std::sync::MutexGuard<'_, ()> {
+    fn lock_popper(&self) -> std::sync::MutexGuard<'_, Popper> {
         self.popper.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Copies the oldest value into `*to` and frees its slot; `false` (nothing
-    /// written) when the ring holds no value. Passes slots revoked before and
-    /// revokes slots claimed and not filled.
+    /// written) when the ring holds no value, or at an unfilled claim as
+    /// `unfilled` says. Passes slots revoked before.
     ///
     /// # Safety
-    /// The caller holds the popper lock and `to` is valid for writing one `T`.
+    /// `popper` is the popper lock's guard and `to` is valid for writing one `T`.
     #[inline(always)]
-    unsafe fn take(&self, to: *mut T) -> bool {
+    unsafe fn take(&self, popper: &mut Popper, unfilled: Unfilled, to: *mut T) -> bool {
         let backoff = Backoff::new();
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
@@ -418,6 +443,10 @@ impl<T> Ring<T> {
                 }
                 // Claimed and not filled: revoke it, unless its pusher starts
                 // writing first (then wait for it, as for any pusher mid-copy).
+                if unfilled == Unfilled::RevokeIfOlder && head >= popper.claimed_before {
+                    popper.claimed_before = self.tail.load(Ordering::Relaxed);
+                    return false;
+                }
                 let _ = slot
                     .stamp
                     .compare_exchange(head, (head + 1) | SKIPPED, Ordering::AcqRel, Ordering::Relaxed);

@@ -120,7 +120,7 @@ fn pushers_and_poppers(ring: Ring<usize>) {
                     let wanted = (PER * 3 / 2 - got.len()).min(7);
                     let moved = match p {
                         0 => ring.pop().map(|v| got.push(v)).is_some(),
-                        _ => ring.drain_into(&mut got, wanted) > 0,
+                        _ => ring.drain_into(&mut got, wanted, Unfilled::Revoke) > 0,
                     };
                     if !moved {
                         std::thread::yield_now();
@@ -191,9 +191,9 @@ fn drain_into_moves_each_value_once_in_order() {
         assert!(ring.push((i, owner.clone())).is_ok());
     }
     let mut out = Vec::new();
-    assert_eq!(ring.drain_into(&mut out, 1000), 1000);
-    assert_eq!(ring.drain_into(&mut out, usize::MAX), 2002);
-    assert_eq!(ring.drain_into(&mut out, usize::MAX), 0);
+    assert_eq!(ring.drain_into(&mut out, 1000, Unfilled::Revoke), 1000);
+    assert_eq!(ring.drain_into(&mut out, usize::MAX, Unfilled::Revoke), 2002);
+    assert_eq!(ring.drain_into(&mut out, usize::MAX, Unfilled::Revoke), 0);
     let order: Vec<usize> = out.iter().map(|(i, _)| *i).collect();
     assert_eq!(&order[..2], &[5000, 5001]);
     assert_eq!(&order[2..], (0..3000).collect::<Vec<_>>());
@@ -204,6 +204,50 @@ fn drain_into_moves_each_value_once_in_order() {
         1,
         "each value moved once, none dropped twice"
     );
+}
+
+/// A router woken by emitting threads (`RevokeIfOlder`) stops at a claim being
+/// filled and leaves it to its thread; a claim still unfilled at the next such
+/// drain was claimed before it stopped, and is revoked.
+#[test]
+fn a_patient_drain_leaves_a_claim_being_filled_to_its_thread() {
+    let ring = Arc::new(Ring::with_claim(64, 4));
+    let other = |values: std::ops::Range<usize>| {
+        let ring = ring.clone();
+        std::thread::spawn(move || values.for_each(|v| assert!(ring.push(v).is_ok())))
+            .join()
+            .unwrap()
+    };
+    let drain = |out: &mut Vec<usize>| ring.drain_into(out, usize::MAX, Unfilled::RevokeIfOlder);
+    let mut out = Vec::new();
+    // This thread: a claim of one slot, then of two, one of them filled.
+    ring.push(0).unwrap();
+    ring.push(1).unwrap();
+    other(10..16);
+    assert_eq!(drain(&mut out), 2, "stops at this thread's unfilled slot");
+    ring.push(2).unwrap();
+    assert_eq!(drain(&mut out), 7, "the slot was filled, and the other thread's follow");
+    assert_eq!(out, [0, 1, 2, 10, 11, 12, 13, 14, 15]);
+    // A claim of four, one filled, then left.
+    ring.push(3).unwrap();
+    other(20..21);
+    out.clear();
+    assert_eq!(drain(&mut out), 1);
+    assert_eq!(
+        drain(&mut out),
+        1,
+        "the three left unfilled are revoked at the next drain"
+    );
+    ring.push(4).unwrap();
+    assert_eq!(drain(&mut out), 1);
+    assert_eq!(
+        out,
+        [3, 20, 4],
+        "this thread's next value lands after everything queued"
+    );
+    assert_eq!(ring.len(), 3, "its new claim, three unfilled");
+    assert_eq!(ring.drain_into(&mut out, usize::MAX, Unfilled::Revoke), 0);
+    assert_eq!(ring.len(), 0, "a drain that revokes passes them at once");
 }
 
 /// Another thread's claim, left unfilled, does not hold back what is queued after it.

@@ -4,6 +4,7 @@
 
 use super::ingest::Ingest;
 use super::queue::ExporterSlot;
+use super::ring::Unfilled;
 use super::stats::DropStats;
 use crate::event::Event;
 use crate::export::batch::{BufferPool, Chunk, Slice};
@@ -112,8 +113,9 @@ impl Router {
         self.spool.as_ref().map_or(self.next_seq, Spool::next_seq)
     }
 
-    /// Drains everything queued right now; returns how many events moved.
-    pub(crate) fn drain(&mut self, ingest: &Ingest, slots: &[Arc<ExporterSlot>]) -> u64 {
+    /// Drains everything queued right now (up to an unfilled claim, as `unfilled`
+    /// says); returns how many events moved.
+    pub(crate) fn drain(&mut self, ingest: &Ingest, slots: &[Arc<ExporterSlot>], unfilled: Unfilled) -> u64 {
         let mut total = 0u64;
         loop {
             if let Some(spool) = &self.spool {
@@ -126,7 +128,7 @@ impl Router {
                 }
             }
             self.published.moving.fetch_add(1, SeqCst);
-            let n = ingest.drain_into(&mut self.scratch, DRAIN_MAX);
+            let n = ingest.drain_into(&mut self.scratch, DRAIN_MAX, unfilled);
             self.accepted += n as u64;
             self.published.accepted.store(self.accepted, SeqCst);
             self.published.moving.fetch_add(1, SeqCst);

@@ -1,6 +1,7 @@
 //! The router thread's loop: drain on wake-ups and ticks, keep the spool tidy, exit
 //! on request.
 
+use super::ring::Unfilled;
 use super::shared::Inner;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -10,8 +11,15 @@ use std::time::{Duration, Instant};
 pub(super) fn run_router(inner: Arc<Inner>) {
     let mut last_housekeeping = Instant::now();
     while !inner.control.router_exit.load(Relaxed) {
+        let parked = Instant::now();
         std::thread::park_timeout(inner.router_tick);
-        inner.drain();
+        // Woken by an emitting thread: leave the claims threads are filling now to
+        // them. On a tick: revoke what a thread claimed and left.
+        inner.drain(if parked.elapsed() >= inner.router_tick {
+            Unfilled::Revoke
+        } else {
+            Unfilled::RevokeIfOlder
+        });
         crate::event::clock::recalibrate();
         if last_housekeeping.elapsed() >= Duration::from_secs(1) {
             inner.housekeeping();

@@ -5,6 +5,7 @@ use super::ingest::Ingest;
 use super::progress::Control;
 use super::queue::ExporterSlot;
 use super::report::{finish, AcceptError, DeliveryError, DeliveryReport};
+use super::ring::Unfilled;
 use super::router::{Published, Router};
 use super::stats::{ExporterStats, PipelineStats};
 use crate::export::exporter::Exporter;
@@ -72,9 +73,9 @@ impl Inner {
 
     /// Moves queued events to the exporters; returns the seq below which every
     /// event emitted so far has been routed.
-    pub(super) fn drain(&self) -> u64 {
+    pub(super) fn drain(&self, unfilled: Unfilled) -> u64 {
         let mut r = self.lock_router();
-        if r.drain(&self.ingest, &self.slots) > 0 {
+        if r.drain(&self.ingest, &self.slots, unfilled) > 0 {
             self.control.progress.bump();
         }
         r.log_drops(self.ingest.drops.snapshot());
@@ -89,7 +90,7 @@ impl Inner {
         // queued now has been popped (and slots claimed but never filled passed).
         let mark = self.ingest.mark();
         loop {
-            self.drain();
+            self.drain(Unfilled::Revoke);
             // Under the router's lock no drain is between its pop and its commit.
             let through = {
                 let _r = self.lock_router();
@@ -188,7 +189,7 @@ impl Inner {
     /// Starts a flush: moves queued events to exporters, asks workers to send now,
     /// and returns what each exporter must have finished for the flush to be complete.
     pub(super) fn begin_flush(&self) -> u64 {
-        let target = self.drain();
+        let target = self.drain(Unfilled::Revoke);
         self.control.flush_gen.fetch_add(1, Relaxed);
         for s in &self.slots {
             s.notify.notify_one();
@@ -210,7 +211,7 @@ impl Inner {
     pub(super) fn begin_shutdown(&self, deadline: Instant) {
         *self.control.deadline.lock().unwrap_or_else(|p| p.into_inner()) = Some(deadline);
         self.ingest.close();
-        self.drain();
+        self.drain(Unfilled::Revoke);
         self.control.stopping.store(true, Relaxed);
         self.ingest.wake();
         for s in &self.slots {
