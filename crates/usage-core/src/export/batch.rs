@@ -5,7 +5,7 @@ use crate::event::resource::Resource;
 use crate::event::Event;
 use crate::export::hand_off::HandOff;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 /// Events of one kind, moved out of the ingest queue together. Shared (`Arc`) by
@@ -223,7 +223,9 @@ impl fmt::Debug for BatchId {
 /// ```
 #[derive(Clone)]
 pub struct Batch {
-    id: BatchId,
+    /// Hashed on first use: the Kafka and OTLP exporters never ask, and hashing
+    /// means reading every event's id, cold in the exporter's core.
+    id: OnceLock<BatchId>,
     slices: Vec<Slice>,
     len: usize,
     resource: Arc<Resource>,
@@ -241,7 +243,7 @@ impl Batch {
         let len = slices.iter().map(Slice::len).sum();
         let end_seq = slices.last().map_or(0, Slice::end_seq);
         Some(Batch {
-            id: BatchId::of(slices.iter().flat_map(Slice::events)),
+            id: OnceLock::new(),
             slices,
             len,
             resource,
@@ -269,7 +271,7 @@ impl Batch {
             start = end;
         }
         Batch::from_slices(slices, resource.clone()).unwrap_or(Batch {
-            id: BatchId(0),
+            id: OnceLock::from(BatchId(0)),
             slices: Vec::new(),
             len: 0,
             resource,
@@ -281,7 +283,7 @@ impl Batch {
 
     /// The idempotency key: the same for every attempt of this batch.
     pub fn id(&self) -> BatchId {
-        self.id
+        *self.id.get_or_init(|| BatchId::of(self.iter()))
     }
 
     /// Number of events.
@@ -395,7 +397,7 @@ impl Batch {
 impl fmt::Debug for Batch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Batch")
-            .field("id", &self.id)
+            .field("id", &self.id())
             .field("len", &self.len)
             .field("attempt", &self.attempt)
             .finish()
