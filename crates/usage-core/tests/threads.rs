@@ -76,3 +76,40 @@ fn threads_claiming_slots_lose_nothing_keep_their_order_and_an_idle_one_blocks_n
     idle.join().unwrap();
     p.shutdown_blocking(Duration::from_secs(10)).expect("shutdown");
 }
+
+/// A thread that exits with slots claimed and unfilled holds the events queued
+/// behind its claim for at most the router's next drains, without any flush: the
+/// router, woken by emitting threads, leaves a claim alone once, and revokes it at
+/// the next drain (or on its tick).
+#[test]
+fn an_exited_threads_claim_holds_nothing_back_without_a_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = Recorder::new();
+    let p = quick(dir.path().to_path_buf())
+        .configure(|c| c.queue_capacity = 100_000)
+        .exporter("rec", rec.clone())
+        .build()
+        .unwrap();
+    // Three emits: claims of one, two and four slots, the last one filled once.
+    let gone = p.sink();
+    std::thread::spawn(move || (0..3).for_each(|i| gone.emit(relay(9_000_000 + i))))
+        .join()
+        .unwrap();
+    let sink = p.sink();
+    std::thread::spawn(move || (0..1_000).for_each(|i| sink.emit(relay(i))))
+        .join()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while rec.count() < 1_003 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of 1,003 delivered: the exited thread's claim held the rest back",
+            rec.count()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let got: Vec<u64> = rec.events().iter().map(cu_of).collect();
+    assert_eq!(&got[..3], &[9_000_000, 9_000_001, 9_000_002]);
+    assert_eq!(&got[3..], (0..1_000).collect::<Vec<_>>());
+    p.shutdown_blocking(Duration::from_secs(10)).expect("shutdown");
+}

@@ -24,23 +24,41 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Starts `usage gateway --config CONFIG` and waits until it listens on `port`.
+/// Starts `usage gateway --config CONFIG` and waits until it listens on `port`;
+/// its stderr goes to `CONFIG.stderr`, shown if it exits or never listens.
 pub fn start_gateway(config: &Path, port: u16) -> Running {
-    start_gateway_with_stderr(config, port, Stdio::null())
+    let log = config.with_extension("stderr");
+    let file = std::fs::File::create(&log).unwrap();
+    start_gateway_logged(config, port, file.into(), Some(&log))
 }
 
 /// [`start_gateway`], its stderr going to `stderr`.
 pub fn start_gateway_with_stderr(config: &Path, port: u16, stderr: Stdio) -> Running {
+    start_gateway_logged(config, port, stderr, None)
+}
+
+fn start_gateway_logged(config: &Path, port: u16, stderr: Stdio, log: Option<&Path>) -> Running {
     let child = Command::new(env!("CARGO_BIN_EXE_usage"))
         .args(["gateway", "--config", &config.display().to_string()])
         .stdout(Stdio::null())
         .stderr(stderr)
         .spawn()
         .unwrap();
-    let running = Running(child);
-    let end = Instant::now() + Duration::from_secs(20);
+    let mut running = Running(child);
+    let end = Instant::now() + Duration::from_secs(30);
+    let stderr_text = || log.and_then(|l| std::fs::read_to_string(l).ok()).unwrap_or_default();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < end, "usage gateway did not listen on {port}");
+        if let Some(status) = running.0.try_wait().unwrap() {
+            panic!(
+                "usage gateway exited ({status}) before listening on {port}: {}",
+                stderr_text()
+            );
+        }
+        assert!(
+            Instant::now() < end,
+            "usage gateway did not listen on {port}: {}",
+            stderr_text()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     running
