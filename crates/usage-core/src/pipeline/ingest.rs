@@ -378,9 +378,8 @@ impl Ingest {
 
     /// Pops up to `max` events into `out`; returns how many.
     pub(crate) fn drain_into(&self, out: &mut Vec<Event>, max: usize, unfilled: Unfilled) -> usize {
-        let start = out.len();
-        let n = self.queue.drain_into(out, max, unfilled);
-        let heap: usize = out[start..].iter().map(heap_bytes).sum();
+        let mut heap = 0;
+        let n = self.queue.drain_into(out, max, unfilled, |e| heap += heap_bytes(e));
         if heap > 0 {
             self.heap.fetch_sub(heap, Relaxed);
         }

@@ -378,10 +378,17 @@ impl<T> Ring<T> {
         }
     }
 
-    /// Moves up to `max` values into `out`, oldest first; returns how many. Each is
-    /// copied once, from its slot into `out`'s buffer (through `pop` it went by the
-    /// stack: a second copy of every event).
-    pub(crate) fn drain_into(&self, out: &mut Vec<T>, max: usize, unfilled: Unfilled) -> usize {
+    /// Moves up to `max` values into `out`, oldest first, showing each to `seen`
+    /// where it lands; returns how many. Each is copied once, from its slot into
+    /// `out`'s buffer (through `pop` it went by the stack: a second copy of every
+    /// event).
+    pub(crate) fn drain_into(
+        &self,
+        out: &mut Vec<T>,
+        max: usize,
+        unfilled: Unfilled,
+        mut seen: impl FnMut(&T),
+    ) -> usize {
         let mut popper = self.lock_popper();
         let mut n = 0;
         while n < max {
@@ -395,6 +402,9 @@ impl<T> Ring<T> {
                     break;
                 }
                 out.set_len(out.len() + 1);
+            }
+            if let Some(value) = out.last() {
+                seen(value);
             }
             n += 1;
         }
@@ -441,12 +451,14 @@ impl<T> Ring<T> {
                 if self.tail.load(Ordering::Relaxed) == head {
                     return false;
                 }
-                // Claimed and not filled: revoke it, unless its pusher starts
-                // writing first (then wait for it, as for any pusher mid-copy).
+                // Claimed and not filled. A patient drain leaves a claim taken
+                // since it last stopped at one to its thread.
                 if unfilled == Unfilled::RevokeIfOlder && head >= popper.claimed_before {
                     popper.claimed_before = self.tail.load(Ordering::Relaxed);
                     return false;
                 }
+                // Revoke it, unless its pusher starts writing first (then wait
+                // for it, as for any pusher mid-copy).
                 let _ = slot
                     .stamp
                     .compare_exchange(head, (head + 1) | SKIPPED, Ordering::AcqRel, Ordering::Relaxed);

@@ -120,7 +120,7 @@ fn pushers_and_poppers(ring: Ring<usize>) {
                     let wanted = (PER * 3 / 2 - got.len()).min(7);
                     let moved = match p {
                         0 => ring.pop().map(|v| got.push(v)).is_some(),
-                        _ => ring.drain_into(&mut got, wanted, Unfilled::Revoke) > 0,
+                        _ => ring.drain_into(&mut got, wanted, Unfilled::Revoke, |_| ()) > 0,
                     };
                     if !moved {
                         std::thread::yield_now();
@@ -172,7 +172,7 @@ fn an_unfilled_claim_is_revoked_and_its_thread_claims_afresh() {
 }
 
 /// `drain_into` moves each value once, in order, into a buffer it grows, up to
-/// `max` at a time, passing another thread's unfilled claim.
+/// `max` at a time, passing another thread's unfilled claim, and shows each once.
 #[test]
 fn drain_into_moves_each_value_once_in_order() {
     let ring = Arc::new(Ring::with_claim(4096, 4));
@@ -190,11 +190,13 @@ fn drain_into_moves_each_value_once_in_order() {
     for i in 0..3000 {
         assert!(ring.push((i, owner.clone())).is_ok());
     }
-    let mut out = Vec::new();
-    assert_eq!(ring.drain_into(&mut out, 1000, Unfilled::Revoke), 1000);
-    assert_eq!(ring.drain_into(&mut out, usize::MAX, Unfilled::Revoke), 2002);
-    assert_eq!(ring.drain_into(&mut out, usize::MAX, Unfilled::Revoke), 0);
+    let (mut out, mut seen) = (Vec::new(), Vec::new());
+    let mut drain = |out: &mut Vec<_>, max| ring.drain_into(out, max, Unfilled::Revoke, |(i, _)| seen.push(*i));
+    assert_eq!(drain(&mut out, 1000), 1000);
+    assert_eq!(drain(&mut out, usize::MAX), 2002);
+    assert_eq!(drain(&mut out, usize::MAX), 0);
     let order: Vec<usize> = out.iter().map(|(i, _)| *i).collect();
+    assert_eq!(seen, order, "each value shown once, where it landed");
     assert_eq!(&order[..2], &[5000, 5001]);
     assert_eq!(&order[2..], (0..3000).collect::<Vec<_>>());
     assert_eq!((ring.len(), Arc::strong_count(&owner)), (0, 1 + 3002));
@@ -218,7 +220,7 @@ fn a_patient_drain_leaves_a_claim_being_filled_to_its_thread() {
             .join()
             .unwrap()
     };
-    let drain = |out: &mut Vec<usize>| ring.drain_into(out, usize::MAX, Unfilled::RevokeIfOlder);
+    let drain = |out: &mut Vec<usize>| ring.drain_into(out, usize::MAX, Unfilled::RevokeIfOlder, |_| ());
     let mut out = Vec::new();
     // This thread: a claim of one slot, then of two, one of them filled.
     ring.push(0).unwrap();
@@ -246,7 +248,7 @@ fn a_patient_drain_leaves_a_claim_being_filled_to_its_thread() {
         "this thread's next value lands after everything queued"
     );
     assert_eq!(ring.len(), 3, "its new claim, three unfilled");
-    assert_eq!(ring.drain_into(&mut out, usize::MAX, Unfilled::Revoke), 0);
+    assert_eq!(ring.drain_into(&mut out, usize::MAX, Unfilled::Revoke, |_| ()), 0);
     assert_eq!(ring.len(), 0, "a drain that revokes passes them at once");
 }
 

@@ -72,7 +72,8 @@ impl Inner {
     }
 
     /// Moves queued events to the exporters; returns the seq below which every
-    /// event emitted so far has been routed.
+    /// event routed so far lies (every event emitted so far with
+    /// `Unfilled::Revoke`; a patient drain may stop at another thread's claim).
     pub(super) fn drain(&self, unfilled: Unfilled) -> u64 {
         let mut r = self.lock_router();
         if r.drain(&self.ingest, &self.slots, unfilled) > 0 {
