@@ -47,7 +47,9 @@ mod security;
 mod stream_trace;
 mod tracker;
 
-pub use config::{Compression, Format, KafkaConfig, PackBy, Property, SaslConfig, SaslMechanism, Tls, TlsConfig};
+pub use config::{
+    Compression, Format, KafkaConfig, PackBy, Property, SaslConfig, SaslMechanism, Tls, TlsConfig, DEFAULT_LINGER,
+};
 pub use exporter::{KafkaExporter, FACTORY};
 
 usage_core::register_exporter!(FACTORY);
