@@ -49,6 +49,7 @@ mod tracker;
 
 pub use config::{
     Compression, Format, KafkaConfig, PackBy, Property, SaslConfig, SaslMechanism, Tls, TlsConfig, DEFAULT_LINGER,
+    DEFAULT_PACKED_LINGER,
 };
 pub use exporter::{KafkaExporter, FACTORY};
 
