@@ -192,6 +192,22 @@ fn default_topic() -> String {
 fn default_key() -> String {
     "id".into()
 }
+impl KafkaConfig {
+    /// Whether events are packed into NDJSON messages (`events_per_message > 1`).
+    pub fn packs(&self) -> bool {
+        self.events_per_message > 1
+    }
+
+    /// `linger` as set, else the default for the message shape.
+    fn linger_or_default(&self) -> Duration {
+        self.linger.unwrap_or(if self.packs() {
+            DEFAULT_PACKED_LINGER
+        } else {
+            DEFAULT_LINGER
+        })
+    }
+}
+
 fn default_events_per_message() -> usize {
     1
 }
@@ -267,17 +283,7 @@ pub(crate) fn client_config(cfg: &KafkaConfig, prefix: &str) -> Result<ClientCon
             },
         )
         .set("compression.type", cfg.compression.as_str())
-        .set(
-            "linger.ms",
-            cfg.linger
-                .unwrap_or(if cfg.events_per_message > 1 {
-                    DEFAULT_PACKED_LINGER
-                } else {
-                    DEFAULT_LINGER
-                })
-                .as_millis()
-                .to_string(),
-        )
+        .set("linger.ms", cfg.linger_or_default().as_millis().to_string())
         .set("batch.num.messages", cfg.batch_messages.unwrap_or(10_000).to_string())
         .set(
             "message.timeout.ms",

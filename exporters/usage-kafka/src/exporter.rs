@@ -77,7 +77,7 @@ pub struct KafkaExporter {
 impl KafkaExporter {
     /// An exporter from settings; `prefix` names the config section in errors.
     pub fn new(cfg: &KafkaConfig, prefix: &str) -> Result<Self, ConfigError> {
-        let headers = HeaderSet::from_config(cfg.headers.as_deref(), cfg.events_per_message > 1, prefix)?;
+        let headers = HeaderSet::from_config(cfg.headers.as_deref(), cfg.packs(), prefix)?;
         let tracker = Arc::new(Tracker::default());
         let producer: BaseProducer<Reports> = client_config(cfg, prefix)?
             .create_with_context(Reports(tracker.clone()))

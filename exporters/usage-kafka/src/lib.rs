@@ -14,8 +14,8 @@
 //! keys, `pack_by = "partition"` packs per partition instead: each event still lands
 //! on the partition its key would pick alone.
 //!
-//! Safe defaults: `acks=all`, idempotent producer, lz4, 5 ms linger, a bounded
-//! librdkafka queue. Secured clusters take `tls` and `sasl` (librdkafka's own
+//! Safe defaults: `acks=all`, idempotent producer, lz4, a 200 ms linger with one
+//! message per event and 5 ms packed ([`DEFAULT_LINGER`]), a bounded librdkafka queue. Secured clusters take `tls` and `sasl` (librdkafka's own
 //! OpenSSL is built in), and any other librdkafka property can be passed through:
 //!
 //! ```toml
