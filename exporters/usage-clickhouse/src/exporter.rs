@@ -234,7 +234,8 @@ impl ClickHouseExporter {
         // compressed). Still one INSERT, so still one block and one dedup token.
         let mut sent = Ok(());
         for chunk in events.chunks(STREAM_CHUNK_ROWS) {
-            let mut rows = Vec::with_capacity(chunk.len() * 160);
+            // Room for Lava's relay_usage rows (~200 bytes) without regrowing mid-chunk.
+            let mut rows = Vec::with_capacity(chunk.len() * 256);
             rowbinary::encode(
                 &mut rows,
                 chunk.iter().copied(),

@@ -28,13 +28,15 @@ pub fn encode<'a>(
     flavor: Flavor,
     resource: &Resource,
 ) {
+    // Read off each column's type once per call, not once per row and column.
+    let nullable: Vec<bool> = columns.iter().map(|c| c.ty.contains("Nullable(")).collect();
     let mut values = Vec::new();
     let mut scratch = Vec::new();
     for e in events {
         let res = e.resource().map_or(resource, |r| r.as_ref());
         values.clear();
         e.visit(|v| values.push(v));
-        for c in columns {
+        for (c, &nullable) in columns.iter().zip(&nullable) {
             match c.source {
                 Source::Id => {
                     // UUID: the two 64-bit halves, each little-endian.
@@ -57,7 +59,6 @@ pub fn encode<'a>(
                 Source::ServiceInstanceId => string(out, res.service_instance_id.as_bytes()),
                 Source::Field(i) => {
                     let v = values.get(i).copied().unwrap_or(Value::Null);
-                    let nullable = c.ty.contains("Nullable(");
                     if nullable {
                         out.push(u8::from(v == Value::Null));
                     }
@@ -111,6 +112,50 @@ mod tests {
         v.clear();
         varint(&mut v, 5);
         assert_eq!(v, [5]);
+    }
+
+    #[test]
+    fn nullable_columns_carry_a_null_flag_and_others_a_default() {
+        let schema = usage_core::NetworkEvent::default();
+        let e = |data: Option<&str>| {
+            Event::new(usage_core::NetworkEvent {
+                data: data.map(usage_core::Text::new),
+                ..Default::default()
+            })
+        };
+        let field = e(None)
+            .schema()
+            .fields
+            .iter()
+            .position(|f| f.name == "data")
+            .expect("NetworkEvent has `data`");
+        let cols = crate::ddl::columns(Event::new(schema).schema(), Flavor::Modern);
+        let data = cols
+            .into_iter()
+            .find(|c| c.source == Source::Field(field))
+            .expect("a column for `data`");
+        assert!(data.ty.contains("Nullable("), "{}", data.ty);
+        let plain = Column {
+            ty: "String".into(),
+            ..data.clone()
+        };
+        let rows = |cols: &[Column]| {
+            let mut out = Vec::new();
+            encode(
+                &mut out,
+                &[e(None), e(Some("ab"))],
+                cols,
+                Flavor::Modern,
+                &Resource::default(),
+            );
+            out
+        };
+        assert_eq!(
+            rows(std::slice::from_ref(&data)),
+            [1, 0, 2, b'a', b'b'],
+            "null, then not null"
+        );
+        assert_eq!(rows(&[plain]), [0, 2, b'a', b'b'], "a null in a String column is ''");
     }
 
     #[test]
