@@ -14,8 +14,8 @@ use usage_core::{ConfigError, Secret};
 /// its broker thread polls without sleeping whenever queued messages are older
 /// than `linger.ms` (behind four batches in flight they wait far longer than 5 ms
 /// under load). Measured, the gateway taking 1M records into Kafka: with 5 ms its
-/// broker thread made 1.2-1.5M poll calls and the process used about 20% more CPU
-/// than with 200 ms (about 1,100 calls; 100 ms still spun at times, 75k-1.7M).
+/// broker thread made 1.15-1.5M poll calls and the process used about 20% more CPU
+/// than with 200 ms (about 1,100 calls; 100 ms still spun at times, 13k-1.66M).
 /// Under load requests still fill by size (`batch.size`, `batch.num.messages`); at
 /// low rates a message waits up to this long, after the batch's `flush_interval`.
 pub const DEFAULT_LINGER: Duration = Duration::from_millis(200);

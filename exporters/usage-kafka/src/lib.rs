@@ -15,8 +15,9 @@
 //! on the partition its key would pick alone.
 //!
 //! Safe defaults: `acks=all`, idempotent producer, lz4, a 200 ms linger with one
-//! message per event and 5 ms packed ([`DEFAULT_LINGER`]), a bounded librdkafka queue. Secured clusters take `tls` and `sasl` (librdkafka's own
-//! OpenSSL is built in), and any other librdkafka property can be passed through:
+//! message per event and 5 ms packed ([`DEFAULT_LINGER`], [`DEFAULT_PACKED_LINGER`]),
+//! a bounded librdkafka queue. Secured clusters take `tls` and `sasl` (librdkafka's
+//! own OpenSSL is built in), and any other librdkafka property can be passed through:
 //!
 //! ```toml
 //! [exporters.events]
