@@ -116,21 +116,19 @@ mod tests {
 
     #[test]
     fn nullable_columns_carry_a_null_flag_and_others_a_default() {
-        let schema = usage_core::NetworkEvent::default();
         let e = |data: Option<&str>| {
             Event::new(usage_core::NetworkEvent {
                 data: data.map(usage_core::Text::new),
                 ..Default::default()
             })
         };
-        let field = e(None)
-            .schema()
+        let schema = e(None).schema().clone();
+        let field = schema
             .fields
             .iter()
             .position(|f| f.name == "data")
             .expect("NetworkEvent has `data`");
-        let cols = crate::ddl::columns(Event::new(schema).schema(), Flavor::Modern);
-        let data = cols
+        let data = crate::ddl::columns(&schema, Flavor::Modern)
             .into_iter()
             .find(|c| c.source == Source::Field(field))
             .expect("a column for `data`");
